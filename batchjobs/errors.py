@@ -1,0 +1,28 @@
+"""The one application error type, with the subclasses the API maps to 400, 404 and 409."""
+
+from collections.abc import Mapping
+
+
+class BatchJobsError(Exception):
+    """Base of every error a service raises on purpose."""
+
+
+class InvalidInput(BatchJobsError):
+    """Bad input; `field_errors` maps each offending field to its messages. Nothing was saved."""
+
+    def __init__(self, field_errors: Mapping[str, list[str] | str]):
+        self.field_errors = {
+            field: [messages] if isinstance(messages, str) else list(messages)
+            for field, messages in field_errors.items()
+        }
+        super().__init__(
+            "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.field_errors.items())
+        )
+
+
+class NotFound(BatchJobsError):
+    """The object named by an id or a name does not exist."""
+
+
+class Conflict(BatchJobsError):
+    """The request is valid but illegal in the object's current state."""

@@ -1,0 +1,68 @@
+"""Jobs of kind `handler`: look the handler up, validate the params, call it."""
+
+import json
+import traceback
+from collections.abc import Callable
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from batchjobs.handlers.registry import (
+    HandlerContext,
+    NonRetryableError,
+    handler_get,
+    handler_params_errors,
+)
+from batchjobs.models import AttemptStatus, BatchLog
+
+from .outcome import AttemptOutcome
+
+
+def run_handler_job(
+    execution: BatchLog,
+    *,
+    attempt: int,
+    deadline: float,
+    report_progress: Callable[[int, int | None], None],
+) -> AttemptOutcome:
+    job = execution.job
+    registered = handler_get(job.handler_name)
+    if registered is None:
+        return AttemptOutcome(
+            status=AttemptStatus.FAILED,
+            error=f"handler {job.handler_name!r} is not registered in this worker",
+            retryable=False,
+        )
+    errors = handler_params_errors(job.handler_name, execution.params)
+    if errors:
+        return AttemptOutcome(
+            status=AttemptStatus.FAILED,
+            error="invalid params: " + "; ".join(errors),
+            retryable=False,
+        )
+    context = HandlerContext(
+        execution_id=execution.pk,
+        attempt=attempt,
+        max_attempts=execution.max_attempts,
+        job_name=job.name,
+        deadline=deadline,
+        report_progress=report_progress,
+    )
+    try:
+        result = registered.fn(context, **execution.params)
+    except NonRetryableError:
+        return AttemptOutcome(
+            status=AttemptStatus.FAILED, error=traceback.format_exc(), retryable=False
+        )
+    except Exception:
+        return AttemptOutcome(
+            status=AttemptStatus.FAILED, error=traceback.format_exc(), retryable=True
+        )
+    try:
+        json.dumps(result, cls=DjangoJSONEncoder)
+    except (TypeError, ValueError) as exc:
+        return AttemptOutcome(
+            status=AttemptStatus.FAILED,
+            error=f"handler returned a value that is not JSON: {exc}",
+            retryable=False,
+        )
+    return AttemptOutcome(status=AttemptStatus.SUCCEEDED, result=result)

@@ -1,0 +1,104 @@
+"""One attempt of one execution, from claim to recorded outcome. Called by the Celery task."""
+
+import logging
+import os
+import threading
+import time
+
+from django.conf import settings
+from django.db import connections
+
+from batchjobs.models import AttemptStatus, BatchLog
+from batchjobs.models.job import JobKind
+
+from .handler_job import run_handler_job
+from .http_job import run_http_job
+from .lifecycle import execution_claim, execution_finish_attempt, execution_heartbeat
+from .outcome import AttemptOutcome
+from .timeout import AttemptTimeout, time_limit
+
+logger = logging.getLogger(__name__)
+
+
+class _Heartbeat:
+    """One daemon thread per worker process beats for every attempt running in it, so that a
+    run costs no thread start; progress reported by the job rides along with the beat."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[int, tuple[int, int | None] | None]] = {}
+        self._owner_pid: int | None = None
+
+    def watch(self, execution_id: int, attempt: int) -> None:
+        with self._lock:
+            self._running[execution_id] = (attempt, None)
+            if self._owner_pid != os.getpid():  # first use in this (possibly forked) process
+                self._owner_pid = os.getpid()
+                threading.Thread(target=self._loop, name="batchjobs-heartbeat", daemon=True).start()
+
+    def progress(self, execution_id: int, done: int, total: int | None) -> None:
+        with self._lock:
+            if execution_id in self._running:
+                self._running[execution_id] = (self._running[execution_id][0], (done, total))
+
+    def unwatch(self, execution_id: int) -> None:
+        with self._lock:
+            self._running.pop(execution_id, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(settings.BATCHJOBS_HEARTBEAT_SECONDS)
+            with self._lock:
+                running = dict(self._running)
+            for execution_id, (attempt, progress) in running.items():
+                try:
+                    execution_heartbeat(
+                        execution_id=execution_id, attempt=attempt, progress=progress
+                    )
+                except Exception:  # a database blip must not end the thread
+                    logger.exception("heartbeat of execution %s failed", execution_id)
+                    connections.close_all()
+
+
+_heartbeat = _Heartbeat()
+
+
+def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
+    claim = execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
+    if claim is None:
+        return
+    execution, number = claim.execution, claim.attempt.number
+    job = execution.job
+    _heartbeat.watch(execution.pk, number)
+    try:
+        outcome = _run_attempt(execution, attempt=number)
+    finally:
+        _heartbeat.unwatch(execution.pk)
+    status = execution_finish_attempt(
+        execution=execution, attempt=number, outcome=outcome, job=job
+    )
+    logger.info(
+        "execution %s of %s attempt %s: %s -> %s",
+        execution.pk, job.name, number, outcome.status, status or "no longer owned",
+    )
+
+
+def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
+    job = execution.job
+    deadline = time.monotonic() + job.timeout_seconds
+    try:
+        with time_limit(job.timeout_seconds):
+            if job.kind == JobKind.HTTP:
+                return run_http_job(
+                    job, execution_id=execution.pk, attempt=attempt, deadline=deadline
+                )
+            return run_handler_job(
+                execution,
+                attempt=attempt,
+                deadline=deadline,
+                report_progress=lambda done, total: _heartbeat.progress(execution.pk, done, total),
+            )
+    except AttemptTimeout as exc:
+        # The limit may have struck inside a database call: start over on fresh connections.
+        connections.close_all()
+        return AttemptOutcome(status=AttemptStatus.TIMED_OUT, error=str(exc), retryable=True)

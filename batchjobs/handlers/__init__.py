@@ -1,0 +1,3 @@
+from .registry import HandlerContext, NonRetryableError, handler
+
+__all__ = ["HandlerContext", "NonRetryableError", "handler"]

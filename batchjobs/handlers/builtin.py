@@ -1,0 +1,117 @@
+"""Handlers that ship with batchjobs."""
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections, transaction
+
+from .registry import HandlerContext, NonRetryableError, handler
+
+SQL_RESULT_ROW_LIMIT = 100
+
+
+@handler("noop", schema={"type": "object", "additionalProperties": False})
+def noop(ctx: HandlerContext) -> dict:
+    """Do nothing and succeed; useful to test a schedule or measure the platform."""
+    return {"ok": True}
+
+
+@handler(
+    "sleep",
+    schema={
+        "type": "object",
+        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 86400}},
+        "required": ["seconds"],
+        "additionalProperties": False,
+    },
+)
+def sleep(ctx: HandlerContext, *, seconds: float) -> dict:
+    """Sleep for the given number of seconds, reporting progress every second."""
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        ctx.progress(int(elapsed), int(seconds))
+        time.sleep(min(1.0, seconds - elapsed))
+    return {"slept_seconds": seconds}
+
+
+@handler(
+    "fail",
+    schema={
+        "type": "object",
+        "properties": {
+            "message": {"type": "string", "maxLength": 1000},
+            "retryable": {"type": "boolean"},
+            "succeed_on_attempt": {"type": "integer", "minimum": 1},
+        },
+        "additionalProperties": False,
+    },
+)
+def fail(
+    ctx: HandlerContext,
+    *,
+    message: str = "failed on purpose",
+    retryable: bool = True,
+    succeed_on_attempt: int | None = None,
+) -> dict:
+    """Fail on purpose (to show retries); optionally succeed from a given attempt on."""
+    if succeed_on_attempt is not None and ctx.attempt >= succeed_on_attempt:
+        return {"succeeded_on_attempt": ctx.attempt}
+    if retryable:
+        raise RuntimeError(message)
+    raise NonRetryableError(message)
+
+
+@handler(
+    "sql",
+    schema={
+        "type": "object",
+        "properties": {
+            "database": {"type": "string", "minLength": 1},
+            "statement": {"type": "string", "minLength": 1, "maxLength": 100000},
+            "params": {"type": "array"},
+        },
+        "required": ["statement"],
+        "additionalProperties": False,
+    },
+)
+def sql(ctx: HandlerContext, *, statement: str, database: str = "default", params=()) -> dict:
+    """Run one SQL statement in a transaction against a configured database alias.
+
+    Returns the affected row count and, for a query, its first rows.
+    """
+    if database not in settings.BATCHJOBS_SQL_DATABASES:
+        raise NonRetryableError(
+            f"database {database!r} is not allowed; allowed: {settings.BATCHJOBS_SQL_DATABASES}"
+        )
+    with transaction.atomic(using=database), connections[database].cursor() as cursor:
+        cursor.execute(statement, list(params))
+        result: dict = {"rowcount": cursor.rowcount}
+        if cursor.description:
+            columns = [column[0] for column in cursor.description]
+            rows = cursor.fetchmany(SQL_RESULT_ROW_LIMIT)
+            result["columns"] = columns
+            result["rows"] = [list(row) for row in rows]
+    return result
+
+
+@handler(
+    "purge_logs",
+    schema={
+        "type": "object",
+        "properties": {
+            "older_than_days": {"type": "number", "exclusiveMinimum": 0},
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": 100000},
+        },
+        "required": ["older_than_days"],
+        "additionalProperties": False,
+    },
+)
+def purge_logs(ctx: HandlerContext, *, older_than_days: float, batch_size: int = 1000) -> dict:
+    """Delete finished executions (and their attempts and steps) older than the given age."""
+    from batchjobs.services.executions import execution_purge_finished
+
+    deleted = execution_purge_finished(
+        older_than=timedelta(days=older_than_days), batch_size=batch_size
+    )
+    return {"deleted": deleted}

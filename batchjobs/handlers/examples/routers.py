@@ -1,0 +1,23 @@
+WAREHOUSE_ALIAS = "warehouse"
+WAREHOUSE_MODELS = {"warehousecustomer"}
+
+
+class WarehouseRouter:
+    """Sends the warehouse tables to the `warehouse` alias and nothing else there."""
+
+    def _alias(self, model) -> str:
+        return WAREHOUSE_ALIAS if model._meta.model_name in WAREHOUSE_MODELS else "default"
+
+    def db_for_read(self, model, **hints):
+        return self._alias(model)
+
+    def db_for_write(self, model, **hints):
+        return self._alias(model)
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return self._alias(type(obj1)) == self._alias(type(obj2))
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        if db == WAREHOUSE_ALIAS:
+            return app_label == "batchjobs" and model_name in WAREHOUSE_MODELS
+        return model_name not in WAREHOUSE_MODELS

@@ -1,0 +1,38 @@
+"""Tables the sample handlers work on: customers in `default`, their replica in `warehouse`."""
+
+from django.db import models
+
+
+class ExampleCustomer(models.Model):
+    """A customer in the operational database (alias `default`)."""
+
+    email = models.EmailField(unique=True, help_text="The customer's unique e-mail address.")
+    name = models.CharField(max_length=200, help_text="The customer's display name.")
+    active = models.BooleanField(default=True, help_text="Whether the customer is active.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the row last changed.")
+    synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the warehouse last received this row."
+    )
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class WarehouseCustomer(models.Model):
+    """The warehouse's copy of a customer (alias `warehouse`, routed by WarehouseRouter)."""
+
+    email = models.EmailField(unique=True, help_text="The customer's unique e-mail address.")
+    name = models.CharField(max_length=200, help_text="The customer's display name.")
+    active = models.BooleanField(default=True, help_text="Whether the customer is active.")
+    source_updated_at = models.DateTimeField(
+        help_text="The source row's updated_at when it was copied."
+    )
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email

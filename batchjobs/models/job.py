@@ -1,0 +1,193 @@
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+
+class JobKind(models.TextChoices):
+    HTTP = "http", "HTTP call"
+    HANDLER = "handler", "Python handler"
+
+
+class HttpMethod(models.TextChoices):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    HEAD = "HEAD"
+
+
+class AssertionKind(models.TextChoices):
+    NONE = "", "None"
+    REGEX = "regex", "Body matches a regular expression"
+    JSON_PATH = "json_path", "JSON path equals a value"
+
+
+class OverlapPolicy(models.TextChoices):
+    ALLOW = "allow", "Allow: runs may overlap"
+    SKIP = "skip", "Skip: a run that would overlap is recorded SKIPPED"
+    QUEUE = "queue", "Queue: a run that would overlap waits for the running one"
+
+
+job_name_validator = RegexValidator(
+    r"^[\w][\w .:@+-]*$",
+    "Use letters, digits, spaces and . : @ + - _ ; start with a letter, digit or _.",
+)
+
+
+class BatchJob(models.Model):
+    """What to run and how: the target (an HTTP call or a handler) and the run policy."""
+
+    name = models.CharField(
+        max_length=200,
+        unique=True,
+        validators=[job_name_validator],
+        help_text="Unique name, used to start the job from the API and the command line.",
+    )
+    description = models.TextField(blank=True, help_text="What the job does, for operators.")
+    kind = models.CharField(
+        max_length=16, choices=JobKind.choices, help_text="What kind of work the job runs."
+    )
+    enabled = models.BooleanField(
+        default=True, help_text="A disabled job is not fired by its schedules nor started."
+    )
+
+    http_method = models.CharField(
+        max_length=8,
+        choices=HttpMethod.choices,
+        default=HttpMethod.GET,
+        help_text="HTTP jobs: the request method.",
+    )
+    http_url = models.CharField(
+        max_length=2000, blank=True, help_text="HTTP jobs: the http:// or https:// URL to call."
+    )
+    http_headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            'HTTP jobs: a list of {"name": ..., "value": ..., "secret": true|false}; '
+            "secret values are masked wherever they are shown."
+        ),
+    )
+    http_body = models.TextField(blank=True, help_text="HTTP jobs: the request body, sent as is.")
+    http_expected_status = models.CharField(
+        max_length=200,
+        default="200-299",
+        help_text="HTTP jobs: status codes that count as success, e.g. '200-299' or '200,202,304'.",
+    )
+    http_assertion_kind = models.CharField(
+        max_length=16,
+        choices=AssertionKind.choices,
+        default=AssertionKind.NONE,
+        blank=True,
+        help_text="HTTP jobs: an optional check of the response body on top of its status.",
+    )
+    http_assertion = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="HTTP jobs: the regular expression, or the JSON path such as $.data.items[0].id.",
+    )
+    http_assertion_value = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="HTTP jobs, JSON path assertion: the expected value, as JSON (e.g. true, 3, \"ok\").",
+    )
+
+    handler_name = models.CharField(
+        max_length=200, blank=True, help_text="Handler jobs: the registered handler's name."
+    )
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Handler jobs: default parameters, validated against the handler's schema.",
+    )
+
+    timeout_seconds = models.FloatField(
+        default=60.0,
+        help_text="An attempt that runs longer than this is stopped and counted as timed out.",
+    )
+    max_attempts = models.PositiveSmallIntegerField(
+        default=3, help_text="Attempts per execution, the first one included."
+    )
+    retry_backoff_seconds = models.FloatField(
+        default=10.0, help_text="Delay before the first retry; doubled for each later one."
+    )
+    retry_backoff_max_seconds = models.FloatField(
+        default=600.0, help_text="The longest delay between two attempts."
+    )
+    retry_jitter = models.BooleanField(
+        default=True, help_text="Spread each retry delay randomly over its upper half."
+    )
+    retry_on_4xx = models.BooleanField(
+        default=False, help_text="HTTP jobs: also retry on 4xx answers (5xx always retry)."
+    )
+    overlap_policy = models.CharField(
+        max_length=8,
+        choices=OverlapPolicy.choices,
+        default=OverlapPolicy.ALLOW,
+        help_text="What happens when a run starts while another run of this job is running.",
+    )
+    queue = models.CharField(
+        max_length=100,
+        default="batchjobs",
+        help_text="The Celery queue the job's executions are sent to.",
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=5, help_text="Message priority within the queue, 0 (first) to 9 (last)."
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the job was created.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the job was last changed.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who created the job.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("run_batchjob", "Can start, stop, restart and abandon executions")]
+        constraints = [
+            models.CheckConstraint(condition=Q(timeout_seconds__gt=0), name="job_timeout_positive"),
+            models.CheckConstraint(condition=Q(max_attempts__gte=1), name="job_max_attempts_min_1"),
+            models.CheckConstraint(
+                condition=Q(retry_backoff_seconds__gte=0), name="job_backoff_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(retry_backoff_max_seconds__gte=models.F("retry_backoff_seconds")),
+                name="job_backoff_cap_not_below_base",
+            ),
+            models.CheckConstraint(condition=Q(priority__lte=9), name="job_priority_0_to_9"),
+            models.CheckConstraint(
+                condition=Q(kind__in=JobKind.values), name="job_kind_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values), name="job_overlap_known"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=JobKind.HTTP) | ~Q(http_url=""), name="job_http_has_url"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=JobKind.HANDLER) | ~Q(handler_name=""),
+                name="job_handler_has_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from batchjobs.services.jobs import job_validate
+
+        job_validate(job=self)
+
+    @property
+    def target(self) -> str:
+        """What the job calls, in one line."""
+        if self.kind == JobKind.HTTP:
+            return f"{self.http_method} {self.http_url}"
+        return self.handler_name

@@ -1,0 +1,92 @@
+"""Starting executions by hand, relaying their messages, and purging old ones."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from batchjobs.errors import Conflict, InvalidInput
+from batchjobs.execution.lifecycle import executions_due_for_publish
+from batchjobs.execution.publish import executions_publish
+from batchjobs.handlers.registry import handler_params_errors
+from batchjobs.models import BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
+from batchjobs.models.execution import FINAL_STATUSES
+from batchjobs.scheduling.clock import database_now
+
+
+def execution_params(*, job: BatchJob, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The job's default parameters with the run's on top, checked against the schema."""
+    if params is not None and not isinstance(params, dict):
+        raise InvalidInput({"params": "Must be a JSON object."})
+    merged = {**job.params, **(params or {})}
+    if job.kind == JobKind.HANDLER:
+        errors = handler_params_errors(job.handler_name, merged)
+        if errors:
+            raise InvalidInput({"params": errors})
+    return merged
+
+
+def execution_start(
+    *,
+    job: BatchJob,
+    trigger: Trigger,
+    params: dict[str, Any] | None = None,
+    user=None,
+    idempotency_key: str = "",
+) -> BatchLog:
+    """Queue a run of `job` now ("run now"). The same idempotency key returns the same
+    execution instead of starting another."""
+    if not job.enabled:
+        raise Conflict(f"job {job.name!r} is disabled; enable it before running it")
+    merged = execution_params(job=job, params=params)
+    if idempotency_key:
+        existing = BatchLog.objects.filter(job=job, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    now = database_now()
+    try:
+        with transaction.atomic():
+            execution = BatchLog.objects.create(
+                job=job,
+                trigger=trigger,
+                params=merged,
+                exclusive=job.overlap_policy != OverlapPolicy.ALLOW,
+                max_attempts=job.max_attempts,
+                next_attempt_at=now,
+                published_at=now,
+                created_by=user if user and user.is_authenticated else None,
+                idempotency_key=idempotency_key,
+            )
+            transaction.on_commit(lambda: executions_publish([execution.pk]))
+    except IntegrityError:
+        if idempotency_key:  # a concurrent start with the same key won
+            return BatchLog.objects.get(job=job, idempotency_key=idempotency_key)
+        raise
+    return execution
+
+
+def executions_relay() -> int:
+    """Send the messages that are due: retries after their backoff, runs an overlap held back,
+    and runs whose first message seems lost (DESIGN.md §4, invariant 4)."""
+    due = executions_due_for_publish()
+    if due:
+        executions_publish(due)
+    return len(due)
+
+
+def execution_purge_finished(*, older_than: timedelta, batch_size: int = 1000) -> int:
+    """Delete finished executions created before now - older_than, a batch per transaction,
+    so that no lock is held for long. Returns how many were deleted."""
+    cutoff = database_now() - older_than
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                BatchLog.objects.filter(created_at__lt=cutoff, status__in=FINAL_STATUSES)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not batch:
+                return deleted
+            BatchLog.objects.filter(pk__in=batch).delete()
+        deleted += len(batch)

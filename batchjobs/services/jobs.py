@@ -1,0 +1,179 @@
+"""Writes to jobs. Validation lives in job_validate, which the admin's forms reach through
+BatchJob.clean(), so the same rules guard every way in."""
+
+import json
+import math
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+
+from batchjobs.errors import InvalidInput
+from batchjobs.execution.http_client import url_errors
+from batchjobs.execution.http_job import json_path_parse, status_spec_parse
+from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
+from batchjobs.models import BatchJob, JobKind
+from batchjobs.models.job import AssertionKind
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+RESERVED_HEADERS = {"idempotency-key", "x-batchjobs-attempt", "host", "content-length"}
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_ATTEMPTS = 100
+
+
+def job_validate(*, job: BatchJob) -> None:
+    """Raise Django's ValidationError mapping each bad field to its messages."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    for field in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
+        value = getattr(job, field)
+        if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+            add(field, "Enter a finite number of seconds.")
+    if "timeout_seconds" not in errors and not 0 < job.timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        add("timeout_seconds", f"Must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds.")
+    if "retry_backoff_seconds" not in errors and job.retry_backoff_seconds < 0:
+        add("retry_backoff_seconds", "Must not be negative.")
+    if (
+        "retry_backoff_seconds" not in errors
+        and "retry_backoff_max_seconds" not in errors
+        and job.retry_backoff_max_seconds < job.retry_backoff_seconds
+    ):
+        add("retry_backoff_max_seconds", "Must not be below retry_backoff_seconds.")
+    if job.max_attempts is None or not 1 <= job.max_attempts <= MAX_ATTEMPTS:
+        add("max_attempts", f"Must be between 1 and {MAX_ATTEMPTS}.")
+    if job.priority is None or not 0 <= job.priority <= 9:
+        add("priority", "Must be between 0 and 9.")
+    if not (job.queue or "").strip():
+        add("queue", "Name the Celery queue.")
+
+    if job.kind == JobKind.HTTP:
+        _validate_http(job, add)
+    elif job.kind == JobKind.HANDLER:
+        _validate_handler(job, add)
+    elif job.kind:
+        add("kind", f"Unknown kind {job.kind!r}; choose one of {', '.join(JobKind.values)}.")
+    if errors:
+        raise DjangoValidationError(errors)
+
+
+def _validate_http(job: BatchJob, add) -> None:
+    if not job.http_url:
+        add("http_url", "An HTTP job needs a URL.")
+    else:
+        for message in url_errors(job.http_url):
+            add("http_url", message)
+    if not isinstance(job.http_headers, list):
+        add("http_headers", 'Must be a list of {"name", "value", "secret"} objects.')
+    else:
+        for index, header in enumerate(job.http_headers):
+            for message in _header_errors(header):
+                add("http_headers", f"header {index + 1}: {message}")
+    try:
+        status_spec_parse(job.http_expected_status or "")
+    except ValueError as exc:
+        add("http_expected_status", str(exc))
+    if job.http_assertion_kind == AssertionKind.REGEX:
+        try:
+            re.compile(job.http_assertion)
+        except re.error as exc:
+            add("http_assertion", f"Not a valid regular expression: {exc}.")
+    elif job.http_assertion_kind == AssertionKind.JSON_PATH:
+        try:
+            json_path_parse(job.http_assertion)
+        except ValueError as exc:
+            add("http_assertion", str(exc))
+        try:
+            json.loads(job.http_assertion_value)
+        except ValueError:
+            add("http_assertion_value", 'Enter the expected value as JSON, e.g. "ok", 3 or true.')
+    if job.http_assertion_kind and not job.http_assertion:
+        add("http_assertion", "Enter the expression to check.")
+
+
+def _header_errors(header: Any) -> list[str]:
+    if not isinstance(header, dict):
+        return ['must be an object {"name": ..., "value": ..., "secret": ...}']
+    unknown = set(header) - {"name", "value", "secret"}
+    if unknown:
+        return [f"unknown keys {sorted(unknown)}"]
+    name, value = header.get("name"), header.get("value")
+    messages = []
+    if not isinstance(name, str) or not HEADER_NAME.match(name):
+        messages.append(f"{name!r} is not a valid header name")
+    elif name.lower() in RESERVED_HEADERS:
+        messages.append(f"{name} is set by batchjobs itself")
+    if not isinstance(value, str) or "\n" in value or "\r" in value:
+        messages.append("value must be a string on one line")
+    if not isinstance(header.get("secret", False), bool):
+        messages.append("secret must be true or false")
+    return messages
+
+
+def _validate_handler(job: BatchJob, add) -> None:
+    if not job.handler_name:
+        add("handler_name", "A handler job needs a handler name.")
+        return
+    if handler_get(job.handler_name) is None:
+        add(
+            "handler_name",
+            f"No handler named {job.handler_name!r}; registered: {', '.join(handler_names())}.",
+        )
+        return
+    if not isinstance(job.params, dict):
+        add("params", "Must be a JSON object.")
+        return
+    for message in handler_params_errors(job.handler_name, job.params):
+        add("params", message)
+
+
+def _full_clean(job: BatchJob) -> None:
+    try:
+        job.full_clean()
+    except DjangoValidationError as exc:
+        raise InvalidInput(exc.message_dict) from exc
+
+
+JOB_FIELDS = {
+    field.name
+    for field in BatchJob._meta.get_fields()
+    if field.concrete and not field.auto_created and field.name not in {"created_at", "updated_at"}
+}
+
+
+def _assign(job: BatchJob, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - JOB_FIELDS
+    if unknown:
+        raise InvalidInput({name: "Unknown field." for name in sorted(unknown)})
+    for name, value in fields.items():
+        setattr(job, name, value)
+
+
+def _save(job: BatchJob) -> BatchJob:
+    _full_clean(job)
+    try:
+        with transaction.atomic():
+            job.save()
+    except IntegrityError as exc:  # lost a race with another save of the same name
+        raise InvalidInput({"name": "A job with this name already exists."}) from exc
+    return job
+
+
+def job_create(*, user=None, **fields: Any) -> BatchJob:
+    job = BatchJob(created_by=user)
+    _assign(job, fields)
+    return _save(job)
+
+
+def job_update(*, job: BatchJob, **fields: Any) -> BatchJob:
+    _assign(job, fields)
+    return _save(job)
+
+
+def job_set_enabled(*, job: BatchJob, enabled: bool) -> BatchJob:
+    BatchJob.objects.filter(pk=job.pk).update(enabled=enabled)
+    job.enabled = enabled
+    return job

