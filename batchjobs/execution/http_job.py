@@ -128,9 +128,7 @@ def run_http_job(
         )
     failure = assertion_failure(job, text)
     if failure:
-        return AttemptOutcome(
-            status=AttemptStatus.FAILED, error=failure, retryable=False, **common
-        )
+        return AttemptOutcome(status=AttemptStatus.FAILED, error=failure, retryable=False, **common)
     return AttemptOutcome(
         status=AttemptStatus.SUCCEEDED,
         result={"status": response.status, "url": response.url, "bytes": len(response.body)},

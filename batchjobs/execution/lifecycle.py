@@ -107,8 +107,12 @@ def execution_finish_attempt(
     now = database_now()
     update: dict = {"heartbeat_at": None}
     if outcome.succeeded:
-        update |= {"status": ExecutionStatus.COMPLETED, "finished_at": now, "result": outcome.result,
-                   "error": ""}
+        update |= {
+            "status": ExecutionStatus.COMPLETED,
+            "finished_at": now,
+            "result": outcome.result,
+            "error": "",
+        }
     elif outcome.retryable and attempt < execution.max_attempts:
         update |= {
             "status": ExecutionStatus.QUEUED,

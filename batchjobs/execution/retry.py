@@ -4,7 +4,9 @@ from datetime import timedelta
 from batchjobs.models import BatchJob
 
 
-def retry_delay(job: BatchJob, *, failed_attempt: int, rng: random.Random | None = None) -> timedelta:
+def retry_delay(
+    job: BatchJob, *, failed_attempt: int, rng: random.Random | None = None
+) -> timedelta:
     """Exponential backoff from the job's base, capped, with jitter over the upper half.
 
     Attempt 1 failed -> base, attempt 2 -> 2 * base, ... never above the cap. The upper-half

@@ -61,6 +61,7 @@ class _Heartbeat:
 
 
 _heartbeat = _Heartbeat()
+HTTP_SIGNAL_MARGIN = 1.0
 
 
 def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
@@ -74,20 +75,25 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
         outcome = _run_attempt(execution, attempt=number)
     finally:
         _heartbeat.unwatch(execution.pk)
-    status = execution_finish_attempt(
-        execution=execution, attempt=number, outcome=outcome, job=job
-    )
+    status = execution_finish_attempt(execution=execution, attempt=number, outcome=outcome, job=job)
     logger.info(
         "execution %s of %s attempt %s: %s -> %s",
-        execution.pk, job.name, number, outcome.status, status or "no longer owned",
+        execution.pk,
+        job.name,
+        number,
+        outcome.status,
+        status or "no longer owned",
     )
 
 
 def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
     job = execution.job
     deadline = time.monotonic() + job.timeout_seconds
+    # An HTTP call keeps its own deadline and reports a clean TIMED_OUT; the signal behind it
+    # only catches what the client could not (a handler has nothing else).
+    signal_after = job.timeout_seconds + (HTTP_SIGNAL_MARGIN if job.kind == JobKind.HTTP else 0)
     try:
-        with time_limit(job.timeout_seconds):
+        with time_limit(signal_after):
             if job.kind == JobKind.HTTP:
                 return run_http_job(
                     job, execution_id=execution.pk, attempt=attempt, deadline=deadline
@@ -99,6 +105,13 @@ def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
                 report_progress=lambda done, total: _heartbeat.progress(execution.pk, done, total),
             )
     except AttemptTimeout as exc:
-        # The limit may have struck inside a database call: start over on fresh connections.
-        connections.close_all()
+        _drop_interrupted_connections()
         return AttemptOutcome(status=AttemptStatus.TIMED_OUT, error=str(exc), retryable=True)
+
+
+def _drop_interrupted_connections() -> None:
+    """The limit may have struck inside a database call, leaving a connection mid-protocol:
+    reconnect. A connection inside a transaction opened by our caller is the caller's to end."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()

@@ -1,5 +1,12 @@
 from .examples import ExampleCustomer, WarehouseCustomer
-from .execution import AttemptStatus, BatchAttempt, BatchLog, ExecutionStatus, StepExecution, Trigger
+from .execution import (
+    AttemptStatus,
+    BatchAttempt,
+    BatchLog,
+    ExecutionStatus,
+    StepExecution,
+    Trigger,
+)
 from .job import BatchJob, JobKind, OverlapPolicy
 from .schedule import BatchSchedule, DstFoldPolicy, DstGapPolicy, MisfirePolicy, ScheduleKind
 

@@ -87,7 +87,7 @@ class BatchLog(models.Model):
     published_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When a message for it was last sent to the workers; the relay resends late ones.",
+        help_text="When a message was last sent for it; the relay resends lost ones.",
     )
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was queued.")
     started_at = models.DateTimeField(

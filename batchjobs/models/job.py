@@ -91,7 +91,7 @@ class BatchJob(models.Model):
     http_assertion_value = models.CharField(
         max_length=500,
         blank=True,
-        help_text="HTTP jobs, JSON path assertion: the expected value, as JSON (e.g. true, 3, \"ok\").",
+        help_text='HTTP jobs, JSON path assertion: the expected value as JSON (true, 3, "ok").',
     )
 
     handler_name = models.CharField(
@@ -162,9 +162,7 @@ class BatchJob(models.Model):
                 name="job_backoff_cap_not_below_base",
             ),
             models.CheckConstraint(condition=Q(priority__lte=9), name="job_priority_0_to_9"),
-            models.CheckConstraint(
-                condition=Q(kind__in=JobKind.values), name="job_kind_known"
-            ),
+            models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="job_kind_known"),
             models.CheckConstraint(
                 condition=Q(overlap_policy__in=OverlapPolicy.values), name="job_overlap_known"
             ),

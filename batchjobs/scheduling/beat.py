@@ -37,4 +37,6 @@ class BatchScheduler(DatabaseScheduler):
             connections.close_all()
             return
         if reaped or relayed:
-            logger.info("housekeeping: reaped %d lost attempts, relayed %d messages", reaped, relayed)
+            logger.info(
+                "housekeeping: reaped %d lost attempts, relayed %d messages", reaped, relayed
+            )

@@ -154,9 +154,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Seconds between a running execution's heartbeats, and the silence after which the reaper
 # declares its attempt lost. Recovery after a worker dies is bounded by timeout + reaper period.
 BATCHJOBS_HEARTBEAT_SECONDS = env.float("BATCHJOBS_HEARTBEAT_SECONDS", default=5.0)
-BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS = env.float(
-    "BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS", default=30.0
-)
+BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS = env.float("BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS", default=30.0)
 # A QUEUED execution whose message has not been picked up after this long is published again.
 BATCHJOBS_RELAY_AFTER_SECONDS = env.float("BATCHJOBS_RELAY_AFTER_SECONDS", default=60.0)
 # How often beat looks for due retries and dead heartbeats.

@@ -1,0 +1,201 @@
+"""HTTP jobs run in-process against a real local HTTP server, one attempt per call."""
+
+import time
+
+import pytest
+from werkzeug import Response
+
+from batchjobs.execution.runner import execution_run
+from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
+from tests.factories import http_job, start
+
+pytestmark = pytest.mark.django_db
+
+
+def run_once(execution: BatchLog) -> BatchLog:
+    execution_run(execution_id=execution.pk, worker="test", task_id="t")
+    return BatchLog.objects.get(pk=execution.pk)
+
+
+def test_success_sends_idempotency_key_and_attempt_and_stores_excerpt(httpserver):
+    # given
+    httpserver.expect_request("/ok", method="POST").respond_with_json({"status": "ok"})
+    job = http_job(
+        httpserver.url_for("/ok"),
+        http_method="POST",
+        http_body='{"a": 1}',
+        http_headers=[{"name": "X-Token", "value": "s3cret", "secret": True}],
+    )
+    # when
+    execution = run_once(start(job))
+    # then
+    assert execution.status == ExecutionStatus.COMPLETED
+    request, _ = httpserver.log[0]
+    assert request.headers["Idempotency-Key"] == str(execution.pk)
+    assert request.headers["X-Batchjobs-Attempt"] == "1"
+    assert request.headers["X-Token"] == "s3cret"
+    assert request.get_data() == b'{"a": 1}'
+    attempt = execution.attempt_rows.get()
+    assert attempt.status == AttemptStatus.SUCCEEDED
+    assert attempt.http_status == 200
+    assert '"status": "ok"' in attempt.response_excerpt
+
+
+def test_503_then_success_takes_two_attempts_with_the_same_key(httpserver):
+    httpserver.expect_ordered_request("/flaky").respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request("/flaky").respond_with_data("fine")
+    job = http_job(httpserver.url_for("/flaky"), max_attempts=3)
+    execution = start(job)
+
+    first = run_once(execution)
+    assert first.status == ExecutionStatus.QUEUED
+    assert first.next_attempt_at is not None
+    assert "HTTP 503" in first.error
+    second = run_once(execution)
+
+    assert second.status == ExecutionStatus.COMPLETED
+    assert second.attempts == 2
+    keys = [request.headers["Idempotency-Key"] for request, _ in httpserver.log]
+    attempts = [request.headers["X-Batchjobs-Attempt"] for request, _ in httpserver.log]
+    assert keys == [str(execution.pk)] * 2
+    assert attempts == ["1", "2"]
+    statuses = list(second.attempt_rows.values_list("status", "http_status"))
+    assert statuses == [(AttemptStatus.FAILED, 503), (AttemptStatus.SUCCEEDED, 200)]
+
+
+def test_404_is_not_retried(httpserver):
+    httpserver.expect_request("/missing").respond_with_data("no", status=404)
+    execution = run_once(start(http_job(httpserver.url_for("/missing"), max_attempts=3)))
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.attempts == 1
+    assert execution.attempt_rows.get().retryable is False
+
+
+def test_404_is_retried_when_the_job_says_so(httpserver):
+    httpserver.expect_request("/missing").respond_with_data("no", status=404)
+    job = http_job(httpserver.url_for("/missing"), max_attempts=2, retry_on_4xx=True)
+    execution = start(job)
+    assert run_once(execution).status == ExecutionStatus.QUEUED
+    assert run_once(execution).status == ExecutionStatus.FAILED
+    assert len(httpserver.log) == 2
+
+
+def test_timeout_ends_the_attempt_at_the_timeout(httpserver):
+    def slow(request):
+        time.sleep(3)
+        return Response("late")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    job = http_job(httpserver.url_for("/slow"), timeout_seconds=0.5, max_attempts=1)
+    started = time.monotonic()
+    execution = run_once(start(job))
+    elapsed = time.monotonic() - started
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.attempt_rows.get().status == AttemptStatus.TIMED_OUT
+    assert elapsed < 1.5, f"attempt took {elapsed:.2f}s for a 0.5s timeout"
+
+
+def test_timeout_is_retryable(httpserver):
+    def slow(request):
+        time.sleep(1.5)
+        return Response("late")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    execution = run_once(start(http_job(httpserver.url_for("/slow"), timeout_seconds=0.3)))
+    assert execution.status == ExecutionStatus.QUEUED
+    assert execution.attempt_rows.get().retryable is True
+
+
+def test_regex_assertion_failure_fails_without_retry(httpserver):
+    httpserver.expect_request("/page").respond_with_data("status: degraded")
+    job = http_job(
+        httpserver.url_for("/page"),
+        http_assertion_kind="regex",
+        http_assertion=r"status: (ok|fine)",
+    )
+    execution = run_once(start(job))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "does not match" in execution.error
+    assert execution.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_status", "message"),
+    [
+        ({"data": {"items": [{"ready": True}]}}, ExecutionStatus.COMPLETED, ""),
+        (
+            {"data": {"items": [{"ready": False}]}},
+            ExecutionStatus.FAILED,
+            "is false, expected true",
+        ),
+        ({"data": {"items": []}}, ExecutionStatus.FAILED, "is not in the response"),
+    ],
+)
+def test_json_path_assertion(httpserver, body, expected_status, message):
+    httpserver.expect_request("/api").respond_with_json(body)
+    job = http_job(
+        httpserver.url_for("/api"),
+        http_assertion_kind="json_path",
+        http_assertion="$.data.items[0].ready",
+        http_assertion_value="true",
+    )
+    execution = run_once(start(job))
+    assert execution.status == expected_status
+    assert message in execution.error
+
+
+def test_expected_status_list(httpserver):
+    httpserver.expect_request("/accepted").respond_with_data("", status=202)
+    job = http_job(httpserver.url_for("/accepted"), http_expected_status="200,204")
+    execution = run_once(start(job))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "HTTP 202, expected 200,204" in execution.error
+
+
+def test_response_excerpt_is_truncated(httpserver, settings):
+    settings.BATCHJOBS_RESPONSE_EXCERPT_CHARS = 100
+    httpserver.expect_request("/big").respond_with_data("x" * 5000)
+    execution = run_once(start(http_job(httpserver.url_for("/big"))))
+    assert execution.status == ExecutionStatus.COMPLETED
+    assert execution.attempt_rows.get().response_excerpt == "x" * 100
+
+
+def test_response_over_the_size_cap_fails(httpserver, settings):
+    settings.BATCHJOBS_HTTP_MAX_RESPONSE_BYTES = 1000
+    httpserver.expect_request("/huge").respond_with_data("y" * 5000)
+    execution = run_once(start(http_job(httpserver.url_for("/huge"))))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "cap" in execution.error
+
+
+def test_redirect_to_a_blocked_address_is_refused_before_connecting(httpserver, settings):
+    # given a public-looking start that redirects to loopback, which is not allow-listed
+    settings.BATCHJOBS_HTTP_ALLOWLIST = [f"127.0.0.1:{httpserver.port}"]
+    httpserver.expect_request("/hop").respond_with_data(
+        "", status=302, headers={"Location": "http://127.0.0.2:9/secret"}
+    )
+    execution = run_once(start(http_job(httpserver.url_for("/hop"), max_attempts=3)))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "non-public address" in execution.error
+    assert execution.attempts == 1
+
+
+def test_redirect_is_followed_to_an_allowed_address(httpserver):
+    httpserver.expect_request("/old").respond_with_data(
+        "", status=301, headers={"Location": "/new"}
+    )
+    httpserver.expect_request("/new").respond_with_data("moved here")
+    execution = run_once(start(http_job(httpserver.url_for("/old"))))
+    assert execution.status == ExecutionStatus.COMPLETED
+    assert execution.result["url"].endswith("/new")
+
+
+def test_connection_refused_is_retryable(httpserver):
+    url = httpserver.url_for("/gone")
+    httpserver.stop()
+    try:
+        execution = run_once(start(http_job(url, max_attempts=2)))
+    finally:
+        httpserver.start()
+    assert execution.status == ExecutionStatus.QUEUED
+    assert "connection failed" in execution.error

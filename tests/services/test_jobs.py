@@ -1,0 +1,151 @@
+import pytest
+
+from batchjobs.errors import Conflict, InvalidInput
+from batchjobs.models import BatchJob, BatchLog, Trigger
+from batchjobs.services.executions import execution_start
+from batchjobs.services.jobs import job_create, job_update
+from tests.factories import handler_job, http_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"http_url": "ftp://example.com/x"}, "http_url", "scheme must be http or https"),
+        ({"http_url": "not a url"}, "http_url", "scheme must be http or https"),
+        ({"http_url": "http://"}, "http_url", "no host"),
+        ({"http_url": ""}, "http_url", "needs a URL"),
+        ({"http_url": "http://10.1.2.3/x"}, "http_url", "non-public address"),
+        ({"http_url": "http://[::ffff:169.254.169.254]/"}, "http_url", "non-public address"),
+        ({"timeout_seconds": 0}, "timeout_seconds", "more than 0"),
+        ({"timeout_seconds": -5}, "timeout_seconds", "more than 0"),
+        ({"timeout_seconds": float("nan")}, "timeout_seconds", "finite"),
+        ({"max_attempts": 0}, "max_attempts", "between 1 and"),
+        (
+            {"retry_backoff_seconds": 10, "retry_backoff_max_seconds": 5},
+            "retry_backoff_max_seconds",
+            "not be below",
+        ),
+        ({"http_expected_status": "2xx"}, "http_expected_status", "not a status code"),
+        ({"http_expected_status": "299-200"}, "http_expected_status", "low to high"),
+        (
+            {"http_assertion_kind": "regex", "http_assertion": "("},
+            "http_assertion",
+            "regular expression",
+        ),
+        (
+            {
+                "http_assertion_kind": "json_path",
+                "http_assertion": "data.x",
+                "http_assertion_value": "1",
+            },
+            "http_assertion",
+            "starts with $",
+        ),
+        (
+            {
+                "http_assertion_kind": "json_path",
+                "http_assertion": "$.x",
+                "http_assertion_value": "not json",
+            },
+            "http_assertion_value",
+            "as JSON",
+        ),
+        ({"http_headers": [{"name": "Bad Name", "value": "x"}]}, "http_headers", "header name"),
+        ({"http_headers": [{"name": "X-A", "value": "a\nb"}]}, "http_headers", "one line"),
+        (
+            {"http_headers": [{"name": "Idempotency-Key", "value": "x"}]},
+            "http_headers",
+            "set by batchjobs",
+        ),
+        ({"http_headers": {"X-A": "b"}}, "http_headers", "Must be a list"),
+        ({"priority": 12}, "priority", "between 0 and 9"),
+        ({"name": "bad/name"}, "name", "Use letters"),
+    ],
+)
+def test_bad_http_job_input_names_the_field_and_saves_nothing(fields, field, message):
+    data = {"name": "job", "kind": "http", "http_url": "https://example.com/hook"} | fields
+    with pytest.raises(InvalidInput) as raised:
+        job_create(**data)
+    assert field in raised.value.field_errors, raised.value.field_errors
+    assert any(message in text for text in raised.value.field_errors[field]), raised.value
+    assert not BatchJob.objects.exists()
+
+
+def test_unknown_handler_is_refused_at_save():
+    with pytest.raises(InvalidInput) as raised:
+        job_create(name="j", kind="handler", handler_name="no.such.handler")
+    assert "No handler named 'no.such.handler'" in raised.value.field_errors["handler_name"][0]
+    assert not BatchJob.objects.exists()
+
+
+def test_handler_params_are_validated_against_the_schema_at_save():
+    with pytest.raises(InvalidInput) as raised:
+        job_create(name="j", kind="handler", handler_name="sleep", params={"seconds": "ten"})
+    assert raised.value.field_errors["params"] == ["seconds: 'ten' is not of type 'number'"]
+    job = job_create(name="j", kind="handler", handler_name="sleep", params={"seconds": 1})
+    assert job.params == {"seconds": 1}
+
+
+def test_params_must_be_an_object():
+    with pytest.raises(InvalidInput) as raised:
+        job_create(name="j", kind="handler", handler_name="noop", params=["x"])
+    assert "params" in raised.value.field_errors
+
+
+def test_unknown_field_is_refused():
+    with pytest.raises(InvalidInput) as raised:
+        job_create(name="j", kind="handler", handler_name="noop", colour="blue")
+    assert raised.value.field_errors == {"colour": ["Unknown field."]}
+
+
+def test_duplicate_name_is_refused():
+    handler_job("noop", name="same")
+    with pytest.raises(InvalidInput) as raised:
+        handler_job("noop", name="same")
+    assert "name" in raised.value.field_errors
+
+
+def test_failed_update_leaves_the_stored_job_unchanged():
+    job = http_job("https://example.com/a")
+    with pytest.raises(InvalidInput):
+        job_update(job=job, http_url="gopher://example.com", timeout_seconds=-1)
+    stored = BatchJob.objects.get(pk=job.pk)
+    assert stored.http_url == "https://example.com/a"
+    assert stored.timeout_seconds == 5
+
+
+def test_loopback_is_allowed_only_when_allow_listed(settings):
+    settings.BATCHJOBS_HTTP_ALLOWLIST = []
+    with pytest.raises(InvalidInput):
+        http_job("http://127.0.0.1:8000/x")
+    settings.BATCHJOBS_HTTP_ALLOWLIST = ["127.0.0.1:8000"]
+    assert http_job("http://127.0.0.1:8000/x").pk
+    with pytest.raises(InvalidInput):
+        http_job("http://127.0.0.1:8001/x")
+
+
+def test_run_now_records_merged_params_and_refuses_bad_ones():
+    job = handler_job("sleep", params={"seconds": 1})
+    execution = execution_start(job=job, trigger=Trigger.CLI, params={"seconds": 2})
+    assert execution.params == {"seconds": 2}
+    assert execution.max_attempts == job.max_attempts
+    with pytest.raises(InvalidInput) as raised:
+        execution_start(job=job, trigger=Trigger.CLI, params={"seconds": -1})
+    assert "params" in raised.value.field_errors
+    assert BatchLog.objects.count() == 1
+
+
+def test_run_now_of_a_disabled_job_is_refused():
+    job = handler_job("noop", enabled=False)
+    with pytest.raises(Conflict):
+        execution_start(job=job, trigger=Trigger.API)
+
+
+def test_same_idempotency_key_returns_the_same_execution():
+    job = handler_job("noop")
+    first = execution_start(job=job, trigger=Trigger.API, idempotency_key="k1")
+    again = execution_start(job=job, trigger=Trigger.API, idempotency_key="k1")
+    other = execution_start(job=job, trigger=Trigger.API, idempotency_key="k2")
+    assert first.pk == again.pk != other.pk
