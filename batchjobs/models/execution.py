@@ -107,6 +107,11 @@ class BatchLog(models.Model):
         help_text="What the last successful attempt returned.",
     )
     error = models.TextField(blank=True, help_text="Why the execution failed or was skipped.")
+    note = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="How the scheduler made it, e.g. missed fires coalesced into this run.",
+    )
     execution_context = models.JSONField(
         default=dict, blank=True, help_text="State saved for a restart (Spring's ExecutionContext)."
     )

@@ -1,9 +1,13 @@
-"""The beat scheduler class: django-celery-beat's DatabaseScheduler (whose PeriodicTasks keep
-running housekeeping) plus the execution loops that must not wait for a free worker: relaying
-due messages and reaping attempts whose worker died."""
+"""The beat scheduler class: `celery beat -S batchjobs.scheduling.beat:BatchScheduler`.
+
+It is django-celery-beat's DatabaseScheduler (whose PeriodicTasks keep running housekeeping)
+with our loop on top: fire due schedules in batches, relay due retries and reap dead attempts,
+then sleep until the earliest next fire, waking early when a schedule changes.
+"""
 
 import logging
 import time
+from datetime import datetime
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -11,32 +15,83 @@ from django_celery_beat.schedulers import DatabaseScheduler
 
 logger = logging.getLogger(__name__)
 
+# Longest uninterrupted wait: bounds how late a change is seen if a notification is lost, and
+# keeps beat responsive to shutdown.
+MAX_WAIT_SECONDS = 5.0
+# Keep firing batches for at most this long before giving housekeeping a turn.
+FIRING_SLICE_SECONDS = 1.0
+
 
 class BatchScheduler(DatabaseScheduler):
-    _next_housekeeping = 0.0
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from batchjobs.scheduling.wakeup import ScheduleChangeListener
+
+        database = connections["default"]
+        self._listener = ScheduleChangeListener(
+            database.settings_dict if database.vendor == "postgresql" else None
+        )
+        self._next_periodic = 0.0
+        self._next_housekeeping = 0.0
 
     def tick(self, *args, **kwargs) -> float:
-        sleep_for = super().tick(*args, **kwargs)
         now = time.monotonic()
-        if now >= self._next_housekeeping:
-            self._next_housekeeping = now + settings.BATCHJOBS_HOUSEKEEPING_SECONDS
-            self._housekeeping()
-        return min(sleep_for, max(0.0, self._next_housekeeping - time.monotonic()))
+        if now >= self._next_periodic:
+            periodic_wait = super().tick(*args, **kwargs)
+            self._next_periodic = now + min(periodic_wait, MAX_WAIT_SECONDS)
+        close_old_connections()
+        try:
+            more_due = self._fire_due()
+            if time.monotonic() >= self._next_housekeeping:
+                self._housekeeping()
+                self._next_housekeeping = time.monotonic() + settings.BATCHJOBS_HOUSEKEEPING_SECONDS
+            if not more_due:
+                self._listener.wait(self._seconds_to_wait())
+        except Exception:
+            # The database or the broker is away: drop connections, retry shortly.
+            logger.exception("beat tick failed; retrying")
+            connections.close_all()
+            time.sleep(1.0)
+        # Celery's loop sleeps for what tick returns; we already waited, so return a token.
+        return 0.001
+
+    def _fire_due(self) -> bool:
+        """Fire batches for up to FIRING_SLICE_SECONDS; True if schedules are still due."""
+        from batchjobs.execution.publish import executions_publish
+        from batchjobs.scheduling.firing import schedules_fire_due
+
+        give_up = time.monotonic() + FIRING_SLICE_SECONDS
+        while time.monotonic() < give_up:
+            fired = schedules_fire_due()
+            if not fired.schedules:
+                return False
+            if fired.execution_ids:
+                executions_publish(fired.execution_ids)
+        return True
 
     def _housekeeping(self) -> None:
         from batchjobs.execution.lifecycle import executions_reap_lost
         from batchjobs.services.executions import executions_relay
 
-        close_old_connections()
-        try:
-            reaped = executions_reap_lost()
-            relayed = executions_relay()
-        except Exception:
-            # The database or broker is away: log, drop the connection, try again next tick.
-            logger.exception("beat housekeeping failed; retrying on the next tick")
-            connections.close_all()
-            return
+        reaped = executions_reap_lost()
+        relayed = executions_relay()
         if reaped or relayed:
-            logger.info(
-                "housekeeping: reaped %d lost attempts, relayed %d messages", reaped, relayed
-            )
+            logger.info("housekeeping: reaped %d lost attempts, relayed %d", reaped, relayed)
+
+    def _seconds_to_wait(self) -> float:
+        from batchjobs.scheduling.clock import database_now
+        from batchjobs.scheduling.firing import schedules_next_due
+
+        limit = min(
+            MAX_WAIT_SECONDS,
+            max(0.0, self._next_periodic - time.monotonic()),
+            max(0.0, self._next_housekeeping - time.monotonic()),
+        )
+        next_due: datetime | None = schedules_next_due()
+        if next_due is None:
+            return limit
+        return max(0.0, min(limit, (next_due - database_now()).total_seconds()))
+
+    def close(self) -> None:
+        self._listener.close()
+        super().close()

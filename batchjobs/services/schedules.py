@@ -1,11 +1,36 @@
-"""Writes to schedules. schedule_validate is reached from BatchSchedule.clean() too."""
+"""Writes to schedules, their preview and description. schedule_validate is also reached from
+BatchSchedule.clean(), so admin forms apply the same rules."""
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from cron_descriptor import get_description
 from croniter import croniter
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 
-from batchjobs.models import BatchSchedule, ScheduleKind
+from batchjobs.errors import InvalidInput
+from batchjobs.models import BatchJob, BatchSchedule, ScheduleKind
+from batchjobs.scheduling.clock import database_now
+from batchjobs.scheduling.fire_times import Timing, croniter_order, jitter_offset, next_fire_after
+from batchjobs.scheduling.wakeup import schedules_changed_notify
+
+# A once-schedule this little in the past is "now", not "in the past" (a form's round trip).
+ONCE_PAST_TOLERANCE = timedelta(seconds=5)
+MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
+TIMING_FIELDS = (
+    "kind", "run_at", "interval_every", "interval_unit", "cron_expression", "timezone",
+    "start_at", "end_at", "dst_gap_policy", "dst_fold_policy", "jitter_seconds",
+)  # fmt: skip
+SCHEDULE_FIELDS = {
+    field.name
+    for field in BatchSchedule._meta.get_fields()
+    if field.concrete
+    and not field.auto_created
+    and field.name not in {"created_at", "updated_at", "next_fire_at", "last_fire_at", "run_count"}
+}
 
 
 def timezone_errors(name: str) -> list[str]:
@@ -15,7 +40,7 @@ def timezone_errors(name: str) -> list[str]:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return [f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin."]
-    if name not in available_timezones() and name != "UTC":
+    if name not in available_timezones():
         return [f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin."]
     return []
 
@@ -25,18 +50,20 @@ def cron_errors(expression: str) -> list[str]:
     if len(fields) not in (5, 6):
         return [f"A cron expression has 5 fields (or 6 with seconds first), not {len(fields)}."]
     try:
-        croniter(_croniter_order(expression))
+        croniter(croniter_order(expression))
     except (ValueError, KeyError) as exc:
         return [f"Not a valid cron expression: {exc}."]
     return []
 
 
-def _croniter_order(expression: str) -> str:
-    """Our 6-field form puts seconds first (Quartz, Spring); croniter expects them last."""
-    fields = expression.split()
-    if len(fields) == 6:
-        fields = fields[1:] + fields[:1]
-    return " ".join(fields)
+def cron_describe(expression: str) -> str:
+    """'*/15 * * * *' -> 'Every 15 minutes'; empty for an invalid expression."""
+    if cron_errors(expression):
+        return ""
+    try:
+        return get_description(expression)
+    except Exception:  # the describer is stricter than croniter on a few exotic forms
+        return ""
 
 
 def schedule_validate(*, schedule: BatchSchedule) -> None:
@@ -54,5 +81,162 @@ def schedule_validate(*, schedule: BatchSchedule) -> None:
             errors["cron_expression"] = problems
     if schedule.start_at and schedule.end_at and schedule.end_at <= schedule.start_at:
         errors["end_at"] = ["The end must come after the start."]
+    if schedule.params is not None and not isinstance(schedule.params, dict):
+        errors["params"] = ["Must be a JSON object."]
     if errors:
         raise DjangoValidationError(errors)
+
+
+def schedule_next_fire(*, schedule: BatchSchedule, after: datetime) -> datetime | None:
+    """When the schedule is next due after `after`: its nominal fire time plus its jitter,
+    or None once it has finished (past its end, its max runs, or its one run)."""
+    if schedule.max_runs is not None and schedule.run_count >= schedule.max_runs:
+        return None
+    nominal = next_fire_after(Timing.of(schedule), after)
+    if nominal is None:
+        return None
+    return nominal + jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
+
+
+def schedule_save(
+    *, schedule: BatchSchedule, run_now_if_past: bool = False, now: datetime | None = None
+) -> BatchSchedule:
+    """Validate and save; when the timing changed (or the schedule is new), compute the next
+    fire from now. Every beat hears of the change once this commits."""
+    now = now or database_now()
+    if schedule.kind == ScheduleKind.ONCE and schedule.run_at is not None:
+        if schedule.run_at < now - ONCE_PAST_TOLERANCE and _timing_changed(schedule):
+            if not run_now_if_past:
+                raise InvalidInput(
+                    {"run_at": "This time is in the past; pass run_now_if_past to run it now."}
+                )
+            schedule.run_at = now
+    if schedule.kind == ScheduleKind.INTERVAL and schedule.start_at is None:
+        schedule.start_at = now  # the grid is anchored at creation: no drift, ever
+    try:
+        schedule.full_clean()
+    except DjangoValidationError as exc:
+        raise InvalidInput(exc.message_dict) from exc
+    with transaction.atomic():
+        if _timing_changed(schedule):
+            if schedule.pk is None:
+                schedule.save()  # the id seeds the jitter
+            # A fire exactly now counts: "immediately" and a new interval's first fire.
+            schedule.next_fire_at = schedule_next_fire(
+                schedule=schedule,
+                after=min(now, schedule.run_at or now) - timedelta(microseconds=1),
+            )
+        schedule.save()
+        schedules_changed_notify()
+    return schedule
+
+
+def _timing_changed(schedule: BatchSchedule) -> bool:
+    if schedule.pk is None:
+        return True
+    stored = BatchSchedule.objects.filter(pk=schedule.pk).values(*TIMING_FIELDS, "max_runs").first()
+    if stored is None:
+        return True
+    return any(stored[name] != getattr(schedule, name) for name in (*TIMING_FIELDS, "max_runs"))
+
+
+def _assign(schedule: BatchSchedule, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - SCHEDULE_FIELDS
+    if unknown:
+        raise InvalidInput({name: "Unknown field." for name in sorted(unknown)})
+    for name, value in fields.items():
+        setattr(schedule, name, value)
+
+
+def schedule_create(
+    *,
+    job: BatchJob,
+    delay_seconds: float | None = None,
+    run_now_if_past: bool = False,
+    **fields: Any,
+) -> BatchSchedule:
+    """Create a schedule. A once-schedule runs at `run_at`, or `delay_seconds` from now
+    (0: immediately)."""
+    schedule = BatchSchedule(job=job)
+    _assign(schedule, fields)
+    now = database_now()
+    if delay_seconds is not None:
+        if (
+            not isinstance(delay_seconds, int | float)
+            or not 0 <= delay_seconds <= MAX_DELAY_SECONDS
+        ):
+            raise InvalidInput(
+                {"delay_seconds": f"Must be a number of seconds from 0 to {MAX_DELAY_SECONDS}."}
+            )
+        schedule.kind = ScheduleKind.ONCE
+        schedule.run_at = now + timedelta(seconds=delay_seconds)
+    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, now=now)
+
+
+def schedule_update(
+    *, schedule: BatchSchedule, run_now_if_past: bool = False, **fields: Any
+) -> BatchSchedule:
+    _assign(schedule, fields)
+    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past)
+
+
+def schedule_pause(*, schedule: BatchSchedule) -> BatchSchedule:
+    with transaction.atomic():
+        BatchSchedule.objects.filter(pk=schedule.pk).update(paused=True)
+        schedules_changed_notify()
+    schedule.paused = True
+    return schedule
+
+
+def schedule_resume(*, schedule: BatchSchedule) -> BatchSchedule:
+    """Resume where it left off: fires that fell due while paused meet the misfire policy."""
+    with transaction.atomic():
+        BatchSchedule.objects.filter(pk=schedule.pk).update(paused=False)
+        schedules_changed_notify()
+    schedule.paused = False
+    return schedule
+
+
+def schedule_delete(*, schedule: BatchSchedule) -> None:
+    with transaction.atomic():
+        schedule.delete()
+        schedules_changed_notify()
+
+
+@dataclass(frozen=True)
+class PreviewFire:
+    at: datetime  # UTC
+    local: datetime  # in the schedule's zone
+    utc_offset: timedelta
+    dst_change: bool  # the offset differs from the previous fire's: a DST transition between
+
+
+def schedule_preview(
+    *, schedule: BatchSchedule, count: int = 10, after: datetime | None = None
+) -> list[PreviewFire]:
+    """The next `count` fire times (with jitter), marking where a DST transition falls."""
+    if not 1 <= count <= 1000:
+        raise InvalidInput({"count": "Must be between 1 and 1000."})
+    zone = ZoneInfo(schedule.timezone)
+    cursor = after or database_now()
+    fires: list[PreviewFire] = []
+    previous_offset = cursor.astimezone(zone).utcoffset()
+    runs_left = None if schedule.max_runs is None else schedule.max_runs - schedule.run_count
+    jitter = jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
+    timing = Timing.of(schedule)
+    while len(fires) < count and (runs_left is None or len(fires) < runs_left):
+        nominal = next_fire_after(timing, cursor)
+        if nominal is None:
+            break
+        local = nominal.astimezone(zone)
+        fires.append(
+            PreviewFire(
+                at=nominal + jitter,
+                local=(nominal + jitter).astimezone(zone),
+                utc_offset=local.utcoffset(),
+                dst_change=local.utcoffset() != previous_offset,
+            )
+        )
+        previous_offset = local.utcoffset()
+        cursor = nominal
+    return fires
