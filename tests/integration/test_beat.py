@@ -1,0 +1,121 @@
+"""The scheduler in real beat processes: exactly once with two beats, one killed; edits take
+effect within a second; misfire policies after downtime."""
+
+import signal
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db.models import Count
+
+from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
+from batchjobs.scheduling.clock import database_now
+from batchjobs.scheduling.fire_times import Timing, fires_between
+from batchjobs.services.schedules import schedule_create
+from tests.factories import handler_job
+from tests.processes import start_beat, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
+
+
+def test_two_beats_one_killed_fire_every_fire_exactly_once():
+    # given 120 schedules firing every 1-3 s, as intervals and 6-field crons
+    job = handler_job("noop", enabled=True)
+    schedules = []
+    for index in range(120):
+        if index % 2:
+            schedules.append(
+                schedule_create(
+                    job=job, kind="interval", interval_every=1 + index % 3, interval_unit="seconds"
+                )
+            )
+        else:
+            schedules.append(
+                schedule_create(
+                    job=job, kind="cron", cron_expression=f"*/{1 + index % 3} * * * * *"
+                )
+            )
+    started = database_now()
+    first, second = start_beat(), start_beat()
+    try:
+        # when one beat is killed mid-run and the other carries on
+        time.sleep(25)
+        first.kill(signal.SIGKILL)
+        time.sleep(20)
+        BatchSchedule.objects.update(paused=True)
+        stopped = database_now()
+        time.sleep(2)  # let a batch in flight commit
+    finally:
+        first.stop()
+        second.stop()
+    # then every expected fire in the window has exactly one execution
+    duplicates = (
+        BatchLog.objects.values("schedule", "scheduled_for").annotate(n=Count("id")).filter(n__gt=1)
+    )
+    assert not duplicates.exists()
+    missing = {}
+    for schedule in schedules:
+        schedule.refresh_from_db()
+        expected = fires_between(Timing.of(schedule), started + timedelta(seconds=2),
+                                 stopped - timedelta(seconds=2), limit=1000)  # fmt: skip
+        actual = set(
+            BatchLog.objects.filter(schedule=schedule).values_list("scheduled_for", flat=True)
+        )
+        if set(expected) - actual:
+            missing[schedule.pk] = sorted(set(expected) - actual)[:3]
+    assert not missing, f"fires lost: {missing}"
+    assert BatchLog.objects.count() > 120 * 40 / 3
+
+
+def test_a_new_schedule_fires_within_a_second_while_beat_sleeps():
+    job = handler_job("noop")
+    schedule_create(job=job, kind="cron", cron_expression="0 0 1 1 *")  # beat sleeps long
+    beat = start_beat()
+    try:
+        time.sleep(2)
+        lags = []
+        for _ in range(3):
+            created = database_now()
+            schedule = schedule_create(job=job, delay_seconds=0.3)
+            execution = wait_until(
+                lambda s=schedule: BatchLog.objects.filter(schedule=s).first(), timeout=10
+            )
+            lags.append((execution.created_at - created).total_seconds())
+    finally:
+        beat.stop()
+    assert max(lags) <= 1.0, lags
+
+
+def test_beat_back_after_ten_minutes_applies_each_misfire_policy_exactly():
+    # given three every-minute schedules whose last fire was ten minutes ago
+    job = handler_job("noop")
+    now = database_now()
+    counts = {}
+    for policy in ("fire_once", "skip", "catch_up"):
+        schedule = schedule_create(
+            job=job, kind="interval", interval_every=1, interval_unit="minutes",
+            start_at=now - timedelta(minutes=10, seconds=30), misfire_policy=policy,
+            misfire_grace_seconds=10, catch_up_window_seconds=300, catch_up_max=100,
+        )  # fmt: skip
+        BatchSchedule.objects.filter(pk=schedule.pk).update(
+            next_fire_at=now - timedelta(minutes=10, seconds=30)
+        )
+        counts[policy] = schedule
+    # when beat comes back
+    beat = start_beat()
+    try:
+        wait_until(
+            lambda: not BatchSchedule.objects.filter(next_fire_at__lte=database_now()).exists(),
+            timeout=20,
+        )
+    finally:
+        beat.stop()
+    # then: one coalesced run; none (one SKIPPED record); the 5 fires of the last 5 minutes
+    result = {
+        policy: Counter(BatchLog.objects.filter(schedule=schedule).values_list("status", flat=True))
+        for policy, schedule in counts.items()
+    }
+    assert result["fire_once"] == {ExecutionStatus.QUEUED: 1}
+    assert result["skip"] == {ExecutionStatus.SKIPPED: 1}
+    assert result["catch_up"] == {ExecutionStatus.QUEUED: 5}
