@@ -83,6 +83,8 @@ def schedule_validate(*, schedule: BatchSchedule) -> None:
         errors["end_at"] = ["The end must come after the start."]
     if schedule.params is not None and not isinstance(schedule.params, dict):
         errors["params"] = ["Must be a JSON object."]
+    if _once_in_the_past(schedule, now=database_now()):
+        errors["run_at"] = ["This time is in the past; choose a time to come, or run it now."]
     if errors:
         raise DjangoValidationError(errors)
 
@@ -104,13 +106,8 @@ def schedule_save(
     """Validate and save; when the timing changed (or the schedule is new), compute the next
     fire from now. Every beat hears of the change once this commits."""
     now = now or database_now()
-    if schedule.kind == ScheduleKind.ONCE and schedule.run_at is not None:
-        if schedule.run_at < now - ONCE_PAST_TOLERANCE and _timing_changed(schedule):
-            if not run_now_if_past:
-                raise InvalidInput(
-                    {"run_at": "This time is in the past; pass run_now_if_past to run it now."}
-                )
-            schedule.run_at = now
+    if run_now_if_past and _once_in_the_past(schedule, now=now):
+        schedule.run_at = now
     if schedule.kind == ScheduleKind.INTERVAL and schedule.start_at is None:
         schedule.start_at = now  # the grid is anchored at creation: no drift, ever
     try:
@@ -129,6 +126,17 @@ def schedule_save(
         schedule.save()
         schedules_changed_notify()
     return schedule
+
+
+def _once_in_the_past(schedule: BatchSchedule, *, now: datetime) -> bool:
+    """A once-schedule given a time that has passed: refused, never silently dropped. Only a
+    new or changed time counts: a once-schedule that already fired stays editable."""
+    return (
+        schedule.kind == ScheduleKind.ONCE
+        and schedule.run_at is not None
+        and schedule.run_at < now - ONCE_PAST_TOLERANCE
+        and _timing_changed(schedule)
+    )
 
 
 def _timing_changed(schedule: BatchSchedule) -> bool:

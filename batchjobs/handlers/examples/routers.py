@@ -15,7 +15,8 @@ class WarehouseRouter:
         return self._alias(model)
 
     def allow_relation(self, obj1, obj2, **hints):
-        return self._alias(type(obj1)) == self._alias(type(obj2))
+        # Instances, not type(obj): request.user is a lazy wrapper whose type has no _meta.
+        return self._alias(obj1) == self._alias(obj2)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         if db == WAREHOUSE_ALIAS:

@@ -1,0 +1,64 @@
+"""How statuses, durations, JSON and links look on admin pages."""
+
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from batchjobs.models import ExecutionStatus
+
+STATUS_COLOURS = {
+    ExecutionStatus.QUEUED: "#5b7083",
+    ExecutionStatus.STARTED: "#1f6fd1",
+    ExecutionStatus.STOPPING: "#c77700",
+    ExecutionStatus.STOPPED: "#7a7a7a",
+    ExecutionStatus.COMPLETED: "#23803a",
+    ExecutionStatus.FAILED: "#c62828",
+    ExecutionStatus.ABANDONED: "#7b1f1f",
+    ExecutionStatus.SKIPPED: "#9e9e9e",
+}
+BADGE_STYLE = (
+    "display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;"
+    "font-size:11px;font-weight:bold;letter-spacing:.03em;background:{}"
+)
+PRE_STYLE = "white-space:pre-wrap;max-height:24em;overflow:auto;margin:0"
+
+
+def status_badge(status: str) -> SafeString:
+    colour = STATUS_COLOURS.get(status, "#444")
+    return format_html('<span style="{}">{}</span>', BADGE_STYLE.format(colour), status)
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def text_pre(text: str) -> SafeString | str:
+    """Tracebacks and response bodies keep their line breaks and indentation."""
+    if not text:
+        return "-"
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text)
+
+
+def json_pre(value: Any) -> SafeString | str:
+    if value in (None, {}, []):
+        return "-"
+    return text_pre(json.dumps(value, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder))
+
+
+def change_link(model: type[models.Model], pk: Any, text: Any) -> SafeString:
+    opts = model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    return format_html('<a href="{}">{}</a>', url, text)

@@ -1,0 +1,116 @@
+"""Admin forms. Validation is the services' (reached through Model.clean()); these forms only
+turn what a person types into the values the services judge, and put service errors on fields."""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib.admin.widgets import AdminTextareaWidget
+from django.db import models
+from django.utils.html import escape
+from django.utils.text import capfirst
+
+from batchjobs.errors import InvalidInput
+from batchjobs.handlers.registry import handlers_all
+from batchjobs.models import BatchJob, BatchSchedule
+
+from .secrets import headers_masked, headers_unmasked
+
+
+class JSONTextField(forms.JSONField):
+    """A JSON textarea that shows its value indented and reads an empty box as `empty()`
+    (the model fields are NOT NULL: an empty box means no headers, no parameters)."""
+
+    def __init__(self, *, empty: Callable[[], Any], **kwargs: Any):
+        self.empty = empty
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", AdminTextareaWidget(attrs={"rows": 6}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value in self.empty_values:
+            return self.empty()
+        return super().to_python(value)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+def json_field_for(
+    model: type[models.Model], name: str, *, empty: Callable[[], Any], label: str = ""
+) -> JSONTextField:
+    field = model._meta.get_field(name)
+    return JSONTextField(
+        empty=empty, label=label or capfirst(field.verbose_name), help_text=field.help_text
+    )
+
+
+def form_add_service_errors(form: forms.Form, error: InvalidInput) -> None:
+    """Show a service's InvalidInput next to the fields it names (or above the form)."""
+    for field, messages in error.field_errors.items():
+        form.add_error(field if field in form.fields else None, messages)
+
+
+class BatchJobAdminForm(forms.ModelForm):
+    http_headers = json_field_for(BatchJob, "http_headers", empty=list, label="Headers")
+    params = json_field_for(BatchJob, "params", empty=dict, label="Parameters")
+
+    class Meta:
+        model = BatchJob
+        fields = "__all__"  # noqa: DJ007 - ModelAdmin.get_form narrows it to the fieldsets
+        # The fieldset already says "HTTP call" or "Python handler".
+        labels = {
+            "http_method": "Method",
+            "http_url": "URL",
+            "http_body": "Body",
+            "http_expected_status": "Expected status",
+            "http_assertion_kind": "Response check",
+            "http_assertion": "Check expression",
+            "http_assertion_value": "Expected value",
+            "handler_name": "Handler",
+            "retry_on_4xx": "Retry on 4xx",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Kept before the POST is applied: masked values in the submission stand for these.
+        self.stored_headers = self.instance.http_headers if self.instance.pk else []
+        self.initial["http_headers"] = headers_masked(self.initial.get("http_headers", []))
+        if "handler_name" in self.fields:
+            registered = "; ".join(
+                f"{h.name} ({h.description})" if h.description else h.name for h in handlers_all()
+            )
+            # Admin templates render help text as HTML; descriptions come from docstrings.
+            self.fields["handler_name"].help_text += escape(f" Registered: {registered}.")
+
+    def clean_http_headers(self) -> Any:
+        return headers_unmasked(self.cleaned_data["http_headers"], stored=self.stored_headers)
+
+
+class BatchScheduleAdminForm(forms.ModelForm):
+    params = json_field_for(BatchSchedule, "params", empty=dict)
+
+    class Meta:
+        model = BatchSchedule
+        fields = "__all__"  # noqa: DJ007 - ModelAdmin.get_form narrows it to the fieldsets
+
+
+class BatchScheduleInlineForm(forms.ModelForm):
+    class Meta:
+        model = BatchSchedule
+        fields = "__all__"  # noqa: DJ007 - the inline narrows it to its fields
+
+
+class RunJobForm(forms.Form):
+    params = JSONTextField(
+        empty=dict,
+        initial=dict,
+        label="Parameters",
+        help_text=(
+            "A JSON object merged over the job's default parameters for this run only; "
+            "leave {} to run with the defaults."
+        ),
+    )

@@ -1,0 +1,242 @@
+"""Jobs: list with the latest outcome, a form grouped by kind with schedules inline, and the
+run-now (with parameters at <job>/run/), enable and disable operations, all through services."""
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import model_ngettext, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from batchjobs.errors import Conflict, InvalidInput
+from batchjobs.models import BatchJob, BatchLog, BatchSchedule, Trigger
+from batchjobs.services.executions import execution_start
+from batchjobs.services.jobs import job_set_enabled
+from batchjobs.services.schedules import schedule_delete, schedule_save
+
+from .display import change_link, json_pre, status_badge
+from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
+from .secrets import headers_masked
+
+RUN_PERMISSION = "batchjobs.run_batchjob"
+# Read-only pages render fields as stored, so they show this masked stand-in for the headers.
+MASKED_HEADERS_FIELD = "http_headers_masked"
+
+
+class BatchScheduleInline(admin.TabularInline):
+    model = BatchSchedule
+    form = BatchScheduleInlineForm
+    fields = (
+        "description",
+        "kind",
+        "run_at",
+        "interval_every",
+        "interval_unit",
+        "cron_expression",
+        "timezone",
+        "paused",
+        "next_fire_at",
+    )
+    readonly_fields = ("next_fire_at",)
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(BatchJob)
+class BatchJobAdmin(admin.ModelAdmin):
+    form = BatchJobAdminForm
+    list_display = ("name", "kind", "target", "enabled", "last_execution", "schedule_count")
+    list_filter = ("kind", "enabled", "overlap_policy", "queue")
+    search_fields = ("name", "description", "http_url", "handler_name")
+    readonly_fields = ("created_at", "updated_at", "created_by", MASKED_HEADERS_FIELD)
+    inlines = [BatchScheduleInline]
+    actions = ["run_now", "enable", "disable"]
+    # The kind-* classes let the change form show only the fieldset of the chosen kind.
+    fieldsets = [
+        (None, {"fields": ("name", "description", "kind", "enabled")}),
+        (
+            "HTTP call",
+            {
+                "classes": ("kind-http",),
+                "fields": (
+                    "http_method",
+                    "http_url",
+                    "http_headers",
+                    "http_body",
+                    "http_expected_status",
+                    "http_assertion_kind",
+                    "http_assertion",
+                    "http_assertion_value",
+                ),
+            },
+        ),
+        ("Python handler", {"classes": ("kind-handler",), "fields": ("handler_name", "params")}),
+        (
+            "Retries and policy",
+            {
+                "fields": (
+                    "timeout_seconds",
+                    "max_attempts",
+                    ("retry_backoff_seconds", "retry_backoff_max_seconds"),
+                    ("retry_jitter", "retry_on_4xx"),
+                    "overlap_policy",
+                    ("queue", "priority"),
+                )
+            },
+        ),
+        (
+            "Record",
+            {"classes": ("collapse",), "fields": ("created_at", "updated_at", "created_by")},
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
+        latest = BatchLog.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                schedule_count=Count("schedules", distinct=True),
+                last_execution_id=Subquery(latest.values("pk")[:1]),
+                last_execution_status=Subquery(latest.values("status")[:1]),
+            )
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: BatchJob | None = None):
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(
+                        MASKED_HEADERS_FIELD if field == "http_headers" else field
+                        for field in options["fields"]
+                    ),
+                },
+            )
+            for name, options in self.fieldsets
+        ]
+
+    def save_model(self, request: HttpRequest, obj: BatchJob, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        # Through the services: they compute next_fire_at and wake beat (the only inline).
+        schedules = formset.save(commit=False)
+        for schedule in formset.deleted_objects:
+            schedule_delete(schedule=schedule)
+        for schedule in schedules:
+            schedule_save(schedule=schedule)
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RUN_PERMISSION)
+
+    @admin.display(description="target")
+    def target(self, job: BatchJob) -> str:
+        return job.target
+
+    @admin.display(description="last execution")
+    def last_execution(self, job: BatchJob) -> str:
+        if job.last_execution_id is None:
+            return "-"
+        return change_link(BatchLog, job.last_execution_id, status_badge(job.last_execution_status))
+
+    @admin.display(description="schedules", ordering="schedule_count")
+    def schedule_count(self, job: BatchJob) -> int:
+        return job.schedule_count
+
+    @admin.display(description="HTTP headers")
+    def http_headers_masked(self, job: BatchJob) -> str:
+        return json_pre(headers_masked(job.http_headers))
+
+    @admin.action(description="Run now (default parameters)", permissions=["run"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[BatchJob]) -> None:
+        queued = []
+        for job in queryset:
+            try:
+                queued.append(execution_start(job=job, trigger=Trigger.MANUAL, user=request.user))
+            except (Conflict, InvalidInput) as error:
+                self.message_user(
+                    request, f"Job {job.name!r} was not started: {error}", messages.ERROR
+                )
+        if queued:
+            links = format_html_join(
+                ", ",
+                "{}",
+                ((change_link(BatchLog, e.pk, f"#{e.pk} {e.job.name}"),) for e in queued),
+            )
+            self.message_user(request, format_html("Queued {}.", links), messages.SUCCESS)
+
+    @admin.action(description="Enable", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[BatchJob]) -> None:
+        self._set_enabled(request, queryset, enabled=True)
+
+    @admin.action(description="Disable", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[BatchJob]) -> None:
+        self._set_enabled(request, queryset, enabled=False)
+
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[BatchJob], *, enabled: bool):
+        for job in queryset:
+            job_set_enabled(job=job, enabled=enabled)
+        state = "Enabled" if enabled else "Disabled"
+        self.message_user(request, f"{state} {len(queryset)} {model_ngettext(queryset)}.")
+
+    def get_urls(self):
+        run_url = path(
+            "<path:object_id>/run/",
+            self.admin_site.admin_view(self.run_view),
+            name="batchjobs_batchjob_run",
+        )
+        # Before the defaults: their "<path:object_id>/" pattern would swallow it.
+        return [run_url, *super().get_urls()]
+
+    def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Run one job now with parameters typed as JSON; errors show next to the field."""
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        # The page shows the job's target and defaults: as much as its change page shows.
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        form = RunJobForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                execution = execution_start(
+                    job=job,
+                    trigger=Trigger.MANUAL,
+                    params=form.cleaned_data["params"],
+                    user=request.user,
+                )
+            except InvalidInput as error:
+                form_add_service_errors(form, error)
+            except Conflict as error:
+                form.add_error(None, str(error))
+            else:
+                link = change_link(BatchLog, execution.pk, f"#{execution.pk}")
+                self.message_user(request, format_html("Queued execution {}.", link))
+                return HttpResponseRedirect(self._url_after_run(request, execution))
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Run {job.name}",
+            "original": job,
+            "default_params": json_pre(job.params),
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/batchjobs/batchjob/run.html", context)
+
+    def _url_after_run(self, request: HttpRequest, execution: BatchLog) -> str:
+        if self.admin_site.get_model_admin(BatchLog).has_view_permission(request, execution):
+            return reverse("admin:batchjobs_batchlog_change", args=[execution.pk])
+        return reverse("admin:batchjobs_batchjob_change", args=[execution.job_id])
