@@ -14,3 +14,10 @@ def execute(self, execution_id: int) -> None:
         worker=f"{self.request.hostname}:{os.getpid()}",
         task_id=self.request.id or "",
     )
+
+
+@shared_task(name="batchjobs.execute_partition", ignore_result=True, acks_late=True)
+def execute_partition(execution_id: int, step_name: str) -> None:
+    from batchjobs.execution.batch_job import partition_work
+
+    partition_work(execution_id=execution_id, step_name=step_name)

@@ -26,3 +26,6 @@ def swallow_timeout(ctx: HandlerContext, *, seconds: float = 30) -> None:
             time.sleep(0.05)
         except Exception:  # noqa: S110 - the point of this handler
             pass
+
+
+from tests.batch import jobs as _batch_jobs  # noqa: E402,F401 - registers the test batch jobs

@@ -87,46 +87,49 @@ def _overlap_declined(execution_id: int) -> None:
 
 def execution_heartbeat(
     *, execution_id: int, attempt: int, progress: tuple[int, int | None] | None
-) -> bool:
-    """Mark the attempt alive; False if it no longer owns the execution (reaped or stopped)."""
+) -> ExecutionStatus | None:
+    """Mark the attempt alive. Returns the execution's status (STOPPING asks the attempt to
+    end), or None if the attempt no longer owns the execution (reaped)."""
     fields = {"heartbeat_at": Now()}
     if progress is not None:
         fields["progress_done"], fields["progress_total"] = progress
-    return bool(
-        BatchLog.objects.filter(
-            pk=execution_id, status__in=RUNNING_STATUSES, attempts=attempt
-        ).update(**fields)
-    )
+    owned = BatchLog.objects.filter(pk=execution_id, status__in=RUNNING_STATUSES, attempts=attempt)
+    if owned.filter(status=ExecutionStatus.STARTED).update(**fields):
+        return ExecutionStatus.STARTED
+    return ExecutionStatus.STOPPING if owned.update(**fields) else None
 
 
 def execution_finish_attempt(
     *, execution: BatchLog, attempt: int, outcome: AttemptOutcome, job: BatchJob
 ) -> ExecutionStatus | None:
     """Record how attempt `attempt` ended and decide the execution's next state: COMPLETED,
-    QUEUED again with a backoff, or FAILED. None if the attempt no longer owned the execution."""
-    now = database_now()
-    update: dict = {"heartbeat_at": None}
-    if outcome.succeeded:
-        update |= {
-            "status": ExecutionStatus.COMPLETED,
-            "finished_at": now,
-            "result": outcome.result,
-            "error": "",
-        }
-    elif outcome.retryable and attempt < execution.max_attempts:
-        update |= {
-            "status": ExecutionStatus.QUEUED,
-            "next_attempt_at": now + retry_delay(job, failed_attempt=attempt),
-            "error": outcome.error,
-        }
-    else:
-        update |= {"status": ExecutionStatus.FAILED, "finished_at": now, "error": outcome.error}
+    STOPPED (an operator asked), QUEUED again with a backoff, or FAILED. None if the attempt
+    no longer owned the execution."""
     with transaction.atomic():
-        owned = BatchLog.objects.filter(
-            pk=execution.pk, status__in=RUNNING_STATUSES, attempts=attempt
-        ).update(**update)
-        if not owned:
+        current = (
+            BatchLog.objects.select_for_update()
+            .filter(pk=execution.pk, status__in=RUNNING_STATUSES, attempts=attempt)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if current is None:
             return None
+        now = database_now()
+        update: dict = {"heartbeat_at": None, "error": outcome.error}
+        if outcome.succeeded:
+            update |= {"status": ExecutionStatus.COMPLETED, "finished_at": now,
+                       "result": outcome.result}  # fmt: skip
+        elif outcome.status == AttemptStatus.STOPPED or current == ExecutionStatus.STOPPING:
+            update |= {"status": ExecutionStatus.STOPPED, "finished_at": now,
+                       "error": outcome.error or "stopped by an operator"}  # fmt: skip
+        elif outcome.retryable and attempt < execution.max_attempts:
+            update |= {
+                "status": ExecutionStatus.QUEUED,
+                "next_attempt_at": now + retry_delay(job, failed_attempt=attempt),
+            }
+        else:
+            update |= {"status": ExecutionStatus.FAILED, "finished_at": now}
+        BatchLog.objects.filter(pk=execution.pk).update(**update)
         BatchAttempt.objects.filter(
             execution_id=execution.pk, number=attempt, status=AttemptStatus.RUNNING
         ).update(

@@ -7,15 +7,17 @@ import time
 
 from django.conf import settings
 from django.db import connections
+from django.db.models.functions import Now
 
-from batchjobs.models import AttemptStatus, BatchLog
+from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus, StepExecution
 from batchjobs.models.job import JobKind
 
+from .batch_job import run_batch_job
 from .handler_job import run_handler_job
 from .http_job import run_http_job
 from .lifecycle import execution_claim, execution_finish_attempt, execution_heartbeat
 from .outcome import AttemptOutcome
-from .timeout import AttemptTimeout, time_limit
+from .timeout import AttemptStopped, AttemptTimeout, request_stop, time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +29,33 @@ class _Heartbeat:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[int, tuple[int, tuple[int, int | None] | None]] = {}
+        self._interruptible: set[int] = set()
+        self._steps: set[int] = set()
         self._owner_pid: int | None = None
 
-    def watch(self, execution_id: int, attempt: int) -> None:
+    def watch(self, execution_id: int, attempt: int, *, interruptible: bool) -> None:
+        """Beat for the attempt; if `interruptible`, an operator's stop interrupts it (a batch
+        job instead stops itself at its next chunk boundary)."""
         with self._lock:
             self._running[execution_id] = (attempt, None)
-            if self._owner_pid != os.getpid():  # first use in this (possibly forked) process
-                self._owner_pid = os.getpid()
-                threading.Thread(target=self._loop, name="batchjobs-heartbeat", daemon=True).start()
+            if interruptible:
+                self._interruptible.add(execution_id)
+            self._start_thread()
+
+    def watch_step(self, step_execution_id: int) -> None:
+        """Beat for a partition running here, for the partitioned step's master to see."""
+        with self._lock:
+            self._steps.add(step_execution_id)
+            self._start_thread()
+
+    def unwatch_step(self, step_execution_id: int) -> None:
+        with self._lock:
+            self._steps.discard(step_execution_id)
+
+    def _start_thread(self) -> None:
+        if self._owner_pid != os.getpid():  # first use in this (possibly forked) process
+            self._owner_pid = os.getpid()
+            threading.Thread(target=self._loop, name="batchjobs-heartbeat", daemon=True).start()
 
     def progress(self, execution_id: int, done: int, total: int | None) -> None:
         with self._lock:
@@ -44,23 +65,29 @@ class _Heartbeat:
     def unwatch(self, execution_id: int) -> None:
         with self._lock:
             self._running.pop(execution_id, None)
+            self._interruptible.discard(execution_id)
 
     def _loop(self) -> None:
         while True:
             time.sleep(settings.BATCHJOBS_HEARTBEAT_SECONDS)
             with self._lock:
-                running = dict(self._running)
-            for execution_id, (attempt, progress) in running.items():
-                try:
-                    execution_heartbeat(
+                running, interruptible = dict(self._running), set(self._interruptible)
+                steps = list(self._steps)
+            try:
+                for execution_id, (attempt, progress) in running.items():
+                    status = execution_heartbeat(
                         execution_id=execution_id, attempt=attempt, progress=progress
                     )
-                except Exception:  # a database blip must not end the thread
-                    logger.exception("heartbeat of execution %s failed", execution_id)
-                    connections.close_all()
+                    if status == ExecutionStatus.STOPPING and execution_id in interruptible:
+                        request_stop()
+                if steps:
+                    StepExecution.objects.filter(pk__in=steps).update(heartbeat_at=Now())
+            except Exception:  # a database blip must not end the thread
+                logger.exception("heartbeat failed")
+                connections.close_all()
 
 
-_heartbeat = _Heartbeat()
+heartbeat = _Heartbeat()
 HTTP_SIGNAL_MARGIN = 1.0
 
 
@@ -70,11 +97,11 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
         return
     execution, number = claim.execution, claim.attempt.number
     job = execution.job
-    _heartbeat.watch(execution.pk, number)
+    heartbeat.watch(execution.pk, number, interruptible=job.kind != JobKind.BATCH)
     try:
         outcome = _run_attempt(execution, attempt=number)
     finally:
-        _heartbeat.unwatch(execution.pk)
+        heartbeat.unwatch(execution.pk)
     status = execution_finish_attempt(execution=execution, attempt=number, outcome=outcome, job=job)
     logger.info(
         "execution %s of %s attempt %s: %s -> %s",
@@ -98,15 +125,20 @@ def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
                 return run_http_job(
                     job, execution_id=execution.pk, attempt=attempt, deadline=deadline
                 )
+            if job.kind == JobKind.BATCH:
+                return run_batch_job(execution, attempt=attempt)
             return run_handler_job(
                 execution,
                 attempt=attempt,
                 deadline=deadline,
-                report_progress=lambda done, total: _heartbeat.progress(execution.pk, done, total),
+                report_progress=lambda done, total: heartbeat.progress(execution.pk, done, total),
             )
     except AttemptTimeout as exc:
         _drop_interrupted_connections()
         return AttemptOutcome(status=AttemptStatus.TIMED_OUT, error=str(exc), retryable=True)
+    except AttemptStopped as exc:
+        _drop_interrupted_connections()
+        return AttemptOutcome(status=AttemptStatus.STOPPED, error=str(exc))
 
 
 def _drop_interrupted_connections() -> None:

@@ -121,6 +121,20 @@ class BatchLog(models.Model):
     progress_total = models.BigIntegerField(
         null=True, blank=True, help_text="Items expected, if the job knows."
     )
+    instance_key = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="Batch jobs: the job instance (job + identifying parameters) it belongs to.",
+    )
+    restart_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="restarts",
+        help_text="The FAILED or STOPPED execution this one restarts.",
+    )
     idempotency_key = models.CharField(
         max_length=255,
         blank=True,
@@ -165,6 +179,12 @@ class BatchLog(models.Model):
                 condition=Q(exclusive=True, status__in=RUNNING_STATUSES),
                 name="execution_one_running_exclusive",
             ),
+            # A job instance completes at most once.
+            models.UniqueConstraint(
+                fields=["instance_key"],
+                condition=Q(status=ExecutionStatus.COMPLETED) & ~Q(instance_key=""),
+                name="execution_instance_completes_once",
+            ),
             models.UniqueConstraint(
                 fields=["job", "idempotency_key"],
                 condition=~Q(idempotency_key=""),
@@ -194,6 +214,7 @@ class AttemptStatus(models.TextChoices):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
     LOST = "LOST", "Lost (worker died)"
 
 
@@ -285,8 +306,11 @@ class StepExecution(models.Model):
     execution_context = models.JSONField(
         default=dict, blank=True, help_text="The step's checkpoint, saved with each chunk commit."
     )
-    started_at = models.DateTimeField(auto_now_add=True, help_text="When the step started.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When the step started.")
     finished_at = models.DateTimeField(null=True, blank=True, help_text="When the step ended.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="A running partition's latest sign of life."
+    )
     error = models.TextField(blank=True, help_text="Why the step failed.")
 
     class Meta:

@@ -7,6 +7,7 @@ from django.db.models import Q
 class JobKind(models.TextChoices):
     HTTP = "http", "HTTP call"
     HANDLER = "handler", "Python handler"
+    BATCH = "batch", "Batch job (steps)"
 
 
 class HttpMethod(models.TextChoices):
@@ -37,7 +38,7 @@ job_name_validator = RegexValidator(
 
 
 class BatchJob(models.Model):
-    """What to run and how: the target (an HTTP call or a handler) and the run policy."""
+    """What to run (an HTTP call, a handler or a batch job) and how: the run policy."""
 
     name = models.CharField(
         max_length=200,
@@ -97,10 +98,13 @@ class BatchJob(models.Model):
     handler_name = models.CharField(
         max_length=200, blank=True, help_text="Handler jobs: the registered handler's name."
     )
+    batch_job_name = models.CharField(
+        max_length=200, blank=True, help_text="Batch jobs: the registered batch job's name."
+    )
     params = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Handler jobs: default parameters, validated against the handler's schema.",
+        help_text="Handler and batch jobs: default parameters, validated against the schema.",
     )
 
     timeout_seconds = models.FloatField(
@@ -173,6 +177,10 @@ class BatchJob(models.Model):
                 condition=~Q(kind=JobKind.HANDLER) | ~Q(handler_name=""),
                 name="job_handler_has_name",
             ),
+            models.CheckConstraint(
+                condition=~Q(kind=JobKind.BATCH) | ~Q(batch_job_name=""),
+                name="job_batch_has_name",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -188,4 +196,6 @@ class BatchJob(models.Model):
         """What the job calls, in one line."""
         if self.kind == JobKind.HTTP:
             return f"{self.http_method} {self.http_url}"
-        return self.handler_name
+        if self.kind == JobKind.HANDLER:
+            return self.handler_name
+        return self.batch_job_name

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from batchjobs.batch.registry import batch_job_get, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.lifecycle import executions_due_for_publish
 from batchjobs.execution.publish import executions_publish
@@ -19,10 +20,13 @@ def execution_params(*, job: BatchJob, params: dict[str, Any] | None) -> dict[st
     if params is not None and not isinstance(params, dict):
         raise InvalidInput({"params": "Must be a JSON object."})
     merged = {**job.params, **(params or {})}
+    errors = []
     if job.kind == JobKind.HANDLER:
         errors = handler_params_errors(job.handler_name, merged)
-        if errors:
-            raise InvalidInput({"params": errors})
+    elif job.kind == JobKind.BATCH and batch_job_get(job.batch_job_name):
+        errors = batch_params_errors(job.batch_job_name, merged)
+    if errors:
+        raise InvalidInput({"params": errors})
     return merged
 
 
@@ -33,9 +37,13 @@ def execution_start(
     params: dict[str, Any] | None = None,
     user=None,
     idempotency_key: str = "",
+    instance_key: str = "",
+    restart_of: BatchLog | None = None,
+    execution_context: dict | None = None,
 ) -> BatchLog:
     """Queue a run of `job` now ("run now"). The same idempotency key returns the same
-    execution instead of starting another."""
+    execution instead of starting another. The JobOperator passes a batch job's instance key,
+    and for a restart the execution restarted and the context to resume from."""
     if not job.enabled:
         raise Conflict(f"job {job.name!r} is disabled; enable it before running it")
     merged = execution_params(job=job, params=params)
@@ -56,6 +64,9 @@ def execution_start(
                 published_at=now,
                 created_by=user if user and user.is_authenticated else None,
                 idempotency_key=idempotency_key,
+                instance_key=instance_key,
+                restart_of=restart_of,
+                execution_context=execution_context or {},
             )
             transaction.on_commit(lambda: executions_publish([execution.pk]))
     except IntegrityError:

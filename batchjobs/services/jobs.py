@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import InvalidInput
 from batchjobs.execution.http_client import url_errors
 from batchjobs.execution.http_job import json_path_parse, status_spec_parse
@@ -54,6 +55,8 @@ def job_validate(*, job: BatchJob) -> None:
         _validate_http(job, add)
     elif job.kind == JobKind.HANDLER:
         _validate_handler(job, add)
+    elif job.kind == JobKind.BATCH:
+        _validate_batch(job, add)
     elif job.kind:
         add("kind", f"Unknown kind {job.kind!r}; choose one of {', '.join(JobKind.values)}.")
     if errors:
@@ -127,6 +130,24 @@ def _validate_handler(job: BatchJob, add) -> None:
         add("params", "Must be a JSON object.")
         return
     for message in handler_params_errors(job.handler_name, job.params):
+        add("params", message)
+
+
+def _validate_batch(job: BatchJob, add) -> None:
+    if not job.batch_job_name:
+        add("batch_job_name", "A batch job needs the name of a registered batch job.")
+        return
+    if batch_job_get(job.batch_job_name) is None:
+        add(
+            "batch_job_name",
+            f"No batch job named {job.batch_job_name!r}; registered: "
+            f"{', '.join(batch_job_names()) or 'none'}.",
+        )
+        return
+    if not isinstance(job.params, dict):
+        add("params", "Must be a JSON object.")
+        return
+    for message in batch_params_errors(job.batch_job_name, job.params, partial=True):
         add("params", message)
 
 

@@ -1,0 +1,398 @@
+"""Running a Job: the flow between nodes, tasklet and chunk steps, partitions.
+
+Chunk semantics follow Spring Batch: items are read and processed one by one and written a
+chunk at a time in one transaction, together with the step's counters and the streams'
+checkpoint. A failed write is retried as a whole (retry policy), then, if the error is
+skippable, the chunk is scanned: each item written in its own transaction, the failing ones
+skipped. Skips of every kind count against the skip limit.
+"""
+
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+
+from .job import (
+    END,
+    FAIL,
+    STOP,
+    ChunkStep,
+    Decider,
+    Job,
+    PartitionStep,
+    RepeatStatus,
+    Step,
+    StepContext,
+    TaskletStep,
+)
+from .policies import SkipLimitExceeded
+from .protocols import ItemStream
+from .repository import JobRepository, StepRecord
+
+COMPLETED, FAILED, STOPPED = "COMPLETED", "FAILED", "STOPPED"
+PARTITION_POLL_SECONDS = 0.2
+
+
+@dataclass
+class JobResult:
+    status: str  # COMPLETED, FAILED or STOPPED
+    exit_status: str
+    error: str = ""
+    retryable: bool = False
+
+
+@dataclass
+class _StepOutcome:
+    status: str
+    exit_status: str
+    error: str = ""
+    retryable: bool = False
+
+
+class _Stopped(Exception):
+    """The operator asked the execution to stop; raised at a chunk boundary."""
+
+
+@dataclass
+class JobRunner:
+    job: Job
+    execution_id: int
+    params: dict[str, Any]
+    job_context: dict[str, Any]
+    repository: JobRepository
+    # Steps that completed (or were abandoned) in earlier executions of the job instance, and
+    # the checkpoint each unfinished step reached there.
+    done_steps: frozenset[str] = frozenset()
+    resume: dict[str, dict] = field(default_factory=dict)
+    launch_partitions: Callable[[str, int], None] | None = None
+    partition_silence: timedelta = timedelta(seconds=60)
+    # Wraps a partition's run so that something beats for it (see JobRepository's requeue).
+    partition_heartbeat: Callable[[int], AbstractContextManager] = nullcontext
+
+    def run(self) -> JobResult:
+        for listener in self.job.listeners:
+            listener.before_job(self.job_context)
+        result = self._flow()
+        self.repository.job_context_save(self.job_context)
+        for listener in self.job.listeners:
+            listener.after_job(self.job_context, result.status)
+        return result
+
+    def _flow(self) -> JobResult:
+        name, last_exit, failure = self.job.start, None, None
+        while True:
+            node = self.job.nodes[name]
+            if isinstance(node, Decider):
+                exit_status = node.decide(self.job_context, last_exit)
+            else:
+                outcome = self._step(node)
+                if outcome.status == STOPPED:
+                    return JobResult(STOPPED, STOPPED, outcome.error)
+                if outcome.status == FAILED:
+                    failure = outcome
+                exit_status = outcome.exit_status
+            target = self.job.next_target(name, exit_status)
+            if target == END:
+                return JobResult(COMPLETED, exit_status)
+            if target == FAIL:
+                error = failure.error if failure else f"flow failed after {name} ({exit_status})"
+                return JobResult(FAILED, exit_status, error, bool(failure and failure.retryable))
+            if target == STOP:
+                return JobResult(STOPPED, exit_status, f"flow stopped after {name}")
+            name, last_exit = target, exit_status
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def _step(self, step: Step) -> _StepOutcome:
+        if step.name in self.done_steps and not step.allow_start_if_complete:
+            return _StepOutcome(COMPLETED, COMPLETED)
+        record = self.repository.step_open(step.name, resume_from=self.resume.get(step.name))
+        if record.status in (COMPLETED, "ABANDONED"):  # done in an earlier attempt
+            return _StepOutcome(COMPLETED, COMPLETED)
+        context = self._context(step.name, record)
+        for listener in step.listeners:
+            if hasattr(listener, "before_step"):
+                listener.before_step(context)
+        try:
+            if isinstance(step, TaskletStep):
+                self._tasklet(step, context, record)
+            elif isinstance(step, ChunkStep):
+                self._chunks(step, context, record)
+            else:
+                self._partitions(step, context, record)
+            outcome = _StepOutcome(COMPLETED, context.exit_status or COMPLETED)
+        except _Stopped:
+            outcome = _StepOutcome(STOPPED, STOPPED, f"stopped at a chunk boundary in {step.name}")
+        except _PartitionsEnded as ended:
+            outcome = _StepOutcome(ended.status, ended.status, ended.error)
+        except Exception as error:
+            retryable = not isinstance(error, SkipLimitExceeded)
+            outcome = _StepOutcome(FAILED, FAILED, traceback.format_exc(), retryable)
+        for listener in step.listeners:
+            if hasattr(listener, "after_step"):
+                outcome.exit_status = listener.after_step(context, outcome.exit_status) or (
+                    outcome.exit_status
+                )
+        self.repository.step_closed(
+            record, status=outcome.status, exit_status=outcome.exit_status, error=outcome.error
+        )
+        return outcome
+
+    def _context(self, step_name: str, record: StepRecord) -> StepContext:
+        return StepContext(
+            params=self.params, job_context=self.job_context, context=record.context,
+            step_name=step_name, execution_id=self.execution_id,
+            partition=record.context.get("partition", {}),
+        )  # fmt: skip
+
+    def _check_stop(self) -> None:
+        if self.repository.stop_requested():
+            raise _Stopped
+
+    def _tasklet(self, step: TaskletStep, context: StepContext, record: StepRecord) -> None:
+        while True:
+            self._check_stop()
+            with _chunk_transaction():
+                status = step.tasklet(context)
+                record.counts["commit_count"] += 1
+                self.repository.chunk_saved(record)
+            if status in (None, RepeatStatus.FINISHED):
+                return
+
+    def _chunks(self, step: ChunkStep, context: StepContext, record: StepRecord) -> None:
+        reader = step.reader(context)
+        processors = [_as_callable(processor) for processor in step.processors]
+        writer = step.writer(context)
+        streams = [part for part in (reader, writer) if isinstance(part, ItemStream)]
+        for stream in streams:
+            stream.open(record.context)
+        try:
+            _ChunkLoop(self, step, context, record, reader, processors, writer, streams).run()
+        finally:
+            for stream in streams:
+                stream.close()
+
+    # --- partitions -------------------------------------------------------------------------
+
+    def _partitions(self, step: PartitionStep, context: StepContext, record: StepRecord) -> None:
+        if "partitions" not in record.context:
+            plan = step.partitioner(context, step.grid_size)
+            record.context["partitions"] = sorted(plan)
+            record.context["plan"] = plan
+            self.repository.chunk_saved(record)
+        to_run = self.repository.partitions_prepare(step.name, record.context["plan"])
+        if to_run and self.launch_partitions:
+            self.launch_partitions(step.name, len(to_run))
+        # Work alongside the workers the partitions were sent to, so a lone worker slot
+        # still finishes the step.
+        while True:
+            if self.run_one_partition(step) is not None:
+                continue
+            summary = self.repository.partitions_summary(step.name)
+            if not summary.get("QUEUED") and not summary.get("STARTED"):
+                break
+            self.repository.partitions_requeue_silent(step.name, silent_for=self.partition_silence)
+            time.sleep(PARTITION_POLL_SECONDS)
+        record.counts = self.repository.partition_totals(step.name)
+        if summary.get(FAILED):
+            raise _PartitionsEnded(FAILED, f"{summary[FAILED]} partition(s) of {step.name} failed")
+        if summary.get(STOPPED):
+            raise _PartitionsEnded(STOPPED, f"partitions of {step.name} stopped")
+
+    def run_one_partition(self, step: PartitionStep) -> _StepOutcome | None:
+        """Claim one waiting partition of `step` and run it here; None if none was waiting."""
+        record = self.repository.partition_claim(step.name)
+        if record is None:
+            return None
+        inner = step.step
+        context = self._context(inner.name, record)
+        try:
+            with self.partition_heartbeat(record.pk):
+                if isinstance(inner, TaskletStep):
+                    self._tasklet(inner, context, record)
+                else:
+                    self._chunks(inner, context, record)
+            outcome = _StepOutcome(COMPLETED, context.exit_status or COMPLETED)
+        except _Stopped:
+            outcome = _StepOutcome(STOPPED, STOPPED)
+        except Exception as error:
+            retryable = not isinstance(error, SkipLimitExceeded)
+            outcome = _StepOutcome(FAILED, FAILED, traceback.format_exc(), retryable)
+        self.repository.step_closed(
+            record, status=outcome.status, exit_status=outcome.exit_status, error=outcome.error
+        )
+        return outcome
+
+
+class _PartitionsEnded(Exception):
+    def __init__(self, status: str, error: str) -> None:
+        super().__init__(error)
+        self.status, self.error = status, error
+
+
+def _as_callable(processor) -> Callable[[Any], Any]:
+    return processor.process if hasattr(processor, "process") else processor
+
+
+class _chunk_transaction:  # noqa: N801 - used as a context manager like transaction.atomic
+    """One chunk's transaction. On PostgreSQL its commit is asynchronous: the checkpoint
+    commits with the chunk's rows, so a crash loses both together and restart stays exact,
+    while the chunk does not wait for the disk (DESIGN.md §7)."""
+
+    def __enter__(self):
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        return self
+
+    def __exit__(self, *exc):
+        return self._atomic.__exit__(*exc)
+
+
+class _ChunkLoop:
+    def __init__(self, runner: JobRunner, step: ChunkStep, context: StepContext,
+                 record: StepRecord, reader, processors, writer, streams) -> None:  # fmt: skip
+        self.runner, self.step, self.context, self.record = runner, step, context, record
+        self.reader, self.processors, self.writer = reader, processors, writer
+        self.streams = streams
+        self.counts = record.counts
+        self.item_listeners = [x for x in step.listeners if hasattr(x, "after_read")]
+        self.skip_listeners = [x for x in step.listeners if hasattr(x, "on_skip_in_read")]
+        self.chunk_listeners = [x for x in step.listeners if hasattr(x, "before_chunk")]
+
+    def run(self) -> None:
+        exhausted = False
+        while not exhausted:
+            self.runner._check_stop()
+            for listener in self.chunk_listeners:
+                listener.before_chunk(self.context)
+            items, exhausted = self._read_chunk()
+            outputs = self._process(items)
+            try:
+                self._write_and_commit(outputs)
+            except Exception as error:
+                for listener in self.chunk_listeners:
+                    listener.after_chunk_error(self.context, error)
+                raise
+            for listener in self.chunk_listeners:
+                listener.after_chunk(self.context)
+
+    def _skip(self, error: BaseException) -> None:
+        if not self.step.skip.skippable(error):
+            raise error
+        if self.record.skips >= self.step.skip.limit:
+            raise SkipLimitExceeded(
+                f"skip limit {self.step.skip.limit} reached in {self.step.name}: {error!r}"
+            ) from error
+
+    def _read_chunk(self) -> tuple[list, bool]:
+        items = []
+        read = self.reader.read
+        while len(items) < self.step.chunk_size:
+            try:
+                item = read()
+            except Exception as error:
+                for listener in self.item_listeners:
+                    listener.on_read_error(error)
+                self._skip(error)
+                self.counts["read_skip_count"] += 1
+                for listener in self.skip_listeners:
+                    listener.on_skip_in_read(error)
+                continue
+            if item is None:
+                self.counts["read_count"] += len(items)
+                return items, True
+            for listener in self.item_listeners:
+                listener.after_read(item)
+            items.append(item)
+        self.counts["read_count"] += len(items)
+        return items, False
+
+    def _process(self, items: list) -> list:
+        if not self.processors and not self.item_listeners:
+            return items
+        outputs = []
+        retry = self.step.retry
+        for item in items:
+            result = item
+            try:
+                for process in self.processors:
+                    if result is None:
+                        break
+                    current = result
+                    result = retry.call(lambda p=process, c=current: p(c)) if retry.exceptions \
+                        else process(current)  # fmt: skip
+            except Exception as error:
+                for listener in self.item_listeners:
+                    listener.on_process_error(item, error)
+                self._skip(error)
+                self.counts["process_skip_count"] += 1
+                for listener in self.skip_listeners:
+                    listener.on_skip_in_process(item, error)
+                continue
+            for listener in self.item_listeners:
+                listener.after_process(item, result)
+            if result is None:
+                self.counts["filter_count"] += 1
+            else:
+                outputs.append(result)
+        return outputs
+
+    def _commit(self, outputs: list) -> None:
+        with _chunk_transaction():
+            if outputs:
+                self.writer.write(outputs)
+            for stream in self.streams:
+                stream.update(self.record.context)
+            self.counts["write_count"] += len(outputs)
+            self.counts["commit_count"] += 1
+            self.runner.repository.chunk_saved(self.record)
+
+    def _write_and_commit(self, outputs: list) -> None:
+        saved = dict(self.counts)
+        try:
+            self.step.retry.call(lambda: self._attempt(outputs, saved))
+        except Exception as error:
+            for listener in self.item_listeners:
+                listener.on_write_error(outputs, error)
+            if not outputs or not self.step.skip.skippable(error):
+                raise
+            self._scan(outputs)
+            return
+        for listener in self.item_listeners:
+            listener.after_write(outputs)
+
+    def _attempt(self, outputs: list, saved: dict) -> None:
+        try:
+            self._commit(outputs)
+        except Exception:
+            self.counts.clear()
+            self.counts.update(saved)
+            self.counts["rollback_count"] += 1
+            saved["rollback_count"] = self.counts["rollback_count"]
+            raise
+
+    def _scan(self, outputs: list) -> None:
+        """Write the chunk item by item, skipping those that fail, then commit the checkpoint."""
+        for item in outputs:
+            saved = dict(self.counts)
+            try:
+                with _chunk_transaction():
+                    self.writer.write([item])
+                    self.counts["write_count"] += 1
+            except Exception as error:
+                self.counts.clear()
+                self.counts.update(saved)
+                self.counts["rollback_count"] += 1
+                self._skip(error)
+                self.counts["write_skip_count"] += 1
+                for listener in self.skip_listeners:
+                    listener.on_skip_in_write(item, error)
+        self._commit([])

@@ -1,0 +1,177 @@
+"""Where a running batch job keeps its state: StepExecution rows and the execution context,
+saved in the same transaction as each chunk's writes (Spring Batch's JobRepository)."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.db.models.functions import Now
+
+from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
+
+COUNTERS = (
+    "read_count", "write_count", "filter_count", "read_skip_count", "process_skip_count",
+    "write_skip_count", "commit_count", "rollback_count",
+)  # fmt: skip
+FINISHED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.STOPPED,
+            ExecutionStatus.ABANDONED)  # fmt: skip
+
+
+@dataclass
+class StepRecord:
+    pk: int
+    name: str
+    partition: str
+    status: str
+    context: dict
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+
+    @property
+    def skips(self) -> int:
+        return sum(self.counts[k] for k in ("read_skip_count", "process_skip_count",
+                                            "write_skip_count"))  # fmt: skip
+
+
+def _record(row: StepExecution) -> StepRecord:
+    return StepRecord(
+        pk=row.pk, name=row.step_name, partition=row.partition, status=row.status,
+        context=dict(row.execution_context or {}),
+        counts={name: getattr(row, name) for name in COUNTERS},
+    )  # fmt: skip
+
+
+class JobRepository:
+    def __init__(self, execution_id: int) -> None:
+        self.execution_id = execution_id
+
+    def step_open(self, name: str, *, partition: str = "", resume_from: dict | None = None
+                  ) -> StepRecord:  # fmt: skip
+        """The step's row in this execution, created on first use (with the context of an
+        earlier execution of the job instance, on a restart) and marked STARTED."""
+        row, created = StepExecution.objects.get_or_create(
+            execution_id=self.execution_id, step_name=name, partition=partition,
+            defaults={"status": ExecutionStatus.STARTED, "execution_context": resume_from or {},
+                      "started_at": Now()},
+        )  # fmt: skip
+        if not created and row.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.ABANDONED):
+            StepExecution.objects.filter(pk=row.pk).update(
+                status=ExecutionStatus.STARTED, finished_at=None, error="", heartbeat_at=Now()
+            )
+            row.status = ExecutionStatus.STARTED
+        return _record(row)
+
+    def chunk_saved(self, record: StepRecord) -> None:
+        """Save counters and checkpoint; call inside the chunk's transaction."""
+        StepExecution.objects.filter(pk=record.pk).update(
+            execution_context=record.context, heartbeat_at=Now(), **record.counts
+        )
+
+    def step_closed(self, record: StepRecord, *, status: str, exit_status: str, error: str = ""
+                    ) -> None:  # fmt: skip
+        StepExecution.objects.filter(pk=record.pk).update(
+            status=status, exit_status=exit_status, error=error, finished_at=Now(),
+            execution_context=record.context, **record.counts,
+        )  # fmt: skip
+        record.status = status
+
+    def stop_requested(self) -> bool:
+        return BatchLog.objects.filter(
+            pk=self.execution_id, status=ExecutionStatus.STOPPING
+        ).exists()
+
+    def job_context_save(self, context: dict) -> None:
+        """Keep the job-level context under "job" beside what the operator put there."""
+        with transaction.atomic():
+            stored = (
+                BatchLog.objects.select_for_update()
+                .values_list("execution_context", flat=True)
+                .get(pk=self.execution_id)
+            )
+            BatchLog.objects.filter(pk=self.execution_id).update(
+                execution_context={**(stored or {}), "job": context}
+            )
+
+    # --- partitions ------------------------------------------------------------------------
+
+    def partitions_prepare(self, step_name: str, contexts: dict[str, dict]) -> list[str]:
+        """Create the partitions' rows (QUEUED) on a first run; on a later attempt put every
+        partition that did not complete back in the queue. Returns the ones to run."""
+        with transaction.atomic():
+            existing = set(
+                StepExecution.objects.filter(execution_id=self.execution_id, step_name=step_name)
+                .exclude(partition="")
+                .values_list("partition", flat=True)
+            )
+            StepExecution.objects.bulk_create(
+                StepExecution(execution_id=self.execution_id, step_name=step_name,
+                              partition=name, status=ExecutionStatus.QUEUED,
+                              execution_context={"partition": context})
+                for name, context in contexts.items() if name not in existing
+            )  # fmt: skip
+            StepExecution.objects.filter(
+                execution_id=self.execution_id, step_name=step_name,
+                status__in=(ExecutionStatus.FAILED, ExecutionStatus.STOPPED,
+                            ExecutionStatus.STARTED),
+            ).exclude(partition="").update(status=ExecutionStatus.QUEUED)  # fmt: skip
+        return list(
+            StepExecution.objects.filter(
+                execution_id=self.execution_id, step_name=step_name, status=ExecutionStatus.QUEUED
+            )
+            .exclude(partition="")
+            .values_list("partition", flat=True)
+        )
+
+    def partition_claim(self, step_name: str) -> StepRecord | None:
+        """QUEUED -> STARTED for one partition of the step, or None if none is waiting."""
+        for row in (
+            StepExecution.objects.filter(
+                execution_id=self.execution_id, step_name=step_name, status=ExecutionStatus.QUEUED
+            )
+            .exclude(partition="")
+            .order_by("pk")[:20]
+        ):
+            claimed = StepExecution.objects.filter(pk=row.pk, status=ExecutionStatus.QUEUED).update(
+                status=ExecutionStatus.STARTED, started_at=Now(), heartbeat_at=Now()
+            )
+            if claimed:
+                row.status = ExecutionStatus.STARTED
+                return _record(row)
+        return None
+
+    def partitions_requeue_silent(self, step_name: str, *, silent_for: timedelta) -> int:
+        """Partitions whose worker stopped heartbeating go back to the queue, to resume from
+        their last checkpoint on another worker."""
+        from batchjobs.scheduling.clock import database_now
+
+        return StepExecution.objects.filter(
+            execution_id=self.execution_id, step_name=step_name, status=ExecutionStatus.STARTED,
+            heartbeat_at__lt=database_now() - silent_for,
+        ).exclude(partition="").update(status=ExecutionStatus.QUEUED)  # fmt: skip
+
+    def partitions_summary(self, step_name: str) -> dict[str, int]:
+        rows = (
+            StepExecution.objects.filter(execution_id=self.execution_id, step_name=step_name)
+            .exclude(partition="")
+            .values("status")
+            .annotate(n=Count("id"))
+        )
+        return {row["status"]: row["n"] for row in rows}
+
+    def partition_totals(self, step_name: str) -> dict[str, int]:
+        from django.db.models import Sum
+
+        totals = (
+            StepExecution.objects.filter(execution_id=self.execution_id, step_name=step_name)
+            .exclude(partition="")
+            .aggregate(**{name: Sum(name) for name in COUNTERS})
+        )
+        return {name: totals[name] or 0 for name in COUNTERS}
+
+    def steps_finished(self) -> dict[str, str]:
+        """Status of each whole (not partition) step of this execution that has ended."""
+        return dict(
+            StepExecution.objects.filter(execution_id=self.execution_id, partition="")
+            .filter(Q(status__in=FINISHED))
+            .values_list("step_name", "status")
+        )

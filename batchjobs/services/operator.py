@@ -1,0 +1,245 @@
+"""The JobOperator (after Spring Batch's): start, stop, restart and abandon executions, and
+read their summaries. The API, the admin and the command line all come through here."""
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from batchjobs.batch.registry import batch_job_get, batch_job_names
+from batchjobs.batch.repository import COUNTERS
+from batchjobs.errors import Conflict, NotFound
+from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, JobKind, StepExecution, Trigger
+from batchjobs.models.execution import RUNNING_STATUSES
+
+from .executions import execution_params, execution_start
+from .jobs import job_create
+
+ACTIVE_STATUSES = (ExecutionStatus.QUEUED, *RUNNING_STATUSES)
+RESTARTABLE_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.STOPPED)
+
+
+def job_names() -> list[str]:
+    """The registered batch jobs."""
+    return batch_job_names()
+
+
+def _job(job_name: str) -> BatchJob:
+    job = BatchJob.objects.filter(name=job_name).first()
+    if job is not None:
+        return job
+    if batch_job_get(job_name) is None:
+        raise NotFound(f"no job named {job_name!r}")
+    # A registered batch job needs no set-up before its first start.
+    return job_create(name=job_name, kind=JobKind.BATCH, batch_job_name=job_name)
+
+
+def _execution(execution_id: int) -> BatchLog:
+    execution = BatchLog.objects.select_related("job").filter(pk=execution_id).first()
+    if execution is None:
+        raise NotFound(f"no execution {execution_id}")
+    return execution
+
+
+def instance_key(job: BatchJob, params: dict[str, Any]) -> str:
+    """Job + identifying parameters, hashed: the job instance (Spring's JobInstance)."""
+    registered = batch_job_get(job.batch_job_name)
+    names = registered.identifying if registered and registered.identifying is not None else None
+    identifying = params if names is None else {name: params.get(name) for name in names}
+    canonical = json.dumps([job.name, identifying], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def start(job_name: str, params: dict[str, Any] | None = None, *, user=None,
+          trigger: Trigger = Trigger.API, idempotency_key: str = "") -> BatchLog:  # fmt: skip
+    """Start a job now. For a batch job this is a new job instance: refused if the instance
+    already completed, is running, or failed (restart that execution instead)."""
+    job = _job(job_name)
+    if job.kind != JobKind.BATCH:
+        return execution_start(job=job, trigger=trigger, params=params, user=user,
+                               idempotency_key=idempotency_key)  # fmt: skip
+    if idempotency_key:
+        existing = BatchLog.objects.filter(job=job, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    merged = execution_params(job=job, params=params)
+    key = instance_key(job, merged)
+    with transaction.atomic():
+        # Serialise starts of the same job so that two cannot both see "no instance yet".
+        BatchJob.objects.select_for_update().filter(pk=job.pk).first()
+        previous = BatchLog.objects.filter(instance_key=key).order_by("-pk").first()
+        if previous is not None:
+            if (
+                previous.status == ExecutionStatus.COMPLETED
+                or BatchLog.objects.filter(
+                    instance_key=key, status=ExecutionStatus.COMPLETED
+                ).exists()
+            ):
+                raise Conflict(
+                    f"this instance of {job.name} already completed (execution {previous.pk}); "
+                    "start it with other parameters, or start_next_instance"
+                )
+            if previous.status in ACTIVE_STATUSES:
+                raise Conflict(f"this instance of {job.name} is running: execution {previous.pk}")
+            if previous.status in RESTARTABLE_STATUSES:
+                raise Conflict(
+                    f"this instance of {job.name} ended {previous.status} in execution "
+                    f"{previous.pk}; restart that execution to resume it"
+                )
+        return execution_start(job=job, trigger=trigger, params=merged, user=user,
+                               idempotency_key=idempotency_key, instance_key=key)  # fmt: skip
+
+
+def start_next_instance(job_name: str, *, user=None) -> BatchLog:
+    """Start the instance after the last one, with the parameters its incrementer makes."""
+    job = _job(job_name)
+    registered = batch_job_get(job.batch_job_name) if job.kind == JobKind.BATCH else None
+    if registered is None or registered.incrementer is None:
+        raise Conflict(f"{job_name} has no parameter incrementer, so it has no next instance")
+    last = BatchLog.objects.filter(job=job).exclude(instance_key="").order_by("-pk").first()
+    params = registered.incrementer(dict(last.params) if last else dict(job.params))
+    return start(job_name, params, user=user)
+
+
+def stop(execution_id: int) -> BatchLog:
+    """A queued execution stops at once; a running one is asked to (STOPPING), and ends
+    STOPPED at its next chunk boundary, or at once for an HTTP or handler job."""
+    execution = _execution(execution_id)
+    if BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.QUEUED).update(
+        status=ExecutionStatus.STOPPED, error="stopped by an operator before it started"
+    ):
+        pass
+    elif not BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.STARTED).update(
+        status=ExecutionStatus.STOPPING
+    ):
+        execution.refresh_from_db()
+        if execution.status != ExecutionStatus.STOPPING:
+            raise Conflict(f"execution {execution.pk} is {execution.status}; it cannot be stopped")
+    execution.refresh_from_db()
+    return execution
+
+
+def restart(execution_id: int, *, user=None) -> BatchLog:
+    """A new execution of the same instance: completed steps are not run again, an unfinished
+    step resumes from its last checkpoint, partitions that completed are kept."""
+    source = _execution(execution_id)
+    if source.status not in RESTARTABLE_STATUSES:
+        raise Conflict(
+            f"execution {source.pk} is {source.status}; only FAILED or STOPPED ones restart"
+        )
+    with transaction.atomic():
+        key = source.instance_key or f"run-{source.pk}"
+        if not source.instance_key:
+            BatchLog.objects.filter(pk=source.pk).update(instance_key=key)
+        later = BatchLog.objects.filter(instance_key=key, pk__gt=source.pk)
+        taken = Q(status__in=ACTIVE_STATUSES) | Q(status=ExecutionStatus.COMPLETED)
+        if later.filter(taken).exists():
+            raise Conflict(f"execution {source.pk} was already restarted")
+        done, resume = _restart_state(source, key)
+        restarted = execution_start(
+            job=source.job, trigger=Trigger.RESTART, params=source.params, user=user,
+            instance_key=key, restart_of=source,
+            execution_context={"job": (source.execution_context or {}).get("job", {}),
+                               "restart": {"done_steps": sorted(done), "resume": resume}},
+        )  # fmt: skip
+        _carry_partitions(source, restarted)
+    return restarted
+
+
+def _restart_state(source: BatchLog, key: str) -> tuple[set[str], dict[str, dict]]:
+    done: set[str] = set()
+    for row in StepExecution.objects.filter(execution__instance_key=key, partition="").filter(
+        status__in=(ExecutionStatus.COMPLETED, ExecutionStatus.ABANDONED)
+    ):
+        done.add(row.step_name)
+    done |= set((source.execution_context or {}).get("restart", {}).get("done_steps", []))
+    resume = {
+        row.step_name: row.execution_context
+        for row in StepExecution.objects.filter(execution=source, partition="").exclude(
+            status__in=(ExecutionStatus.COMPLETED, ExecutionStatus.ABANDONED)
+        )
+    }
+    return done, resume
+
+
+def _carry_partitions(source: BatchLog, restarted: BatchLog) -> None:
+    """Completed partitions are carried over as they are; the others start again from their
+    checkpoints."""
+    rows = StepExecution.objects.filter(execution=source).exclude(partition="")
+    StepExecution.objects.bulk_create(
+        StepExecution(
+            execution=restarted, step_name=row.step_name, partition=row.partition,
+            status=ExecutionStatus.COMPLETED if row.status == ExecutionStatus.COMPLETED
+            else ExecutionStatus.QUEUED,
+            execution_context=row.execution_context,
+            **({name: getattr(row, name) for name in COUNTERS}
+               if row.status == ExecutionStatus.COMPLETED else {}),
+        )
+        for row in rows
+    )  # fmt: skip
+
+
+def abandon(execution_id: int) -> BatchLog:
+    """Mark a STOPPED or FAILED execution ABANDONED: never restartable; its unfinished steps
+    are ABANDONED too and a restart of the instance will not run them."""
+    execution = _execution(execution_id)
+    with transaction.atomic():
+        if not BatchLog.objects.filter(pk=execution.pk, status__in=RESTARTABLE_STATUSES).update(
+            status=ExecutionStatus.ABANDONED
+        ):
+            execution.refresh_from_db()
+            raise Conflict(
+                f"execution {execution.pk} is {execution.status}; "
+                "only STOPPED or FAILED executions can be abandoned"
+            )
+        StepExecution.objects.filter(execution=execution).exclude(
+            status=ExecutionStatus.COMPLETED
+        ).update(status=ExecutionStatus.ABANDONED)
+    execution.refresh_from_db()
+    return execution
+
+
+def running_executions(job_name: str) -> list[int]:
+    if not BatchJob.objects.filter(name=job_name).exists():
+        raise NotFound(f"no job named {job_name!r}")
+    return list(
+        BatchLog.objects.filter(job__name=job_name, status__in=ACTIVE_STATUSES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def summary(execution_id: int) -> dict[str, Any]:
+    execution = _execution(execution_id)
+    return {
+        "id": execution.pk,
+        "job": execution.job.name,
+        "status": execution.status,
+        "trigger": execution.trigger,
+        "params": execution.params,
+        "attempts": execution.attempts,
+        "created_at": execution.created_at,
+        "started_at": execution.started_at,
+        "finished_at": execution.finished_at,
+        "error": execution.error,
+        "restart_of": execution.restart_of_id,
+    }
+
+
+def step_summaries(execution_id: int) -> list[dict[str, Any]]:
+    execution = _execution(execution_id)
+    return [
+        {
+            "step": row.step_name,
+            "partition": row.partition,
+            "status": row.status,
+            "exit_status": row.exit_status,
+            "started_at": row.started_at,
+            "finished_at": row.finished_at,
+            "error": row.error,
+            **{name: getattr(row, name) for name in COUNTERS},
+        }  # fmt: skip
+        for row in StepExecution.objects.filter(execution=execution).order_by("pk")
+    ]
