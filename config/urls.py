@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from batchjobs import views
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("demo/ping", views.demo_ping, name="demo-ping"),
     path("admin/", admin.site.urls),
+    path("api/", include("batchjobs.api.urls")),
 ]
