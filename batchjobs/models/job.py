@@ -141,6 +141,11 @@ class BatchJob(models.Model):
         default=5, help_text="Message priority within the queue, 0 (first) to 9 (last)."
     )
 
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Keep finished executions this many days (empty: BATCHJOBS_RETENTION_DAYS).",
+    )
     created_at = models.DateTimeField(auto_now_add=True, help_text="When the job was created.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When the job was last changed.")
     created_by = models.ForeignKey(

@@ -209,6 +209,8 @@ BATCHJOBS_HTTP_MAX_RESPONSE_BYTES = env.int(
 )
 BATCHJOBS_HTTP_MAX_REDIRECTS = env.int("BATCHJOBS_HTTP_MAX_REDIRECTS", default=5)
 BATCHJOBS_RESPONSE_EXCERPT_CHARS = env.int("BATCHJOBS_RESPONSE_EXCERPT_CHARS", default=2000)
+# Finished executions older than this are purged (a job's retention_days overrides it).
+BATCHJOBS_RETENTION_DAYS = env.int("BATCHJOBS_RETENTION_DAYS", default=30)
 # Extra modules whose @handler functions are registered at start-up.
 BATCHJOBS_HANDLER_MODULES = env.list("BATCHJOBS_HANDLER_MODULES", default=[])
 # Database aliases the built-in `sql` handler may run statements against.
