@@ -2,7 +2,9 @@
 
 It refuses destinations that are not public (loopback, private, link-local, CGNAT, unique-local,
 metadata...) unless BATCHJOBS_HTTP_ALLOWLIST names them, checking every resolved address on every
-redirect hop; it bounds the whole exchange by a deadline and the body by a size cap.
+redirect hop, and then connects to the very address it checked (no second DNS look-up, so no
+DNS rebinding, and no parser differential between the check and the connection). It bounds the
+whole exchange by a deadline and the body by a size cap.
 """
 
 import ipaddress
@@ -13,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 ALLOWED_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -110,8 +113,9 @@ def url_syntax_errors(url: str) -> list[str]:
     return []
 
 
-def destination_check(url: str, *, resolve_failure_ok: bool = False) -> None:
-    """Raise BlockedDestination unless every address of the URL's host may be called."""
+def destination_check(url: str, *, resolve_failure_ok: bool = False) -> IPAddress | None:
+    """Raise BlockedDestination unless every address of the URL's host may be called; return
+    the address to connect to (None only if resolving failed and that was acceptable)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or DEFAULT_PORTS[parts.scheme]
@@ -119,14 +123,42 @@ def destination_check(url: str, *, resolve_failure_ok: bool = False) -> None:
         addresses = _resolve(host, port)
     except OSError as exc:
         if resolve_failure_ok:
-            return
+            return None
         raise BlockedDestination(f"cannot resolve {host!r}: {exc}") from exc
+    if not addresses:
+        raise BlockedDestination(f"{host!r} has no address")
     for ip in addresses:
         if not address_is_public(ip) and not _allowlisted(host, port, ip):
             raise BlockedDestination(
                 f"{host} resolves to {ip}, a non-public address; "
                 "add it to BATCHJOBS_HTTP_ALLOWLIST to allow it"
             )
+    return addresses[0]
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Sends the request to `address` (the one destination_check approved) while TLS still
+    verifies the certificate against the URL's host name."""
+
+    def __init__(self, address: IPAddress) -> None:
+        super().__init__(max_retries=0)
+        self.address = str(address)
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = host_params["host"]
+            pool_kwargs["assert_hostname"] = host_params["host"]
+        host_params["host"] = self.address
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def url_errors(url: str) -> list[str]:
@@ -149,33 +181,23 @@ def http_call(
     headers: dict[str, str],
     body: bytes | None,
     deadline: float,
-    session: requests.Session | None = None,
 ) -> HttpResponse:
     """Send the request and read the response before `deadline` (a time.monotonic() value).
 
     Redirects are followed by hand so that each hop is checked; 303 (and 301/302 for POST)
     turn the request into a GET without a body, as browsers do.
     """
-    session = session or requests.Session()
     max_bytes = settings.BATCHJOBS_HTTP_MAX_RESPONSE_BYTES
     for hop in range(settings.BATCHJOBS_HTTP_MAX_REDIRECTS + 1):
         errors = url_syntax_errors(url)
         if errors:
             raise BlockedDestination(f"redirect to an invalid URL {url!r}: {errors[0]}")
-        destination_check(url)
+        address = destination_check(url)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("deadline passed before the request was sent")
-        response = session.request(
-            method,
-            url,
-            headers=headers,
-            data=body,
-            timeout=(min(remaining, 10.0), remaining),
-            allow_redirects=False,
-            stream=True,
-        )
-        with response:
+        with requests.Session() as session, _send(session, method, url, address, headers, body,
+                                                   remaining) as response:  # fmt: skip
             if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])
                 if response.status_code == 303 or (
@@ -187,6 +209,20 @@ def http_call(
             return HttpResponse(status=response.status_code, body=content, url=url, redirects=hop)
     raise BlockedDestination(
         f"more than {settings.BATCHJOBS_HTTP_MAX_REDIRECTS} redirects; last to {url}"
+    )
+
+
+def _send(session, method, url, address, headers, body, remaining) -> requests.Response:
+    session.trust_env = False  # an environment proxy would connect around the check
+    session.mount(f"{urlsplit(url).scheme}://", _PinnedAdapter(address))
+    return session.request(
+        method,
+        url,
+        headers={**headers, "Host": _host_header(url)},
+        data=body,
+        timeout=(min(remaining, 10.0), remaining),
+        allow_redirects=False,
+        stream=True,
     )
 
 
