@@ -9,7 +9,7 @@ from batchjobs.batch.registry import batch_job_get, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.lifecycle import executions_due_for_publish
 from batchjobs.execution.publish import executions_publish
-from batchjobs.handlers.registry import handler_params_errors
+from batchjobs.handlers.registry import handler_get, handler_params_errors
 from batchjobs.models import BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.scheduling.clock import database_now
@@ -22,6 +22,8 @@ def execution_params(*, job: BatchJob, params: dict[str, Any] | None) -> dict[st
     merged = {**job.params, **(params or {})}
     errors = []
     if job.kind == JobKind.HANDLER:
+        if handler_get(job.handler_name) is None:
+            raise InvalidInput({"handler_name": f"No handler named {job.handler_name!r}."})
         errors = handler_params_errors(job.handler_name, merged)
     elif job.kind == JobKind.BATCH and batch_job_get(job.batch_job_name):
         errors = batch_params_errors(job.batch_job_name, merged)
