@@ -17,6 +17,7 @@ from batchjobs.models import AttemptStatus, BatchAttempt, BatchJob, BatchLog, Ex
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.scheduling.clock import database_now
+from batchjobs.services.notifications import notifications_execution_ended
 
 from .outcome import AttemptOutcome
 from .retry import retry_delay
@@ -142,12 +143,15 @@ def execution_finish_attempt(
         )
         if execution.exclusive:
             transaction.on_commit(lambda: _hand_over(job_id=execution.job_id))
+        # Notifications never fail the job: robust, so an error there is only logged.
+        transaction.on_commit(lambda: notifications_execution_ended(
+            execution_id=execution.pk, status=update["status"]), robust=True)  # fmt: skip
     return update["status"]
 
 
 def _hand_over(*, job_id: int) -> None:
     """An exclusive run ended: send the oldest run of the same job waiting for it now."""
-    from .publish import executions_publish
+    from .publish import executions_publish_or_defer
 
     waiting = (
         BatchLog.objects.filter(job_id=job_id, status=ExecutionStatus.QUEUED, exclusive=True)
@@ -155,7 +159,7 @@ def _hand_over(*, job_id: int) -> None:
         .values_list("pk", flat=True)[:1]
     )
     if BatchLog.objects.filter(pk__in=list(waiting)).update(next_attempt_at=Now()):
-        executions_publish(list(waiting))
+        executions_publish_or_defer(list(waiting))
 
 
 def executions_reap_lost(*, limit: int = 500) -> int:

@@ -7,6 +7,7 @@ them all in one pipeline: the same bytes a worker would get from apply_async, ~2
 """
 
 import base64
+import logging
 import json
 import uuid
 from collections import defaultdict
@@ -17,6 +18,20 @@ from django.conf import settings
 from kombu.utils.json import dumps
 
 from batchjobs.models import BatchLog
+
+logger = logging.getLogger(__name__)
+
+
+def executions_publish_or_defer(execution_ids: Iterable[int]) -> bool:
+    """Publish now if the broker answers; if not, leave it to the relay, which resends QUEUED
+    executions not claimed within BATCHJOBS_RELAY_AFTER_SECONDS. The row is already committed,
+    so a broker outage delays the run but never loses it, nor fails the request that made it."""
+    try:
+        executions_publish(execution_ids)
+    except Exception:
+        logger.warning("broker unavailable; the relay will send these later", exc_info=True)
+        return False
+    return True
 
 
 def executions_publish(execution_ids: Iterable[int]) -> None:

@@ -73,6 +73,9 @@ class _Heartbeat:
             with self._lock:
                 running, interruptible = dict(self._running), set(self._interruptible)
                 steps = list(self._steps)
+            if not running and not steps:
+                connections.close_all()  # idle: hold no database session (this thread's only)
+                continue
             try:
                 for execution_id, (attempt, progress) in running.items():
                     status = execution_heartbeat(

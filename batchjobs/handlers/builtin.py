@@ -85,7 +85,7 @@ def sql(ctx: HandlerContext, *, statement: str, database: str = "default", param
             f"database {database!r} is not allowed; allowed: {settings.BATCHJOBS_SQL_DATABASES}"
         )
     with transaction.atomic(using=database), connections[database].cursor() as cursor:
-        cursor.execute(statement, list(params))
+        cursor.execute(statement, list(params) if params else None)
         result: dict = {"rowcount": cursor.rowcount}
         if cursor.description:
             columns = [column[0] for column in cursor.description]

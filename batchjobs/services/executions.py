@@ -3,16 +3,20 @@
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from batchjobs.batch.registry import batch_job_get, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.lifecycle import executions_due_for_publish
-from batchjobs.execution.publish import executions_publish
+from batchjobs.execution.publish import executions_publish, executions_publish_or_defer
 from batchjobs.handlers.registry import handler_get, handler_params_errors
-from batchjobs.models import BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
+from batchjobs.models import AuditAction, BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.scheduling.clock import database_now
+
+from .audit import audit_record
 
 
 def execution_params(*, job: BatchJob, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -70,7 +74,15 @@ def execution_start(
                 restart_of=restart_of,
                 execution_context=execution_context or {},
             )
-            transaction.on_commit(lambda: executions_publish([execution.pk]))
+            audit_record(
+                action=AuditAction.RESTARTED if restart_of else AuditAction.STARTED,
+                obj=execution,
+                user=user,
+                actor="cli" if trigger == Trigger.CLI else "system",
+                changes={"params": [None, merged]}
+                | ({"restart_of": [None, restart_of.pk]} if restart_of else {}),
+            )
+            transaction.on_commit(lambda: executions_publish_or_defer([execution.pk]))
     except IntegrityError:
         if idempotency_key:  # a concurrent start with the same key won
             return BatchLog.objects.get(job=job, idempotency_key=idempotency_key)
@@ -87,19 +99,42 @@ def executions_relay() -> int:
     return len(due)
 
 
-def execution_purge_finished(*, older_than: timedelta, batch_size: int = 1000) -> int:
-    """Delete finished executions created before now - older_than, a batch per transaction,
-    so that no lock is held for long. Returns how many were deleted."""
+def execution_purge_finished(
+    *, older_than: timedelta, batch_size: int = 1000, jobs: Q | None = None
+) -> int:
+    """Delete finished executions (with their attempts and steps) created before
+    now - older_than, of the `jobs` matched (all by default), a batch per transaction, so that
+    no lock is held for long. Returns how many were deleted."""
     cutoff = database_now() - older_than
+    expired = BatchLog.objects.filter(created_at__lt=cutoff, status__in=FINAL_STATUSES)
+    if jobs is not None:
+        expired = expired.filter(jobs)
     deleted = 0
     while True:
         with transaction.atomic():
-            batch = list(
-                BatchLog.objects.filter(created_at__lt=cutoff, status__in=FINAL_STATUSES)
-                .order_by("pk")
-                .values_list("pk", flat=True)[:batch_size]
-            )
+            batch = list(expired.order_by("pk").values_list("pk", flat=True)[:batch_size])
             if not batch:
                 return deleted
             BatchLog.objects.filter(pk__in=batch).delete()
         deleted += len(batch)
+
+
+def executions_purge_expired(*, batch_size: int = 1000) -> int:
+    """Housekeeping: purge what each job keeps no longer, by its retention_days or else
+    BATCHJOBS_RETENTION_DAYS. Returns how many executions were deleted."""
+    deleted = execution_purge_finished(
+        older_than=timedelta(days=settings.BATCHJOBS_RETENTION_DAYS),
+        batch_size=batch_size,
+        jobs=Q(job__retention_days__isnull=True),
+    )
+    periods = (
+        BatchJob.objects.filter(retention_days__isnull=False)
+        .order_by()
+        .values_list("retention_days", flat=True)
+        .distinct()
+    )
+    for days in periods:
+        deleted += execution_purge_finished(
+            older_than=timedelta(days=days), batch_size=batch_size, jobs=Q(job__retention_days=days)
+        )
+    return deleted

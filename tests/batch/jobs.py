@@ -1,4 +1,4 @@
-"""Batch jobs registered for the engine tests (imported by tests/handlers.py's registration)."""
+"""Batch jobs for the engine tests, registered through tests/fault_handlers.py."""
 
 import time
 

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F, Q
-from django.utils import timezone
 
 from batchjobs.handlers.registry import HandlerContext, NonRetryableError, handler
 from batchjobs.models import ExampleCustomer, WarehouseCustomer
@@ -26,7 +25,13 @@ SOURCE, WAREHOUSE = "default", "warehouse"
 CUSTOMER_SCHEMA = {
     "type": "object",
     "properties": {
-        "email": {"type": "string", "format": "email", "pattern": "^[^@\\s]+@[^@\\s]+$"},
+        "email": {
+            "type": "string",
+            "maxLength": 254,  # the column's length
+            "pattern": "^[^@\\s]+@[^@\\s]+$",
+            # jsonschema's $ also matches before a final newline: refuse any whitespace
+            "not": {"pattern": "\\s"},
+        },
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "active": {"type": "boolean"},
     },
@@ -38,19 +43,20 @@ CUSTOMER_SCHEMA = {
 @contextmanager
 def read_only_transaction(using: str) -> Iterator[None]:
     """A transaction the database itself refuses to write in, so a report cannot change data."""
-    with transaction.atomic(using=using):
-        connection = connections[using]
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET TRANSACTION READ ONLY")
-            elif connection.vendor == "sqlite":
-                cursor.execute("PRAGMA query_only = ON")
-        try:
+    connection = connections[using]
+    try:
+        with transaction.atomic(using=using):
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute("SET TRANSACTION READ ONLY")
+                elif connection.vendor == "sqlite":
+                    cursor.execute("PRAGMA query_only = ON")
             yield
-        finally:
-            if connection.vendor == "sqlite":
-                with connection.cursor() as cursor:
-                    cursor.execute("PRAGMA query_only = OFF")
+    finally:
+        # After the block: inside it, an error would forbid this very statement.
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA query_only = OFF")
 
 
 @handler(
@@ -107,7 +113,7 @@ def sync_customers_to_warehouse(
     copied = 0
     with transaction.atomic(using=SOURCE), transaction.atomic(using=WAREHOUSE):
         changed = ExampleCustomer.objects.select_for_update().filter(
-            Q(synced_at__isnull=True) | Q(synced_at__lt=F("updated_at"))
+            Q(synced_at__isnull=True) | ~Q(synced_at=F("updated_at"))
         )
         for customer in changed.order_by("pk")[:batch_size]:
             if fail_after_rows is not None and copied >= fail_after_rows:
@@ -120,8 +126,10 @@ def sync_customers_to_warehouse(
                     "source_updated_at": customer.updated_at,
                 },
             )
-            # update(), not save(): save() would bump updated_at past synced_at.
-            ExampleCustomer.objects.filter(pk=customer.pk).update(synced_at=timezone.now())
+            # synced_at records the version copied (its updated_at), not the clock: an edit
+            # committed while this ran carries another updated_at, so the next sync copies it.
+            # update(), not save(): save() would bump updated_at.
+            ExampleCustomer.objects.filter(pk=customer.pk).update(synced_at=customer.updated_at)
             copied += 1
             ctx.progress(copied)
     return {"copied": copied}
@@ -179,8 +187,9 @@ def customer_report(ctx: HandlerContext) -> dict:
 def concurrent_queries(ctx: HandlerContext, *, queries: list, max_workers: int = 4) -> dict:
     """Run read-only queries side by side, each thread on its own connection."""
     for query in queries:
-        if query.get("database", SOURCE) not in settings.BATCHJOBS_SQL_DATABASES:
-            raise NonRetryableError(f"database {query['database']!r} is not allowed")
+        using = query.get("database", SOURCE)
+        if using not in settings.BATCHJOBS_SQL_DATABASES:
+            raise NonRetryableError(f"database {using!r} is not allowed")
 
     def run(query: dict) -> dict:
         using = query.get("database", SOURCE)

@@ -1,4 +1,4 @@
-"""Handlers registered only under the test settings, for fault scenarios."""
+"""Handlers (and batch jobs) registered only under the test settings, for fault scenarios."""
 
 import os
 import signal

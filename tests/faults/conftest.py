@@ -1,0 +1,10 @@
+import pytest
+
+from .sink import Sink
+
+
+@pytest.fixture
+def sink():
+    endpoint = Sink()
+    yield endpoint
+    endpoint.close()
