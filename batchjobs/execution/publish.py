@@ -7,8 +7,8 @@ them all in one pipeline: the same bytes a worker would get from apply_async, ~2
 """
 
 import base64
-import logging
 import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
