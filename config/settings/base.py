@@ -123,6 +123,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
+AUTHENTICATION_BACKENDS = ["batchjobs.auth.LockoutModelBackend"]
+BATCHJOBS_LOGIN_MAX_FAILURES = env.int("BATCHJOBS_LOGIN_MAX_FAILURES", default=5)
+BATCHJOBS_LOGIN_LOCKOUT_SECONDS = env.int("BATCHJOBS_LOGIN_LOCKOUT_SECONDS", default=900)
 
 # Behind HTTPS in production (DJANGO_HTTPS=true): secure cookies, HSTS, redirects. Off for the
 # quick start on http://127.0.0.1:8000.
@@ -175,6 +178,15 @@ EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_URL = env.str("REDIS_URL", default=f"redis+socket://{EMBEDDED_REDIS_SOCKET}")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Shared by every web process (login lockout counts, throttling): Redis, not per-process memory.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Celery's unix-socket spelling is kombu's; redis-py spells it unix://.
+        "LOCATION": REDIS_URL.replace("redis+socket://", "unix://"),
+        "KEY_PREFIX": "batchjobs",
+    }
+}
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
