@@ -46,6 +46,9 @@ def embedded_redis_start(socket_path: Path, *, timeout: float = 10.0) -> subproc
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Its own session: a terminal's Ctrl-C must not stop the broker under a worker that is
+        # still finishing its tasks; whoever started it stops it last.
+        start_new_session=True,
     )
     give_up = time.monotonic() + timeout
     while not embedded_redis_running(socket_path):

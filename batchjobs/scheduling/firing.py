@@ -156,10 +156,10 @@ def _insert_ignoring_duplicates(rows: list[tuple]) -> list[tuple[int, str]]:
     table = BatchLog._meta.db_table
     json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
     one = "(" + ", ".join(f"%s{json_cast}" if c == "params" else "%s" for c in _COLUMNS)
-    one += ", %s, 'schedule', 0, '', '{}', '', NULL, NULL, NULL, NULL, NULL, NULL)"
+    one += ", %s, 'schedule', 0, '', '{}', '', '', NULL, NULL, NULL, NULL, NULL, NULL)"
     columns = ", ".join(
         (*_COLUMNS, "created_at", "trigger", "attempts", "worker", "execution_context",
-         "idempotency_key", "started_at", "heartbeat_at", "result", "progress_done",
+         "idempotency_key", "instance_key", "started_at", "heartbeat_at", "result", "progress_done",
          "progress_total", "created_by_id")
     )  # fmt: skip
     adapt = connection.ops.adapt_datetimefield_value

@@ -9,11 +9,11 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(environ.Env().str("BATCHJOBS_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite files and the Redis socket live here
-
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+VAR_DIR = Path(env.str("BATCHJOBS_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite files and the Redis socket live here
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The insecure default only serves the embedded quick start; production sets DJANGO_SECRET_KEY.
