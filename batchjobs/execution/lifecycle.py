@@ -17,7 +17,6 @@ from batchjobs.models import AttemptStatus, BatchAttempt, BatchJob, BatchLog, Ex
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.scheduling.clock import database_now
-from batchjobs.services.notifications import notifications_execution_ended
 
 from .outcome import AttemptOutcome
 from .retry import retry_delay
@@ -143,9 +142,6 @@ def execution_finish_attempt(
         )
         if execution.exclusive:
             transaction.on_commit(lambda: _hand_over(job_id=execution.job_id))
-        # Notifications never fail the job: robust, so an error there is only logged.
-        transaction.on_commit(lambda: notifications_execution_ended(
-            execution_id=execution.pk, status=update["status"]), robust=True)  # fmt: skip
     return update["status"]
 
 
