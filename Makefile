@@ -1,0 +1,29 @@
+# The two commands. Both need only Python 3.11+: the first use creates .venv and installs the
+# project into it; later uses reinstall only when pyproject.toml has changed.
+#   make run   web + worker + beat on this machine (SQLite and an embedded Redis by default)
+#   make test  ruff and the whole test suite
+# `make run PORT=8001 HOST=0.0.0.0` serves elsewhere; PYTHON=python3.12 picks the interpreter.
+
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test install
+
+run: $(INSTALLED)
+	$(VENV)/bin/python manage.py quickstart --host $(HOST) --port $(PORT)
+
+test: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "batchjobs needs Python 3.11 or newer: make PYTHON=python3.11 ..." >&2; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $@
