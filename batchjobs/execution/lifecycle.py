@@ -5,13 +5,15 @@ execution: each transition below names the state it expects, and the loser of a 
 nothing (DESIGN.md §4, invariants 2-5).
 """
 
+import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce, Now
+from django.db.models.functions import Now
 
 from batchjobs.models import AttemptStatus, BatchAttempt, BatchJob, BatchLog, ExecutionStatus
 from batchjobs.models.execution import RUNNING_STATUSES
@@ -28,43 +30,110 @@ OVERLAP_RECHECK = timedelta(seconds=5)
 
 @dataclass(frozen=True)
 class Claim:
+    """What a run needs: the execution (id, job, params, context, attempt count) and the
+    number of the attempt it now owns."""
+
     execution: BatchLog
-    attempt: BatchAttempt
+    attempt: int
+
+
+_BATCHLOG = BatchLog._meta.db_table
+_ATTEMPT = BatchAttempt._meta.db_table
+_RUNNING_SQL = ", ".join(f"'{status}'" for status in RUNNING_STATUSES)
+_CLAIM_UPDATE = f"""
+    UPDATE {_BATCHLOG} SET status = 'STARTED', attempts = attempts + 1,
+        started_at = COALESCE(started_at, {{now}}), heartbeat_at = {{now}}, worker = {{p}}
+    WHERE id = {{p}} AND status = 'QUEUED' AND next_attempt_at <= {{now}}
+        AND attempts < max_attempts
+    RETURNING id, job_id, attempts, max_attempts, exclusive, params, execution_context,
+        heartbeat_at
+"""
+_ATTEMPT_INSERT = f"""
+    INSERT INTO {_ATTEMPT} (execution_id, number, status, worker, task_id, started_at,
+        response_excerpt, error)
+"""
+_CLAIMED_COLUMNS = ("id", "job_id", "attempts", "max_attempts", "exclusive", "params",
+                    "execution_context", "heartbeat_at")  # fmt: skip
 
 
 def execution_claim(*, execution_id: int, worker: str, task_id: str) -> Claim | None:
     """QUEUED -> STARTED and a new RUNNING attempt, or None if this message has nothing to do
-    (a duplicate, an early retry, an execution already finished, or an overlap)."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                claimed = BatchLog.objects.filter(
-                    pk=execution_id,
-                    status=ExecutionStatus.QUEUED,
-                    next_attempt_at__lte=Now(),
-                    attempts__lt=F("max_attempts"),
-                ).update(
-                    status=ExecutionStatus.STARTED,
-                    attempts=F("attempts") + 1,
-                    started_at=Coalesce(F("started_at"), Now()),
-                    heartbeat_at=Now(),
-                    worker=worker,
-                )
-        except IntegrityError:
-            # execution_one_running_exclusive: another run of this exclusive job is running.
-            _overlap_declined(execution_id)
-            return None
-        if not claimed:
-            return None
-        execution = BatchLog.objects.select_related("job").get(pk=execution_id)
-        attempt = BatchAttempt.objects.create(
-            execution=execution,
-            number=execution.attempts,
-            worker=worker,
-            task_id=task_id,
-            started_at=execution.heartbeat_at,
+    (a duplicate, an early retry, an execution already finished, or an overlap).
+
+    The hot path of every run: one statement on PostgreSQL (the UPDATE and the attempt's
+    INSERT in one data-modifying CTE), two in one transaction elsewhere."""
+    try:
+        row = _claim_row(execution_id=execution_id, worker=worker, task_id=task_id)
+    except IntegrityError:
+        # execution_one_running_exclusive: another run of this exclusive job is running.
+        _overlap_declined(execution_id)
+        return None
+    if row is None:
+        return None
+    *claimed, job_updated_at = row
+    values = dict(zip(_CLAIMED_COLUMNS, claimed, strict=True))
+    for name in ("params", "execution_context"):
+        values[name] = _json_from_db(name, values[name])
+    values["heartbeat_at"] = _datetime_from_db(values["heartbeat_at"])
+    execution = BatchLog(**values)
+    execution.job = job_cached(values["job_id"], updated_at=job_updated_at)
+    return Claim(execution=execution, attempt=execution.attempts)
+
+
+def _claim_row(*, execution_id: int, worker: str, task_id: str):
+    if connection.vendor == "postgresql":
+        sql = f"""
+            WITH claimed AS ({_CLAIM_UPDATE.format(now="STATEMENT_TIMESTAMP()", p="%s")}),
+            attempt AS ({_ATTEMPT_INSERT}
+                SELECT id, attempts, 'RUNNING', %s, %s, heartbeat_at, '', '' FROM claimed)
+            SELECT {", ".join(_CLAIMED_COLUMNS)},
+                (SELECT updated_at FROM {BatchJob._meta.db_table} WHERE id = claimed.job_id)
+            FROM claimed
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [worker, execution_id, worker, task_id])
+            return cursor.fetchone()
+    now = connection.ops.adapt_datetimefield_value(database_now())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_UPDATE.format(now="%s", p="%s"), [now, now, worker, execution_id, now]
         )
-    return Claim(execution=execution, attempt=attempt)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(
+            _ATTEMPT_INSERT + " VALUES (%s, %s, 'RUNNING', %s, %s, %s, '', '')",
+            [row[0], row[2], worker, task_id, now],
+        )
+        return (*row, None)
+
+
+def _json_from_db(name: str, value):
+    return BatchLog._meta.get_field(name).from_db_value(value, None, connection)
+
+
+def _datetime_from_db(value):
+    if isinstance(value, str):  # SQLite hands back text
+        return BatchLog._meta.get_field("heartbeat_at").to_python(value).replace(tzinfo=UTC)
+    return value
+
+
+_jobs: dict[int, BatchJob] = {}
+
+
+def job_cached(job_id: int, *, updated_at=None) -> BatchJob:
+    """The job, re-read only when it changed: a worker process runs the same few jobs over and
+    over. `updated_at`, when the caller already read it, saves the look-up."""
+    if updated_at is None:
+        updated_at = BatchJob.objects.filter(pk=job_id).values_list("updated_at", flat=True).first()
+    cached = _jobs.get(job_id)
+    if cached is not None and cached.updated_at == updated_at:
+        return cached
+    job = BatchJob.objects.get(pk=job_id)
+    if len(_jobs) > 1000:
+        _jobs.clear()
+    _jobs[job_id] = job
+    return job
 
 
 def _overlap_declined(execution_id: int) -> None:
@@ -99,50 +168,83 @@ def execution_heartbeat(
     return ExecutionStatus.STOPPING if owned.update(**fields) else None
 
 
+_FINISH_EXECUTION = f"""
+    UPDATE {_BATCHLOG} SET
+        status = CASE WHEN status = 'STOPPING' AND %(planned)s <> 'COMPLETED' THEN 'STOPPED'
+                      ELSE %(planned)s END,
+        finished_at = CASE WHEN status = 'STOPPING' OR %(planned)s <> 'QUEUED' THEN {{now}}
+                           ELSE NULL END,
+        next_attempt_at = CASE WHEN status <> 'STOPPING' AND %(planned)s = 'QUEUED'
+                               THEN {{retry_at}} ELSE next_attempt_at END,
+        result = CASE WHEN %(planned)s = 'COMPLETED' THEN %(result)s{{json}} ELSE result END,
+        error = %(error)s, heartbeat_at = NULL
+    WHERE id = %(id)s AND status IN ({_RUNNING_SQL}) AND attempts = %(number)s
+    RETURNING status
+"""
+_FINISH_ATTEMPT = f"""
+    UPDATE {_ATTEMPT} SET status = %(attempt_status)s, finished_at = {{now}},
+        http_status = %(http_status)s, response_excerpt = %(excerpt)s, error = %(error)s,
+        retryable = %(retryable)s
+    WHERE execution_id = %(id)s AND number = %(number)s AND status = 'RUNNING'
+"""
+
+
 def execution_finish_attempt(
     *, execution: BatchLog, attempt: int, outcome: AttemptOutcome, job: BatchJob
 ) -> ExecutionStatus | None:
     """Record how attempt `attempt` ended and decide the execution's next state: COMPLETED,
-    STOPPED (an operator asked), QUEUED again with a backoff, or FAILED. None if the attempt
-    no longer owned the execution."""
-    with transaction.atomic():
-        current = (
-            BatchLog.objects.select_for_update()
-            .filter(pk=execution.pk, status__in=RUNNING_STATUSES, attempts=attempt)
-            .values_list("status", flat=True)
-            .first()
-        )
-        if current is None:
-            return None
-        now = database_now()
-        update: dict = {"heartbeat_at": None, "error": outcome.error}
-        if outcome.succeeded:
-            update |= {"status": ExecutionStatus.COMPLETED, "finished_at": now,
-                       "result": outcome.result}  # fmt: skip
-        elif outcome.status == AttemptStatus.STOPPED or current == ExecutionStatus.STOPPING:
-            update |= {"status": ExecutionStatus.STOPPED, "finished_at": now,
-                       "error": outcome.error or "stopped by an operator"}  # fmt: skip
-        elif outcome.retryable and attempt < execution.max_attempts:
-            update |= {
-                "status": ExecutionStatus.QUEUED,
-                "next_attempt_at": now + retry_delay(job, failed_attempt=attempt),
-            }
-        else:
-            update |= {"status": ExecutionStatus.FAILED, "finished_at": now}
-        BatchLog.objects.filter(pk=execution.pk).update(**update)
-        BatchAttempt.objects.filter(
-            execution_id=execution.pk, number=attempt, status=AttemptStatus.RUNNING
-        ).update(
-            status=outcome.status,
-            finished_at=now,
-            http_status=outcome.http_status,
-            response_excerpt=outcome.response_excerpt,
-            error=outcome.error,
-            retryable=None if outcome.succeeded else outcome.retryable,
-        )
-        if execution.exclusive:
-            transaction.on_commit(lambda: _hand_over(job_id=execution.job_id))
-    return update["status"]
+    STOPPED (an operator asked, or the attempt was stopped), QUEUED again with a backoff, or
+    FAILED. None if the attempt no longer owned the execution (the reaper took it).
+
+    The other hot statement of every run: one round trip on PostgreSQL."""
+    if outcome.succeeded:
+        planned = ExecutionStatus.COMPLETED
+    elif outcome.status == AttemptStatus.STOPPED:
+        planned = ExecutionStatus.STOPPED
+    elif outcome.retryable and attempt < execution.max_attempts:
+        planned = ExecutionStatus.QUEUED
+    else:
+        planned = ExecutionStatus.FAILED
+    delay = retry_delay(job, failed_attempt=attempt).total_seconds()
+    params = {
+        "planned": planned.value,
+        "result": json.dumps(outcome.result, cls=DjangoJSONEncoder),
+        "error": outcome.error or ("stopped by an operator" if planned == "STOPPED" else ""),
+        "id": execution.pk,
+        "number": attempt,
+        "attempt_status": outcome.status.value,
+        "http_status": outcome.http_status,
+        "excerpt": outcome.response_excerpt,
+        "retryable": None if outcome.succeeded else outcome.retryable,
+    }
+    if connection.vendor == "postgresql":
+        now = "STATEMENT_TIMESTAMP()"
+        sql = f"""
+            WITH ended AS ({_FINISH_EXECUTION.format(
+                now=now, retry_at=f"{now} + make_interval(secs => %(delay)s)", json="::jsonb")}),
+            noted AS ({_FINISH_ATTEMPT.format(now=now)} AND EXISTS (SELECT 1 FROM ended))
+            SELECT status FROM ended
+        """  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params | {"delay": delay})
+            row = cursor.fetchone()
+    else:
+        now_value = database_now()
+        adapt = connection.ops.adapt_datetimefield_value
+        params |= {"now": adapt(now_value), "retry_at": adapt(now_value + timedelta(seconds=delay))}
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                _FINISH_EXECUTION.format(now="%(now)s", retry_at="%(retry_at)s", json=""), params
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute(_FINISH_ATTEMPT.format(now="%(now)s"), params)
+    if row is None:
+        return None
+    status = ExecutionStatus(row[0])
+    if execution.exclusive:
+        transaction.on_commit(lambda: _hand_over(job_id=execution.job_id))
+    return status
 
 
 def _hand_over(*, job_id: int) -> None:

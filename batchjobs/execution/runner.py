@@ -98,7 +98,7 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
     claim = execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
     if claim is None:
         return
-    execution, number = claim.execution, claim.attempt.number
+    execution, number = claim.execution, claim.attempt
     job = execution.job
     heartbeat.watch(execution.pk, number, interruptible=job.kind != JobKind.BATCH)
     try:

@@ -51,6 +51,8 @@ class RegisteredHandler:
     fn: Callable[..., Any]
     schema: dict
     description: str
+    # Built once: compiling a schema costs more than running a small handler.
+    validator: jsonschema.Draft202012Validator = field(repr=False, compare=False)
 
 
 _REGISTRY: dict[str, RegisteredHandler] = {}
@@ -71,6 +73,7 @@ def handler(name: str, *, schema: dict | None = None, description: str = ""):
             fn=fn,
             schema=checked_schema,
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
+            validator=jsonschema.Draft202012Validator(checked_schema),
         )
         return fn
 
@@ -91,10 +94,9 @@ def handlers_all() -> list[RegisteredHandler]:
 
 def handler_params_errors(name: str, params: Any) -> list[str]:
     """Every way ``params`` breaks the handler's schema, as readable messages (empty: valid)."""
-    registered = _REGISTRY[name]
-    validator = jsonschema.Draft202012Validator(registered.schema)
     messages = []
-    for error in sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path)):
+    errors = _REGISTRY[name].validator.iter_errors(params)
+    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
         where = ".".join(str(part) for part in error.absolute_path)
         messages.append(f"{where}: {error.message}" if where else error.message)
     return messages
