@@ -7,6 +7,7 @@ skippable, the chunk is scanned: each item written in its own transaction, the f
 skipped. Skips of every kind count against the skip limit.
 """
 
+import copy
 import time
 import traceback
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from .job import (
     END,
@@ -73,6 +74,7 @@ class JobRunner:
     partition_silence: timedelta = timedelta(seconds=60)
     # Wraps a partition's run so that something beats for it (see JobRepository's requeue).
     partition_heartbeat: Callable[[int], AbstractContextManager] = nullcontext
+    _stop_asked: bool = field(default=False, init=False)
 
     def run(self) -> JobResult:
         for listener in self.job.listeners:
@@ -151,30 +153,41 @@ class JobRunner:
         )  # fmt: skip
 
     def _check_stop(self) -> None:
-        if self.repository.stop_requested():
+        """At a chunk boundary: stop if asked. Each checkpoint's statement brings the answer
+        back (saved()); only the first chunk of a step asks the database itself."""
+        if self._stop_asked or self.repository.stop_requested():
             raise _Stopped
 
+    def saved(self, record: StepRecord) -> None:
+        """Save the checkpoint (inside the chunk's transaction) and note a stop request."""
+        self._stop_asked = self.repository.chunk_saved(record) or self._stop_asked
+
     def _tasklet(self, step: TaskletStep, context: StepContext, record: StepRecord) -> None:
+        self._check_stop()
         while True:
-            self._check_stop()
-            with _chunk_transaction():
+            with transaction.atomic():
                 status = step.tasklet(context)
                 record.counts["commit_count"] += 1
-                self.repository.chunk_saved(record)
+                self.saved(record)
             if status in (None, RepeatStatus.FINISHED):
                 return
+            if self._stop_asked:
+                raise _Stopped
 
     def _chunks(self, step: ChunkStep, context: StepContext, record: StepRecord) -> None:
+        self._check_stop()
         reader = step.reader(context)
         processors = [_as_callable(processor) for processor in step.processors]
         writer = step.writer(context)
-        streams = [part for part in (reader, writer) if isinstance(part, ItemStream)]
-        for stream in streams:
-            stream.open(record.context)
+        opened = []
         try:
-            _ChunkLoop(self, step, context, record, reader, processors, writer, streams).run()
+            for stream in (reader, writer):
+                if isinstance(stream, ItemStream):
+                    stream.open(record.context)
+                    opened.append(stream)
+            _ChunkLoop(self, step, context, record, reader, processors, writer, opened).run()
         finally:
-            for stream in streams:
+            for stream in opened:  # close what did open, even if a later open failed
                 stream.close()
 
     # --- partitions -------------------------------------------------------------------------
@@ -184,7 +197,7 @@ class JobRunner:
             plan = step.partitioner(context, step.grid_size)
             record.context["partitions"] = sorted(plan)
             record.context["plan"] = plan
-            self.repository.chunk_saved(record)
+            self.saved(record)
         to_run = self.repository.partitions_prepare(step.name, record.context["plan"])
         if to_run and self.launch_partitions:
             self.launch_partitions(step.name, len(to_run))
@@ -239,23 +252,6 @@ def _as_callable(processor) -> Callable[[Any], Any]:
     return processor.process if hasattr(processor, "process") else processor
 
 
-class _chunk_transaction:  # noqa: N801 - used as a context manager like transaction.atomic
-    """One chunk's transaction. On PostgreSQL its commit is asynchronous: the checkpoint
-    commits with the chunk's rows, so a crash loses both together and restart stays exact,
-    while the chunk does not wait for the disk (DESIGN.md §7)."""
-
-    def __enter__(self):
-        self._atomic = transaction.atomic()
-        self._atomic.__enter__()
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        return self
-
-    def __exit__(self, *exc):
-        return self._atomic.__exit__(*exc)
-
-
 class _ChunkLoop:
     def __init__(self, runner: JobRunner, step: ChunkStep, context: StepContext,
                  record: StepRecord, reader, processors, writer, streams) -> None:  # fmt: skip
@@ -270,7 +266,8 @@ class _ChunkLoop:
     def run(self) -> None:
         exhausted = False
         while not exhausted:
-            self.runner._check_stop()
+            if self.runner._stop_asked:
+                raise _Stopped
             for listener in self.chunk_listeners:
                 listener.before_chunk(self.context)
             items, exhausted = self._read_chunk()
@@ -346,19 +343,20 @@ class _ChunkLoop:
         return outputs
 
     def _commit(self, outputs: list) -> None:
-        with _chunk_transaction():
+        with transaction.atomic():
             if outputs:
                 self.writer.write(outputs)
             for stream in self.streams:
                 stream.update(self.record.context)
             self.counts["write_count"] += len(outputs)
             self.counts["commit_count"] += 1
-            self.runner.repository.chunk_saved(self.record)
+            self.runner.saved(self.record)
 
     def _write_and_commit(self, outputs: list) -> None:
         saved = dict(self.counts)
+        context = copy.deepcopy(self.record.context)
         try:
-            self.step.retry.call(lambda: self._attempt(outputs, saved))
+            self.step.retry.call(lambda: self._attempt(outputs, saved, context))
         except Exception as error:
             for listener in self.item_listeners:
                 listener.on_write_error(outputs, error)
@@ -369,10 +367,14 @@ class _ChunkLoop:
         for listener in self.item_listeners:
             listener.after_write(outputs)
 
-    def _attempt(self, outputs: list, saved: dict) -> None:
+    def _attempt(self, outputs: list, saved: dict, context: dict) -> None:
         try:
             self._commit(outputs)
         except Exception:
+            # The streams moved their positions into the context before the commit failed:
+            # put back the last committed checkpoint, or a restart would skip this chunk.
+            self.record.context.clear()
+            self.record.context.update(copy.deepcopy(context))
             self.counts.clear()
             self.counts.update(saved)
             self.counts["rollback_count"] += 1
@@ -384,7 +386,7 @@ class _ChunkLoop:
         for item in outputs:
             saved = dict(self.counts)
             try:
-                with _chunk_transaction():
+                with transaction.atomic():
                     self.writer.write([item])
                     self.counts["write_count"] += 1
             except Exception as error:
