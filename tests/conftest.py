@@ -6,6 +6,14 @@ from batchjobs.embedded_redis import embedded_redis_start
 from .processes import start_beat, start_worker
 
 
+def queue_purge() -> None:
+    """Drop the messages waiting in the default queue (ids of rows a test flushed away)."""
+    from config.celery_app import app
+
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_broker():
     """The broker: REDIS_URL's server, or the embedded one when REDIS_URL is not set."""
@@ -18,8 +26,8 @@ def redis_broker():
 
     with app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=3)
-        # Messages left by an earlier, interrupted run would point at ids of another database.
-        connection.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+    # Messages left by an earlier, interrupted run would point at ids of another database.
+    queue_purge()
     yield
     if process:
         process.terminate()

@@ -14,9 +14,17 @@ from batchjobs.scheduling.clock import database_now
 from batchjobs.scheduling.fire_times import Timing, fires_between
 from batchjobs.services.schedules import schedule_create
 from tests.factories import handler_job
+from tests.conftest import queue_purge
 from tests.processes import start_beat, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def purge_fired_messages():
+    """No worker consumes these tests' thousands of fires: leave no backlog to later tests."""
+    yield
+    queue_purge()
 
 
 def test_two_beats_one_killed_fire_every_fire_exactly_once():
