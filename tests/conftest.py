@@ -3,15 +3,7 @@ from django.conf import settings
 
 from batchjobs.embedded_redis import embedded_redis_start
 
-from .processes import start_beat, start_worker
-
-
-def queue_purge() -> None:
-    """Drop the messages waiting in the default queue (ids of rows a test flushed away)."""
-    from config.celery_app import app
-
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+from .processes import queue_purge, start_beat, start_worker
 
 
 @pytest.fixture(scope="session", autouse=True)
