@@ -10,14 +10,23 @@ PORT ?= 8000
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test install browser
 
 run: $(INSTALLED)
 	$(VENV)/bin/python manage.py quickstart --host $(HOST) --port $(PORT)
 
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# The admin's browser tests drive Debian's Chromium (Playwright never downloads a browser):
+# installed here when we may (root with apt-get); otherwise those tests say what is missing.
+browser:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null; } || echo "make: $(CHROMIUM) is missing; the browser tests will fail" >&2
 
 install: $(INSTALLED)
 

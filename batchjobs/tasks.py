@@ -21,3 +21,27 @@ def execute_partition(execution_id: int, step_name: str) -> None:
     from batchjobs.execution.batch_job import partition_work
 
     partition_work(execution_id=execution_id, step_name=step_name)
+
+
+@shared_task(name="batchjobs.notification_send", ignore_result=True, acks_late=True)
+def notification_send(sent_id: int) -> None:
+    from batchjobs.services.notifications import notification_deliver
+
+    notification_deliver(sent_id=sent_id)
+
+
+@shared_task(name="batchjobs.notifications_check_missed", ignore_result=False)
+def check_missed_runs() -> dict:
+    from batchjobs.services.notifications import (
+        notifications_check_missed,
+        notifications_relay_pending,
+    )
+
+    return {"missed": len(notifications_check_missed()), "relayed": notifications_relay_pending()}
+
+
+@shared_task(name="batchjobs.executions_purge_expired", ignore_result=False)
+def purge_expired_executions() -> dict:
+    from batchjobs.services.executions import executions_purge_expired
+
+    return {"deleted": executions_purge_expired()}

@@ -2,10 +2,12 @@
 
 from django.contrib import admin
 
-from . import executions, jobs, schedules
+from . import audit, executions, jobs, notifications, schedules
 
 admin.site.site_header = "batchjobs"
 admin.site.site_title = "batchjobs"
 admin.site.index_title = "Jobs, schedules and executions"
+# The index leads with a link to the dashboard (executions admin: dashboard/).
+admin.site.index_template = "admin/batchjobs/index.html"
 
-__all__ = ["executions", "jobs", "schedules"]
+__all__ = ["audit", "executions", "jobs", "notifications", "schedules"]

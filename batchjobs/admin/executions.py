@@ -1,15 +1,62 @@
-"""Executions (BatchLog) and their attempts: a read-only record. Only workers and services
-write them; a superuser may delete old ones."""
+"""Executions (BatchLog): a read-only record with its attempts and steps, progress of what is
+running, and the operator's stop / restart / abandon, one at a time from the execution's page or
+in bulk on a selection. Only workers and services write executions; a superuser may delete old
+ones. The dashboard is served from here too (it needs the same view permission)."""
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from batchjobs.models import BatchAttempt, BatchLog
+from batchjobs.errors import BatchJobsError
+from batchjobs.models import BatchAttempt, BatchLog, StepExecution
+from batchjobs.services import operator
+from batchjobs.services.dashboard import execution_operations, execution_progress
 
-from .display import duration_text, json_pre, status_badge, text_pre
+from .dashboard import DashboardViews
+from .display import (
+    change_link,
+    duration_text,
+    json_pre,
+    progress_bars,
+    status_badge,
+    text_pre,
+)
+
+RUN_PERMISSION = "batchjobs.run_batchjob"
+OPERATIONS = {
+    # name: (the operator's function, past tense, button label)
+    "stop": (operator.stop, "asked to stop", "Stop"),
+    "restart": (operator.restart, "restarted", "Restart"),
+    "abandon": (operator.abandon, "abandoned", "Abandon"),
+}
 
 
-class BatchAttemptInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """Rows that belong to the execution: whoever may see the execution sees them, nobody
+    edits them."""
+
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
+        return self.admin_site.get_model_admin(self.parent_model).has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
+        return False
+
+
+class BatchAttemptInline(ReadOnlyInline):
     model = BatchAttempt
     fields = (
         "number",
@@ -23,21 +70,6 @@ class BatchAttemptInline(admin.TabularInline):
         "error_text",
     )
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_view_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        # Attempts are part of the execution: whoever may see the execution sees its attempts.
-        return self.admin_site.get_model_admin(self.parent_model).has_view_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        return False
 
     @admin.display(description="duration")
     def duration(self, attempt: BatchAttempt) -> str:
@@ -50,6 +82,46 @@ class BatchAttemptInline(admin.TabularInline):
     @admin.display(description="error")
     def error_text(self, attempt: BatchAttempt) -> str:
         return text_pre(attempt.error)
+
+
+class StepExecutionInline(ReadOnlyInline):
+    model = StepExecution
+    verbose_name = "step"
+    verbose_name_plural = "steps"
+    fields = (
+        "step_name",
+        "partition",
+        "step_status",
+        "exit_status",
+        "read_count",
+        "write_count",
+        "filter_count",
+        "skips",
+        "commit_count",
+        "rollback_count",
+        "started_at",
+        "duration",
+        "error_text",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="status")
+    def step_status(self, step: StepExecution) -> str:
+        return status_badge(step.status)
+
+    @admin.display(description="skips (read/process/write)")
+    def skips(self, step: StepExecution) -> str:
+        return f"{step.read_skip_count}/{step.process_skip_count}/{step.write_skip_count}"
+
+    @admin.display(description="duration")
+    def duration(self, step: StepExecution) -> str:
+        if step.started_at and step.finished_at:
+            return duration_text((step.finished_at - step.started_at).total_seconds())
+        return "-"
+
+    @admin.display(description="error")
+    def error_text(self, step: StepExecution) -> str:
+        return text_pre(step.error)
 
 
 @admin.register(BatchLog)
@@ -69,7 +141,8 @@ class BatchLogAdmin(admin.ModelAdmin):
     search_fields = ("job__name", "idempotency_key", "worker")
     # Counting a table that grows with every run on each page view costs more than it tells.
     show_full_result_count = False
-    inlines = [BatchAttemptInline]
+    inlines = [BatchAttemptInline, StepExecutionInline]
+    actions = ["stop_selected", "restart_selected", "abandon_selected"]
     readonly_fields = (
         "status_badge",
         "attempts_used",
@@ -77,6 +150,7 @@ class BatchLogAdmin(admin.ModelAdmin):
         "progress",
         "params_json",
         "result_json",
+        "last_response",
         "error_text",
         "execution_context_json",
     )
@@ -92,9 +166,11 @@ class BatchLogAdmin(admin.ModelAdmin):
                     "scheduled_for",
                     "created_by",
                     "idempotency_key",
+                    "restart_of",
                 )
             },
         ),
+        ("Progress", {"fields": ("progress",)}),
         ("Attempts", {"fields": ("attempts_used", "worker", "next_attempt_at", "exclusive")}),
         (
             "Timing",
@@ -111,7 +187,15 @@ class BatchLogAdmin(admin.ModelAdmin):
         ),
         (
             "Outcome",
-            {"fields": ("note", "progress", "params_json", "result_json", "error_text")},
+            {
+                "fields": (
+                    "note",
+                    "params_json",
+                    "result_json",
+                    "last_response",
+                    "error_text",
+                )
+            },
         ),
         ("Execution context", {"classes": ("collapse",), "fields": ("execution_context_json",)}),
     ]
@@ -124,6 +208,88 @@ class BatchLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
         return request.user.is_superuser
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RUN_PERMISSION)
+
+    # --- operations ------------------------------------------------------------------------
+
+    def _operate(self, request: HttpRequest, name: str, executions) -> BatchLog | None:
+        """Run one operation on each execution, with a message per execution."""
+        function, done, _ = OPERATIONS[name]
+        result = None
+        for execution in executions:
+            try:
+                result = function(execution.pk, user=request.user)
+            except BatchJobsError as error:
+                self.message_user(
+                    request, f"Execution #{execution.pk} was not {done}: {error}", messages.ERROR
+                )
+                continue
+            if name == "restart":
+                link = change_link(BatchLog, result.pk, f"#{result.pk}")
+                text = format_html("Execution #{} restarted as {}.", execution.pk, link)
+            else:
+                text = f"Execution #{execution.pk} {done}: now {result.status}."
+            self.message_user(request, text, messages.SUCCESS)
+        return result
+
+    @admin.action(description="Stop selected executions", permissions=["run"])
+    def stop_selected(self, request: HttpRequest, queryset: QuerySet[BatchLog]) -> None:
+        self._operate(request, "stop", queryset.order_by("pk"))
+
+    @admin.action(description="Restart selected executions", permissions=["run"])
+    def restart_selected(self, request: HttpRequest, queryset: QuerySet[BatchLog]) -> None:
+        self._operate(request, "restart", queryset.order_by("pk"))
+
+    @admin.action(description="Abandon selected executions", permissions=["run"])
+    def abandon_selected(self, request: HttpRequest, queryset: QuerySet[BatchLog]) -> None:
+        self._operate(request, "abandon", queryset.order_by("pk"))
+
+    def operate_view(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
+        """POST <id>/stop/ (restart/, abandon/): the buttons on the execution's page."""
+        if operation not in OPERATIONS or not self.has_run_permission(request):
+            raise PermissionDenied
+        execution = self.get_object(request, unquote(object_id))
+        if execution is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, execution):
+            raise PermissionDenied
+        result = self._operate(request, operation, [execution])
+        target = result if operation == "restart" and result is not None else execution
+        return HttpResponseRedirect(reverse("admin:batchjobs_batchlog_change", args=[target.pk]))
+
+    def get_urls(self):
+        dashboard = DashboardViews(self)
+        wrap = self.admin_site.admin_view
+        operations = [
+            path(
+                f"<path:object_id>/{name}/",
+                wrap(require_POST(self.operate_view)),
+                {"operation": name},
+                name=f"batchjobs_batchlog_{name}",
+            )
+            for name in OPERATIONS
+        ]
+        # Before the defaults: their "<path:object_id>/" pattern would swallow these.
+        return [
+            path("dashboard/", wrap(dashboard.page), name="batchjobs_dashboard"),
+            path("dashboard/live/", wrap(dashboard.live), name="batchjobs_dashboard_live"),
+            *operations,
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
+        execution = self.get_object(request, unquote(object_id))
+        operations = []
+        if execution is not None and self.has_run_permission(request):
+            operations = [
+                (name, OPERATIONS[name][2]) for name in execution_operations(execution=execution)
+            ]
+        extra_context = {**(extra_context or {}), "operations": operations}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- fields ----------------------------------------------------------------------------
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, execution: BatchLog) -> str:
@@ -139,11 +305,7 @@ class BatchLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, execution: BatchLog) -> str:
-        if execution.progress_done is None:
-            return "-"
-        if execution.progress_total is None:
-            return str(execution.progress_done)
-        return f"{execution.progress_done} / {execution.progress_total}"
+        return progress_bars(execution_progress(execution=execution))
 
     @admin.display(description="parameters")
     def params_json(self, execution: BatchLog) -> str:
@@ -152,6 +314,22 @@ class BatchLogAdmin(admin.ModelAdmin):
     @admin.display(description="result")
     def result_json(self, execution: BatchLog) -> str:
         return json_pre(execution.result)
+
+    @admin.display(description="last response")
+    def last_response(self, execution: BatchLog) -> str:
+        attempt = (
+            execution.attempt_rows.exclude(http_status=None, response_excerpt="")
+            .order_by("-number")
+            .first()
+        )
+        if attempt is None:
+            return "-"
+        return format_html(
+            "HTTP {} (attempt {}){}",
+            attempt.http_status if attempt.http_status is not None else "-",
+            attempt.number,
+            text_pre(attempt.response_excerpt) if attempt.response_excerpt else "",
+        )
 
     @admin.display(description="error")
     def error_text(self, execution: BatchLog) -> str:

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils.html import escape
 from django.utils.text import capfirst
 
+from batchjobs.batch.registry import batch_job_names
 from batchjobs.errors import InvalidInput
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchSchedule
@@ -24,6 +25,8 @@ class JSONTextField(forms.JSONField):
 
     def __init__(self, *, empty: Callable[[], Any], **kwargs: Any):
         self.empty = empty
+        # A new object's box shows the empty value, not "null" (the column is NOT NULL).
+        kwargs.setdefault("initial", empty)
         kwargs.setdefault("required", False)
         kwargs.setdefault("widget", AdminTextareaWidget(attrs={"rows": 6}))
         super().__init__(**kwargs)
@@ -31,7 +34,8 @@ class JSONTextField(forms.JSONField):
     def to_python(self, value: Any) -> Any:
         if value in self.empty_values:
             return self.empty()
-        return super().to_python(value)
+        value = super().to_python(value)
+        return self.empty() if value is None else value  # "null" typed in the box
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, forms.fields.InvalidJSONInput):
@@ -71,6 +75,7 @@ class BatchJobAdminForm(forms.ModelForm):
             "http_assertion": "Check expression",
             "http_assertion_value": "Expected value",
             "handler_name": "Handler",
+            "batch_job_name": "Batch job",
             "retry_on_4xx": "Retry on 4xx",
         }
 
@@ -85,6 +90,9 @@ class BatchJobAdminForm(forms.ModelForm):
             )
             # Admin templates render help text as HTML; descriptions come from docstrings.
             self.fields["handler_name"].help_text += escape(f" Registered: {registered}.")
+        if "batch_job_name" in self.fields:
+            names = ", ".join(batch_job_names()) or "none"
+            self.fields["batch_job_name"].help_text += escape(f" Registered: {names}.")
 
     def clean_http_headers(self) -> Any:
         return headers_unmasked(self.cleaned_data["http_headers"], stored=self.stored_headers)

@@ -13,13 +13,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from batchjobs.errors import Conflict, InvalidInput
-from batchjobs.models import BatchJob, BatchLog, BatchSchedule, Trigger
+from batchjobs.models import BatchJob, BatchLog, BatchSchedule, JobNotification, Trigger
 from batchjobs.services.executions import execution_start
-from batchjobs.services.jobs import job_set_enabled
+from batchjobs.services.jobs import job_delete, job_save, job_set_enabled
+from batchjobs.services.notifications import notification_delete, notification_save
 from batchjobs.services.schedules import schedule_delete, schedule_save
 
 from .display import change_link, json_pre, status_badge
 from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
+from .notifications import JobNotificationInline
 from .secrets import headers_masked
 
 RUN_PERMISSION = "batchjobs.run_batchjob"
@@ -53,7 +55,7 @@ class BatchJobAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled", "overlap_policy", "queue")
     search_fields = ("name", "description", "http_url", "handler_name")
     readonly_fields = ("created_at", "updated_at", "created_by", MASKED_HEADERS_FIELD)
-    inlines = [BatchScheduleInline]
+    inlines = [BatchScheduleInline, JobNotificationInline]
     actions = ["run_now", "enable", "disable"]
     # The kind-* classes let the change form show only the fieldset of the chosen kind.
     fieldsets = [
@@ -74,7 +76,9 @@ class BatchJobAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        ("Python handler", {"classes": ("kind-handler",), "fields": ("handler_name", "params")}),
+        ("Python handler", {"classes": ("kind-handler",), "fields": ("handler_name",)}),
+        ("Batch job", {"classes": ("kind-batch",), "fields": ("batch_job_name",)}),
+        ("Parameters", {"classes": ("kind-handler", "kind-batch"), "fields": ("params",)}),
         (
             "Retries and policy",
             {
@@ -124,17 +128,27 @@ class BatchJobAdmin(admin.ModelAdmin):
         ]
 
     def save_model(self, request: HttpRequest, obj: BatchJob, form, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        job_save(job=obj, user=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: BatchJob) -> None:
+        job_delete(job=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BatchJob]) -> None:
+        for job in queryset:
+            job_delete(job=job, user=request.user)
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
-        # Through the services: they compute next_fire_at and wake beat (the only inline).
-        schedules = formset.save(commit=False)
-        for schedule in formset.deleted_objects:
-            schedule_delete(schedule=schedule)
-        for schedule in schedules:
-            schedule_save(schedule=schedule)
+        # Through the services: schedules get next_fire_at and wake beat; both are audited.
+        save, delete = {
+            BatchSchedule: (schedule_save, schedule_delete),
+            JobNotification: (notification_save, notification_delete),
+        }[formset.model]
+        field = "schedule" if formset.model is BatchSchedule else "notification"
+        changed = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            delete(**{field: obj, "user": request.user})
+        for obj in changed:
+            save(**{field: obj, "user": request.user})
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
@@ -185,7 +199,7 @@ class BatchJobAdmin(admin.ModelAdmin):
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[BatchJob], *, enabled: bool):
         for job in queryset:
-            job_set_enabled(job=job, enabled=enabled)
+            job_set_enabled(job=job, enabled=enabled, user=request.user)
         state = "Enabled" if enabled else "Disabled"
         self.message_user(request, f"{state} {len(queryset)} {model_ngettext(queryset)}.")
 

@@ -3,18 +3,23 @@ services, which compute next_fire_at and wake beat; the fire state is beat's to 
 
 from django.contrib import admin
 from django.contrib.admin.utils import model_ngettext
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 
 from batchjobs.models import BatchSchedule, ScheduleKind
+from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
 from batchjobs.services.schedules import (
     cron_describe,
+    cron_errors,
     schedule_delete,
     schedule_pause,
     schedule_preview,
     schedule_resume,
     schedule_save,
+    timezone_errors,
 )
 
 from .forms import BatchScheduleAdminForm
@@ -85,26 +90,69 @@ class BatchScheduleAdmin(admin.ModelAdmin):
     ]
 
     def save_model(self, request: HttpRequest, obj: BatchSchedule, form, change: bool) -> None:
-        schedule_save(schedule=obj)
+        schedule_save(schedule=obj, user=request.user)
 
     def delete_model(self, request: HttpRequest, obj: BatchSchedule) -> None:
-        schedule_delete(schedule=obj)
+        schedule_delete(schedule=obj, user=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BatchSchedule]) -> None:
         for schedule in queryset:
-            schedule_delete(schedule=schedule)
+            schedule_delete(schedule=schedule, user=request.user)
 
     @admin.action(description="Pause", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[BatchSchedule]) -> None:
         for schedule in queryset:
-            schedule_pause(schedule=schedule)
+            schedule_pause(schedule=schedule, user=request.user)
         self.message_user(request, f"Paused {len(queryset)} {model_ngettext(queryset)}.")
 
     @admin.action(description="Resume", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[BatchSchedule]) -> None:
         for schedule in queryset:
-            schedule_resume(schedule=schedule)
+            schedule_resume(schedule=schedule, user=request.user)
         self.message_user(request, f"Resumed {len(queryset)} {model_ngettext(queryset)}.")
+
+    def get_urls(self):
+        preview = path(
+            "preview/",
+            self.admin_site.admin_view(self.cron_preview_view),
+            name="batchjobs_batchschedule_preview",
+        )
+        # Before the defaults: their "<path:object_id>/" pattern would swallow it.
+        return [preview, *super().get_urls()]
+
+    def cron_preview_view(self, request: HttpRequest) -> JsonResponse:
+        """The form's live preview of a cron schedule being typed: its description in words
+        and its next fires in its time zone, or the errors the save would show."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        expression = request.GET.get("cron_expression", "").strip()
+        zone = request.GET.get("timezone", "").strip()
+        errors = {"cron_expression": cron_errors(expression), "timezone": timezone_errors(zone)}
+        errors = {field: messages for field, messages in errors.items() if messages}
+        if errors:
+            return JsonResponse({"errors": errors, "description": "", "fires": []})
+        schedule = BatchSchedule(
+            kind=ScheduleKind.CRON,
+            cron_expression=expression,
+            timezone=zone,
+            dst_gap_policy=_choice(request, "dst_gap_policy", DstGapPolicy),
+            dst_fold_policy=_choice(request, "dst_fold_policy", DstFoldPolicy),
+        )
+        fires = schedule_preview(schedule=schedule, count=PREVIEW_COUNT)
+        return JsonResponse(
+            {
+                "errors": {},
+                "description": cron_describe(expression),
+                "fires": [
+                    {
+                        "local": f"{fire.local:%Y-%m-%d %H:%M:%S %Z}",
+                        "utc": f"{fire.at:%Y-%m-%d %H:%M:%S}",
+                        "dst_change": fire.dst_change,
+                    }
+                    for fire in fires
+                ],
+            }
+        )
 
     @admin.display(description="summary")
     def summary(self, schedule: BatchSchedule) -> str:
@@ -134,3 +182,8 @@ class BatchScheduleAdmin(admin.ModelAdmin):
             ),
         )
         return format_html('<ul style="margin:0;padding-left:1.2em">{}</ul>', rows)
+
+
+def _choice(request: HttpRequest, name: str, choices) -> str:
+    value = request.GET.get(name, "")
+    return value if value in choices.values else choices.values[0]

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from batchjobs.models import AttemptStatus, BatchJob
 from batchjobs.models.job import AssertionKind
+from batchjobs.secrets import secret_decrypt
 
 from .http_client import BlockedDestination, DeadlineExceeded, ResponseTooLarge, http_call
 from .outcome import AttemptOutcome
@@ -63,7 +64,8 @@ def json_path_value(document: Any, tokens: list[str | int]) -> Any:
 
 
 def headers_for_request(job: BatchJob, *, execution_id: int, attempt: int) -> dict[str, str]:
-    headers = {header["name"]: header["value"] for header in job.http_headers}
+    """The request's headers: the only place a secret header value is decrypted."""
+    headers = {header["name"]: secret_decrypt(header["value"]) for header in job.http_headers}
     headers[IDEMPOTENCY_HEADER] = str(execution_id)
     headers[ATTEMPT_HEADER] = str(attempt)
     return headers

@@ -15,10 +15,18 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
-from batchjobs.models import AttemptStatus, BatchAttempt, BatchJob, BatchLog, ExecutionStatus
+from batchjobs.models import (
+    AttemptStatus,
+    BatchAttempt,
+    BatchJob,
+    BatchLog,
+    ExecutionStatus,
+    JobNotification,
+)
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.scheduling.clock import database_now
+from batchjobs.services.notifications import notifications_execution_ended
 
 from .outcome import AttemptOutcome
 from .retry import retry_delay
@@ -130,6 +138,7 @@ def job_cached(job_id: int, *, updated_at=None) -> BatchJob:
     if cached is not None and cached.updated_at == updated_at:
         return cached
     job = BatchJob.objects.get(pk=job_id)
+    job.notifies = JobNotification.objects.filter(job_id=job_id, enabled=True).exists()
     if len(_jobs) > 1000:
         _jobs.clear()
     _jobs[job_id] = job
@@ -244,6 +253,11 @@ def execution_finish_attempt(
     status = ExecutionStatus(row[0])
     if execution.exclusive:
         transaction.on_commit(lambda: _hand_over(job_id=execution.job_id))
+    # A worker's cached job knows whether it notifies; any other job is looked up.
+    if getattr(job, "notifies", True):
+        # Notifications never fail the job: robust, so an error there is only logged.
+        transaction.on_commit(lambda: notifications_execution_ended(
+            execution_id=execution.pk, status=status), robust=True)  # fmt: skip
     return status
 
 

@@ -1,3 +1,4 @@
+from .audit import AuditAction, AuditEntry
 from .examples import ExampleCustomer, WarehouseCustomer
 from .execution import (
     AttemptStatus,
@@ -8,9 +9,18 @@ from .execution import (
     Trigger,
 )
 from .job import BatchJob, JobKind, OverlapPolicy
+from .notification import (
+    JobNotification,
+    NotificationChannel,
+    NotificationEvent,
+    NotificationSent,
+    NotificationStatus,
+)
 from .schedule import BatchSchedule, DstFoldPolicy, DstGapPolicy, MisfirePolicy, ScheduleKind
 
 __all__ = [
+    "AuditAction",
+    "AuditEntry",
     "AttemptStatus",
     "BatchAttempt",
     "BatchJob",
@@ -21,7 +31,12 @@ __all__ = [
     "ExampleCustomer",
     "ExecutionStatus",
     "JobKind",
+    "JobNotification",
     "MisfirePolicy",
+    "NotificationChannel",
+    "NotificationEvent",
+    "NotificationSent",
+    "NotificationStatus",
     "OverlapPolicy",
     "ScheduleKind",
     "StepExecution",

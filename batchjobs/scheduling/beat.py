@@ -33,31 +33,45 @@ class BatchScheduler(DatabaseScheduler):
         )
         self._next_periodic = 0.0
         self._next_housekeeping = 0.0
+        self._next_heartbeat = 0.0
 
     def tick(self, *args, **kwargs) -> float:
         now = time.monotonic()
+        if now >= self._next_heartbeat:  # "beat alive" on the dashboard and /metrics
+            from batchjobs.selectors import BEAT_HEARTBEAT_EVERY_SECONDS, beat_heartbeat_record
+
+            self._next_heartbeat = now + BEAT_HEARTBEAT_EVERY_SECONDS
+            try:
+                beat_heartbeat_record()
+            except Exception as exc:  # the broker is away; firing says so itself
+                logger.warning("beat heartbeat not recorded: %s", exc)
         if now >= self._next_periodic:
             periodic_wait = super().tick(*args, **kwargs)
             self._next_periodic = now + min(periodic_wait, MAX_WAIT_SECONDS)
         close_old_connections()
-        try:
-            more_due = self._fire_due()
-            if time.monotonic() >= self._next_housekeeping:
-                self._housekeeping()
-                self._next_housekeeping = time.monotonic() + settings.BATCHJOBS_HOUSEKEEPING_SECONDS
-            if not more_due:
-                self._listener.wait(self._seconds_to_wait())
-        except Exception:
-            # The database or the broker is away: drop connections, retry shortly.
-            logger.exception("beat tick failed; retrying")
-            connections.close_all()
-            time.sleep(1.0)
+        more_due = self._guarded(self._fire_due, "firing")
+        if time.monotonic() >= self._next_housekeeping:
+            # Apart from firing: recovery of dead attempts must not wait on a failing fire.
+            self._guarded(self._housekeeping, "housekeeping")
+            self._next_housekeeping = time.monotonic() + settings.BATCHJOBS_HOUSEKEEPING_SECONDS
+        if not more_due:
+            self._guarded(lambda: self._listener.wait(self._seconds_to_wait()), "waiting")
         # Celery's loop sleeps for what tick returns; we already waited, so return a token.
         return 0.001
 
+    def _guarded(self, step, name: str):
+        try:
+            return step()
+        except Exception:
+            # The database is away: drop connections, retry shortly.
+            logger.exception("beat %s failed; retrying", name)
+            connections.close_all()
+            time.sleep(1.0)
+            return False
+
     def _fire_due(self) -> bool:
         """Fire batches for up to FIRING_SLICE_SECONDS; True if schedules are still due."""
-        from batchjobs.execution.publish import executions_publish
+        from batchjobs.execution.publish import executions_publish_or_defer
         from batchjobs.scheduling.firing import schedules_fire_due
 
         give_up = time.monotonic() + FIRING_SLICE_SECONDS
@@ -66,7 +80,8 @@ class BatchScheduler(DatabaseScheduler):
             if not fired.schedules:
                 return False
             if fired.execution_ids:
-                executions_publish(fired.execution_ids)
+                # Committed already: with the broker away, the relay sends them later.
+                executions_publish_or_defer(fired.execution_ids)
         return True
 
     def _housekeeping(self) -> None:

@@ -12,10 +12,11 @@ from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.lifecycle import executions_due_for_publish
 from batchjobs.execution.publish import executions_publish, executions_publish_or_defer
 from batchjobs.handlers.registry import handler_get, handler_params_errors
-from batchjobs.models import BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
+from batchjobs.models import AuditAction, BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.scheduling.clock import database_now
 
+from .audit import audit_record
 
 
 def execution_params(*, job: BatchJob, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -72,6 +73,14 @@ def execution_start(
                 instance_key=instance_key,
                 restart_of=restart_of,
                 execution_context=execution_context or {},
+            )
+            audit_record(
+                action=AuditAction.RESTARTED if restart_of else AuditAction.STARTED,
+                obj=execution,
+                user=user,
+                actor="cli" if trigger == Trigger.CLI else "system",
+                changes={"params": [None, merged]}
+                | ({"restart_of": [None, restart_of.pk]} if restart_of else {}),
             )
             transaction.on_commit(lambda: executions_publish_or_defer([execution.pk]))
     except IntegrityError:

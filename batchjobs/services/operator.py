@@ -11,9 +11,18 @@ from django.db.models import Q
 from batchjobs.batch.registry import batch_job_get, batch_job_names
 from batchjobs.batch.repository import COUNTERS
 from batchjobs.errors import Conflict, NotFound
-from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, JobKind, StepExecution, Trigger
+from batchjobs.models import (
+    AuditAction,
+    BatchJob,
+    BatchLog,
+    ExecutionStatus,
+    JobKind,
+    StepExecution,
+    Trigger,
+)
 from batchjobs.models.execution import RUNNING_STATUSES
 
+from .audit import audit_record
 from .executions import execution_params, execution_start
 from .jobs import job_create
 
@@ -26,14 +35,14 @@ def job_names() -> list[str]:
     return batch_job_names()
 
 
-def _job(job_name: str) -> BatchJob:
+def _job(job_name: str, *, user=None) -> BatchJob:
     job = BatchJob.objects.filter(name=job_name).first()
     if job is not None:
         return job
     if batch_job_get(job_name) is None:
         raise NotFound(f"no job named {job_name!r}")
     # A registered batch job needs no set-up before its first start.
-    return job_create(name=job_name, kind=JobKind.BATCH, batch_job_name=job_name)
+    return job_create(name=job_name, kind=JobKind.BATCH, batch_job_name=job_name, user=user)
 
 
 def _execution(execution_id: int) -> BatchLog:
@@ -56,7 +65,7 @@ def start(job_name: str, params: dict[str, Any] | None = None, *, user=None,
           trigger: Trigger = Trigger.API, idempotency_key: str = "") -> BatchLog:  # fmt: skip
     """Start a job now. For a batch job this is a new job instance: refused if the instance
     already completed, is running, or failed (restart that execution instead)."""
-    job = _job(job_name)
+    job = _job(job_name, user=user)
     if job.kind != JobKind.BATCH:
         return execution_start(job=job, trigger=trigger, params=params, user=user,
                                idempotency_key=idempotency_key)  # fmt: skip
@@ -94,7 +103,7 @@ def start(job_name: str, params: dict[str, Any] | None = None, *, user=None,
 
 def start_next_instance(job_name: str, *, user=None) -> BatchLog:
     """Start the instance after the last one, with the parameters its incrementer makes."""
-    job = _job(job_name)
+    job = _job(job_name, user=user)
     registered = batch_job_get(job.batch_job_name) if job.kind == JobKind.BATCH else None
     if registered is None or registered.incrementer is None:
         raise Conflict(f"{job_name} has no parameter incrementer, so it has no next instance")
@@ -103,20 +112,29 @@ def start_next_instance(job_name: str, *, user=None) -> BatchLog:
     return start(job_name, params, user=user)
 
 
-def stop(execution_id: int) -> BatchLog:
+def stop(execution_id: int, *, user=None) -> BatchLog:
     """A queued execution stops at once; a running one is asked to (STOPPING), and ends
     STOPPED at its next chunk boundary, or at once for an HTTP or handler job."""
     execution = _execution(execution_id)
-    if BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.QUEUED).update(
-        status=ExecutionStatus.STOPPED, error="stopped by an operator before it started"
-    ):
-        pass
-    elif not BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.STARTED).update(
-        status=ExecutionStatus.STOPPING
-    ):
-        execution.refresh_from_db()
-        if execution.status != ExecutionStatus.STOPPING:
-            raise Conflict(f"execution {execution.pk} is {execution.status}; it cannot be stopped")
+    with transaction.atomic():
+        if BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.QUEUED).update(
+            status=ExecutionStatus.STOPPED, error="stopped by an operator before it started"
+        ):
+            changed = [ExecutionStatus.QUEUED, ExecutionStatus.STOPPED]
+        elif BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.STARTED).update(
+            status=ExecutionStatus.STOPPING
+        ):
+            changed = [ExecutionStatus.STARTED, ExecutionStatus.STOPPING]
+        else:
+            execution.refresh_from_db()
+            if execution.status != ExecutionStatus.STOPPING:
+                raise Conflict(
+                    f"execution {execution.pk} is {execution.status}; it cannot be stopped"
+                )
+            changed = None  # asked before: nothing new to record
+        if changed:
+            audit_record(action=AuditAction.STOPPED, obj=execution, user=user,
+                         changes={"status": changed})  # fmt: skip
     execution.refresh_from_db()
     return execution
 
@@ -181,7 +199,7 @@ def _carry_partitions(source: BatchLog, restarted: BatchLog) -> None:
     )  # fmt: skip
 
 
-def abandon(execution_id: int) -> BatchLog:
+def abandon(execution_id: int, *, user=None) -> BatchLog:
     """Mark a STOPPED or FAILED execution ABANDONED: never restartable; its unfinished steps
     are ABANDONED too and a restart of the instance will not run them."""
     execution = _execution(execution_id)
@@ -197,6 +215,8 @@ def abandon(execution_id: int) -> BatchLog:
         StepExecution.objects.filter(execution=execution).exclude(
             status=ExecutionStatus.COMPLETED
         ).update(status=ExecutionStatus.ABANDONED)
+        audit_record(action=AuditAction.ABANDONED, obj=execution, user=user,
+                     changes={"status": [execution.status, ExecutionStatus.ABANDONED]})  # fmt: skip
     execution.refresh_from_db()
     return execution
 

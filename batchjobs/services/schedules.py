@@ -12,10 +12,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from batchjobs.errors import InvalidInput
-from batchjobs.models import BatchJob, BatchSchedule, ScheduleKind
+from batchjobs.models import AuditAction, BatchJob, BatchSchedule, ScheduleKind
 from batchjobs.scheduling.clock import database_now
 from batchjobs.scheduling.fire_times import Timing, croniter_order, jitter_offset, next_fire_after
 from batchjobs.scheduling.wakeup import schedules_changed_notify
+
+from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
 
 # A once-schedule this little in the past is "now", not "in the past" (a form's round trip).
 ONCE_PAST_TOLERANCE = timedelta(seconds=5)
@@ -101,11 +103,16 @@ def schedule_next_fire(*, schedule: BatchSchedule, after: datetime) -> datetime 
 
 
 def schedule_save(
-    *, schedule: BatchSchedule, run_now_if_past: bool = False, now: datetime | None = None
+    *,
+    schedule: BatchSchedule,
+    run_now_if_past: bool = False,
+    now: datetime | None = None,
+    user=None,
 ) -> BatchSchedule:
     """Validate and save; when the timing changed (or the schedule is new), compute the next
     fire from now. Every beat hears of the change once this commits."""
     now = now or database_now()
+    before = audit_stored(schedule)
     if run_now_if_past and _once_in_the_past(schedule, now=now):
         schedule.run_at = now
     if schedule.kind == ScheduleKind.INTERVAL and schedule.start_at is None:
@@ -124,6 +131,10 @@ def schedule_save(
                 after=min(now, schedule.run_at or now) - timedelta(microseconds=1),
             )
         schedule.save()
+        changes = audit_changes(before, audit_snapshot(schedule))
+        if changes:
+            action = AuditAction.CREATED if before is None else AuditAction.CHANGED
+            audit_record(action=action, obj=schedule, user=user, changes=changes)
         schedules_changed_notify()
     return schedule
 
@@ -161,6 +172,7 @@ def schedule_create(
     job: BatchJob,
     delay_seconds: float | None = None,
     run_now_if_past: bool = False,
+    user=None,
     **fields: Any,
 ) -> BatchSchedule:
     """Create a schedule. A once-schedule runs at `run_at`, or `delay_seconds` from now
@@ -178,35 +190,43 @@ def schedule_create(
             )
         schedule.kind = ScheduleKind.ONCE
         schedule.run_at = now + timedelta(seconds=delay_seconds)
-    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, now=now)
+    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, now=now, user=user)
 
 
 def schedule_update(
-    *, schedule: BatchSchedule, run_now_if_past: bool = False, **fields: Any
+    *, schedule: BatchSchedule, run_now_if_past: bool = False, user=None, **fields: Any
 ) -> BatchSchedule:
     _assign(schedule, fields)
-    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past)
+    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, user=user)
 
 
-def schedule_pause(*, schedule: BatchSchedule) -> BatchSchedule:
+def _schedule_set_paused(*, schedule: BatchSchedule, paused: bool, user) -> BatchSchedule:
     with transaction.atomic():
-        BatchSchedule.objects.filter(pk=schedule.pk).update(paused=True)
+        if (
+            BatchSchedule.objects.filter(pk=schedule.pk)
+            .exclude(paused=paused)
+            .update(paused=paused)
+        ):
+            action = AuditAction.PAUSED if paused else AuditAction.RESUMED
+            audit_record(action=action, obj=schedule, user=user,
+                         changes={"paused": [not paused, paused]})  # fmt: skip
         schedules_changed_notify()
-    schedule.paused = True
+    schedule.paused = paused
     return schedule
 
 
-def schedule_resume(*, schedule: BatchSchedule) -> BatchSchedule:
+def schedule_pause(*, schedule: BatchSchedule, user=None) -> BatchSchedule:
+    return _schedule_set_paused(schedule=schedule, paused=True, user=user)
+
+
+def schedule_resume(*, schedule: BatchSchedule, user=None) -> BatchSchedule:
     """Resume where it left off: fires that fell due while paused meet the misfire policy."""
-    with transaction.atomic():
-        BatchSchedule.objects.filter(pk=schedule.pk).update(paused=False)
-        schedules_changed_notify()
-    schedule.paused = False
-    return schedule
+    return _schedule_set_paused(schedule=schedule, paused=False, user=user)
 
 
-def schedule_delete(*, schedule: BatchSchedule) -> None:
+def schedule_delete(*, schedule: BatchSchedule, user=None) -> None:
     with transaction.atomic():
+        audit_record(action=AuditAction.DELETED, obj=schedule, user=user)
         schedule.delete()
         schedules_changed_notify()
 

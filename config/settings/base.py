@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_celery_results",
     "batchjobs.apps.BatchJobsConfig",
@@ -157,6 +158,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # BatchJobsError subclasses -> 400/404/409 with the bad fields named, in one place.
+    "EXCEPTION_HANDLER": "batchjobs.api.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -171,6 +174,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Jobs, schedules and executions of the batchjobs orchestrator.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "batchjobs.models.ExecutionStatus",
+        "AttemptStatusEnum": "batchjobs.models.AttemptStatus",
+    },
+    # Swagger UI's assets from the installed sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 # Whether /api/schema/ and /api/docs/ answer without logging in.
 BATCHJOBS_API_SCHEMA_PUBLIC = env.bool("BATCHJOBS_API_SCHEMA_PUBLIC", default=True)
@@ -242,6 +253,19 @@ BATCHJOBS_HTTP_MAX_RESPONSE_BYTES = env.int(
 )
 BATCHJOBS_HTTP_MAX_REDIRECTS = env.int("BATCHJOBS_HTTP_MAX_REDIRECTS", default=5)
 BATCHJOBS_RESPONSE_EXCERPT_CHARS = env.int("BATCHJOBS_RESPONSE_EXCERPT_CHARS", default=2000)
+# Where people reach this deployment (links in notifications), e.g. https://batchjobs.example.com
+BATCHJOBS_BASE_URL = env.str("BATCHJOBS_BASE_URL", default="http://127.0.0.1:8000")
+# /metrics without logging in (for a Prometheus scraper on a private network); else staff only.
+BATCHJOBS_METRICS_PUBLIC = env.bool("BATCHJOBS_METRICS_PUBLIC", default=False)
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env.str("DJANGO_EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="batchjobs@localhost")
+# Fernet keys for secrets at rest, newest first (batchjobs/secrets.py); empty: derived from
+# DJANGO_SECRET_KEY.
+BATCHJOBS_SECRET_KEYS = env.list("BATCHJOBS_SECRET_KEYS", default=[])
 # Finished executions older than this are purged (a job's retention_days overrides it).
 BATCHJOBS_RETENTION_DAYS = env.int("BATCHJOBS_RETENTION_DAYS", default=30)
 # Extra modules whose @handler functions are registered at start-up.

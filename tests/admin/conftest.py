@@ -13,6 +13,11 @@ NO_SCHEDULES = {
     "schedules-INITIAL_FORMS": "0",
     "schedules-MIN_NUM_FORMS": "0",
     "schedules-MAX_NUM_FORMS": "1000",
+    # ... and so is the inline formset of notifications.
+    "notifications-TOTAL_FORMS": "0",
+    "notifications-INITIAL_FORMS": "0",
+    "notifications-MIN_NUM_FORMS": "0",
+    "notifications-MAX_NUM_FORMS": "1000",
 }
 
 

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -6,10 +7,12 @@ from django.utils import timezone
 
 from batchjobs.models import (
     AttemptStatus,
+    AuditEntry,
     BatchAttempt,
     BatchJob,
     BatchLog,
     ExecutionStatus,
+    StepExecution,
     Trigger,
 )
 from tests.factories import handler_job
@@ -169,3 +172,160 @@ def test_a_user_who_may_view_executions_sees_their_attempts(staff_client, jobs):
 
     assert response.status_code == 200
     assert "celery@gone" in response.content.decode()
+
+
+# --- progress, steps and the operator's actions ----------------------------------------------
+
+
+def change_url(execution: BatchLog) -> str:
+    return reverse("admin:batchjobs_batchlog_change", args=[execution.pk])
+
+
+def operate_url(execution: BatchLog, operation: str) -> str:
+    return reverse(f"admin:batchjobs_batchlog_{operation}", args=[execution.pk])
+
+
+def shown_messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def test_a_running_batch_execution_shows_its_steps_and_a_progress_bar(admin_client, jobs):
+    running = execution(jobs[0], ExecutionStatus.STARTED, started_at=timezone.now())
+    StepExecution.objects.create(
+        execution=running, step_name="extract", status="COMPLETED", read_count=500,
+        write_count=498, write_skip_count=2, commit_count=50, started_at=timezone.now(),
+        finished_at=timezone.now() + timedelta(seconds=12),
+    )  # fmt: skip
+    StepExecution.objects.create(
+        execution=running, step_name="load", status="STARTED", read_count=120, write_count=115,
+        filter_count=5, commit_count=12, rollback_count=1,
+        started_at=timezone.now() - timedelta(seconds=30),
+    )  # fmt: skip
+
+    response = admin_client.get(change_url(running))
+
+    content = response.content.decode()
+    steps = response.context["inline_admin_formsets"][1].formset.queryset
+    assert [step.step_name for step in steps] == ["extract", "load"]
+    assert "0/0/2" in content and "12.0 s" in content  # skips and duration of extract
+    progress = content[content.index("field-progress") :]
+    assert "<progress" in progress and "load: 120 items" in progress
+    assert re.search(r"load: 120 items · [\d.]+ items/s · total unknown", progress)
+
+
+def test_the_last_response_and_the_error_with_its_traceback(admin_client, jobs):
+    failed = execution(jobs[0], ExecutionStatus.FAILED, error="Traceback ...\nValueError: no")
+    BatchAttempt.objects.create(
+        execution=failed, number=1, status=AttemptStatus.FAILED, started_at=timezone.now(),
+        http_status=503, response_excerpt='{"detail": "maintenance"}',
+    )  # fmt: skip
+
+    content = admin_client.get(change_url(failed)).content.decode()
+
+    last = content[content.index("field-last_response") :]
+    assert (
+        "HTTP 503 (attempt 1)" in last and "{&quot;detail&quot;: &quot;maintenance&quot;}" in last
+    )
+    assert "Traceback ...\nValueError: no</pre>" in content
+
+
+@pytest.mark.parametrize(
+    ("status", "buttons"),
+    [
+        (ExecutionStatus.QUEUED, ["Stop"]),
+        (ExecutionStatus.STARTED, ["Stop"]),
+        (ExecutionStatus.STOPPING, []),
+        (ExecutionStatus.FAILED, ["Restart", "Abandon"]),
+        (ExecutionStatus.STOPPED, ["Restart", "Abandon"]),
+        (ExecutionStatus.COMPLETED, []),
+    ],
+)
+def test_buttons_fit_the_status_and_need_the_run_permission(staff_client, jobs, status, buttons):
+    shown = execution(jobs[0], status)
+    operator_page = staff_client("view_batchlog", "run_batchjob").get(change_url(shown))
+    viewer_page = staff_client("view_batchlog").get(change_url(shown))
+
+    found = re.findall(
+        r'class="historylink bj-operation"[^>]*>(\w+)</button>', operator_page.content.decode()
+    )
+    assert found == buttons
+    assert "bj-operation" not in viewer_page.content.decode()
+
+
+def test_the_actions_are_offered_only_to_those_who_may_run(staff_client):
+    viewer = staff_client("view_batchlog").get(CHANGELIST)
+    operator = staff_client("view_batchlog", "run_batchjob").get(CHANGELIST)
+
+    assert viewer.context["action_form"] is None  # no action at all, so no action bar
+    choices = operator.context["action_form"].fields["action"].choices
+    assert [name for name, _ in choices] == [
+        "", "stop_selected", "restart_selected", "abandon_selected",
+    ]  # fmt: skip
+
+
+def test_the_stop_button_stops_and_the_audit_names_who(staff_client, jobs):
+    queued = execution(jobs[0], ExecutionStatus.QUEUED)
+    client = staff_client("view_batchlog", "run_batchjob")
+
+    response = client.post(operate_url(queued, "stop"), follow=True)
+
+    queued.refresh_from_db()
+    assert queued.status == ExecutionStatus.STOPPED
+    assert response.redirect_chain[-1][0] == change_url(queued)
+    assert shown_messages(response) == [f"Execution #{queued.pk} asked to stop: now STOPPED."]
+    entry = AuditEntry.objects.get(object_id=queued.pk, action="stopped")
+    assert entry.actor_name == "staff-view_batchlog-run_batchjob"
+
+
+def test_operations_without_the_permission_or_by_get_are_refused(staff_client, jobs):
+    queued = execution(jobs[0], ExecutionStatus.QUEUED)
+
+    refused = staff_client("view_batchlog").post(operate_url(queued, "stop"))
+    by_get = staff_client("view_batchlog", "run_batchjob").get(operate_url(queued, "stop"))
+
+    assert (refused.status_code, by_get.status_code) == (403, 405)
+    queued.refresh_from_db()
+    assert queued.status == ExecutionStatus.QUEUED
+
+
+def test_restart_opens_the_new_execution(admin_client, jobs):
+    stopped = execution(jobs[0], ExecutionStatus.STOPPED)
+
+    response = admin_client.post(operate_url(stopped, "restart"), follow=True)
+
+    restarted = BatchLog.objects.get(restart_of=stopped)
+    assert restarted.status == ExecutionStatus.QUEUED and restarted.trigger == Trigger.RESTART
+    assert response.redirect_chain[-1][0] == change_url(restarted)
+    assert f"Execution #{stopped.pk} restarted as" in shown_messages(response)[0]
+
+
+def test_bulk_actions_report_each_execution(admin_client, jobs):
+    queued = execution(jobs[0], ExecutionStatus.QUEUED)
+    done = execution(jobs[0], ExecutionStatus.COMPLETED)
+    failed = execution(jobs[1], ExecutionStatus.FAILED)
+
+    stopped = admin_client.post(
+        CHANGELIST,
+        {"action": "stop_selected", "_selected_action": [queued.pk, done.pk]},
+        follow=True,
+    )
+    abandoned = admin_client.post(
+        CHANGELIST,
+        {"action": "abandon_selected", "_selected_action": [failed.pk, done.pk]},
+        follow=True,
+    )
+
+    assert shown_messages(stopped) == [
+        f"Execution #{queued.pk} asked to stop: now STOPPED.",
+        f"Execution #{done.pk} was not asked to stop: execution {done.pk} is COMPLETED; "
+        "it cannot be stopped",
+    ]
+    assert shown_messages(abandoned) == [  # one message per execution, in id order
+        f"Execution #{done.pk} was not abandoned: execution {done.pk} is COMPLETED; "
+        "only STOPPED or FAILED executions can be abandoned",
+        f"Execution #{failed.pk} abandoned: now ABANDONED.",
+    ]
+    statuses = dict(BatchLog.objects.values_list("pk", "status"))
+    assert (statuses[queued.pk], statuses[done.pk], statuses[failed.pk]) == (
+        "STOPPED", "COMPLETED", "ABANDONED",
+    )  # fmt: skip

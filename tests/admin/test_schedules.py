@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -184,3 +184,37 @@ def test_delete_schedule(admin_client, job):
 
     assert response.status_code == 302
     assert not BatchSchedule.objects.exists()
+
+
+PREVIEW = reverse("admin:batchjobs_batchschedule_preview")
+
+
+def test_live_preview_describes_a_cron_and_lists_its_fires_in_its_zone(admin_client):
+    response = admin_client.get(
+        PREVIEW, {"kind": "cron", "cron_expression": "30 2 * * *", "timezone": "Europe/Berlin"}
+    )
+
+    data = response.json()
+    assert response.status_code == 200 and data["errors"] == {}
+    assert data["description"] == "At 02:30 AM"
+    assert len(data["fires"]) == 10
+    assert all(fire["local"].endswith(("02:30:00 CET", "02:30:00 CEST")) for fire in data["fires"])
+    first = data["fires"][0]
+    at = datetime.strptime(first["utc"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("UTC"))
+    assert f"{at.astimezone(ZoneInfo('Europe/Berlin')):%Y-%m-%d %H:%M:%S}" in first["local"]
+
+
+def test_live_preview_says_what_a_save_would_refuse(admin_client):
+    data = admin_client.get(
+        PREVIEW, {"cron_expression": "61 * * *", "timezone": "Mars/Olympus"}
+    ).json()
+
+    assert data["fires"] == [] and data["description"] == ""
+    assert "5 fields" in data["errors"]["cron_expression"][0]
+    assert "Unknown time zone" in data["errors"]["timezone"][0]
+
+
+def test_live_preview_needs_the_permission_to_view_schedules(staff_client):
+    query = {"cron_expression": "* * * * *", "timezone": "UTC"}
+    assert staff_client("view_batchjob").get(PREVIEW, query).status_code == 403
+    assert staff_client("view_batchschedule").get(PREVIEW, query).status_code == 200

@@ -1,21 +1,51 @@
 """`manage.py batchjobs <subcommand>`: operate batchjobs from a shell or a script.
 
-Exit codes a script can rely on: 0 done (or queued, without --wait), 1 the execution ended
-without completing, 2 bad input (unknown job, invalid parameter), 3 --wait gave up.
+    list                              jobs with their latest execution
+    run NAME [--param K=V]... [--wait] [--timeout S] [--idempotency-key KEY]
+    stop ID | restart ID | abandon ID the JobOperator's operations on an execution
+    status [ID]                       the scheduler (beat, workers, counts, next fire), or one
+                                      execution with its steps
+    preview SCHEDULE_ID [--count N]   the schedule's next fire times
+    export [--job NAME]... [--format yaml|json] [--output FILE] [--include-secrets]
+    import FILE|- [--format yaml|json] [--dry-run]
+    token create USERNAME [--rotate] | token revoke USERNAME
+
+Every subcommand takes --json: one JSON document on stdout (the API's representation), and on
+failure {"error": ..., "fields": {...}} on stdout. Without --json, errors go to stderr.
+
+Exit codes a script can rely on:
+    0  done (for run without --wait: queued)
+    1  run --wait: the execution ended without completing
+    2  bad input: an unknown job, execution, schedule or user; an invalid parameter or file
+    3  run --wait: gave up waiting (--timeout)
+    4  conflict: illegal in the current state (stop a finished execution, restart a COMPLETED
+       one, start a completed batch instance or a disabled job)
 """
 
 import json
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
+import yaml
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
-from batchjobs.errors import BatchJobsError, InvalidInput
-from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, Trigger
+from batchjobs import selectors
+from batchjobs.api import serializers as s
+from batchjobs.api.definitions import definitions_export, definitions_import
+from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound
+from batchjobs.models import BatchLog, ExecutionStatus, Trigger
 from batchjobs.models.execution import FINAL_STATUSES
-from batchjobs.services.executions import execution_start
+from batchjobs.services import operator
+from batchjobs.services.schedules import schedule_preview
 
-EXIT_OK, EXIT_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_WAIT_TIMEOUT = 0, 1, 2, 3
+EXIT_OK, EXIT_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_WAIT_TIMEOUT, EXIT_CONFLICT = 0, 1, 2, 3, 4
+FORMATS = ("yaml", "json")
 
 
 def parse_param(text: str) -> tuple[str, object]:
@@ -29,12 +59,42 @@ def parse_param(text: str) -> tuple[str, object]:
         return key, raw
 
 
+def document_format(path: str | None, requested: str | None) -> str:
+    """--format if given, else the file's extension (.json, .yaml/.yml), else YAML."""
+    if requested:
+        return requested
+    return "json" if path and path.lower().endswith(".json") else "yaml"
+
+
+def document_dump(document: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def document_load(text: str, fmt: str) -> Any:
+    try:
+        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidInput({"file": f"Not valid {fmt.upper()}: {exc}"}) from exc
+
+
 class Command(BaseCommand):
-    help = "Operate batch jobs: run one now (more subcommands with the API issue)."
+    help = "Operate batch jobs: list, run, stop, restart, abandon, status, preview, export, import."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True)
-        run = sub.add_parser("run", help="Start a job now and optionally wait for the outcome.")
+
+        def command(name: str, help_text: str) -> CommandParser:
+            subparser = sub.add_parser(name, help=help_text)
+            subparser.add_argument(
+                "--json", dest="as_json", action="store_true", help="Print one JSON document."
+            )
+            return subparser
+
+        command("list", "List jobs with their latest execution.")
+
+        run = command("run", "Start a job now and optionally wait for the outcome.")
         run.add_argument("name", help="The job's name.")
         run.add_argument(
             "--param",
@@ -48,14 +108,59 @@ class Command(BaseCommand):
             "--timeout", type=float, default=3600.0, help="With --wait: give up after seconds."
         )
         run.add_argument(
-            "--json", dest="as_json", action="store_true", help="Print one JSON object."
+            "--idempotency-key", default="", help="The same key returns the same execution."
+        )
+
+        for name, help_text in (
+            ("stop", "Stop an execution (a running one stops at its next chunk boundary)."),
+            ("restart", "Restart a FAILED or STOPPED execution of the same job instance."),
+            ("abandon", "Abandon a FAILED or STOPPED execution: it is never restarted."),
+        ):
+            command(name, help_text).add_argument("id", type=int, help="The execution's id.")
+
+        status = command("status", "The scheduler's status, or one execution with its steps.")
+        status.add_argument("id", type=int, nargs="?", help="An execution's id.")
+
+        preview = command("preview", "The next fire times of a schedule.")
+        preview.add_argument("schedule", type=int, help="The schedule's id.")
+        preview.add_argument("--count", type=int, default=10, help="How many (1-1000).")
+
+        export = command("export", "Write jobs and their schedules as YAML or JSON.")
+        export.add_argument(
+            "--job", action="append", dest="jobs", metavar="NAME", help="Only this job (repeat)."
+        )
+        export.add_argument("--format", choices=FORMATS, help="Default: from --output, else yaml.")
+        export.add_argument("--output", "-o", help="Write to this file instead of stdout.")
+        export.add_argument(
+            "--include-secrets",
+            action="store_true",
+            help="Write secret header values in clear (default: masked).",
+        )
+
+        load = command("import", "Create or update jobs and schedules from a YAML or JSON file.")
+        load.add_argument("file", help="The file, or - for stdin.")
+        load.add_argument("--format", choices=FORMATS, help="Default: from the file's extension.")
+        load.add_argument(
+            "--dry-run", action="store_true", help="Check everything, change nothing."
+        )
+
+        token = command("token", "Create or revoke a user's API token.")
+        token.add_argument("action", choices=("create", "revoke"))
+        token.add_argument("username")
+        token.add_argument(
+            "--rotate", action="store_true", help="create: replace an existing token."
         )
 
     def handle(self, *args, **options) -> None:
+        handler = getattr(self, f"_{options['subcommand']}")
         try:
-            code = getattr(self, f"_{options['subcommand']}")(**options)
+            code = handler(**options)
         except InvalidInput as exc:
             self._fail(options, EXIT_BAD_INPUT, str(exc), exc.field_errors)
+        except NotFound as exc:
+            self._fail(options, EXIT_BAD_INPUT, str(exc), {})
+        except Conflict as exc:
+            self._fail(options, EXIT_CONFLICT, str(exc), {})
         except BatchJobsError as exc:
             self._fail(options, EXIT_BAD_INPUT, str(exc), {})
         if code:
@@ -67,12 +172,33 @@ class Command(BaseCommand):
             sys.exit(code)
         raise CommandError(message, returncode=code)
 
-    def _run(self, *, name, param, wait, timeout, as_json: bool, **_) -> int:
-        job = BatchJob.objects.filter(name=name).first()
-        if job is None:
-            raise InvalidInput({"name": f"no job named {name!r}"})
+    def _print(self, data: Any) -> None:
+        self.stdout.write(json.dumps(data, default=str, ensure_ascii=False))
+
+    # --- subcommands -------------------------------------------------------------------------
+
+    def _list(self, *, as_json: bool, **_) -> int:
+        jobs = selectors.job_list()
+        if as_json:
+            self._print(s.JobSerializer(jobs, many=True).data)
+            return EXIT_OK
+        for job in jobs:
+            latest = job.latest_execution_status or "-"
+            state = "enabled" if job.enabled else "disabled"
+            self.stdout.write(
+                f"{job.name}\t{job.kind}\t{state}\t{job.schedule_count or 0} schedule(s)\t"
+                f"latest: {latest}\t{job.target}"
+            )
+        return EXIT_OK
+
+    def _run(self, *, name, param, wait, timeout, idempotency_key, as_json: bool, **_) -> int:
         params = dict(parse_param(text) for text in param)
-        execution = execution_start(job=job, trigger=Trigger.CLI, params=params)
+        try:
+            execution = operator.start(
+                name, params, trigger=Trigger.CLI, idempotency_key=idempotency_key
+            )
+        except NotFound as exc:
+            raise InvalidInput({"name": str(exc)}) from exc
         if not wait:
             self._report(execution, as_json=as_json)
             return EXIT_OK
@@ -83,7 +209,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"gave up waiting after {timeout:g}s")
                 return EXIT_WAIT_TIMEOUT
             time.sleep(0.25)
-            execution = BatchLog.objects.get(pk=execution.pk)
+            execution = BatchLog.objects.select_related("job").get(pk=execution.pk)
         self._report(execution, as_json=as_json)
         return EXIT_OK if execution.status == ExecutionStatus.COMPLETED else EXIT_NOT_COMPLETED
 
@@ -97,7 +223,7 @@ class Command(BaseCommand):
             "error": execution.error,
         }
         if as_json:
-            self.stdout.write(json.dumps(summary, default=str))
+            self._print(summary)
             return
         line = f"execution {execution.pk} of {execution.job.name}: {execution.status}"
         if execution.attempts:
@@ -105,3 +231,145 @@ class Command(BaseCommand):
         self.stdout.write(line)
         if execution.error:
             self.stdout.write(execution.error.rstrip())
+
+    def _operate(self, execution: BatchLog, verb: str, *, as_json: bool) -> int:
+        if as_json:
+            self._print(s.ExecutionSerializer(execution).data)
+        else:
+            self.stdout.write(
+                f"{verb} execution {execution.pk} of {execution.job.name}: {execution.status}"
+            )
+        return EXIT_OK
+
+    def _stop(self, *, id: int, as_json: bool, **_) -> int:
+        return self._operate(operator.stop(id), "stop:", as_json=as_json)
+
+    def _restart(self, *, id: int, as_json: bool, **_) -> int:
+        restarted = operator.restart(id)
+        return self._operate(restarted, f"restarted {id} as", as_json=as_json)
+
+    def _abandon(self, *, id: int, as_json: bool, **_) -> int:
+        return self._operate(operator.abandon(id), "abandon:", as_json=as_json)
+
+    def _status(self, *, id: int | None, as_json: bool, **_) -> int:
+        if id is not None:
+            return self._execution_status(id, as_json=as_json)
+        status = selectors.scheduler_status()
+        if as_json:
+            self._print(s.SchedulerStatusSerializer(status).data)
+            return EXIT_OK
+        now = timezone.now()
+        if not status.broker_reachable:
+            self.stdout.write("beat: unknown (the broker does not answer)")
+        elif status.beats:
+            seen = ", ".join(
+                f"{beat.beat_id} ({(now - beat.last_seen).total_seconds():.0f}s ago)"
+                for beat in status.beats
+            )
+            self.stdout.write(f"beat: alive: {seen}")
+        else:
+            self.stdout.write("beat: not running (no heartbeat)")
+        if status.workers is not None:
+            self.stdout.write(f"workers: {', '.join(status.workers) or 'none answered'}")
+        self.stdout.write(f"jobs: {status.total_jobs}")
+        counts = ", ".join(f"{name} {count}" for name, count in status.counts.items())
+        self.stdout.write(f"executions: {counts}")
+        due = status.next_due
+        self.stdout.write(
+            f"next due: {due.job_name} (schedule {due.schedule_id}, {due.schedule_kind}) "
+            f"at {due.at.isoformat()}"
+            if due
+            else "next due: nothing scheduled"
+        )
+        return EXIT_OK
+
+    def _execution_status(self, execution_id: int, *, as_json: bool) -> int:
+        summary = s.ExecutionSummarySerializer(operator.summary(execution_id)).data
+        steps = s.StepSummarySerializer(operator.step_summaries(execution_id), many=True).data
+        if as_json:
+            self._print({**summary, "steps": steps})
+            return EXIT_OK
+        self.stdout.write(
+            f"execution {summary['id']} of {summary['job']}: {summary['status']} "
+            f"({summary['trigger']}, {summary['attempts']} attempt(s))"
+        )
+        if summary["error"]:
+            self.stdout.write(summary["error"].rstrip())
+        for step in steps:
+            partition = f"[{step['partition']}]" if step["partition"] else ""
+            self.stdout.write(
+                f"  {step['step']}{partition}: {step['status']} read {step['read_count']} "
+                f"written {step['write_count']} skipped "
+                f"{step['read_skip_count'] + step['process_skip_count'] + step['write_skip_count']}"
+            )
+        return EXIT_OK
+
+    def _preview(self, *, schedule: int, count: int, as_json: bool, **_) -> int:
+        found = selectors.schedule_get(schedule_id=schedule)
+        fires = schedule_preview(schedule=found, count=count)
+        if as_json:
+            self._print(
+                s.PreviewSerializer(
+                    {"schedule": found.pk, "timezone": found.timezone, "fires": fires}
+                ).data
+            )
+            return EXIT_OK
+        self.stdout.write(f"schedule {found.pk} of {found.job.name}: {found.summary}")
+        if not fires:
+            self.stdout.write("no more fires: the schedule has finished")
+        for fire in fires:
+            marker = "  (DST change before this fire)" if fire.dst_change else ""
+            self.stdout.write(f"{fire.local.isoformat()}  = {fire.at.isoformat()}{marker}")
+        return EXIT_OK
+
+    def _export(self, *, jobs, format, output, include_secrets, as_json, **_) -> int:
+        fmt = "json" if as_json else document_format(output, format)
+        document = definitions_export(names=jobs, include_secrets=include_secrets)
+        text = document_dump(document, fmt)
+        if output:
+            Path(output).write_text(text, encoding="utf-8")
+        else:
+            self.stdout.write(text, ending="")
+        return EXIT_OK
+
+    def _import(self, *, file, format, dry_run, as_json, **_) -> int:
+        if file == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                text = Path(file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInput({"file": f"Cannot read {file}: {exc}"}) from exc
+        document = document_load(text, document_format(file, format))
+        result = definitions_import(document=document, dry_run=dry_run)
+        if as_json:
+            self._print(vars(result))
+            return EXIT_OK
+        prefix = "dry run, nothing changed: would have " if dry_run else ""
+        self.stdout.write(
+            f"{prefix}jobs: {result.jobs_created} created, {result.jobs_updated} updated; "
+            f"schedules: {result.schedules_created} created, {result.schedules_updated} "
+            f"updated, {result.schedules_deleted} deleted"
+        )
+        return EXIT_OK
+
+    def _token(self, *, action, username, rotate, as_json, **_) -> int:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise InvalidInput({"username": f"no user named {username!r}"})
+        if action == "revoke":
+            deleted, _ = Token.objects.filter(user=user).delete()
+            if as_json:
+                self._print({"username": username, "revoked": bool(deleted)})
+            else:
+                self.stdout.write(f"token of {username} {'revoked' if deleted else 'absent'}")
+            return EXIT_OK
+        with transaction.atomic():
+            if rotate:
+                Token.objects.filter(user=user).delete()
+            token, created = Token.objects.get_or_create(user=user)
+        if as_json:
+            self._print({"username": username, "token": token.key, "created": created})
+        else:
+            self.stdout.write(token.key)
+        return EXIT_OK

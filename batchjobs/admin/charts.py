@@ -1,0 +1,154 @@
+"""Server-rendered SVG charts for the dashboard: no script, no CDN, readable without colour
+(every bar has a <title> tooltip with its figures)."""
+
+from collections.abc import Iterable
+
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from batchjobs.models import ExecutionStatus
+from batchjobs.services.dashboard import HourCounts, JobDurations
+
+from .display import STATUS_COLOURS, duration_text
+
+# Bottom to top: outcomes first, then what is still under way.
+STACK_ORDER = (
+    ExecutionStatus.COMPLETED,
+    ExecutionStatus.FAILED,
+    ExecutionStatus.STOPPED,
+    ExecutionStatus.ABANDONED,
+    ExecutionStatus.SKIPPED,
+    ExecutionStatus.STOPPING,
+    ExecutionStatus.STARTED,
+    ExecutionStatus.QUEUED,
+)
+FONT = "font-family:system-ui,sans-serif;font-size:11px;fill:#555"
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten that is at least `value` (at least 1)."""
+    if value <= 1:
+        return 1
+    magnitude = 1
+    while magnitude * 10 < value:
+        magnitude *= 10
+    for step in (1, 2, 5, 10):
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def _svg(width: int, height: int, label: str, body: Iterable[SafeString]) -> SafeString:
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="100%" '
+        'role="img" aria-label="{}" style="max-width:{}px">{}</svg>',
+        width,
+        height,
+        label,
+        width,
+        format_html_join("", "{}", ((part,) for part in body)),
+    )
+
+
+def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
+    """Stacked bars: executions created per hour, by status."""
+    width, height, left, bottom, top = 720, 210, 36, 24, 8
+    plot_width, plot_height = width - left - 8, height - bottom - top
+    ceiling = _nice_ceiling(max((hour.total for hour in hours), default=0))
+    slot = plot_width / max(len(hours), 1)
+    parts: list[SafeString] = []
+    for fraction in (0, 0.5, 1):
+        y = round(top + plot_height * (1 - fraction), 1)
+        parts.append(
+            format_html(
+                '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
+                '<text x="{}" y="{}" text-anchor="end" style="{}">{}</text>',
+                left,
+                width - 8,
+                y,
+                y,
+                left - 4,
+                round(y + 4, 1),
+                FONT,
+                f"{ceiling * fraction:g}",
+            )
+        )
+    for index, hour in enumerate(hours):
+        x = left + index * slot + 1
+        base = top + plot_height
+        for status in STACK_ORDER:
+            count = hour.counts.get(status, 0)
+            if not count:
+                continue
+            bar = plot_height * count / ceiling
+            base -= bar
+            parts.append(
+                format_html(
+                    '<rect class="bar" x="{}" y="{}" width="{}" height="{}" '
+                    'fill="{}"><title>{} UTC: {} {}</title></rect>',
+                    round(x, 1),
+                    round(base, 1),
+                    round(slot - 2, 1),
+                    round(bar, 1),
+                    STATUS_COLOURS[status],
+                    f"{hour.hour:%H:00}",
+                    count,
+                    status,
+                )
+            )
+        if index % 3 == 0:
+            parts.append(
+                format_html(
+                    '<text x="{}" y="{}" text-anchor="middle" style="{}">{}</text>',
+                    round(x + slot / 2, 1),
+                    height - 8,
+                    FONT,
+                    f"{hour.hour:%H:00}",
+                )
+            )
+    return _svg(width, height, "Executions per hour over the last 24 hours, by status", parts)
+
+
+def durations_svg(durations: list[JobDurations]) -> SafeString:
+    """Per job, p95 (light) with p50 (dark) over it, on one linear scale."""
+    row, label_width, width = 22, 170, 720
+    height = max(row * len(durations), row) + 6
+    plot_width = width - label_width - 190
+    longest = max((d.p95 for d in durations), default=0) or 1
+    parts: list[SafeString] = []
+    for index, item in enumerate(durations):
+        y = 3 + index * row
+        p95 = round(max(1.0, plot_width * item.p95 / longest), 1)
+        p50 = round(max(1.0, plot_width * item.p50 / longest), 1)
+        name = item.job_name if len(item.job_name) <= 26 else item.job_name[:25] + "…"
+        p50_text, p95_text = duration_text(item.p50), duration_text(item.p95)
+        figures = f"p50 {p50_text} · p95 {p95_text} · n={item.samples}"
+        parts.append(
+            format_html(
+                '<text x="{}" y="{}" text-anchor="end" style="{}">{}</text>'
+                '<rect class="p95" x="{}" y="{}" width="{}" height="14" fill="#9ec5f0">'
+                "<title>{}: p95 {}</title></rect>"
+                '<rect class="p50" x="{}" y="{}" width="{}" height="14" fill="#1f6fd1">'
+                "<title>{}: p50 {}</title></rect>"
+                '<text x="{}" y="{}" style="{}">{}</text>',
+                label_width - 6,
+                y + 11,
+                FONT,
+                name,
+                label_width,
+                y,
+                p95,
+                item.job_name,
+                duration_text(item.p95),
+                label_width,
+                y,
+                p50,
+                item.job_name,
+                duration_text(item.p50),
+                round(label_width + p95 + 6, 1),
+                y + 11,
+                FONT,
+                figures,
+            )
+        )
+    return _svg(width, height, "Run time percentiles per job over the last 24 hours", parts)

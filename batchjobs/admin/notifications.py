@@ -1,0 +1,57 @@
+"""Notifications: configured per job (inline on the job's page), and a read-only record of what
+was sent, with the error of each send that failed."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from batchjobs.models import BatchLog, JobNotification, NotificationSent
+
+from .display import change_link, text_pre
+
+
+class JobNotificationInline(admin.StackedInline):
+    model = JobNotification
+    extra = 0
+    fields = (
+        ("channel", "enabled"),
+        "target",
+        ("on_failure", "on_recovered", "on_slow", "on_missed"),
+        "missed_grace_seconds",
+    )
+
+
+@admin.register(NotificationSent)
+class NotificationSentAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "event", "job", "about", "channel", "status", "sent_at")
+    list_filter = ("status", "event", "notification__channel", "notification__job")
+    list_select_related = ("notification__job",)
+    show_full_result_count = False
+    fields = (
+        "notification", "event", "execution", "schedule", "due_at", "status", "created_at",
+        "sent_at", "error_text",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="job")
+    def job(self, sent: NotificationSent) -> str:
+        return sent.notification.job.name
+
+    @admin.display(description="channel")
+    def channel(self, sent: NotificationSent) -> str:
+        return sent.notification.get_channel_display()
+
+    @admin.display(description="about")
+    def about(self, sent: NotificationSent) -> str:
+        if sent.execution_id:
+            return change_link(BatchLog, sent.execution_id, f"#{sent.execution_id}")
+        return f"schedule {sent.schedule_id}, due {sent.due_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    @admin.display(description="error")
+    def error_text(self, sent: NotificationSent) -> str:
+        return text_pre(sent.error)

@@ -1,0 +1,166 @@
+"""Jobs as code: jobs with their schedules as one document, exported and imported through the
+API's definition serializers, so a file is checked exactly as an API call is, by the same
+services. Round trip: export, delete, import, export again gives the same document.
+
+    {"version": 1, "jobs": [{"name": ..., <job fields>, "schedules": [{<schedule fields>}]}]}
+
+Import is an upsert by job name, all or nothing: a job's schedules are matched by position (the
+first in the file updates the job's oldest schedule, and so on); extra ones are created, missing
+ones deleted. Jobs absent from the document are left alone. Secret header values are exported
+masked unless asked for; a masked value imports only onto a job that already holds that secret.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from rest_framework import serializers
+
+from batchjobs.errors import InvalidInput, NotFound
+from batchjobs.models import BatchJob
+from batchjobs.selectors import jobs_with_schedules
+from batchjobs.services.jobs import job_create, job_update
+from batchjobs.services.schedules import schedule_create, schedule_delete, schedule_update
+
+from .errors import field_errors
+from .parsers import unstorable_text_path
+from .serializers import JobDefinitionSerializer, ScheduleDefinitionSerializer
+
+DOCUMENT_VERSION = 1
+
+
+def definitions_export(
+    *, names: list[str] | None = None, include_secrets: bool = False
+) -> dict[str, Any]:
+    """The jobs (all, or those named) with their schedules, as plain JSON-able data."""
+    jobs = list(jobs_with_schedules(names=names))
+    missing = sorted(set(names or ()) - {job.name for job in jobs})
+    if missing:
+        raise NotFound(f"no job named {', '.join(map(repr, missing))}")
+    context = {"include_secrets": include_secrets}
+    document = {
+        "version": DOCUMENT_VERSION,
+        "jobs": [
+            {
+                **JobDefinitionSerializer(job, context=context).data,
+                "schedules": [
+                    ScheduleDefinitionSerializer(schedule).data for schedule in job.schedules.all()
+                ],
+            }
+            for job in jobs
+        ],
+    }
+    return json.loads(json.dumps(document))  # plain dicts and lists, for any dumper
+
+
+@dataclass
+class ImportResult:
+    jobs_created: int = 0
+    jobs_updated: int = 0
+    schedules_created: int = 0
+    schedules_updated: int = 0
+    schedules_deleted: int = 0
+    dry_run: bool = False
+
+
+def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> ImportResult:
+    """Create or update the document's jobs and schedules, all in one transaction. Raises
+    InvalidInput naming each bad field as `<job name>.<field>` or
+    `<job name>.schedules[<n>].<field>`; then nothing was changed."""
+    entries = _entries(document)
+    result = ImportResult(dry_run=dry_run)
+    with transaction.atomic():
+        for index, entry in enumerate(entries):
+            _import_job(entry, label=_label(entry, index), user=user, result=result)
+        if dry_run:
+            transaction.set_rollback(True)
+    return result
+
+
+def _entries(document: Any) -> list[dict]:
+    if not isinstance(document, dict):
+        raise InvalidInput({"document": 'Must be an object: {"version": 1, "jobs": [...]}.'})
+    where = unstorable_text_path(document)
+    if where is not None:
+        raise InvalidInput(
+            {where or "document": "Text may not contain NUL characters or lone surrogates."}
+        )
+    unknown = sorted(set(document) - {"version", "jobs"})
+    if unknown:
+        raise InvalidInput({name: "Unknown field." for name in unknown})
+    if document.get("version", DOCUMENT_VERSION) != DOCUMENT_VERSION:
+        raise InvalidInput({"version": f"Only version {DOCUMENT_VERSION} is understood."})
+    entries = document.get("jobs")
+    if not isinstance(entries, list):
+        raise InvalidInput({"jobs": "Must be a list of jobs."})
+    names: set[str] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InvalidInput({f"jobs[{index}]": "Must be an object."})
+        name = entry.get("name")
+        if isinstance(name, str) and name in names:
+            raise InvalidInput({f"jobs[{index}].name": f"Job {name!r} appears twice."})
+        names.add(name)
+    return entries
+
+
+def _label(entry: dict, index: int) -> str:
+    name = entry.get("name")
+    return name if isinstance(name, str) and name else f"jobs[{index}]"
+
+
+def _validated(serializer: serializers.Serializer, label: str) -> dict:
+    if not serializer.is_valid():
+        raise InvalidInput(
+            {
+                f"{label}.{field}": messages
+                for field, messages in field_errors(serializer.errors).items()
+            }
+        )
+    return serializer.validated_data
+
+
+def _prefixed(error: InvalidInput, label: str) -> InvalidInput:
+    return InvalidInput({f"{label}.{field}": msgs for field, msgs in error.field_errors.items()})
+
+
+def _import_job(entry: dict, *, label: str, user, result: ImportResult) -> None:
+    fields = {key: value for key, value in entry.items() if key != "schedules"}
+    schedules = entry.get("schedules", [])
+    if not isinstance(schedules, list):
+        raise InvalidInput({f"{label}.schedules": "Must be a list of schedules."})
+    name = fields.get("name")
+    job = BatchJob.objects.filter(name=name).first() if isinstance(name, str) else None
+    data = _validated(JobDefinitionSerializer(instance=job, data=fields), label)
+    try:
+        if job is None:
+            job = job_create(user=user, **data)
+            result.jobs_created += 1
+        else:
+            job = job_update(job=job, user=user, **data)
+            result.jobs_updated += 1
+    except InvalidInput as exc:
+        raise _prefixed(exc, label) from exc
+
+    existing = list(job.schedules.order_by("pk"))
+    for position, schedule_fields in enumerate(schedules):
+        where = f"{label}.schedules[{position}]"
+        if not isinstance(schedule_fields, dict):
+            raise InvalidInput({where: "Must be an object."})
+        current = existing[position] if position < len(existing) else None
+        data = _validated(
+            ScheduleDefinitionSerializer(instance=current, data=schedule_fields), where
+        )
+        try:
+            if current is None:
+                schedule_create(job=job, user=user, **data)
+                result.schedules_created += 1
+            else:
+                schedule_update(schedule=current, user=user, **data)
+                result.schedules_updated += 1
+        except InvalidInput as exc:
+            raise _prefixed(exc, where) from exc
+    for surplus in existing[len(schedules) :]:
+        schedule_delete(schedule=surplus, user=user)
+        result.schedules_deleted += 1

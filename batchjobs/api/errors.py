@@ -1,0 +1,99 @@
+"""The one place where errors become HTTP answers (DESIGN.md §6).
+
+Every error body has `detail` (a sentence) and `code`; a 400 also has `errors`, mapping each bad
+field (or `body` for an unreadable body, `non_field_errors` for the whole object) to its messages.
+
+    InvalidInput, DRF's ValidationError, ParseError   -> 400
+    NotFound, Http404                                 -> 404
+    Conflict                                          -> 409
+    any other BatchJobsError                          -> 400
+
+Registered as REST_FRAMEWORK["EXCEPTION_HANDLER"].
+"""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler, set_rollback
+
+from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound
+
+BODY_FIELD = "body"
+NON_FIELD = "non_field_errors"
+
+
+def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"field": [...], "field.sub": [...], "list[2]": [...]}."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            for name, messages in field_errors(
+                value, f"{prefix}.{key}" if prefix else str(key)
+            ).items():
+                flat.setdefault(name, []).extend(messages)
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or NON_FIELD: [str(item) for item in detail]}
+        flat = {}
+        for index, item in enumerate(detail):
+            if item:  # a list serializer reports {} for each valid item
+                for name, messages in field_errors(item, f"{prefix}[{index}]").items():
+                    flat.setdefault(name, []).extend(messages)
+        return flat
+    return {prefix or NON_FIELD: [str(detail)]}
+
+
+def _invalid(errors: dict[str, list[str]], detail: str = "Invalid input.") -> Response:
+    return Response(
+        {"detail": detail, "code": "invalid", "errors": errors}, status=status.HTTP_400_BAD_REQUEST
+    )
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, BatchJobsError):
+        set_rollback()
+        if isinstance(exc, InvalidInput):
+            return _invalid(exc.field_errors)
+        if isinstance(exc, NotFound):
+            return Response(
+                {"detail": str(exc), "code": "not_found"}, status=status.HTTP_404_NOT_FOUND
+            )
+        if isinstance(exc, Conflict):
+            return Response(
+                {"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT
+            )
+        return Response({"detail": str(exc), "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DjangoValidationError):  # a model's clean() reached outside a service
+        set_rollback()
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD: exc.messages}
+        return _invalid(errors)
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # a bug: Django answers 500 and logs it
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {
+            "detail": "Invalid input.",
+            "code": "invalid",
+            "errors": field_errors(exc.detail),
+        }
+    elif isinstance(exc, exceptions.ParseError):
+        response.data = {
+            "detail": str(exc.detail),
+            "code": exc.detail.code if hasattr(exc.detail, "code") else "parse_error",
+            "errors": {BODY_FIELD: [str(exc.detail)]},
+        }
+    else:
+        detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+        response.data = {
+            "detail": str(detail) or response.status_text,
+            "code": getattr(detail, "code", None) or _code_for(response.status_code),
+        }
+    return response
+
+
+def _code_for(status_code: int) -> str:
+    return {404: "not_found", 405: "method_not_allowed", 429: "throttled"}.get(status_code, "error")

@@ -1,0 +1,551 @@
+"""What the API reads and writes. Serializers check types and shapes only (a string is a string,
+no unknown fields); every rule about the values is the services', so the API, the admin and the
+command line refuse the same things with the same messages."""
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from batchjobs.admin.secrets import headers_masked, headers_unmasked
+from batchjobs.models import (
+    BatchAttempt,
+    BatchJob,
+    BatchLog,
+    BatchSchedule,
+    ExecutionStatus,
+    StepExecution,
+)
+from batchjobs.services.schedules import cron_describe
+
+# --- strict JSON types -----------------------------------------------------------------------
+# DRF accepts 5 for a string, "5" for a number and "yes" for a boolean. A JSON API should not
+# guess: the wrong type is a 400 that names the field.
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    default_error_messages = {"finite": "Enter a finite number."}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("finite")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class RejectUnknownFields:
+    """Refuse fields the serializer does not know: a typo must not be silently dropped.
+    Read-only fields sent back are ignored, so the body of a GET can be edited and PUT back."""
+
+    def to_internal_value(self, data: Any) -> dict:
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
+        errors: dict[str, Any] = {name: ["Unknown field."] for name in unknown}
+        try:
+            values = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            detail = (
+                exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+            )
+            errors.update(detail)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
+
+
+class StrictModelSerializer(RejectUnknownFields, serializers.ModelSerializer):
+    """A ModelSerializer with strict JSON types that refuses unknown fields."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.IntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+        models.BigIntegerField: StrictIntegerField,
+        models.FloatField: StrictFloatField,
+        models.BooleanField: StrictBooleanField,
+    }
+
+
+class StrictSerializer(RejectUnknownFields, serializers.Serializer):
+    """A request body of an operation: refuses unknown fields."""
+
+
+# --- errors (for the schema) -----------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, in a sentence.")
+    code = serializers.CharField(help_text="A stable code: invalid, not_found, conflict, ...")
+
+
+class ValidationErrorSerializer(ErrorSerializer):
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Each bad field (or 'body', or 'non_field_errors') with its messages.",
+    )
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+JOB_DEFINITION_FIELDS = (
+    "name", "description", "kind", "enabled",
+    "http_method", "http_url", "http_headers", "http_body", "http_expected_status",
+    "http_assertion_kind", "http_assertion", "http_assertion_value",
+    "handler_name", "batch_job_name", "params",
+    "timeout_seconds", "max_attempts", "retry_backoff_seconds", "retry_backoff_max_seconds",
+    "retry_jitter", "retry_on_4xx", "overlap_policy", "queue", "priority",
+)  # fmt: skip
+
+
+class HeaderSerializer(serializers.Serializer):
+    """For the schema: one entry of http_headers (the job service checks the entries)."""
+
+    name = serializers.CharField()
+    value = serializers.CharField(help_text="Shown as •••••• when secret; send •••••• to keep it.")
+    secret = serializers.BooleanField(required=False, default=False)
+
+
+@extend_schema_field(HeaderSerializer(many=True))
+class HeadersField(serializers.ListField):
+    child = serializers.DictField()
+
+
+class JobDefinitionSerializer(StrictModelSerializer):
+    """A job as defined by a person: what export writes and import reads.
+
+    Secret header values are masked on output unless the context says `include_secrets`; a
+    masked value sent back stands for the stored one (batchjobs.admin.secrets)."""
+
+    http_headers = HeadersField(
+        required=False, help_text=BatchJob._meta.get_field("http_headers").help_text
+    )
+    params = serializers.DictField(
+        required=False, help_text=BatchJob._meta.get_field("params").help_text
+    )
+
+    class Meta:
+        model = BatchJob
+        fields = JOB_DEFINITION_FIELDS
+
+    def validate_http_headers(self, value: list) -> list:
+        stored = self.instance.http_headers if self.instance is not None else []
+        try:
+            return headers_unmasked(value, stored=stored)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+    def to_representation(self, instance: BatchJob) -> dict:
+        data = super().to_representation(instance)
+        if not self.context.get("include_secrets"):
+            data["http_headers"] = headers_masked(instance.http_headers)
+        return data
+
+
+class LatestExecutionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    created_at = serializers.DateTimeField()
+
+
+class JobSerializer(JobDefinitionSerializer):
+    target = serializers.CharField(read_only=True, help_text="What the job calls, in one line.")
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    schedule_count = serializers.SerializerMethodField()
+    latest_execution = serializers.SerializerMethodField()
+
+    class Meta(JobDefinitionSerializer.Meta):
+        fields = (
+            "id", *JOB_DEFINITION_FIELDS, "target", "created_at", "updated_at", "created_by",
+            "schedule_count", "latest_execution",
+        )  # fmt: skip
+        read_only_fields = ("created_at", "updated_at")
+
+    def get_schedule_count(self, job: BatchJob) -> int:
+        count = getattr(job, "schedule_count", None)
+        return count if count is not None else job.schedules.count()
+
+    @extend_schema_field(LatestExecutionSerializer(allow_null=True))
+    def get_latest_execution(self, job: BatchJob) -> dict | None:
+        if not hasattr(job, "latest_execution_id"):
+            latest = job.executions.order_by("-created_at", "-id").first()
+            return LatestExecutionSerializer(latest).data if latest else None
+        if job.latest_execution_id is None:
+            return None
+        return {
+            "id": job.latest_execution_id,
+            "status": job.latest_execution_status,
+            "created_at": serializers.DateTimeField().to_representation(
+                job.latest_execution_created_at
+            ),
+        }
+
+
+class StartSerializer(StrictSerializer):
+    params = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Job parameters for this run, merged over the job's defaults.",
+    )
+
+
+class TestFireRequestSerializer(serializers.Serializer):
+    method = serializers.CharField()
+    url = serializers.CharField()
+    headers = serializers.DictField(child=serializers.CharField(), help_text="Secrets masked.")
+    body = serializers.CharField(allow_blank=True)
+
+
+class TestFireResponseSerializer(serializers.Serializer):
+    status = serializers.IntegerField(allow_null=True, help_text="HTTP status, if one came back.")
+    url = serializers.CharField(allow_null=True, help_text="The URL answered, after redirects.")
+    bytes = serializers.IntegerField(allow_null=True)
+    excerpt = serializers.CharField(allow_blank=True, help_text="The start of the body.")
+
+
+class TestFireSerializer(serializers.Serializer):
+    outcome = serializers.CharField(help_text="SUCCEEDED, FAILED or TIMED_OUT, as a run judges.")
+    error = serializers.CharField(allow_blank=True)
+    retryable = serializers.BooleanField(help_text="Whether a run would retry this failure.")
+    duration_seconds = serializers.FloatField()
+    request = TestFireRequestSerializer()
+    response = TestFireResponseSerializer()
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+SCHEDULE_DEFINITION_FIELDS = (
+    "description", "kind", "run_at", "interval_every", "interval_unit", "cron_expression",
+    "timezone", "start_at", "end_at", "max_runs", "paused", "misfire_policy",
+    "misfire_grace_seconds", "catch_up_window_seconds", "catch_up_max", "dst_gap_policy",
+    "dst_fold_policy", "jitter_seconds", "params",
+)  # fmt: skip
+
+
+class ScheduleDefinitionSerializer(StrictModelSerializer):
+    """A schedule as defined by a person, without its job: what export writes under a job."""
+
+    params = serializers.DictField(
+        required=False, help_text=BatchSchedule._meta.get_field("params").help_text
+    )
+
+    class Meta:
+        model = BatchSchedule
+        fields = SCHEDULE_DEFINITION_FIELDS
+
+
+class ScheduleSerializer(ScheduleDefinitionSerializer):
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    summary = serializers.CharField(read_only=True, help_text="The timing in a few words.")
+    cron_description = serializers.SerializerMethodField()
+    delay_seconds = StrictFloatField(
+        write_only=True,
+        required=False,
+        help_text="On create only: a once-schedule that fires this many seconds from now.",
+    )
+    run_now_if_past = StrictBooleanField(
+        write_only=True,
+        required=False,
+        default=False,
+        help_text="A once-schedule whose run_at has passed fires now instead of being refused.",
+    )
+
+    class Meta(ScheduleDefinitionSerializer.Meta):
+        fields = (
+            "id", "job", "job_name", *SCHEDULE_DEFINITION_FIELDS, "summary", "cron_description",
+            "next_fire_at", "last_fire_at", "run_count", "created_at", "updated_at",
+            "delay_seconds", "run_now_if_past",
+        )  # fmt: skip
+        read_only_fields = ("next_fire_at", "last_fire_at", "run_count", "created_at", "updated_at")
+
+    def get_cron_description(self, schedule: BatchSchedule) -> str:
+        return cron_describe(schedule.cron_expression) if schedule.kind == "cron" else ""
+
+    def validate_delay_seconds(self, value: float) -> float:
+        if self.instance is not None:
+            raise serializers.ValidationError("Only when creating; set run_at to move it.")
+        return value
+
+
+class PreviewQuerySerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=1000, default=10)
+
+
+class PreviewFireSerializer(serializers.Serializer):
+    """One batchjobs.services.schedules.PreviewFire."""
+
+    at = serializers.DateTimeField(help_text="The fire time in UTC (jitter included).")
+    local = serializers.SerializerMethodField(help_text="The same instant in the schedule's zone.")
+    utc_offset_seconds = serializers.SerializerMethodField()
+    dst_change = serializers.BooleanField(
+        help_text="The UTC offset changed since the previous fire: a DST transition between."
+    )
+
+    def get_local(self, fire) -> str:
+        return fire.local.isoformat()
+
+    def get_utc_offset_seconds(self, fire) -> int:
+        return int(fire.utc_offset.total_seconds())
+
+
+class PreviewSerializer(serializers.Serializer):
+    schedule = serializers.IntegerField()
+    timezone = serializers.CharField()
+    fires = PreviewFireSerializer(many=True)
+
+
+# --- executions ------------------------------------------------------------------------------
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    result = serializers.JSONField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = BatchLog
+        fields = (
+            "id", "job", "job_name", "schedule", "trigger", "status", "scheduled_for", "params",
+            "attempts", "max_attempts", "next_attempt_at", "created_at", "started_at",
+            "finished_at", "heartbeat_at", "duration_seconds", "worker", "result", "error",
+            "note", "progress_done", "progress_total", "instance_key", "restart_of",
+            "idempotency_key", "created_by",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = BatchAttempt
+        fields = (
+            "number", "status", "worker", "task_id", "started_at", "finished_at",
+            "duration_seconds", "http_status", "response_excerpt", "error", "retryable",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class StepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StepExecution
+        fields = (
+            "id", "step_name", "partition", "status", "exit_status", "read_count", "write_count",
+            "filter_count", "read_skip_count", "process_skip_count", "write_skip_count",
+            "commit_count", "rollback_count", "execution_context", "started_at", "finished_at",
+            "error",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    attempt_history = AttemptSerializer(source="attempt_rows", many=True, read_only=True)
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta(ExecutionSerializer.Meta):
+        fields = (*ExecutionSerializer.Meta.fields, "execution_context", "attempt_history", "steps")
+        read_only_fields = fields
+
+
+class ExecutionSummarySerializer(serializers.Serializer):
+    """The JobOperator's summary of an execution."""
+
+    id = serializers.IntegerField()
+    job = serializers.CharField()
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    trigger = serializers.CharField()
+    params = serializers.JSONField()
+    attempts = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    restart_of = serializers.IntegerField(allow_null=True)
+
+
+class StepSummarySerializer(serializers.Serializer):
+    """The JobOperator's summary of a step execution."""
+
+    step = serializers.CharField()
+    partition = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    exit_status = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    read_count = serializers.IntegerField()
+    write_count = serializers.IntegerField()
+    filter_count = serializers.IntegerField()
+    read_skip_count = serializers.IntegerField()
+    process_skip_count = serializers.IntegerField()
+    write_skip_count = serializers.IntegerField()
+    commit_count = serializers.IntegerField()
+    rollback_count = serializers.IntegerField()
+
+
+class RunningQuerySerializer(serializers.Serializer):
+    job = serializers.CharField(help_text="The job's name.")
+
+
+class RunningSerializer(serializers.Serializer):
+    job = serializers.CharField()
+    execution_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+# --- registries ------------------------------------------------------------------------------
+
+
+class HandlerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    schema = serializers.JSONField(help_text="JSON Schema of the handler's parameters.")
+
+
+class BatchJobDefinitionSerializer(serializers.Serializer):
+    """One batchjobs.batch.registry.RegisteredBatchJob."""
+
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    parameters_schema = serializers.JSONField(help_text="JSON Schema of the job parameters.")
+    identifying = serializers.ListField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="The parameters that identify a job instance; null: all of them.",
+    )
+    has_incrementer = serializers.SerializerMethodField(
+        help_text="Whether start-next-instance works."
+    )
+
+    def get_has_incrementer(self, registered) -> bool:
+        return registered.incrementer is not None
+
+
+# --- scheduler status ------------------------------------------------------------------------
+
+
+class BeatSerializer(serializers.Serializer):
+    id = serializers.CharField(source="beat_id")
+    last_seen = serializers.DateTimeField()
+
+
+class NextDueSerializer(serializers.Serializer):
+    schedule = serializers.IntegerField(source="schedule_id")
+    schedule_kind = serializers.CharField()
+    job = serializers.IntegerField(source="job_id")
+    job_name = serializers.CharField()
+    job_kind = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class SchedulerStatusSerializer(serializers.Serializer):
+    beat_alive = serializers.BooleanField(help_text="A beat process refreshed its heartbeat.")
+    beats = BeatSerializer(many=True)
+    broker_reachable = serializers.BooleanField()
+    workers = serializers.ListField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="Workers that answered a ping; null if the broker could not be asked.",
+    )
+    total_jobs = serializers.IntegerField()
+    executions = serializers.DictField(
+        source="counts", child=serializers.IntegerField(), help_text="Executions by status."
+    )
+    next_due = NextDueSerializer(allow_null=True)
+
+
+# --- the seed-era compatibility routes -------------------------------------------------------
+
+
+class SeedBatchJobRequestSerializer(StrictSerializer):
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, default="")
+    endpointUrl = StrictCharField(max_length=2000)
+    scheduleTime = serializers.DateTimeField(
+        help_text="The first run; with no repeat, the only one."
+    )
+    repeatIntervalHour = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        help_text="Repeat every this many hours from scheduleTime; 0 or null: run once.",
+    )
+
+
+class SeedBatchJobResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    endpointUrl = serializers.CharField()
+    scheduleTime = serializers.DateTimeField()
+    repeatIntervalHour = serializers.IntegerField(allow_null=True)
+    scheduleId = serializers.IntegerField()
+    nextRunTime = serializers.DateTimeField(allow_null=True)
+
+
+class SeedLogsQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+
+
+class SeedStartResponseSerializer(serializers.Serializer):
+    executionId = serializers.IntegerField()
+    jobName = serializers.CharField()
+    status = serializers.CharField()
+
+
+class SeedNextJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="job_id")
+    workflowName = serializers.CharField(source="job_name")
+    scheduledTime = serializers.DateTimeField(source="at")
+    type = serializers.CharField(source="schedule_kind")
+
+
+class SeedSchedulerSerializer(serializers.Serializer):
+    isRunning = serializers.BooleanField(source="beat_alive")
+    totalJobs = serializers.IntegerField(source="total_jobs")
+    pendingJobs = serializers.SerializerMethodField()
+    runningJobs = serializers.IntegerField(source="running")
+    completedJobs = serializers.SerializerMethodField()
+    failedJobs = serializers.SerializerMethodField()
+    nextJob = SeedNextJobSerializer(source="next_due", allow_null=True)
+
+    def get_pendingJobs(self, status) -> int:
+        return status.counts[ExecutionStatus.QUEUED]
+
+    def get_completedJobs(self, status) -> int:
+        return status.counts[ExecutionStatus.COMPLETED]
+
+    def get_failedJobs(self, status) -> int:
+        return status.counts[ExecutionStatus.FAILED]

@@ -1,0 +1,305 @@
+"""Prometheus metrics at /metrics, computed at scrape time from the database and the broker.
+
+Nothing is counted in process memory, so every web process answers the same, however many run.
+Figures about executions cover those created in the last 24 hours (WINDOW): they are gauges
+over a sliding window, not counters; read them as they are (`batchjobs_fires_24h`,
+`histogram_quantile(0.95, sum by (le) (batchjobs_fire_lag_seconds_bucket))`), not through rate().
+Each scrape runs a handful of aggregate queries on indexed columns plus one Redis pipeline.
+
+Access: anyone when BATCHJOBS_METRICS_PUBLIC is true (for a scraper on a private network);
+otherwise a staff user, logged in to the admin or sending a staff user's API token
+(`Authorization: Token <key>`; Prometheus: `authorization: {type: Token, credentials: <key>}`).
+"""
+
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from batchjobs.models import (
+    AttemptStatus,
+    BatchAttempt,
+    BatchJob,
+    BatchLog,
+    BatchSchedule,
+    ExecutionStatus,
+    Trigger,
+)
+from batchjobs.models.execution import FINAL_STATUSES
+from batchjobs.scheduling.clock import database_now
+from batchjobs.services.operator import ACTIVE_STATUSES
+
+WINDOW = timedelta(hours=24)
+# A live schedule this late is overdue: beat is down, or cannot keep up.
+OVERDUE_AFTER = timedelta(minutes=1)
+FIRE_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+
+
+def _seconds(value: timedelta | None) -> float:
+    return value.total_seconds() if value is not None else 0.0
+
+
+def _histogram_aggregates(field: str, buckets: Iterable[float]) -> dict:
+    """Cumulative bucket counts, count and sum of the duration annotated as `field`."""
+    aggregates = {
+        f"le_{index}": Count("pk", filter=Q(**{f"{field}__lte": timedelta(seconds=bound)}))
+        for index, bound in enumerate(buckets)
+    }
+    aggregates["count"] = Count("pk")
+    aggregates["sum"] = Sum(field, output_field=DurationField())
+    return aggregates
+
+
+def _histogram_buckets(row: dict, buckets: Iterable[float]) -> list[tuple[str, float]]:
+    return [(str(bound), row[f"le_{index}"]) for index, bound in enumerate(buckets)] + [
+        ("+Inf", row["count"])
+    ]
+
+
+def _recent(since) -> QuerySet[BatchLog]:
+    # Naming every status lets PostgreSQL use the (status, created_at) index.
+    return BatchLog.objects.filter(status__in=ExecutionStatus.values, created_at__gte=since)
+
+
+class BatchJobsCollector:
+    """A prometheus_client custom collector: every collect() reads the current figures."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = database_now()
+        since = now - WINDOW
+        yield from self._executions(since)
+        yield from self._fires(since)
+        yield from self._durations(since)
+        yield from self._attempts(since)
+        overdue = GaugeMetricFamily(
+            "batchjobs_schedules_overdue",
+            "Live schedules whose next fire is more than a minute late (beat down or behind).",
+        )
+        overdue.add_metric(
+            [],
+            BatchSchedule.objects.filter(
+                paused=False, job__enabled=True, next_fire_at__lt=now - OVERDUE_AFTER
+            ).count(),
+        )
+        yield overdue
+        yield from self._broker()
+
+    def _executions(self, since) -> Iterator[Metric]:
+        active = GaugeMetricFamily(
+            "batchjobs_executions_active",
+            "Executions queued or running now, whatever their age, by status.",
+            labels=["status"],
+        )
+        counts = dict(
+            BatchLog.objects.filter(status__in=ACTIVE_STATUSES)
+            .order_by()
+            .values("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+        for status in ACTIVE_STATUSES:
+            active.add_metric([status], counts.get(status, 0))
+        yield active
+
+        recent = GaugeMetricFamily(
+            "batchjobs_executions_24h",
+            "Executions created in the last 24 hours, by current status.",
+            labels=["status"],
+        )
+        counts = dict(
+            _recent(since)
+            .order_by()
+            .values("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+        for status in ExecutionStatus.values:
+            recent.add_metric([status], counts.get(status, 0))
+        yield recent
+
+    def _fires(self, since) -> Iterator[Metric]:
+        fired = _recent(since).filter(trigger=Trigger.SCHEDULE)
+        fires = GaugeMetricFamily(
+            "batchjobs_fires_24h",
+            "Executions created by schedules in the last 24 hours (skipped ones too), by job.",
+            labels=["job"],
+        )
+        for name, n in (
+            fired.order_by()
+            .values("job__name")
+            .annotate(n=Count("pk"))
+            .values_list("job__name", "n")
+        ):
+            fires.add_metric([name], n)
+        yield fires
+
+        lag = (
+            fired.exclude(status=ExecutionStatus.SKIPPED)
+            .filter(scheduled_for__isnull=False)
+            .annotate(
+                lag=ExpressionWrapper(
+                    F("created_at") - F("scheduled_for"), output_field=DurationField()
+                )
+            )
+            .aggregate(**_histogram_aggregates("lag", FIRE_LAG_BUCKETS))
+        )
+        histogram = HistogramMetricFamily(
+            "batchjobs_fire_lag_seconds",
+            "How late schedules fired (created_at - scheduled_for, jitter included), "
+            "over the fires of the last 24 hours.",
+        )
+        histogram.add_metric(
+            [], _histogram_buckets(lag, FIRE_LAG_BUCKETS), sum_value=_seconds(lag["sum"])
+        )
+        yield histogram
+
+    def _durations(self, since) -> Iterator[Metric]:
+        rows = (
+            _recent(since)
+            .filter(status__in=FINAL_STATUSES, started_at__isnull=False, finished_at__isnull=False)
+            .annotate(
+                duration=ExpressionWrapper(
+                    F("finished_at") - F("started_at"), output_field=DurationField()
+                )
+            )
+            .order_by()
+            .values("job__name")
+            .annotate(**_histogram_aggregates("duration", DURATION_BUCKETS))
+        )
+        histogram = HistogramMetricFamily(
+            "batchjobs_execution_duration_seconds",
+            "How long finished executions ran (first start to end, retries included), "
+            "over those created in the last 24 hours, by job.",
+            labels=["job"],
+        )
+        for row in rows:
+            histogram.add_metric(
+                [row["job__name"]],
+                _histogram_buckets(row, DURATION_BUCKETS),
+                sum_value=_seconds(row["sum"]),
+            )
+        yield histogram
+
+    def _attempts(self, since) -> Iterator[Metric]:
+        retried = _recent(since).aggregate(
+            retries=Sum(F("attempts") - 1, filter=Q(attempts__gt=1)),
+            executions=Count("pk", filter=Q(attempts__gt=1)),
+        )
+        retries = GaugeMetricFamily(
+            "batchjobs_retries_24h",
+            "Attempts after the first, of executions created in the last 24 hours.",
+        )
+        retries.add_metric([], retried["retries"] or 0)
+        yield retries
+        retried_executions = GaugeMetricFamily(
+            "batchjobs_retried_executions_24h",
+            "Executions created in the last 24 hours that needed more than one attempt.",
+        )
+        retried_executions.add_metric([], retried["executions"])
+        yield retried_executions
+        reaped = GaugeMetricFamily(
+            "batchjobs_reaped_24h",
+            "Attempts the reaper ended LOST (their worker died), of executions created in the "
+            "last 24 hours.",
+        )
+        reaped.add_metric(
+            [],
+            BatchAttempt.objects.filter(
+                status=AttemptStatus.LOST,
+                execution__status__in=ExecutionStatus.values,
+                execution__created_at__gte=since,
+            ).count(),
+        )
+        yield reaped
+
+    def _broker(self) -> Iterator[Metric]:
+        from kombu.exceptions import OperationalError
+        from redis import RedisError
+
+        from batchjobs.selectors import beat_heartbeats
+
+        up = GaugeMetricFamily("batchjobs_broker_up", "1 if the broker (Redis) answered.")
+        try:
+            depths = queue_depths()
+            beats = len(beat_heartbeats())
+        except (OperationalError, RedisError, OSError):
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        alive = GaugeMetricFamily(
+            "batchjobs_beats_alive", "Beat processes whose heartbeat is fresh (0: none fires)."
+        )
+        alive.add_metric([], beats)
+        yield alive
+        depth = GaugeMetricFamily(
+            "batchjobs_queue_depth",
+            "Messages waiting in each queue (its priority sub-queues included).",
+            labels=["queue"],
+        )
+        for queue, n in sorted(depths.items()):
+            depth.add_metric([queue], n)
+        yield depth
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each queue that jobs use (and the default queue), summed over the
+    Redis lists kombu keeps per priority step."""
+    from celery import current_app
+
+    queues = set(BatchJob.objects.order_by().values_list("queue", flat=True).distinct())
+    queues.add(settings.CELERY_TASK_DEFAULT_QUEUE)
+    with current_app.connection_for_read() as connection:
+        channel = connection.default_channel
+        if connection.transport.driver_type != "redis":  # only Redis is used (DESIGN.md §1)
+            return {}
+        keys = {
+            queue: [channel._q_for_pri(queue, priority) for priority in channel.priority_steps]
+            for queue in sorted(queues)
+        }
+        pipeline = channel.client.pipeline(transaction=False)
+        for names in keys.values():
+            for name in names:
+                pipeline.llen(name)
+        lengths = iter(pipeline.execute())
+        return {queue: sum(next(lengths) for _ in names) for queue, names in keys.items()}
+
+
+def metrics_allowed(request: HttpRequest) -> bool:
+    if settings.BATCHJOBS_METRICS_PUBLIC:
+        return True
+    user = request.user
+    if not user.is_authenticated:
+        from rest_framework.authentication import TokenAuthentication
+        from rest_framework.exceptions import AuthenticationFailed
+
+        try:
+            authenticated = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed:
+            return False
+        user = authenticated[0] if authenticated else user
+    return user.is_authenticated and user.is_active and user.is_staff
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not metrics_allowed(request):
+        return HttpResponse(
+            "Log in as a staff user, send a staff user's API token, or set "
+            "BATCHJOBS_METRICS_PUBLIC.\n",
+            status=403,
+            content_type="text/plain",
+        )
+    registry = CollectorRegistry(auto_describe=False)
+    # The classic 0.0.4 text format: every Prometheus reads it, and our names need nothing newer.
+    registry.register(BatchJobsCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -1,0 +1,191 @@
+from django.db import models
+from django.db.models import Q
+
+
+class NotificationChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook (JSON POST)"
+    SLACK = "slack", "Slack-compatible webhook"
+
+
+class NotificationEvent(models.TextChoices):
+    FAILURE = "failure", "Failed"
+    RECOVERED = "recovered", "Recovered (succeeded after a failure)"
+    SLOW = "slow", "Much slower than usual"
+    MISSED = "missed", "Missed (an expected run did not happen)"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+
+
+class JobNotification(models.Model):
+    """Where to tell someone about a job's events: an email list, a webhook or a Slack-style
+    incoming webhook, and which events to tell."""
+
+    job = models.ForeignKey(
+        "batchjobs.BatchJob",
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        help_text="The job whose events are sent.",
+    )
+    channel = models.CharField(
+        max_length=16, choices=NotificationChannel.choices, help_text="How to send."
+    )
+    target = models.TextField(
+        help_text=(
+            "Email: addresses separated by commas or spaces. Webhook and Slack: the http(s) URL "
+            "to POST to (checked like an HTTP job's URL)."
+        )
+    )
+    on_failure = models.BooleanField(
+        default=True, help_text="Send when an execution ends FAILED (after its last attempt)."
+    )
+    on_recovered = models.BooleanField(
+        default=True, help_text="Send when an execution completes after the previous one failed."
+    )
+    on_slow = models.BooleanField(
+        default=False,
+        help_text="Send when a run took more than 3x the median of the job's last 20 runs.",
+    )
+    on_missed = models.BooleanField(
+        default=False,
+        help_text=(
+            "Dead-man: send when a schedule's fire is overdue by more than the grace below, or "
+            "a fire was skipped as missed."
+        ),
+    )
+    missed_grace_seconds = models.PositiveIntegerField(
+        default=300, help_text="Missed: how late a fire may be before it counts as missed."
+    )
+    enabled = models.BooleanField(default=True, help_text="A disabled notification sends nothing.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When it was last changed.")
+
+    class Meta:
+        ordering = ["job", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(channel__in=NotificationChannel.values),
+                name="notification_channel_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(on_failure=True)
+                | Q(on_recovered=True)
+                | Q(on_slow=True)
+                | Q(on_missed=True),
+                name="notification_has_an_event",
+            ),
+            models.CheckConstraint(condition=~Q(target=""), name="notification_has_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} to {self.target[:60]}"
+
+    # Workers cache a job with whether it notifies (execution/lifecycle.py job_cached), keyed
+    # on the job's updated_at: touching the job on every change here keeps that cache honest.
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        self._touch_job()
+
+    def delete(self, *args, **kwargs):
+        deleted = super().delete(*args, **kwargs)
+        self._touch_job()
+        return deleted
+
+    def _touch_job(self) -> None:
+        from django.db.models.functions import Now
+
+        from .job import BatchJob
+
+        BatchJob.objects.filter(pk=self.job_id).update(updated_at=Now())
+
+    def clean(self) -> None:
+        from batchjobs.services.notifications import notification_validate
+
+        notification_validate(notification=self)
+
+    @property
+    def events(self) -> list[str]:
+        return [event for event in NotificationEvent.values if getattr(self, f"on_{event}")]
+
+
+class NotificationSent(models.Model):
+    """One event told through one notification. Its unique key makes each event sent at most
+    once, whatever number of workers or redeliveries see it."""
+
+    notification = models.ForeignKey(
+        JobNotification,
+        on_delete=models.CASCADE,
+        related_name="sent",
+        help_text="The notification it went through.",
+    )
+    event = models.CharField(
+        max_length=16, choices=NotificationEvent.choices, help_text="What happened."
+    )
+    execution = models.ForeignKey(
+        "batchjobs.BatchLog",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications_sent",
+        help_text="The execution the event is about (failure, recovered, slow, skipped fire).",
+    )
+    schedule = models.ForeignKey(
+        "batchjobs.BatchSchedule",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications_sent",
+        help_text="Missed: the schedule whose fire is overdue.",
+    )
+    due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Missed: the overdue fire time (with the schedule: the key).",
+    )
+    status = models.CharField(
+        max_length=8,
+        choices=NotificationStatus.choices,
+        default=NotificationStatus.PENDING,
+        help_text="PENDING until a worker takes it, then SENT or FAILED.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the event was seen.")
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When sending ended.")
+    error = models.TextField(blank=True, help_text="Why sending failed.")
+
+    class Meta:
+        verbose_name = "notification sent"
+        verbose_name_plural = "notifications sent"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "event", "execution"],
+                condition=Q(execution__isnull=False),
+                name="notification_once_per_execution",
+            ),
+            models.UniqueConstraint(
+                fields=["notification", "event", "schedule", "due_at"],
+                condition=Q(schedule__isnull=False),
+                name="notification_once_per_missed_fire",
+            ),
+            models.CheckConstraint(
+                condition=Q(execution__isnull=False, schedule__isnull=True)
+                | Q(execution__isnull=True, schedule__isnull=False, due_at__isnull=False),
+                name="notification_about_one_thing",
+            ),
+            models.CheckConstraint(
+                condition=Q(event__in=NotificationEvent.values), name="notification_event_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=NotificationStatus.values),
+                name="notification_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        about = f"#{self.execution_id}" if self.execution_id else f"schedule {self.schedule_id}"
+        return f"{self.event} of {about}: {self.status}"

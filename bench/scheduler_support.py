@@ -1,0 +1,449 @@
+"""Plumbing for bench/scheduler.py: the bench database, beat processes, the queue watcher that
+timestamps every published message, and lag statistics.
+
+Publish time is measured the same way for both schedulers: a thread takes each message off the
+queue's Redis lists (kombu keeps one list per priority step) as soon as it lands and notes the
+time. No Celery worker consumes the bench queues, so nothing else takes a message first.
+"""
+
+import base64
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE_PREFIX = "bj_sched_bench"
+# Every Redis key the bench creates starts with this; cleanup deletes only these.
+QUEUE_PREFIX = "bj_sched_bench-"
+# kombu's Redis transport names the list of priority step p `<queue>\x06\x16<p>` (p > 0).
+PRIORITY_SEPARATOR = "\x06\x16"
+POP_BATCH = 1000
+BLOCK_SECONDS = 0.2
+
+
+class BenchError(Exception):
+    """The bench cannot run or a run went wrong; the message says why."""
+
+
+# --- environment and database ----------------------------------------------------------------
+
+
+def check_environment() -> dict:
+    import environ
+
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url:
+        raise BenchError(
+            "DATABASE_URL is not set: the bench needs PostgreSQL, e.g. "
+            f"DATABASE_URL=postgres://postgres@127.0.0.1:5432/{DATABASE_PREFIX}"
+        )
+    config = environ.Env.db_url_config(database_url)
+    if "postgresql" not in config["ENGINE"]:
+        raise BenchError(
+            f"DATABASE_URL points at {config['ENGINE']}: the bench needs PostgreSQL "
+            "(our beat's wake-up on edit is LISTEN/NOTIFY, and the ceilings are PostgreSQL's)"
+        )
+    if not str(config["NAME"]).startswith(DATABASE_PREFIX):
+        raise BenchError(
+            f"database {config['NAME']!r}: use a database of the bench's own, named "
+            f"{DATABASE_PREFIX}*; the bench creates it, fills it and drops it"
+        )
+    if not os.environ.get("REDIS_URL"):
+        raise BenchError("REDIS_URL is not set, e.g. REDIS_URL=redis://127.0.0.1:6379/8")
+    return config
+
+
+def _server_connection(config: dict):
+    import psycopg
+
+    return psycopg.connect(
+        dbname="postgres",
+        autocommit=True,
+        host=config.get("HOST") or None,
+        port=config.get("PORT") or None,
+        user=config.get("USER") or None,
+        password=config.get("PASSWORD") or None,
+    )
+
+
+def create_database(config: dict) -> None:
+    """A fresh database each run: one left by an earlier run may hold an older schema."""
+    from psycopg import sql
+
+    name = sql.Identifier(config["NAME"])
+    with _server_connection(config) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    print(f"created database {config['NAME']}")
+
+
+def drop_database(config: dict) -> None:
+    from django.db import connections
+    from psycopg import sql
+
+    connections.close_all()
+    assert config["NAME"].startswith(DATABASE_PREFIX)
+    with _server_connection(config) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(config["NAME"])
+            )
+        )
+    print(f"dropped database {config['NAME']}")
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def redis_client():
+    import redis
+    from django.conf import settings
+
+    url = settings.REDIS_URL
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url.removeprefix("redis+socket://")
+    return redis.Redis.from_url(url)
+
+
+def delete_bench_keys(client) -> int:
+    keys = [
+        *client.scan_iter(match=f"{QUEUE_PREFIX}*", count=1000),
+        *client.scan_iter(match=f"_kombu.binding.{QUEUE_PREFIX}*", count=1000),
+    ]
+    return client.delete(*keys) if keys else 0
+
+
+def sql_execute(statement: str, params=None) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+# --- beat processes ---------------------------------------------------------------------------
+
+
+class BeatProcess:
+    """`celery beat` in its own session, logging to a file, with its peak RSS and CPU time."""
+
+    def __init__(self, *, label: str, scheduler: str, log_dir: Path, extra_env=None):
+        self.label = label
+        self.log_path = log_dir / f"{label}.log"
+        self._log = self.log_path.open("w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_DEBUG="false")
+        env.setdefault("CELERY_BROKER_URL", env["REDIS_URL"])
+        env.update(extra_env or {})
+        self.popen = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "INFO",
+                "-S",
+                scheduler,
+                "--pidfile=",
+                "-s",
+                str(log_dir / f"{label}-celerybeat-schedule"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.popen.pid
+        self._log_checked = 0
+        self._log_tail = b""
+        self._next_log_check = 0.0
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def check_alive(self) -> None:
+        """Fail on a beat that exited or logged a traceback (a failing tick retries forever)."""
+        if self.popen.poll() is not None:
+            raise BenchError(f"beat {self.label} exited early, see {self.log_path}:\n{self.tail()}")
+        now = time.monotonic()
+        if now < self._next_log_check:
+            return
+        self._next_log_check = now + 1.0
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_checked)
+            new = log.read()
+        seen = self._log_tail + new
+        self._log_checked += len(new)
+        self._log_tail = seen[-100:]
+        if b"Traceback (most recent call last)" in seen:
+            raise BenchError(
+                f"beat {self.label} logged an error, see {self.log_path}:\n{self.tail()}"
+            )
+
+    def wait_started(self, timeout: float = 90.0) -> float:
+        """Wait for celery's start line; return when it appeared (unix time)."""
+        give_up = time.monotonic() + timeout
+        while "beat: Starting" not in self.log_path.read_text(errors="replace"):
+            self.check_alive()
+            if time.monotonic() > give_up:
+                raise BenchError(f"beat {self.label} did not start in {timeout:.0f}s")
+            time.sleep(0.05)
+        return time.time()
+
+    def _status(self) -> str:
+        return Path(f"/proc/{self.pid}/status").read_text()
+
+    def peak_rss_mb(self) -> float:
+        for line in self._status().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime and stime are fields 14 and 15 of stat(5); after the ")" they are 12 and 13.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        self._log.close()
+
+
+# --- the queue watcher ------------------------------------------------------------------------
+
+
+class QueueWatcher:
+    """Takes every message off one queue as soon as it lands and notes the time it arrived.
+
+    A pipelined RPOP of up to POP_BATCH messages per priority list while messages keep coming;
+    a blocking BRPOP when the lists are empty, so an idle queue is watched without polling.
+    A message popped in a batch was pushed at most one round trip earlier.
+    """
+
+    def __init__(self, client, queue: str):
+        self._client = client
+        self.queue = queue
+        self.keys = [queue, *(f"{queue}{PRIORITY_SEPARATOR}{step}" for step in range(1, 10))]
+        self.arrivals: list[tuple[float, bytes]] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"watch-{queue}", daemon=True)
+
+    def start(self) -> "QueueWatcher":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                pipe = self._client.pipeline(transaction=False)
+                for key in self.keys:
+                    pipe.rpop(key, POP_BATCH)
+                batches = pipe.execute()
+                arrived = time.time()
+                popped = [raw for batch in batches if batch for raw in batch]
+                if popped:
+                    self.arrivals.extend((arrived, raw) for raw in popped)
+                    continue
+                item = self._client.brpop(self.keys, timeout=BLOCK_SECONDS)
+                if item is not None:
+                    self.arrivals.append((time.time(), item[1]))
+        except BaseException as exc:  # reported by check(), the run fails with it
+            self.error = exc
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise BenchError(f"queue watcher failed: {self.error!r}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(BLOCK_SECONDS * 10 + 5)
+
+
+def decode_message(raw: bytes) -> tuple[str, list, dict]:
+    """(task name, positional args, headers) of a kombu Redis message (Celery protocol 2)."""
+    message = json.loads(raw)
+    headers = message.get("headers") or {}
+    body = message["body"]
+    if (message.get("properties") or {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args = json.loads(body)[0]
+    return headers.get("task", ""), args, headers
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of `values` (q in 0..1); nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+@dataclass
+class BurstResult:
+    scheduler: str
+    n: int
+    fired: int
+    fires_per_s: float
+    p50_s: float
+    p99_s: float
+    max_s: float
+    rss_mb: float
+    cpu_s: float
+    capped: bool
+    duplicates: int
+
+    def result_line(self) -> str:
+        return (
+            f"RESULT scheduler={self.scheduler} n={self.n} fires_per_s={self.fires_per_s:.1f} "
+            f"p50_s={self.p50_s:.3f} p99_s={self.p99_s:.3f} max_s={self.max_s:.3f} "
+            f"rss_mb={self.rss_mb:.1f} fired={self.fired}"
+        )
+
+
+@dataclass
+class LagResult:
+    """Idle fire lag or edit latency: a handful of timed events."""
+
+    scheduler: str
+    what: str
+    values: list[float]
+    expected: int
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.values, 0.50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.values, 0.99)
+
+    @property
+    def max(self) -> float:
+        return max(self.values) if self.values else float("nan")
+
+
+# --- profiling the beat process (--py-spy) ----------------------------------------------------
+
+
+class PySpyRecorder:
+    """`py-spy record` attached to a running beat, sampling waits too (--idle), so that time
+    spent waiting on PostgreSQL and Redis shows beside Python time. It ends when beat exits."""
+
+    def __init__(self, pid: int, out_path: Path, rate: int = 250):
+        self.out_path = out_path
+        executable = Path(sys.executable).with_name("py-spy")
+        if not executable.exists():
+            raise BenchError(f"--py-spy needs {executable}: pip install py-spy into the venv")
+        self._log = out_path.with_suffix(".log").open("w")
+        self.popen = subprocess.Popen(
+            [
+                str(executable),
+                "record",
+                "--pid",
+                str(pid),
+                "--idle",
+                "--nonblocking",
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--output",
+                str(out_path),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def finish(self, timeout: float = 30.0) -> None:
+        """Call after beat has stopped: py-spy writes its file when its target exits."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.send_signal(signal.SIGINT)  # py-spy writes what it has on Ctrl-C
+            self.popen.wait(10)
+        self._log.close()
+
+
+def _frame_name(frame: str) -> str:
+    """'apply_async (celery/app/task.py:601)' -> 'apply_async (celery/app/task.py)'."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})" if path else name
+
+
+def _is_function(name: str, function: str) -> bool:
+    """'BatchScheduler._fire_due (path)' is `_fire_due`; so is '_fire_due (path)'."""
+    qualified = name.split(" (", 1)[0]
+    return qualified == function or qualified.endswith("." + function)
+
+
+def pyspy_report(path: Path, *, focus: str, fires: int, rate: int = 250, top: int = 30) -> None:
+    """Where beat's time went inside stacks that pass through `focus` (e.g. `_fire_due`):
+    inclusive and self samples per function, as ms of wall time per fire."""
+    from collections import Counter
+
+    if not path.exists():
+        print(f"  no py-spy output at {path}")
+        return
+    inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    focused = total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        names = [_frame_name(frame) for frame in frames]
+        at = next((index for index, name in enumerate(names) if _is_function(name, focus)), None)
+        if at is None:
+            continue
+        focused += count
+        for name in set(names[at:]):
+            inclusive[name] += count
+        leaf[names[-1]] += count
+    if not focused:
+        print(f"  py-spy: no samples inside {focus}")
+        return
+    per_fire_ms = 1000.0 / rate / max(fires, 1)
+    print(
+        f"  py-spy {path.name}: {focused} of {total} samples inside {focus} = "
+        f"{focused / rate:.2f} s wall, {focused * per_fire_ms:.3f} ms per fire ({fires} fires)"
+    )
+    print("  inclusive (share of the firing time, ms per fire):")
+    for name, count in inclusive.most_common(top):
+        print(f"    {count / focused:6.1%} {count * per_fire_ms:8.4f}  {name}")
+    print("  self, leaf frames (what the process was doing):")
+    for name, count in leaf.most_common(top // 2):
+        print(f"    {count / focused:6.1%} {count * per_fire_ms:8.4f}  {name}")

@@ -1,0 +1,165 @@
+"""The admin as a person uses it, in Debian's Chromium driven by Playwright, against a live
+server with a real worker and beat: log in, create an HTTP job with a cron schedule in a
+non-UTC zone and see its preview, run it now and watch it finish on the dashboard, stop a
+running batch job, restart it, and read the audit trail. Screenshots go to test-artifacts/.
+
+Needs /usr/bin/chromium (CI: `apt-get install -y chromium`) and the playwright package; no
+browser is downloaded."""
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from batchjobs.models import AuditAction, AuditEntry, BatchJob, BatchLog, ExecutionStatus
+from batchjobs.services import operator
+from tests.processes import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "a-long-browser-password"
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between page actions are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        # The admin's navigation sidebar closed: full-page screenshots of the content alone.
+        context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def log_in(page: Page, base: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_contain_text("batchjobs")
+
+
+def execution_status(execution_id: int) -> str:
+    return BatchLog.objects.filter(pk=execution_id).values_list("status", flat=True).first()
+
+
+def test_an_operator_in_a_real_browser(worker, beat, live_server, browser_page, django_user_model):
+    page, base = browser_page, live_server.url
+    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
+
+    # --- log in --------------------------------------------------------------------------
+    log_in(page, base)
+    expect(page.locator("#dashboard-link")).to_be_visible()
+
+    # --- an HTTP job with a cron schedule in Europe/Berlin ----------------------------------
+    page.goto(f"{base}/admin/batchjobs/batchjob/add/")
+    page.fill("#id_name", "browser-ping")
+    page.select_option("#id_kind", "http")
+    expect(page.locator("fieldset.kind-http")).to_be_visible()
+    page.fill("#id_http_url", f"{base}/demo/ping")
+    page.click("#schedules-group .add-row a")
+    page.select_option("[name=schedules-0-kind]", "cron")
+    page.fill("[name=schedules-0-cron_expression]", "30 2 * * *")
+    page.fill("[name=schedules-0-timezone]", "Europe/Berlin")
+    page.screenshot(path=ARTIFACTS / "job-form.png", full_page=True)
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    job = BatchJob.objects.get(name="browser-ping")
+    schedule = job.schedules.get()
+
+    # --- its preview: the next 10 fires at 02:30 Berlin time -------------------------------
+    page.click(f"a[href$='/batchschedule/{schedule.pk}/change/']")
+    fires = page.locator(".field-upcoming_fires li")
+    expect(fires).to_have_count(10)
+    for text in fires.all_inner_texts():
+        assert re.match(r"\d{4}-\d\d-\d\d 02:30:00 CES?T \(\d{4}-\d\d-\d\d 0[01]:30:00 UTC\)", text)
+    # the live preview, as the expression is typed (nothing saved)
+    expect(page.locator("#cron-preview")).to_contain_text("At 02:30 AM")
+    expect(page.locator("#cron-preview-fires li")).to_have_count(10)
+    page.fill("#id_cron_expression", "0 */6 * * *")
+    expect(page.locator("#cron-preview")).to_contain_text("Every 6 hours")
+    expect(page.locator("#cron-preview-fires li").first).to_contain_text(":00:00 CE")
+    page.screenshot(path=ARTIFACTS / "schedule-preview.png", full_page=True)
+    page.fill("#id_cron_expression", "61 * * * *")
+    expect(page.locator("#cron-preview .errornote")).to_contain_text("Not a valid cron expression")
+
+    # --- the dashboard is open while the job is run now, in another tab --------------------
+    dashboard = page.context.new_page()
+    dashboard.goto(f"{base}/admin/batchjobs/batchlog/dashboard/?refresh=2")
+    completed = dashboard.locator("#counts-recent div", has_text="COMPLETED")
+    expect(completed).to_contain_text("0")
+    dashboard.evaluate("window.notReloaded = true")
+
+    page.goto(f"{base}/admin/batchjobs/batchjob/{job.pk}/change/")
+    page.click("text=Run now…")
+    page.click("input[value='Run now']")
+    expect(page.locator(".messagelist")).to_contain_text("Queued execution")
+    run_now = BatchLog.objects.get(job=job)
+
+    # the dashboard shows it finished, without a reload
+    expect(completed).to_contain_text("1", timeout=30_000)
+    assert dashboard.evaluate("window.notReloaded") is True
+    assert execution_status(run_now.pk) == ExecutionStatus.COMPLETED
+
+    # --- a running batch job, watched on the dashboard, then stopped -----------------------
+    batch = operator.start("tests.numbers", {"run": 71, "count": 500, "delay": 0.02})
+    running_row = dashboard.locator(f"#running tr[data-execution='{batch.pk}']")
+    expect(running_row).to_be_visible(timeout=30_000)
+    expect(running_row.locator(".bj-progress-text")).to_contain_text("items/s", timeout=30_000)
+    dashboard.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
+
+    page.goto(f"{base}/admin/batchjobs/batchlog/{batch.pk}/change/")
+    expect(page.locator(".field-progress progress")).to_have_count(1)
+    page.click("button.bj-operation:has-text('Stop')")
+    expect(page.locator(".messagelist")).to_contain_text(f"Execution #{batch.pk} asked to stop")
+    wait_until(lambda: execution_status(batch.pk) == ExecutionStatus.STOPPED, timeout=30)
+    page.reload()
+    expect(page.locator(".field-status_badge")).to_contain_text("STOPPED")
+    load = page.locator(".field-step_name", has_text="load")
+    expect(load).to_have_count(1)  # the steps inline, with the step that was stopped
+    page.screenshot(path=ARTIFACTS / "execution-stopped.png", full_page=True)
+
+    # --- restarted from the same page: it resumes and completes ----------------------------
+    page.click("button.bj-operation:has-text('Restart')")
+    expect(page.locator(".messagelist")).to_contain_text(f"Execution #{batch.pk} restarted as")
+    restarted = BatchLog.objects.get(restart_of_id=batch.pk)
+    assert page.url.endswith(f"/batchlog/{restarted.pk}/change/")
+    wait_until(lambda: execution_status(restarted.pk) == ExecutionStatus.COMPLETED, timeout=60)
+    page.reload()
+    expect(page.locator(".field-status_badge")).to_contain_text("COMPLETED")
+
+    # --- the audit trail of the batch job says who did what --------------------------------
+    page.goto(f"{base}/admin/batchjobs/batchjob/{restarted.job_id}/change/")
+    page.click("text=Audit trail")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows.first).to_be_visible()
+    trail = [" ".join(text.split()).lower() for text in rows.all_inner_texts()]
+    assert any("operator restarted" in row for row in trail), trail
+    assert any("operator stopped" in row and f"#{batch.pk}" in row for row in trail), trail
+    assert any("system started" in row for row in trail), trail
+    page.screenshot(path=ARTIFACTS / "audit-trail.png", full_page=True)
+    assert AuditEntry.objects.filter(
+        actor_name="operator", action=AuditAction.CREATED, job=job
+    ).exists()

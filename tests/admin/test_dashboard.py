@@ -1,0 +1,258 @@
+"""The dashboard: health of beat and workers, executions by status, what runs (with progress,
+rate and ETA) and what is due, recent failures, SVG charts, and its live fragment."""
+
+import dataclasses
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+
+from batchjobs.admin.dashboard import live_context
+from batchjobs.models import BatchLog, ExecutionStatus, StepExecution, Trigger
+from batchjobs.scheduling.clock import database_now
+from batchjobs.services.dashboard import (
+    HEALTH_CACHE_KEY,
+    Health,
+    dashboard,
+    duration_percentiles,
+    execution_progress,
+    executions_per_hour,
+    percentile,
+)
+from batchjobs.services.schedules import schedule_create
+from tests.factories import handler_job
+from tests.processes import start_beat, wait_until
+
+DASHBOARD = reverse("admin:batchjobs_dashboard")
+LIVE = reverse("admin:batchjobs_dashboard_live")
+
+
+@pytest.fixture(autouse=True)
+def fresh_health():
+    """The health figures are cached a few seconds per process: each test asks afresh.
+    (Only those keys: the cache's Redis database also holds the broker's queues.)"""
+    forget_health()
+    yield
+    forget_health()
+
+
+def forget_health() -> None:
+    cache.delete_many([HEALTH_CACHE_KEY, "batchjobs:workers-seen"])
+
+
+def execution(job, status=ExecutionStatus.COMPLETED, *, minutes_ago=0.0, seconds=None, **fields):
+    """An execution as a worker leaves it."""
+    created = timezone.now() - timedelta(minutes=minutes_ago)
+    row = BatchLog.objects.create(job=job, trigger=Trigger.SCHEDULE, status=status, attempts=1,
+                                  max_attempts=3, **fields)  # fmt: skip
+    update = {"created_at": created}
+    if seconds is not None:
+        update |= {"started_at": created, "finished_at": created + timedelta(seconds=seconds)}
+    BatchLog.objects.filter(pk=row.pk).update(**update)
+    row.refresh_from_db()
+    return row
+
+
+@pytest.mark.django_db
+class TestPage:
+    def test_the_admin_index_links_to_it_for_those_who_may_see_executions(self, staff_client):
+        allowed = staff_client("view_batchlog").get(reverse("admin:index")).content.decode()
+        refused = staff_client("view_batchjob").get(reverse("admin:index")).content.decode()
+
+        assert f'href="{DASHBOARD}"' in allowed
+        assert DASHBOARD not in refused
+
+    def test_it_needs_the_permission_to_view_executions(self, staff_client):
+        without = staff_client("view_batchjob")
+        assert without.get(DASHBOARD).status_code == 403
+        assert without.get(LIVE).status_code == 403
+        assert staff_client("view_batchlog").get(DASHBOARD).status_code == 200
+
+    def test_it_refreshes_its_live_part_itself_every_30_seconds_by_default(self, admin_client):
+        page = admin_client.get(DASHBOARD).content.decode()
+        faster = admin_client.get(DASHBOARD, {"refresh": "5"}).content.decode()
+        silly = admin_client.get(DASHBOARD, {"refresh": "0"}).content.decode()
+        live = admin_client.get(LIVE)
+
+        assert f'data-url="{LIVE}"' in page and 'data-refresh-seconds="30"' in page
+        assert 'data-refresh-seconds="5"' in faster and 'data-refresh-seconds="2"' in silly
+        assert "setInterval(refresh, every)" in page and "fetch(box.dataset.url" in page
+        assert not re.search(r'<script[^>]+src="(https?:)?//', page)  # no CDN: all served here
+        # the fragment is the live part alone, never cached
+        assert live.status_code == 200 and "<html" not in live.content.decode()
+        assert "no-cache" in live["Cache-Control"]
+        assert 'id="running"' in live.content.decode()
+
+
+@pytest.mark.django_db
+class TestContent:
+    def test_counts_running_due_and_failures(self, admin_client):
+        job = handler_job("sleep", name="warehouse-sync", params={"seconds": 1})
+        execution(job, ExecutionStatus.COMPLETED, minutes_ago=30, seconds=12)
+        execution(job, ExecutionStatus.COMPLETED, minutes_ago=60 * 30)  # outside 24 h
+        failed = execution(
+            job, ExecutionStatus.FAILED, minutes_ago=5, seconds=3,
+            error="Traceback (most recent call last):\n  ...\nConnectionError: warehouse down",
+        )  # fmt: skip
+        running = execution(
+            job, ExecutionStatus.STARTED, worker="celery@node-7",
+            progress_done=30, progress_total=120,
+        )  # fmt: skip
+        BatchLog.objects.filter(pk=running.pk).update(
+            started_at=database_now() - timedelta(seconds=60)
+        )
+        schedule = schedule_create(
+            job=job, kind="cron", cron_expression="30 2 * * *", timezone="America/New_York"
+        )
+
+        response = admin_client.get(LIVE)
+        content = response.content.decode()
+        context = response.context
+
+        assert context["data"].counts[ExecutionStatus.COMPLETED] == 1  # the last 24 h only
+        assert context["data"].counts[ExecutionStatus.STARTED] == 1
+        assert "Running now (1)" in content and "celery@node-7" in content
+        # progress: 30 of 120 in ~60 s: ~0.5 items/s, ~3 min to go
+        assert re.search(r'<progress max="100" value="25\.0"', content)
+        assert re.search(r"30 of 120 items · 0\.5 items/s · ETA 3 min \d+ s", content)
+        # the next fire, in UTC and in the schedule's zone
+        assert escape(schedule.summary) in content
+        local = schedule.next_fire_at.astimezone(ZoneInfo("America/New_York"))
+        assert f"{local:%Y-%m-%d} 02:30:00 E" in content  # EST or EDT
+        assert "ConnectionError: warehouse down" in content
+        assert f'href="{reverse("admin:batchjobs_batchlog_change", args=[failed.pk])}"' in content
+
+    def test_a_running_batch_step_shows_items_rate_and_an_eta_from_the_last_run(self):
+        job = handler_job("noop")
+        last = execution(job, ExecutionStatus.COMPLETED, minutes_ago=10, seconds=100)
+        StepExecution.objects.create(execution=last, step_name="load", status="COMPLETED",
+                                     read_count=1000)  # fmt: skip
+        now = database_now()
+        running = execution(job, ExecutionStatus.STARTED)
+        StepExecution.objects.create(
+            execution=running, step_name="load", status="STARTED", read_count=250,
+            started_at=now - timedelta(seconds=50),
+        )  # fmt: skip
+
+        [step] = execution_progress(execution=running, now=now)
+
+        assert (step.label, step.done, step.total, step.total_estimated) == (
+            "load",
+            250,
+            1000,
+            True,
+        )
+        assert step.rate == pytest.approx(5.0)
+        assert step.eta_seconds == pytest.approx(150.0)
+        assert step.percent == pytest.approx(25.0)
+
+    def test_a_step_of_unknown_size_shows_an_indeterminate_bar(self, admin_client):
+        job = handler_job("noop")
+        running = execution(job, ExecutionStatus.STARTED)
+        BatchLog.objects.filter(pk=running.pk).update(started_at=database_now())
+        StepExecution.objects.create(execution=running, step_name="load", status="STARTED",
+                                     read_count=40, started_at=database_now())  # fmt: skip
+
+        content = admin_client.get(LIVE).content.decode()
+
+        assert '<progress style="width:100%;max-width:360px;height:12px"></progress>' in content
+        assert "load: 40 items" in content and "total unknown" in content
+
+    def test_executions_per_hour_chart_stacks_statuses(self, admin_client):
+        job = handler_job("noop")
+        for status in ("COMPLETED", "COMPLETED", "FAILED"):
+            execution(job, status, minutes_ago=0)
+        execution(job, "COMPLETED", minutes_ago=120)
+
+        hours = executions_per_hour()
+        content = admin_client.get(LIVE).content.decode()
+
+        assert len(hours) == 24 and hours[-1].counts == {"COMPLETED": 2, "FAILED": 1}
+        assert sum(hour.total for hour in hours) == 4
+        chart = content[content.index('id="chart-per-hour"') :]
+        assert chart.count('<rect class="bar"') == 3  # two hours: two bars, then one
+        assert re.search(r"<title>\d\d:00 UTC: 2 COMPLETED</title>", chart)
+        assert re.search(r"<title>\d\d:00 UTC: 1 FAILED</title>", chart)
+
+    def test_duration_percentiles_per_job(self, admin_client):
+        fast, slow = handler_job("noop", name="fast"), handler_job("noop", name="slow")
+        for seconds in range(1, 21):  # 1..20 s
+            execution(slow, "COMPLETED", minutes_ago=1, seconds=seconds)
+        execution(fast, "COMPLETED", minutes_ago=1, seconds=0.5)
+        execution(fast, "FAILED", minutes_ago=1, seconds=99)  # failures are not "how long it takes"
+
+        durations = duration_percentiles()
+        content = admin_client.get(LIVE).content.decode()
+
+        assert [(d.job_name, d.samples, d.p50, d.p95) for d in durations] == [
+            ("slow", 20, 10.5, 19.0), ("fast", 1, 0.5, 0.5),
+        ]  # fmt: skip
+        assert "p50 10.5 s · p95 19.0 s · n=20" in content
+        assert "<title>slow: p95 19.0 s</title>" in content
+
+    def test_percentile_is_the_nearest_rank(self):
+        values = [float(v) for v in range(1, 101)]
+        assert (percentile(values, 0.5), percentile(values, 0.95), percentile([7.0], 0.95)) == (
+            50.0, 95.0, 7.0,
+        )  # fmt: skip
+
+    def test_health_when_beat_is_down_or_the_broker_unreachable(self):
+        data = dashboard()
+        down = Health(broker_reachable=True, beats=[], workers=[], checked_at=data.now)
+        away = Health(broker_reachable=False, beats=[], workers=[], checked_at=data.now)
+
+        def render(health):
+            context = live_context(dataclasses.replace(data, health=health))
+            return render_to_string("admin/batchjobs/dashboard_live.html", context)
+
+        assert "No beat heartbeat: schedules are not firing." in render(down)
+        assert "No worker answered a ping." in render(down)
+        assert render(away).count("The broker (Redis) does not answer.") == 2
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_health_shows_the_real_beat_and_worker(worker, admin_client):
+    # A beat of its own, so that what is shown is this beat's heartbeat from its first tick.
+    beat = start_beat()
+    try:
+        check_health_cards(admin_client, beat_pid=beat.popen.pid, worker_name=worker.name)
+    finally:
+        beat.stop()
+
+
+def check_health_cards(admin_client, *, beat_pid: int, worker_name: str) -> None:
+    seen = []
+
+    def healthy_cards() -> tuple[str, str] | None:
+        forget_health()
+        content = admin_client.get(LIVE).content.decode()
+        beat = content[content.index('id="beat-status"') : content.index('id="worker-status"')]
+        workers = content[content.index('id="worker-status"') : content.index('id="counts-now"')]
+        seen[:] = [" ".join(re.sub("<[^>]+>", " ", beat + workers).split())]
+        return (beat, workers) if f":{beat_pid}" in beat and worker_name in workers else None
+
+    # the beat's first heartbeat may take a tick to arrive
+    try:
+        beat_card, worker_card = wait_until(healthy_cards, timeout=60, interval=0.5)
+    except AssertionError as error:
+        raise AssertionError(f"the dashboard showed: {seen}; sessions: {sessions()}") from error
+    assert "alive" in beat_card and "last seen" in beat_card
+    assert "alive" in worker_card
+
+
+def sessions() -> list[tuple]:
+    """What every session on the test database is doing (a failure's diagnosis)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state, wait_event_type, wait_event, left(query, 150) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchall()

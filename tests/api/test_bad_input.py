@@ -1,0 +1,252 @@
+"""Bad input: a 400 naming each bad field, a 404 for an unknown id, a 415 for a body that is not
+JSON; never a 500 and never a half-written object."""
+
+import json
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from batchjobs.models import BatchJob, BatchLog, BatchSchedule
+from tests.factories import handler_job
+
+pytestmark = pytest.mark.django_db
+
+JOBS = reverse("api:job-list")
+VALID_JOB = {"name": "ok", "kind": "handler", "handler_name": "noop"}
+
+
+def post_raw(client, url: str, body: bytes | str, content_type="application/json"):
+    return client.generic("POST", url, body, content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("change", "fields"),
+    [
+        ({"name": 5}, ["name"]),
+        ({"enabled": "yes"}, ["enabled"]),
+        ({"timeout_seconds": "60"}, ["timeout_seconds"]),
+        ({"max_attempts": 2.5}, ["max_attempts"]),
+        ({"priority": True}, ["priority"]),
+        ({"params": [1, 2]}, ["params"]),
+        ({"http_headers": {"X-A": "b"}}, ["http_headers"]),
+        ({"kind": "shell"}, ["kind"]),
+        ({"nmae": "typo", "extra": 1}, ["nmae", "extra"]),
+        ({"name": 1, "max_attempts": "3", "retry_jitter": 0},
+         ["name", "max_attempts", "retry_jitter"]),
+    ],
+)  # fmt: skip
+def test_wrong_types_and_unknown_fields_name_every_field(api, change, fields):
+    body = json.dumps({**VALID_JOB, **change})
+
+    response = post_raw(api("operator"), JOBS, body)
+
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["code"] == "invalid"
+    assert set(fields) <= set(answer["errors"]), answer
+    assert not BatchJob.objects.exists()
+
+
+def test_a_number_too_large_for_a_float_is_a_400_on_the_field(api):
+    body = json.dumps(VALID_JOB)[:-1] + ', "timeout_seconds": 1e400}'
+
+    response = post_raw(api("operator"), JOBS, body)
+
+    assert response.status_code == 400
+    assert "timeout_seconds" in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"handler_name": "nope"}, "handler_name"),
+        ({"params": {"seconds": -1}, "handler_name": "sleep"}, "params"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"kind": "http", "http_url": "http://169.254.169.254/latest"}, "http_url"),
+        ({"kind": "batch", "batch_job_name": "tests.nope"}, "batch_job_name"),
+        ({"name": "no/slashes"}, "name"),
+    ],
+)
+def test_values_the_services_refuse_name_the_field(api, change, field):
+    response = api("operator").post(JOBS, {**VALID_JOB, **change}, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"], response.json()
+    assert not BatchJob.objects.exists()
+
+
+def test_duplicate_name_is_a_400_on_name(api):
+    handler_job("noop", name="ok")
+
+    response = api("operator").post(JOBS, VALID_JOB, format="json")
+
+    assert response.status_code == 400
+    assert "name" in response.json()["errors"]
+    assert BatchJob.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "body", ['{"name": ', "not json", '{"a": NaN}', "\xff\xfe".encode("latin-1"), "[" * 100_000]
+)
+def test_unreadable_json_is_a_400_on_body(api, body):
+    response = post_raw(api("operator"), JOBS, body)
+
+    assert response.status_code == 400
+    assert "body" in response.json()["errors"]
+    assert not BatchJob.objects.exists()
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", '"a string"', "null", "3"])
+def test_a_body_that_is_not_an_object_is_a_400(api, body):
+    response = post_raw(api("operator"), JOBS, body)
+
+    assert response.status_code == 400
+    assert response.json()["errors"]
+    assert not BatchJob.objects.exists()
+
+
+def test_an_oversized_body_is_a_400_on_body(api):
+    padding = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    body = json.dumps({**VALID_JOB, "description": padding})
+
+    response = post_raw(api("operator"), JOBS, body)
+
+    assert response.status_code == 400
+    assert "larger than" in response.json()["errors"]["body"][0]
+    assert not BatchJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"name": "a\\u0000b", "kind": "handler", "handler_name": "noop"}', "name"),
+        ('{"name": "ok", "kind": "handler", "handler_name": "noop", '
+         '"params": {"note": "\\ud800"}}', "params.note"),
+        ('{"name": "ok", "kind": "handler", "handler_name": "noop", '
+         '"params": {"a\\u0000": 1}}', "params"),
+    ],
+)  # fmt: skip
+def test_text_the_database_cannot_store_is_a_400(api, body, field):
+    response = post_raw(api("operator"), JOBS, body)
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"], response.json()
+    assert not BatchJob.objects.exists()
+
+
+def test_a_form_body_is_415(api):
+    response = api("operator").post(JOBS, VALID_JOB)  # multipart, as a browser form
+
+    assert response.status_code == 415
+    assert not BatchJob.objects.exists()
+
+
+def test_bad_filter_values_name_the_parameter(api):
+    response = api("reader").get(
+        reverse("api:execution-list"),
+        {"job": "one", "status": "DONE", "created_after": "yesterday", "schedule": "0"},
+    )
+
+    assert response.status_code == 400
+    assert {"job", "status", "created_after", "schedule"} <= set(response.json()["errors"])
+
+
+def test_start_with_bad_params_or_key_writes_nothing(api):
+    job = handler_job("sleep", params={"seconds": 1})
+    start = reverse("api:job-start", args=[job.pk])
+    client = api("operator")
+
+    bad_params = client.post(start, {"params": {"seconds": "soon"}}, format="json")
+    not_object = client.post(start, {"params": [1]}, format="json")
+    unknown = client.post(start, {"parameters": {}}, format="json")
+    long_key = client.post(start, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256)
+
+    assert bad_params.status_code == 400 and "params" in bad_params.json()["errors"]
+    assert not_object.status_code == 400 and "params" in not_object.json()["errors"]
+    assert unknown.status_code == 400 and "parameters" in unknown.json()["errors"]
+    assert long_key.status_code == 400 and "Idempotency-Key" in long_key.json()["errors"]
+    assert not BatchLog.objects.exists()
+
+
+def test_an_operation_without_a_body_refuses_fields(api):
+    job = handler_job("noop")
+
+    response = api("operator").post(
+        reverse("api:job-disable", args=[job.pk]), {"enabled": True}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "enabled" in response.json()["errors"]
+    assert BatchJob.objects.get(pk=job.pk).enabled is True
+
+
+@pytest.mark.parametrize(
+    ("method", "name"),
+    [
+        ("get", "job-detail"), ("patch", "job-detail"), ("delete", "job-detail"),
+        ("post", "job-start"), ("post", "job-enable"), ("post", "job-test-fire"),
+        ("get", "schedule-detail"), ("delete", "schedule-detail"), ("post", "schedule-pause"),
+        ("get", "schedule-preview"),
+    ],
+)  # fmt: skip
+def test_unknown_ids_are_404(api, method, name):
+    response = getattr(api("admin"), method)(reverse(f"api:{name}", args=[424242]), format="json")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert "424242" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/jobs/{}"), ("get", "/api/v1/executions/{}"),
+     ("post", "/api/v1/executions/{}/restart"), ("get", "/api/v1/logs/job/{}"),
+     ("get", "/api/v1/schedules/{}/preview")],
+)  # fmt: skip
+def test_an_id_beyond_any_integer_column_is_a_404(api, method, path):
+    response = getattr(api("admin"), method)(path.format(10**30))
+
+    assert response.status_code == 404
+
+
+def test_an_unknown_path_under_api_is_a_json_404(api):
+    response = api("admin").post("/api/v1/jobs/", {}, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_schedule_update_that_fails_leaves_it_as_it_was(api):
+    job = handler_job("noop")
+    schedule = BatchSchedule.objects.create(
+        job=job, kind="cron", cron_expression="0 3 * * *", timezone="UTC"
+    )
+
+    response = api("operator").patch(
+        reverse("api:schedule-detail", args=[schedule.pk]),
+        {"cron_expression": "0 4 * * *", "timezone": "Nowhere/Special"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    schedule.refresh_from_db()
+    assert (schedule.cron_expression, schedule.timezone) == ("0 3 * * *", "UTC")
+
+
+def test_a_far_time_zone_offset_in_a_filter_is_read_in_utc_not_a_500(api):
+    job = handler_job("noop")
+    execution = BatchLog.objects.create(job=job, trigger="api")
+    client = api("reader")
+
+    far_offset = client.get(
+        reverse("api:execution-list"), {"created_before": "2174-01-26T06:44:01-22:31"}
+    )
+    before_year_one = client.get(
+        reverse("api:execution-list"), {"created_after": "0001-01-01T00:00:00+05:00"}
+    )
+
+    assert far_offset.status_code == 200
+    assert [row["id"] for row in far_offset.json()["results"]] == [execution.pk]
+    assert before_year_one.status_code == 400
+    assert "created_after" in before_year_one.json()["errors"]

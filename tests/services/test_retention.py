@@ -1,0 +1,80 @@
+"""Retention: finished executions (with their attempts and steps) older than the job's
+retention_days, or BATCHJOBS_RETENTION_DAYS, are purged in batches by a housekeeping task that
+operators see in django-celery-beat's admin."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from batchjobs.models import AttemptStatus, BatchAttempt, BatchLog, ExecutionStatus, StepExecution
+from batchjobs.services.executions import executions_purge_expired
+from config.celery_app import app
+from tests.factories import handler_job
+
+pytestmark = pytest.mark.django_db
+
+
+def aged(job, status: str, days: float) -> BatchLog:
+    execution = BatchLog.objects.create(job=job, trigger="schedule", status=status, attempts=1)
+    BatchLog.objects.filter(pk=execution.pk).update(
+        created_at=timezone.now() - timedelta(days=days)
+    )
+    BatchAttempt.objects.create(
+        execution=execution, number=1, status=AttemptStatus.FAILED, started_at=timezone.now()
+    )
+    StepExecution.objects.create(execution=execution, step_name="load")
+    return execution
+
+
+def test_each_job_keeps_its_own_period_or_the_global_one(settings):
+    settings.BATCHJOBS_RETENTION_DAYS = 7
+    short = handler_job("noop", retention_days=1)
+    default = handler_job("noop")
+    long = handler_job("noop", retention_days=30)
+    gone = [
+        aged(short, ExecutionStatus.COMPLETED, days=2),
+        aged(short, ExecutionStatus.FAILED, days=3),
+        aged(default, ExecutionStatus.STOPPED, days=8),
+        aged(default, ExecutionStatus.SKIPPED, days=9),
+    ]
+    kept = [
+        aged(short, ExecutionStatus.COMPLETED, days=0.5),
+        aged(short, ExecutionStatus.STARTED, days=2),  # still running: never purged
+        aged(short, ExecutionStatus.QUEUED, days=5),  # waiting for a retry
+        aged(default, ExecutionStatus.FAILED, days=6),
+        aged(long, ExecutionStatus.FAILED, days=20),
+    ]
+
+    deleted = executions_purge_expired(batch_size=1)  # one row per transaction
+
+    assert deleted == len(gone)
+    assert set(BatchLog.objects.values_list("pk", flat=True)) == {e.pk for e in kept}
+    # attempts and steps went with their executions
+    assert set(BatchAttempt.objects.values_list("execution_id", flat=True)) == {e.pk for e in kept}
+    assert set(StepExecution.objects.values_list("execution_id", flat=True)) == {e.pk for e in kept}
+
+
+def test_nothing_expired_deletes_nothing(settings):
+    settings.BATCHJOBS_RETENTION_DAYS = 30
+    recent = aged(handler_job("noop"), ExecutionStatus.COMPLETED, days=1)
+    assert executions_purge_expired() == 0
+    assert BatchLog.objects.filter(pk=recent.pk).exists()
+
+
+def test_housekeeping_tasks_are_registered_and_visible_in_the_beat_admin(admin_client):
+    tasks = {task.task: task for task in PeriodicTask.objects.filter(name__startswith="batchjobs:")}
+
+    assert set(tasks) == {
+        "batchjobs.executions_purge_expired",
+        "batchjobs.notifications_check_missed",
+    }
+    assert tasks["batchjobs.notifications_check_missed"].interval.every == 60
+    assert tasks["batchjobs.executions_purge_expired"].crontab.hour == "3"
+    assert all(task.enabled for task in tasks.values())
+    app.loader.import_default_modules()  # as a worker starting up does
+    assert set(tasks) <= set(app.tasks)  # the workers know them by these names
+    page = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
+    assert "batchjobs: retention (purge old executions)" in page
+    assert "batchjobs: missed-run check (dead-man notifications)" in page
