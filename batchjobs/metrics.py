@@ -19,7 +19,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Quer
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from batchjobs.models import (
@@ -35,6 +35,9 @@ from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.scheduling.clock import database_now
 from batchjobs.services.operator import ACTIVE_STATUSES
 
+# The classic text format, which every Prometheus reads and generate_latest() writes; spelled out
+# because prometheus_client's own name for it (and its default) changed in 0.23.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WINDOW = timedelta(hours=24)
 # A live schedule this late is overdue: beat is down, or cannot keep up.
 OVERDUE_AFTER = timedelta(minutes=1)
@@ -300,6 +303,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
             content_type="text/plain",
         )
     registry = CollectorRegistry(auto_describe=False)
-    # The classic 0.0.4 text format: every Prometheus reads it, and our names need nothing newer.
     registry.register(BatchJobsCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE)

@@ -20,6 +20,7 @@ from batchjobs.models import (
     ExecutionStatus,
     StepExecution,
 )
+from batchjobs.secrets import secret_decrypt
 from batchjobs.services.schedules import cron_describe
 
 # --- strict JSON types -----------------------------------------------------------------------
@@ -164,7 +165,14 @@ class JobDefinitionSerializer(StrictModelSerializer):
 
     def to_representation(self, instance: BatchJob) -> dict:
         data = super().to_representation(instance)
-        if not self.context.get("include_secrets"):
+        if self.context.get("include_secrets"):  # an export for another installation: plain
+            data["http_headers"] = [
+                {**header, "value": secret_decrypt(header["value"])}
+                if header.get("secret")
+                else header
+                for header in instance.http_headers
+            ]
+        else:
             data["http_headers"] = headers_masked(instance.http_headers)
         return data
 

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -243,16 +242,6 @@ def check_health_cards(admin_client, *, beat_pid: int, worker_name: str) -> None
     try:
         beat_card, worker_card = wait_until(healthy_cards, timeout=60, interval=0.5)
     except AssertionError as error:
-        raise AssertionError(f"the dashboard showed: {seen}; sessions: {sessions()}") from error
+        raise AssertionError(f"the dashboard showed: {seen}") from error
     assert "alive" in beat_card and "last seen" in beat_card
     assert "alive" in worker_card
-
-
-def sessions() -> list[tuple]:
-    """What every session on the test database is doing (a failure's diagnosis)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid, state, wait_event_type, wait_event, left(query, 150) "
-            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchall()

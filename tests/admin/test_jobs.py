@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from batchjobs.admin.secrets import SECRET_MASK
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
+from batchjobs.secrets import secret_decrypt
 from tests.factories import handler_job, http_job
 
 from .conftest import form_errors, job_form_data
@@ -252,11 +253,9 @@ def test_saving_with_the_mask_unchanged_keeps_the_stored_secret(admin_client, jo
     assert response.status_code == 302, form_errors(response)
     job_with_secret.refresh_from_db()
     assert job_with_secret.description == "edited"
-    assert job_with_secret.http_headers[0] == {
-        "name": "Authorization",
-        "value": SECRET,
-        "secret": True,
-    }
+    header = job_with_secret.http_headers[0]
+    assert (header["name"], header["secret"]) == ("Authorization", True)
+    assert secret_decrypt(header["value"]) == SECRET  # stored encrypted, unchanged
 
 
 def test_saving_a_new_secret_value_replaces_the_stored_one(admin_client, job_with_secret):
@@ -268,7 +267,7 @@ def test_saving_a_new_secret_value_replaces_the_stored_one(admin_client, job_wit
 
     assert response.status_code == 302, form_errors(response)
     job_with_secret.refresh_from_db()
-    assert job_with_secret.http_headers[0]["value"] == "Bearer rotated"
+    assert secret_decrypt(job_with_secret.http_headers[0]["value"]) == "Bearer rotated"
 
 
 def test_mask_on_a_header_no_longer_secret_is_refused(admin_client, job_with_secret):
@@ -280,7 +279,7 @@ def test_mask_on_a_header_no_longer_secret_is_refused(admin_client, job_with_sec
     assert "keep the header secret or enter its value" in form_errors(response)["http_headers"][0]
     assert "s3cr3t" not in response.content.decode()
     job_with_secret.refresh_from_db()
-    assert job_with_secret.http_headers[0]["value"] == SECRET
+    assert secret_decrypt(job_with_secret.http_headers[0]["value"]) == SECRET
 
 
 def test_view_only_user_sees_secret_masked(staff_client, job_with_secret):

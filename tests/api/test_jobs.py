@@ -12,6 +12,7 @@ from batchjobs.models import (
     ExecutionStatus,
     Trigger,
 )
+from batchjobs.secrets import secret_decrypt
 from tests.factories import handler_job, http_job
 
 pytestmark = pytest.mark.django_db
@@ -140,7 +141,7 @@ def test_secret_header_values_are_masked_and_a_mask_keeps_the_stored_value(api):
     assert "s3cret" not in str(sent_back.json())
     assert sent_back.status_code == 200
     job.refresh_from_db()
-    assert job.http_headers[0]["value"] == "Bearer s3cret"
+    assert secret_decrypt(job.http_headers[0]["value"]) == "Bearer s3cret"
     assert job.http_headers[2] == {"name": "X-New", "value": "n"}
     assert revealing.status_code == 400
     assert "http_headers" in revealing.json()["errors"]

@@ -123,6 +123,9 @@ def test_beat_back_after_ten_minutes_applies_each_misfire_policy_exactly():
         policy: Counter(BatchLog.objects.filter(schedule=schedule).values_list("status", flat=True))
         for policy, schedule in counts.items()
     }
-    assert result["fire_once"] == {ExecutionStatus.QUEUED: 1}
-    assert result["skip"] == {ExecutionStatus.SKIPPED: 1}
-    assert result["catch_up"] == {ExecutionStatus.QUEUED: 5}
+    # (a worker left running by another test may already have run them: count runs, not QUEUED)
+    runs = {policy: sum(n for status, n in counts.items() if status != ExecutionStatus.SKIPPED)
+            for policy, counts in result.items()}  # fmt: skip
+    skipped = {policy: counts[ExecutionStatus.SKIPPED] for policy, counts in result.items()}
+    assert runs == {"fire_once": 1, "skip": 0, "catch_up": 5}
+    assert skipped == {"fire_once": 0, "skip": 1, "catch_up": 0}

@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from batchjobs.execution.runner import execution_run
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
+from batchjobs.secrets import secret_decrypt
 from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
 from batchjobs.services.schedules import schedule_create
@@ -292,7 +293,10 @@ def test_export_delete_import_round_trip_is_exact(tmp_path, definitions, filenam
     assert code == EXIT_OK
     assert (result["jobs_created"], result["schedules_created"]) == (3, 3)
     assert again.read_text() == before
-    assert BatchJob.objects.get(name="ping").http_headers[0]["value"] == "Bearer s3cret"
+    assert (
+        secret_decrypt(BatchJob.objects.get(name="ping").http_headers[0]["value"])
+        == "Bearer s3cret"
+    )
     # The fire state is recomputed for the new rows: the once-schedule is due at its time.
     once = BatchSchedule.objects.get(kind="once")
     assert once.next_fire_at == once.run_at
@@ -326,7 +330,10 @@ def test_import_is_idempotent_and_keeps_masked_secrets_of_existing_jobs(tmp_path
     )
     assert sorted(BatchSchedule.objects.values_list("pk", flat=True)) == schedule_ids
     assert sorted(BatchSchedule.objects.values_list("next_fire_at", flat=True)) == next_fires
-    assert BatchJob.objects.get(name="ping").http_headers[0]["value"] == "Bearer s3cret"
+    assert (
+        secret_decrypt(BatchJob.objects.get(name="ping").http_headers[0]["value"])
+        == "Bearer s3cret"
+    )
 
 
 def test_a_masked_secret_cannot_create_a_job(tmp_path, definitions):
