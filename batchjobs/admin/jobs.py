@@ -1,6 +1,7 @@
 """Jobs: list with the latest outcome, a form grouped by kind with schedules inline, and the
 run-now (with parameters at <job>/run/), enable and disable operations, all through services."""
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,9 +14,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from batchjobs.errors import Conflict, InvalidInput
+from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, JobNotification, Trigger
 from batchjobs.services.executions import execution_start
-from batchjobs.services.jobs import job_delete, job_save, job_set_enabled
+from batchjobs.services.jobs import job_delete, job_save, job_set_enabled, job_test_fire
 from batchjobs.services.notifications import notification_delete, notification_save
 from batchjobs.services.schedules import schedule_delete, schedule_save
 
@@ -54,7 +56,9 @@ class BatchJobAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "target", "enabled", "last_execution", "schedule_count")
     list_filter = ("kind", "enabled", "overlap_policy", "queue")
     search_fields = ("name", "description", "http_url", "handler_name")
-    readonly_fields = ("created_at", "updated_at", "created_by", MASKED_HEADERS_FIELD)
+    readonly_fields = (
+        "created_at", "updated_at", "created_by", MASKED_HEADERS_FIELD, "handler_parameters",
+    )  # fmt: skip
     inlines = [BatchScheduleInline, JobNotificationInline]
     actions = ["run_now", "enable", "disable"]
     # The kind-* classes let the change form show only the fieldset of the chosen kind.
@@ -76,7 +80,10 @@ class BatchJobAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        ("Python handler", {"classes": ("kind-handler",), "fields": ("handler_name",)}),
+        (
+            "Python handler",
+            {"classes": ("kind-handler",), "fields": ("handler_name", "handler_parameters")},
+        ),
         ("Batch job", {"classes": ("kind-batch",), "fields": ("batch_job_name",)}),
         ("Parameters", {"classes": ("kind-handler", "kind-batch"), "fields": ("params",)}),
         (
@@ -209,8 +216,41 @@ class BatchJobAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.run_view),
             name="batchjobs_batchjob_run",
         )
-        # Before the defaults: their "<path:object_id>/" pattern would swallow it.
-        return [run_url, *super().get_urls()]
+        test_fire_url = path(
+            "<path:object_id>/test-fire/",
+            self.admin_site.admin_view(self.test_fire_view),
+            name="batchjobs_batchjob_test_fire",
+        )
+        # Before the defaults: their "<path:object_id>/" pattern would swallow them.
+        return [run_url, test_fire_url, *super().get_urls()]
+
+    @admin.display(description="Parameters each handler takes (JSON Schema)")
+    def handler_parameters(self, obj: BatchJob | None = None) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td></tr>",
+            (
+                (h.name, h.description, json.dumps(h.schema, indent=1, sort_keys=True))
+                for h in handlers_all()
+            ),
+        )
+        return format_html('<table id="handler-schemas">{}</table>', rows)
+
+    def test_fire_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """One real call of an HTTP job, request and response shown, nothing recorded."""
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "job": job,
+                   "title": f"Test fire {job.name}"}  # fmt: skip
+        if request.method == "POST":
+            try:
+                context["report"] = job_test_fire(job=job)
+            except Conflict as exc:
+                context["error"] = str(exc)
+        return TemplateResponse(request, "admin/batchjobs/batchjob/test_fire.html", context)
 
     def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Run one job now with parameters typed as JSON; errors show next to the field."""

@@ -4,8 +4,6 @@ Reads go through batchjobs.selectors, writes through batchjobs.services (the Job
 start/stop/restart/abandon); errors become HTTP answers in batchjobs.api.errors, once.
 """
 
-import time
-from copy import copy
 from typing import Any
 
 from django.db import transaction
@@ -23,16 +21,20 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from batchjobs import selectors
-from batchjobs.admin.secrets import headers_masked
 from batchjobs.batch.registry import batch_job_get, batch_job_names
-from batchjobs.errors import Conflict, InvalidInput, NotFound
-from batchjobs.execution.http_job import headers_for_request, run_http_job
+from batchjobs.errors import InvalidInput, NotFound
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchSchedule, JobKind, ScheduleKind, Trigger
 from batchjobs.models.job import job_name_validator
 from batchjobs.models.schedule import IntervalUnit
 from batchjobs.services import operator
-from batchjobs.services.jobs import job_create, job_delete, job_set_enabled, job_update
+from batchjobs.services.jobs import (
+    job_create,
+    job_delete,
+    job_set_enabled,
+    job_test_fire,
+    job_update,
+)
 from batchjobs.services.schedules import (
     schedule_create,
     schedule_delete,
@@ -63,11 +65,6 @@ from .schema import ApiAutoSchema
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255
-# A test fire holds a web worker; a job's own timeout may be far longer.
-TEST_FIRE_MAX_SECONDS = 30.0
-# A test fire has no execution: it sends these in the execution id and attempt headers.
-TEST_FIRE_EXECUTION_ID = 0
-TEST_FIRE_ATTEMPT = 0
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
@@ -281,44 +278,6 @@ class JobTestFire(ApiMixin, generics.GenericAPIView):
     def post(self, request: Request, pk: int) -> Response:
         no_body(request)
         return Response(job_test_fire(job=self.get_object()))
-
-
-def job_test_fire(*, job: BatchJob) -> dict[str, Any]:
-    """One real call of an HTTP job, judged as a run would judge it, recording nothing.
-    (Belongs beside run_http_job, for the admin's test-fire button too; see the API issue's
-    notes.)"""
-    if job.kind != JobKind.HTTP:
-        raise Conflict(f"job {job.name!r} is a {job.kind} job; only HTTP jobs can be test-fired")
-    shown = copy(job)
-    shown.http_headers = headers_masked(job.http_headers)
-    started = time.monotonic()
-    outcome = run_http_job(
-        job,
-        execution_id=TEST_FIRE_EXECUTION_ID,
-        attempt=TEST_FIRE_ATTEMPT,
-        deadline=started + min(job.timeout_seconds, TEST_FIRE_MAX_SECONDS),
-    )
-    result = outcome.result or {}
-    return {
-        "outcome": outcome.status,
-        "error": outcome.error,
-        "retryable": outcome.retryable,
-        "duration_seconds": round(time.monotonic() - started, 3),
-        "request": {
-            "method": job.http_method,
-            "url": job.http_url,
-            "headers": headers_for_request(
-                shown, execution_id=TEST_FIRE_EXECUTION_ID, attempt=TEST_FIRE_ATTEMPT
-            ),
-            "body": job.http_body,
-        },
-        "response": {
-            "status": outcome.http_status,
-            "url": result.get("url"),
-            "bytes": result.get("bytes"),
-            "excerpt": outcome.response_excerpt,
-        },
-    }
 
 
 # --- schedules -------------------------------------------------------------------------------

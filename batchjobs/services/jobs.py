@@ -4,15 +4,23 @@ BatchJob.clean(), so the same rules guard every way in."""
 import json
 import math
 import re
+import time
+from copy import copy
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from batchjobs.admin.secrets import headers_masked
 from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.http_client import url_errors
-from batchjobs.execution.http_job import json_path_parse, status_spec_parse
+from batchjobs.execution.http_job import (
+    headers_for_request,
+    json_path_parse,
+    run_http_job,
+    status_spec_parse,
+)
 from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
 from batchjobs.models import AuditAction, BatchJob, ExecutionStatus, JobKind
 from batchjobs.models.execution import RUNNING_STATUSES
@@ -246,8 +254,9 @@ def job_delete(*, job: BatchJob, user=None) -> None:
     Refused while an execution is queued or running: stop it first."""
     with transaction.atomic():
         active = list(
-            job.executions.filter(status__in=(ExecutionStatus.QUEUED, *RUNNING_STATUSES))
-            .values_list("pk", flat=True)
+            job.executions.filter(
+                status__in=(ExecutionStatus.QUEUED, *RUNNING_STATUSES)
+            ).values_list("pk", flat=True)
         )
         if active:
             raise Conflict(
@@ -256,3 +265,47 @@ def job_delete(*, job: BatchJob, user=None) -> None:
             )
         audit_record(action=AuditAction.DELETED, obj=job, user=user)
         job.delete()
+
+
+# A test fire holds a web worker; a job's own timeout may be far longer.
+TEST_FIRE_MAX_SECONDS = 30.0
+# A test fire has no execution: it sends these in the execution id and attempt headers.
+TEST_FIRE_EXECUTION_ID = 0
+TEST_FIRE_ATTEMPT = 0
+
+
+def job_test_fire(*, job: BatchJob) -> dict[str, Any]:
+    """One real call of an HTTP job, judged as a run would judge it, recording nothing; the
+    API's test-fire and the admin's button. Secret header values are shown masked."""
+    if job.kind != JobKind.HTTP:
+        raise Conflict(f"job {job.name!r} is a {job.kind} job; only HTTP jobs can be test-fired")
+    shown = copy(job)
+    shown.http_headers = headers_masked(job.http_headers)
+    started = time.monotonic()
+    outcome = run_http_job(
+        job,
+        execution_id=TEST_FIRE_EXECUTION_ID,
+        attempt=TEST_FIRE_ATTEMPT,
+        deadline=started + min(job.timeout_seconds, TEST_FIRE_MAX_SECONDS),
+    )
+    result = outcome.result or {}
+    return {
+        "outcome": outcome.status,
+        "error": outcome.error,
+        "retryable": outcome.retryable,
+        "duration_seconds": round(time.monotonic() - started, 3),
+        "request": {
+            "method": job.http_method,
+            "url": job.http_url,
+            "headers": headers_for_request(
+                shown, execution_id=TEST_FIRE_EXECUTION_ID, attempt=TEST_FIRE_ATTEMPT
+            ),
+            "body": job.http_body,
+        },
+        "response": {
+            "status": outcome.http_status,
+            "url": result.get("url"),
+            "bytes": result.get("bytes"),
+            "excerpt": outcome.response_excerpt,
+        },
+    }

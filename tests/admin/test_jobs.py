@@ -441,3 +441,27 @@ def test_disable_and_enable_actions(admin_client):
 
     assert disabled == {"first", "second"}
     assert set(BatchJob.objects.filter(enabled=True).values_list("name", flat=True)) == {"second"}
+
+
+def test_test_fire_calls_the_endpoint_once_and_shows_request_and_response(admin_client, httpserver):
+    # given an HTTP job with a secret header
+    httpserver.expect_request("/hook").respond_with_data("pong from the hook")
+    secret = {"name": "X-Key", "value": "t0p-s3cret", "secret": True}
+    job = http_job(httpserver.url_for("/hook"), http_headers=[secret])
+    url = reverse("admin:batchjobs_batchjob_test_fire", args=[job.pk])
+    assert "Test fire" in admin_client.get(reverse("admin:batchjobs_batchjob_change",
+                                                   args=[job.pk])).content.decode()  # fmt: skip
+    # when
+    page = admin_client.post(url).content.decode()
+    # then one real call, shown with its response, the secret masked, nothing recorded
+    assert "Outcome: SUCCEEDED" in page and "pong from the hook" in page
+    assert "t0p-s3cret" not in page
+    request, _ = httpserver.log[-1]
+    assert request.headers["X-Key"] == "t0p-s3cret"
+    assert not BatchLog.objects.filter(job=job).exists()
+
+
+def test_the_job_form_shows_each_handlers_parameter_schema(admin_client):
+    page = admin_client.get(reverse("admin:batchjobs_batchjob_add")).content.decode()
+    assert 'id="handler-schemas"' in page
+    assert "succeed_on_attempt" in page  # from the `fail` handler's schema
