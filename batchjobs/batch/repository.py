@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.db.models.functions import Now
 
 from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
@@ -189,11 +189,3 @@ class JobRepository:
             .aggregate(**{name: Sum(name) for name in COUNTERS})
         )
         return {name: totals[name] or 0 for name in COUNTERS}
-
-    def steps_finished(self) -> dict[str, str]:
-        """Status of each whole (not partition) step of this execution that has ended."""
-        return dict(
-            StepExecution.objects.filter(execution_id=self.execution_id, partition="")
-            .filter(Q(status__in=FINISHED))
-            .values_list("step_name", "status")
-        )
