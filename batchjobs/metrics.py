@@ -22,10 +22,10 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from batchjobs.execution.publish import queue_depths
 from batchjobs.models import (
     AttemptStatus,
     BatchAttempt,
-    BatchJob,
     BatchLog,
     BatchSchedule,
     ExecutionStatus,
@@ -251,29 +251,6 @@ class BatchJobsCollector:
         for queue, n in sorted(depths.items()):
             depth.add_metric([queue], n)
         yield depth
-
-
-def queue_depths() -> dict[str, int]:
-    """Messages waiting in each queue that jobs use (and the default queue), summed over the
-    Redis lists kombu keeps per priority step."""
-    from celery import current_app
-
-    queues = set(BatchJob.objects.order_by().values_list("queue", flat=True).distinct())
-    queues.add(settings.CELERY_TASK_DEFAULT_QUEUE)
-    with current_app.connection_for_read() as connection:
-        channel = connection.default_channel
-        if connection.transport.driver_type != "redis":  # only Redis is used (DESIGN.md §1)
-            return {}
-        keys = {
-            queue: [channel._q_for_pri(queue, priority) for priority in channel.priority_steps]
-            for queue in sorted(queues)
-        }
-        pipeline = channel.client.pipeline(transaction=False)
-        for names in keys.values():
-            for name in names:
-                pipeline.llen(name)
-        lengths = iter(pipeline.execute())
-        return {queue: sum(next(lengths) for _ in names) for queue, names in keys.items()}
 
 
 def metrics_allowed(request: HttpRequest) -> bool:

@@ -6,6 +6,7 @@ nothing (DESIGN.md §4, invariants 2-5).
 """
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
@@ -298,20 +299,24 @@ def executions_reap_lost(*, limit: int = 500) -> int:
     return reaped
 
 
-def executions_due_for_publish(*, limit: int = 1000) -> list[int]:
+def executions_due_for_publish(
+    *, limit: int = 1000, backlogged_queues: Collection[str] = ()
+) -> list[int]:
     """QUEUED executions that need a message now: a retry whose backoff is over, a run an
-    overlap held back, or one whose message seems lost (not claimed within the relay delay).
+    overlap held back, or one whose message seems lost: not claimed within the relay delay
+    while its queue holds no message (in a backlog it is only waiting its turn, and a copy
+    would lengthen the wait of every run behind it).
     Marks them published, so concurrent relays split rather than double the work."""
     now = database_now()
     stale = now - timedelta(seconds=settings.BATCHJOBS_RELAY_AFTER_SECONDS)
     with transaction.atomic():
         due = list(
-            BatchLog.objects.select_for_update(skip_locked=True)
+            BatchLog.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=ExecutionStatus.QUEUED, next_attempt_at__lte=now)
             .filter(
                 Q(published_at__isnull=True)
                 | Q(published_at__lt=F("next_attempt_at"))
-                | Q(published_at__lt=stale)
+                | (Q(published_at__lt=stale) & ~Q(job__queue__in=list(backlogged_queues)))
             )
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:limit]

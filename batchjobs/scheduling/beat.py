@@ -81,7 +81,7 @@ class BatchScheduler(DatabaseScheduler):
                 return False
             if fired.execution_ids:
                 # Committed already: with the broker away, the relay sends them later.
-                executions_publish_or_defer(fired.execution_ids)
+                executions_publish_or_defer(fired.execution_ids, routes=fired.routes)
         return True
 
     def _housekeeping(self) -> None:

@@ -10,7 +10,11 @@ from django.db.models import Q
 from batchjobs.batch.registry import batch_job_get, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.lifecycle import executions_due_for_publish
-from batchjobs.execution.publish import executions_publish, executions_publish_or_defer
+from batchjobs.execution.publish import (
+    executions_publish,
+    executions_publish_or_defer,
+    queue_depths,
+)
 from batchjobs.handlers.registry import handler_get, handler_params_errors
 from batchjobs.models import AuditAction, BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
 from batchjobs.models.execution import FINAL_STATUSES
@@ -92,8 +96,10 @@ def execution_start(
 
 def executions_relay() -> int:
     """Send the messages that are due: retries after their backoff, runs an overlap held back,
-    and runs whose first message seems lost (DESIGN.md §4, invariant 4)."""
-    due = executions_due_for_publish()
+    and runs whose message seems lost: unclaimed after the relay delay while their queue is
+    empty (DESIGN.md §4, invariant 4)."""
+    backlogged = [queue for queue, waiting in queue_depths().items() if waiting]
+    due = executions_due_for_publish(backlogged_queues=backlogged)
     if due:
         executions_publish(due)
     return len(due)

@@ -121,6 +121,23 @@ def test_relay_sends_due_retries_and_stale_messages_once(settings):
     assert executions_due_for_publish() == []
 
 
+def test_relay_leaves_a_stale_message_alone_while_its_queue_has_a_backlog(settings):
+    settings.BATCHJOBS_RELAY_AFTER_SECONDS = 60
+    busy, idle = handler_job("noop", queue="busy"), handler_job("noop", queue="idle")
+    busy_stale, busy_retry, idle_stale = start(busy), start(busy), start(idle)
+    now = timezone.now()
+    BatchLog.objects.filter(pk__in=[busy_stale.pk, idle_stale.pk]).update(
+        published_at=now - timedelta(minutes=5), next_attempt_at=now - timedelta(minutes=5)
+    )  # sent when due, five minutes ago, and not claimed since
+    BatchLog.objects.filter(pk=busy_retry.pk).update(
+        published_at=now - timedelta(minutes=5), next_attempt_at=now - timedelta(seconds=1)
+    )
+    due = executions_due_for_publish(backlogged_queues=["busy"])
+    assert sorted(due) == sorted([busy_retry.pk, idle_stale.pk])  # a retry is due regardless
+    assert executions_due_for_publish(backlogged_queues=["busy"]) == []
+    assert executions_due_for_publish(backlogged_queues=[]) == [busy_stale.pk]  # drained
+
+
 def test_retry_delay_doubles_caps_and_jitters_over_the_upper_half():
     job = handler_job(
         "noop", retry_backoff_seconds=10, retry_backoff_max_seconds=60, retry_jitter=False

@@ -2,12 +2,15 @@
 
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
-from batchjobs.execution.publish import executions_publish
+from batchjobs.execution.publish import LPUSH_MAX_VALUES, executions_publish
 from batchjobs.models import BatchLog, ExecutionStatus
+from batchjobs.services.executions import executions_relay
 from batchjobs.tasks import execute
 from tests.factories import handler_job, start
 from tests.processes import wait_until
@@ -21,10 +24,14 @@ def raw_queue():
     with execute.app.connection_for_write() as connection:
         client = connection.default_channel.client
 
-        def messages() -> list[dict]:
+        def messages(*, take: bool = False) -> list[dict]:
+            """The messages in consumption order (kombu pops from the right); `take` empties
+            the queue after reading it."""
             found = []
             for key in client.keys(f"{QUEUE}*"):
-                found += [json.loads(raw) for raw in client.lrange(key, 0, -1)]
+                found += [json.loads(raw) for raw in reversed(client.lrange(key, 0, -1))]
+                if take:
+                    client.delete(key)
             return found
 
         yield messages
@@ -72,3 +79,38 @@ def test_a_batch_published_at_once_runs_every_execution_once(worker):
         timeout=30,
     )
     assert all(e.attempt_rows.count() == 1 for e in BatchLog.objects.filter(job=job))
+
+
+def _execution_id(message: dict) -> int:
+    return json.loads(base64.b64decode(message["body"]))[0][0]
+
+
+@pytest.mark.django_db
+def test_a_batch_is_consumed_in_execution_order(raw_queue):
+    job = handler_job("noop", queue=QUEUE, priority=0)
+    executions = [start(job) for _ in range(LPUSH_MAX_VALUES + 5)]  # two LPUSH commands
+    executions_publish([e.pk for e in reversed(executions)])
+    assert [_execution_id(m) for m in raw_queue()] == [e.pk for e in executions]
+
+
+@pytest.mark.django_db
+def test_publish_skips_an_execution_deleted_since(raw_queue):
+    job = handler_job("noop", queue=QUEUE)
+    kept, deleted = start(job), start(job)
+    BatchLog.objects.filter(pk=deleted.pk).delete()
+    executions_publish([kept.pk, deleted.pk])
+    assert [_execution_id(m) for m in raw_queue()] == [kept.pk]
+
+
+@pytest.mark.django_db
+def test_relay_resends_a_stale_execution_once_its_queue_has_drained(raw_queue, settings):
+    settings.BATCHJOBS_RELAY_AFTER_SECONDS = 60
+    job = handler_job("noop", queue=QUEUE)
+    waiting, stale = start(job), start(job)
+    executions_publish([waiting.pk])  # a backlog: one message not yet taken by any worker
+    long_ago = timezone.now() - timedelta(minutes=5)
+    BatchLog.objects.filter(pk=stale.pk).update(published_at=long_ago, next_attempt_at=long_ago)
+    assert executions_relay() == 0
+    assert [_execution_id(m) for m in raw_queue(take=True)] == [waiting.pk]
+    assert executions_relay() == 1
+    assert [_execution_id(m) for m in raw_queue()] == [stale.pk]

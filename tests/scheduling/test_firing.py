@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from batchjobs.execution.publish import Route
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.scheduling.firing import schedules_fire_due
 from batchjobs.services.schedules import schedule_create
@@ -125,3 +126,35 @@ def test_schedule_params_override_job_params():
     [execution_id] = fire_all(T0 + timedelta(seconds=1))
     assert BatchLog.objects.get(pk=execution_id).params == {"seconds": 1}
     assert schedule.pk
+
+
+def test_schedules_without_params_share_their_jobs_params():
+    job = handler_job("sleep", params={"seconds": 5})
+    first, second = hourly(job), hourly(job, params={"seconds": 2})
+    third = hourly(job)
+    fire_all(T0 + timedelta(seconds=1))
+    params = dict(BatchLog.objects.values_list("schedule_id", "params"))
+    assert params == {first.pk: {"seconds": 5}, second.pk: {"seconds": 2}, third.pk: {"seconds": 5}}
+
+
+def test_a_fired_batch_carries_each_executions_route_from_the_claim():
+    urgent = handler_job("noop", queue="urgent", priority=1, timeout_seconds=12)
+    bulk = handler_job("noop", queue="bulk", priority=8, timeout_seconds=600)
+    hourly(urgent), hourly(bulk)
+    batch = schedules_fire_due(now=T0 + timedelta(seconds=1))
+    assert sorted(batch.execution_ids) == sorted(batch.routes)
+    by_job = dict(BatchLog.objects.filter(pk__in=batch.execution_ids).values_list("pk", "job_id"))
+    assert {by_job[pk]: route for pk, route in batch.routes.items()} == {
+        urgent.pk: Route(queue="urgent", priority=1, timeout_seconds=12.0),
+        bulk.pk: Route(queue="bulk", priority=8, timeout_seconds=600.0),
+    }
+
+
+def test_a_batch_is_capped_and_the_rest_fire_in_the_next():
+    job = handler_job("noop")
+    schedules = [hourly(job) for _ in range(5)]
+    first = schedules_fire_due(now=T0 + timedelta(seconds=1), batch_size=3)
+    second = schedules_fire_due(now=T0 + timedelta(seconds=1), batch_size=3)
+    assert (first.schedules, second.schedules) == (3, 2)
+    assert BatchLog.objects.filter(schedule__in=schedules).count() == 5
+    assert schedules_fire_due(now=T0 + timedelta(seconds=1)).schedules == 0
