@@ -5,15 +5,22 @@ Keys come from BATCHJOBS_SECRET_KEYS (comma-separated Fernet keys, newest first;
 still decrypt, so keys can be rotated: add a new key in front, run `manage.py rotate_secrets`,
 then drop the old key). Without it, a key is derived from DJANGO_SECRET_KEY, which suits the
 quick start; production sets BATCHJOBS_SECRET_KEYS.
+
+Secrets when shown (DESIGN.md §4, invariant 9: masked wherever shown): a header is {"name": ...,
+"value": ..., "secret": true|false}. Every page, API answer and audit entry that shows headers
+shows `headers_masked(...)`; a form or request that received masked headers turns them back into
+the stored values with `headers_unmasked(...)`, so saving without retyping a secret keeps it.
 """
 
 import base64
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 PREFIX = "enc:v1:"
 
@@ -64,3 +71,58 @@ def secret_rotate(value: str) -> str:
         return PREFIX + _cipher().rotate(value[len(PREFIX) :].encode()).decode()
     except InvalidToken as exc:
         raise SecretUnreadable("no configured key decrypts this secret") from exc
+
+
+SECRET_MASK = "••••••"
+
+
+def headers_masked(headers: Any) -> Any:
+    """The headers with each secret value replaced by SECRET_MASK; anything that is not a
+    well-formed header list is returned as is, since it holds no recognisable secret."""
+    if not isinstance(headers, list):
+        return headers
+    return [
+        {**header, "value": SECRET_MASK} if _is_secret(header) else header for header in headers
+    ]
+
+
+def headers_unmasked(submitted: Any, *, stored: Any) -> Any:
+    """The submitted headers with each masked secret value replaced by the stored value of the
+    secret header of the same name (case-insensitive, in order for repeated names).
+
+    Raises ValidationError when a mask cannot stand for a stored secret: the header is no longer
+    secret (restoring would reveal the value) or no stored secret header has its name."""
+    if not isinstance(submitted, list):
+        return submitted
+    stored_secrets: dict[str, list[str]] = {}
+    for header in stored if isinstance(stored, list) else []:
+        if _is_secret(header):
+            stored_secrets.setdefault(str(header.get("name", "")).lower(), []).append(
+                header.get("value")
+            )
+    restored, errors = [], []
+    for position, header in enumerate(submitted, start=1):
+        if not (isinstance(header, dict) and header.get("value") == SECRET_MASK):
+            restored.append(header)
+            continue
+        name = str(header.get("name", ""))
+        candidates = stored_secrets.get(name.lower())
+        if not _is_secret(header):
+            errors.append(
+                f"header {position} ({name}): {SECRET_MASK} stands for a hidden value; "
+                "keep the header secret or enter its value."
+            )
+        elif not candidates:
+            errors.append(
+                f"header {position} ({name}): enter its value; {SECRET_MASK} keeps a stored "
+                "secret only under the name it was saved with."
+            )
+        else:
+            restored.append({**header, "value": candidates.pop(0)})
+    if errors:
+        raise ValidationError(errors)
+    return restored
+
+
+def _is_secret(header: Any) -> bool:
+    return isinstance(header, dict) and header.get("secret") is True

@@ -15,8 +15,7 @@ from batchjobs.batch.registry import batch_job_names
 from batchjobs.errors import InvalidInput
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchSchedule
-
-from .secrets import headers_masked, headers_unmasked
+from batchjobs.secrets import headers_masked, headers_unmasked
 
 
 class JSONTextField(forms.JSONField):

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, JobNotification, Trigger
+from batchjobs.secrets import headers_masked
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_delete, job_save, job_set_enabled, job_test_fire
 from batchjobs.services.notifications import notification_delete, notification_save
@@ -24,7 +25,6 @@ from batchjobs.services.schedules import schedule_delete, schedule_save
 from .display import change_link, json_pre, status_badge
 from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
 from .notifications import JobNotificationInline
-from .secrets import headers_masked
 
 RUN_PERMISSION = "batchjobs.run_batchjob"
 # Read-only pages render fields as stored, so they show this masked stand-in for the headers.

@@ -11,7 +11,6 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from batchjobs.admin.secrets import headers_masked, headers_unmasked
 from batchjobs.models import (
     BatchAttempt,
     BatchJob,
@@ -20,7 +19,7 @@ from batchjobs.models import (
     ExecutionStatus,
     StepExecution,
 )
-from batchjobs.secrets import secret_decrypt
+from batchjobs.secrets import headers_masked, headers_unmasked, secret_decrypt
 from batchjobs.services.schedules import cron_describe
 
 # --- strict JSON types -----------------------------------------------------------------------
@@ -143,7 +142,7 @@ class JobDefinitionSerializer(StrictModelSerializer):
     """A job as defined by a person: what export writes and import reads.
 
     Secret header values are masked on output unless the context says `include_secrets`; a
-    masked value sent back stands for the stored one (batchjobs.admin.secrets)."""
+    masked value sent back stands for the stored one (batchjobs.secrets)."""
 
     http_headers = HeadersField(
         required=False, help_text=BatchJob._meta.get_field("http_headers").help_text

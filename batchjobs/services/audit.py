@@ -7,6 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from batchjobs.models import AuditAction, AuditEntry, BatchJob
+from batchjobs.secrets import headers_masked
 
 SYSTEM_ACTOR = "system"
 # Bookkeeping that changes on its own: not what a person changed.
@@ -14,12 +15,7 @@ UNAUDITED_FIELDS = {"id", "created_at", "updated_at", "next_fire_at", "last_fire
 
 
 def _masked(field: str, value: Any) -> Any:
-    if field != "http_headers":
-        return value
-    # The admin's masking is the one definition of what a secret header shows as.
-    from batchjobs.admin.secrets import headers_masked
-
-    return headers_masked(value)
+    return headers_masked(value) if field == "http_headers" else value
 
 
 def audit_snapshot(obj: models.Model | None) -> dict[str, Any] | None:

@@ -11,7 +11,6 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from batchjobs.admin.secrets import headers_masked
 from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.http_client import url_errors
@@ -25,7 +24,7 @@ from batchjobs.handlers.registry import handler_get, handler_names, handler_para
 from batchjobs.models import AuditAction, BatchJob, ExecutionStatus, JobKind
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import AssertionKind
-from batchjobs.secrets import secret_encrypt, secret_rotate
+from batchjobs.secrets import headers_masked, secret_encrypt, secret_rotate
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
 

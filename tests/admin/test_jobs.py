@@ -4,9 +4,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from batchjobs.admin.secrets import SECRET_MASK
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
-from batchjobs.secrets import secret_decrypt
+from batchjobs.secrets import SECRET_MASK, secret_decrypt
 from tests.factories import handler_job, http_job
 
 from .conftest import form_errors, job_form_data

@@ -3,7 +3,6 @@
 import pytest
 from django.urls import reverse
 
-from batchjobs.admin.secrets import SECRET_MASK
 from batchjobs.models import (
     AuditEntry,
     BatchJob,
@@ -12,7 +11,7 @@ from batchjobs.models import (
     ExecutionStatus,
     Trigger,
 )
-from batchjobs.secrets import secret_decrypt
+from batchjobs.secrets import SECRET_MASK, secret_decrypt
 from tests.factories import handler_job, http_job
 
 pytestmark = pytest.mark.django_db

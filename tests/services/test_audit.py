@@ -5,10 +5,10 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
-from batchjobs.admin.secrets import SECRET_MASK
 from batchjobs.errors import InvalidInput
 from batchjobs.models import AuditAction, AuditEntry, BatchJob, ExecutionStatus, Trigger
 from batchjobs.scheduling.firing import schedules_fire_due
+from batchjobs.secrets import SECRET_MASK
 from batchjobs.services import operator
 from batchjobs.services.audit import audit_trail
 from batchjobs.services.executions import execution_start

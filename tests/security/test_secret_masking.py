@@ -1,7 +1,9 @@
+"""Masking of secret header values where they are shown, and restoring them on save."""
+
 import pytest
 from django.core.exceptions import ValidationError
 
-from batchjobs.admin.secrets import SECRET_MASK, headers_masked, headers_unmasked
+from batchjobs.secrets import SECRET_MASK, headers_masked, headers_unmasked
 
 STORED = [
     {"name": "Authorization", "value": "Bearer one", "secret": True},
