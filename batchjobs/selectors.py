@@ -252,6 +252,33 @@ def workers_seen(*, timeout: float = WORKERS_PING_SECONDS) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """Which beats and workers are alive, as the broker tells."""
+
+    # False when the broker could not be asked: then beats and workers are unknown, not absent.
+    broker_reachable: bool
+    beats: list[BeatHeartbeat]
+    workers: list[str] | None  # None when not asked (or the broker could not be)
+
+    @property
+    def beat_alive(self) -> bool:
+        return bool(self.beats)
+
+
+def liveness(*, ask_workers: bool = True) -> Liveness:
+    """Beats whose heartbeat is fresh and, if asked, workers that answer a ping."""
+    from kombu.exceptions import OperationalError
+    from redis import RedisError
+
+    try:
+        beats = beat_heartbeats()
+        workers = workers_seen() if ask_workers else None
+    except (OperationalError, RedisError, OSError):
+        return Liveness(broker_reachable=False, beats=[], workers=None)
+    return Liveness(broker_reachable=True, beats=beats, workers=workers)
+
+
+@dataclass(frozen=True)
 class SchedulerStatus:
     beats: list[BeatHeartbeat]
     # None when the broker could not be asked (then beats and workers are unknown, not absent).
@@ -272,22 +299,11 @@ class SchedulerStatus:
 
 def scheduler_status(*, ask_workers: bool = True) -> SchedulerStatus:
     """Beat alive, workers seen, executions by status and the next fire due."""
-    from kombu.exceptions import OperationalError
-    from redis import RedisError
-
-    beats: list[BeatHeartbeat] = []
-    workers: list[str] | None = None
-    broker_reachable = True
-    try:
-        beats = beat_heartbeats()
-        if ask_workers:
-            workers = workers_seen()
-    except (OperationalError, RedisError, OSError):
-        broker_reachable = False
+    alive = liveness(ask_workers=ask_workers)
     return SchedulerStatus(
-        beats=beats,
-        broker_reachable=broker_reachable,
-        workers=workers,
+        beats=alive.beats,
+        broker_reachable=alive.broker_reachable,
+        workers=alive.workers,
         total_jobs=BatchJob.objects.count(),
         counts=execution_status_counts(),
         next_due=next_due(),

@@ -1,8 +1,7 @@
 """Read queries of the admin dashboard and execution pages: scheduler health, executions by
 status, what is due and what runs now (with progress, rate and ETA), recent failures, and the
 series the charts draw. Every query is bounded: by an index, a time window or a limit.
-
-(To be merged into batchjobs/selectors.py.)
+What the API and command line read too (liveness of beats and workers) is in selectors.
 """
 
 import math
@@ -11,62 +10,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.db.models import Count, Subquery
 from django.db.models.functions import TruncHour
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, StepExecution
 from batchjobs.models.execution import FINAL_STATUSES, RUNNING_STATUSES
 from batchjobs.scheduling.clock import database_now
-from batchjobs.selectors import BeatHeartbeat, beat_heartbeats, workers_seen
+from batchjobs.selectors import Liveness, liveness
 
 from .operator import ACTIVE_STATUSES, RESTARTABLE_STATUSES
 
 WINDOW = timedelta(hours=24)
-# Asking workers costs a broadcast and up to WORKERS_PING_SECONDS of waiting: a page refreshed
-# by many operators asks at most once per HEALTH_CACHE_SECONDS per web process.
-HEALTH_CACHE_SECONDS = 5
-WORKERS_PING_SECONDS = 0.5
-HEALTH_CACHE_KEY = "batchjobs:dashboard:health"
 DURATION_ROWS_LIMIT = 20_000
 STOPPABLE_STATUSES = (ExecutionStatus.QUEUED, ExecutionStatus.STARTED)
-
-
-# --- health ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Health:
-    broker_reachable: bool
-    beats: list[BeatHeartbeat]
-    workers: list[str]
-    checked_at: datetime
-
-    @property
-    def beat_alive(self) -> bool:
-        return bool(self.beats)
-
-
-def scheduler_health(*, use_cache: bool = True) -> Health:
-    """Beats whose heartbeat is fresh and workers that answer a ping (cached a few seconds)."""
-    if use_cache:
-        cached = cache.get(HEALTH_CACHE_KEY)
-        if cached is not None:
-            return cached
-    from kombu.exceptions import OperationalError
-    from redis import RedisError
-
-    try:
-        health = Health(
-            broker_reachable=True,
-            beats=beat_heartbeats(),
-            workers=workers_seen(timeout=WORKERS_PING_SECONDS),
-            checked_at=database_now(),
-        )
-    except (OperationalError, RedisError, OSError):
-        health = Health(broker_reachable=False, beats=[], workers=[], checked_at=database_now())
-    cache.set(HEALTH_CACHE_KEY, health, HEALTH_CACHE_SECONDS)
-    return health
 
 
 # --- counts, due, failures -------------------------------------------------------------------
@@ -325,7 +281,7 @@ def duration_percentiles(*, since: datetime | None = None, limit: int = 15) -> l
 @dataclass(frozen=True)
 class Dashboard:
     now: datetime
-    health: Health
+    health: Liveness
     counts: dict[str, int]
     running: list[RunningExecution]
     upcoming: list[BatchSchedule]
@@ -338,7 +294,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
     now = now or database_now()
     return Dashboard(
         now=now,
-        health=scheduler_health(),
+        health=liveness(),
         counts=execution_counts(since=now - WINDOW),
         running=running_executions(),
         upcoming=upcoming_fires(),

@@ -16,9 +16,8 @@ from django.utils.html import escape
 from batchjobs.admin.dashboard import live_context
 from batchjobs.models import BatchLog, ExecutionStatus, StepExecution, Trigger
 from batchjobs.scheduling.clock import database_now
+from batchjobs.selectors import Liveness
 from batchjobs.services.dashboard import (
-    HEALTH_CACHE_KEY,
-    Health,
     dashboard,
     duration_percentiles,
     execution_progress,
@@ -35,15 +34,15 @@ LIVE = reverse("admin:batchjobs_dashboard_live")
 
 @pytest.fixture(autouse=True)
 def fresh_health():
-    """The health figures are cached a few seconds per process: each test asks afresh.
-    (Only those keys: the cache's Redis database also holds the broker's queues.)"""
+    """Workers' answers to a ping are cached a few seconds per process: each test asks afresh.
+    (Only that key: the cache's Redis database also holds the broker's queues.)"""
     forget_health()
     yield
     forget_health()
 
 
 def forget_health() -> None:
-    cache.delete_many([HEALTH_CACHE_KEY, "batchjobs:workers-seen"])
+    cache.delete("batchjobs:workers-seen")
 
 
 def execution(job, status=ExecutionStatus.COMPLETED, *, minutes_ago=0.0, seconds=None, **fields):
@@ -204,8 +203,8 @@ class TestContent:
 
     def test_health_when_beat_is_down_or_the_broker_unreachable(self):
         data = dashboard()
-        down = Health(broker_reachable=True, beats=[], workers=[], checked_at=data.now)
-        away = Health(broker_reachable=False, beats=[], workers=[], checked_at=data.now)
+        down = Liveness(broker_reachable=True, beats=[], workers=[])
+        away = Liveness(broker_reachable=False, beats=[], workers=None)
 
         def render(health):
             context = live_context(dataclasses.replace(data, health=health))
