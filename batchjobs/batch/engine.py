@@ -31,7 +31,7 @@ from .job import (
     StepContext,
     TaskletStep,
 )
-from .policies import SkipLimitExceeded
+from .policies import RetryPolicy, SkipLimitExceeded
 from .protocols import ItemStream
 from .repository import JobRepository, StepRecord
 
@@ -252,6 +252,28 @@ def _as_callable(processor) -> Callable[[Any], Any]:
     return processor.process if hasattr(processor, "process") else processor
 
 
+def _retried(process: Callable[[Any], Any], retry: RetryPolicy) -> Callable[[Any], Any]:
+    """The processor, each call of it under the step's retry policy if it has one."""
+    if not retry.exceptions:
+        return process
+    return lambda item: retry.call(lambda: process(item))
+
+
+def _chained(processes: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """The processors applied in order, as one call; None (filtered) ends the chain."""
+    if len(processes) == 1:
+        return processes[0]
+
+    def chained(item: Any) -> Any:
+        for process in processes:
+            if item is None:
+                return None
+            item = process(item)
+        return item
+
+    return chained
+
+
 class _ChunkLoop:
     def __init__(self, runner: JobRunner, step: ChunkStep, context: StepContext,
                  record: StepRecord, reader, processors, writer, streams) -> None:  # fmt: skip
@@ -262,6 +284,7 @@ class _ChunkLoop:
         self.item_listeners = [x for x in step.listeners if hasattr(x, "after_read")]
         self.skip_listeners = [x for x in step.listeners if hasattr(x, "on_skip_in_read")]
         self.chunk_listeners = [x for x in step.listeners if hasattr(x, "before_chunk")]
+        self.process_item = _chained([_retried(p, step.retry) for p in processors])
 
     def run(self) -> None:
         exhausted = False
@@ -289,58 +312,70 @@ class _ChunkLoop:
                 f"skip limit {self.step.skip.limit} reached in {self.step.name}: {error!r}"
             ) from error
 
+    # The two loops below run for every item: what stays the same within a chunk is bound to a
+    # local before them, and a step without item listeners iterates over empty lists.
+
     def _read_chunk(self) -> tuple[list, bool]:
-        items = []
-        read = self.reader.read
-        while len(items) < self.step.chunk_size:
+        """Up to chunk_size items, and whether the reader is exhausted. A read that fails and
+        is skipped takes no place in the chunk."""
+        items: list = []
+        read, append, size = self.reader.read, items.append, self.step.chunk_size
+        after_read = [listener.after_read for listener in self.item_listeners]
+        exhausted = False
+        while len(items) < size:
             try:
                 item = read()
             except Exception as error:
-                for listener in self.item_listeners:
-                    listener.on_read_error(error)
-                self._skip(error)
-                self.counts["read_skip_count"] += 1
-                for listener in self.skip_listeners:
-                    listener.on_skip_in_read(error)
+                self._read_failed(error)
                 continue
             if item is None:
-                self.counts["read_count"] += len(items)
-                return items, True
-            for listener in self.item_listeners:
-                listener.after_read(item)
-            items.append(item)
+                exhausted = True
+                break
+            for listener in after_read:
+                listener(item)
+            append(item)
         self.counts["read_count"] += len(items)
-        return items, False
+        return items, exhausted
+
+    def _read_failed(self, error: Exception) -> None:
+        for listener in self.item_listeners:
+            listener.on_read_error(error)
+        self._skip(error)
+        self.counts["read_skip_count"] += 1
+        for listener in self.skip_listeners:
+            listener.on_skip_in_read(error)
 
     def _process(self, items: list) -> list:
         if not self.processors and not self.item_listeners:
             return items
-        outputs = []
-        retry = self.step.retry
-        for item in items:
-            result = item
-            try:
-                for process in self.processors:
-                    if result is None:
-                        break
-                    current = result
-                    result = retry.call(lambda p=process, c=current: p(c)) if retry.exceptions \
-                        else process(current)  # fmt: skip
-            except Exception as error:
-                for listener in self.item_listeners:
-                    listener.on_process_error(item, error)
-                self._skip(error)
-                self.counts["process_skip_count"] += 1
-                for listener in self.skip_listeners:
-                    listener.on_skip_in_process(item, error)
-                continue
-            for listener in self.item_listeners:
-                listener.after_process(item, result)
-            if result is None:
-                self.counts["filter_count"] += 1
-            else:
-                outputs.append(result)
+        outputs: list = []
+        process, append = self.process_item, outputs.append
+        after_process = [listener.after_process for listener in self.item_listeners]
+        filtered = 0
+        try:
+            for item in items:
+                try:
+                    result = process(item)
+                except Exception as error:
+                    self._process_failed(item, error)
+                    continue
+                for listener in after_process:
+                    listener(item, result)
+                if result is None:
+                    filtered += 1
+                else:
+                    append(result)
+        finally:  # a chunk that fails still counts what it filtered, as the step ends
+            self.counts["filter_count"] += filtered
         return outputs
+
+    def _process_failed(self, item: Any, error: Exception) -> None:
+        for listener in self.item_listeners:
+            listener.on_process_error(item, error)
+        self._skip(error)
+        self.counts["process_skip_count"] += 1
+        for listener in self.skip_listeners:
+            listener.on_skip_in_process(item, error)
 
     def _commit(self, outputs: list) -> None:
         with transaction.atomic():

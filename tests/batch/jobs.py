@@ -5,6 +5,7 @@ import time
 from django.db import connection
 
 from batchjobs.batch import (
+    ItemListener,
     JobBuilder,
     RetryPolicy,
     SkipPolicy,
@@ -158,6 +159,50 @@ def retry_job():
         "load", reader=_numbers, writer=lambda ctx: FlakyWriter(), chunk_size=5,
         retry=RetryPolicy((ConnectionError,), attempts=3),
     )).build()  # fmt: skip
+
+
+class ItemEvents(ItemListener):
+    """Records what an item listener is told, in order, in `events`."""
+
+    events: list[tuple] = []
+
+    def after_read(self, item):
+        self.events.append(("read", item))
+
+    def on_read_error(self, error):
+        self.events.append(("read error", str(error)))
+
+    def after_process(self, item, result):
+        self.events.append(("processed", item, result))
+
+    def on_process_error(self, item, error):
+        self.events.append(("process error", item, type(error).__name__))
+
+    def after_write(self, items):
+        self.events.append(("written", list(items)))
+
+
+_checked_calls: dict[int, int] = {}
+
+
+def _checked(number):
+    """5 is invalid (skipped); 3 fails once with a transient error (retried)."""
+    _checked_calls[number] = _checked_calls.get(number, 0) + 1
+    if number == 5:
+        raise ValueError("5 is invalid")
+    if number == 3 and _checked_calls[number] == 1:
+        raise ConnectionError("transient")
+    return number
+
+
+@batch_job("tests.item_listeners")
+def item_listeners_job():
+    load = chunk_step(
+        "load", reader=_numbers, processor=[_odd_only, _checked], writer=_writer, chunk_size=3,
+        skip=SkipPolicy((ValueError,), limit=3), retry=RetryPolicy((ConnectionError,), attempts=2),
+        listeners=(ItemEvents(),),
+    )  # fmt: skip
+    return JobBuilder().start(load).build()
 
 
 def _ranges(ctx, grid_size):

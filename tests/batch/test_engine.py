@@ -6,6 +6,7 @@ from batchjobs.errors import Conflict
 from batchjobs.execution.runner import execution_run
 from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
 from batchjobs.services import operator
+from tests.batch import jobs
 from tests.batch.jobs import customer_numbers
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +56,32 @@ def test_processor_filters():
     load = step(execution, "load")
     assert (load.read_count, load.filter_count, load.write_count) == (9, 4, 5)
     assert customer_numbers() == [1, 3, 5, 7, 9]
+
+
+def test_item_listeners_see_every_read_process_and_write_in_order():
+    # given numbers 1..6 where reading 2 fails, the processors filter even numbers, then
+    # reject 5 and fail 3 once (a transient error the retry policy retries)
+    jobs.ItemEvents.events.clear()
+    jobs._checked_calls.clear()
+
+    # when
+    execution = run(operator.start("tests.item_listeners", {"count": 6, "bad": [2]}))
+
+    # then
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error
+    assert jobs.ItemEvents.events == [
+        ("read", 1), ("read error", "bad number 2"), ("read", 3), ("read", 4),
+        ("processed", 1, 1), ("processed", 3, 3), ("processed", 4, None),
+        ("written", [1, 3]),
+        ("read", 5), ("read", 6),
+        ("process error", 5, "ValueError"), ("processed", 6, None),
+        ("written", []),
+    ]  # fmt: skip
+    assert jobs._checked_calls == {1: 1, 3: 2, 5: 1}  # even numbers never reach the second
+    load = step(execution, "load")
+    assert (load.read_count, load.read_skip_count, load.process_skip_count) == (5, 1, 1)
+    assert (load.filter_count, load.write_count) == (2, 2)
+    assert customer_numbers() == [1, 3]
 
 
 def test_write_retry():

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, connections, transaction
 from werkzeug import Response
 
-from batchjobs.batch import JobBuilder, RetryPolicy, SkipPolicy, batch_job, chunk_step
+from batchjobs.batch import JobBuilder, RetryPolicy, SkipPolicy, batch_job, chunk_step, readers
 from batchjobs.batch.readers import (
     BadLine,
     BadLineReport,
@@ -211,6 +211,72 @@ def test_csv_reader_restart_resumes_at_the_saved_byte_offset(tmp_path):
     assert [error.line for error in bad] == [1 + 100 + 100 // 7 + 1]
 
 
+def read_with_checkpoints(reader) -> list:
+    """Each item (or BadLine's line and reason) with the checkpoint after it, to the end."""
+    steps = []
+    while True:
+        try:
+            item = reader.read()
+        except BadLine as error:
+            item = (error.line, error.reason, error.text)
+        if item is None:
+            return steps
+        steps.append((item, checkpoint(reader)))
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 7, 40])
+def test_csv_reader_reads_the_same_whatever_the_batches_of_lines(tmp_path, monkeypatch,
+                                                                 batch_bytes):  # fmt: skip
+    # given records that span lines, blank lines, bad lines and undecodable bytes, read in
+    # batches of lines that end anywhere: inside a record, right before a bad line...
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        b'id,note\n1,"a\nb"\n\n2,two\n3,x,extra\n4,f\xffur\n5,"c\n\nd"\n6,six\n7,"unclosed\n'
+    )
+    whole = read_with_checkpoints(opened(CsvReader(path)))
+
+    # when
+    monkeypatch.setattr(readers, "LINE_BATCH_BYTES", batch_bytes)
+    batched = read_with_checkpoints(opened(CsvReader(path)))
+
+    # then the same items, bad lines and checkpoints, and each checkpoint resumes exactly
+    assert batched == whole
+    assert [step[0]["id"] for step in whole if isinstance(step[0], dict)] == [
+        "1", "2", "5", "6", "7",
+    ]  # fmt: skip
+    assert [step[0][:2] for step in whole if isinstance(step[0], tuple)] == [
+        (6, "expected 2 fields, found 3"), (7, "bytes that are not valid utf-8"),
+    ]  # fmt: skip
+    for index, (_, saved) in enumerate(whole):
+        resumed = read_with_checkpoints(opened(CsvReader(path), saved))
+        assert resumed == whole[index + 1 :]
+
+
+def test_file_ranges_read_in_small_batches_of_lines(tmp_path, monkeypatch):
+    path = tmp_path / "ranges.csv"
+    path.write_text("id\n" + "".join(f"{n}\n" for n in range(1, 200)))
+    monkeypatch.setattr(readers, "LINE_BATCH_BYTES", 16)
+    ids = [
+        int(item["id"])
+        for file_range in file_ranges(path, 5)
+        for item in read_all(opened(CsvReader(path, range=file_range)))
+    ]
+    assert ids == list(range(1, 200))
+
+
+def test_csv_reader_blames_an_undecodable_line_on_the_record_that_took_it(tmp_path):
+    # given a malformed record (lines 2-3) whose second line does not decode, then a good one
+    path = tmp_path / "swallowed.csv"
+    path.write_bytes(b'id,name\n1,"a\n\xff"x\n2,two\n')
+
+    # when
+    items, bad = read_with_skips(opened(CsvReader(path, strict=True)))
+
+    # then the malformed record is the one bad line; the record after it is read
+    assert [(error.line, error.reason.split(":")[0]) for error in bad] == [(2, "malformed CSV")]
+    assert items == [{"id": "2", "name": "two"}]
+
+
 def test_csv_reader_refuses_a_checkpoint_past_the_end_of_the_file(tmp_path):
     path = tmp_path / "short.csv"
     path.write_text("a\n1\n")
@@ -269,6 +335,23 @@ def test_json_lines_reader_skips_blank_lines_reports_bad_ones_and_restarts(tmp_p
 
     assert items == [{"n": 3, "s": "é"}, {"n": 4}]
     assert [error.line for error in errors] == [4, 6]
+
+
+def test_json_lines_reader_in_small_batches_of_lines(tmp_path, monkeypatch):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"n": 1}\n\n{"n": 2}\n\xff\n{"n": 3}\n')
+    monkeypatch.setattr(readers, "LINE_BATCH_BYTES", 3)
+    first = opened(JsonLinesReader(path))
+    assert first.read() == {"n": 1}
+    saved = checkpoint(first)
+    assert saved == {"jsonl.offset": 9, "jsonl.line": 1}
+
+    items, errors = read_with_skips(opened(JsonLinesReader(path), saved))
+
+    assert items == [{"n": 2}, {"n": 3}]
+    assert [(error.line, error.reason) for error in errors] == [
+        (4, "bytes that are not valid utf-8")
+    ]
 
 
 # --- queryset and SQL readers -------------------------------------------------------------------
