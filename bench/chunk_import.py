@@ -7,7 +7,8 @@ The same generated file of customers (email,name,active) goes into the same kind
   transaction: the ceiling (DESIGN.md §7 measured ~180,000 rows/s on this kind of machine).
 - engine: the examples.csv_import batch job, run in-process as a worker runs it
   (operator.start, then execution_run): CsvReader -> CustomerRow processor ->
-  PostgresCopyWriter, chunks of 1,000, each chunk one transaction with its checkpoint.
+  PostgresCopyWriter, chunks of 1,000, each chunk one transaction with its checkpoint; the
+  step overlaps its writes (overlap_writes): chunk k+1 is read while PostgreSQL takes in k.
 
 Each variant runs in a child process of its own, so its peak RSS (VmHWM) is its own; the
 variants alternate for --rounds rounds and the best round of each counts (noise only slows a

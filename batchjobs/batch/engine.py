@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from .job import (
 )
 from .policies import RetryPolicy, SkipLimitExceeded
 from .protocols import ItemStream
-from .repository import JobRepository, StepRecord
+from .repository import READ_COUNTERS, WRITE_COUNTERS, JobRepository, StepRecord
 
 COMPLETED, FAILED, STOPPED = "COMPLETED", "FAILED", "STOPPED"
 PARTITION_POLL_SECONDS = 0.2
@@ -274,6 +274,17 @@ def _chained(processes: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
     return chained
 
 
+@dataclass
+class _ReadChunk:
+    """A chunk read ahead (a step with overlap_writes), and the checkpoint it commits with."""
+
+    outputs: list
+    exhausted: bool
+    counts: dict[str, int]  # the read-side counters once it was read
+    positions: dict  # what the streams saved of their positions once it was read
+    context: dict  # the step's context then, with those positions
+
+
 class _ChunkLoop:
     def __init__(self, runner: JobRunner, step: ChunkStep, context: StepContext,
                  record: StepRecord, reader, processors, writer, streams) -> None:  # fmt: skip
@@ -287,6 +298,12 @@ class _ChunkLoop:
         self.process_item = _chained([_retried(p, step.retry) for p in processors])
 
     def run(self) -> None:
+        # A writer that saves a position of its own must save it after its chunk's write,
+        # which the read-ahead checkpoint cannot wait for: such a step runs chunk by chunk.
+        if (self.step.overlap_writes and hasattr(self.writer, "stream")
+                and self.writer not in self.streams):  # fmt: skip
+            self._run_overlapped()
+            return
         exhausted = False
         while not exhausted:
             if self.runner._stop_asked:
@@ -295,14 +312,71 @@ class _ChunkLoop:
                 listener.before_chunk(self.context)
             items, exhausted = self._read_chunk()
             outputs = self._process(items)
-            try:
-                self._write_and_commit(outputs)
-            except Exception as error:
-                for listener in self.chunk_listeners:
-                    listener.after_chunk_error(self.context, error)
-                raise
+            self._write_chunk(outputs)
+
+    def _write_chunk(self, outputs: list, checkpoint: _ReadChunk | None = None) -> None:
+        try:
+            self._write_and_commit(outputs, checkpoint)
+        except Exception as error:
             for listener in self.chunk_listeners:
-                listener.after_chunk(self.context)
+                listener.after_chunk_error(self.context, error)
+            raise
+        for listener in self.chunk_listeners:
+            listener.after_chunk(self.context)
+
+    def _run_overlapped(self) -> None:
+        """Chunk k's rows go to the writer's stream, then chunk k+1 is read and processed while
+        the database takes them in, then chunk k's checkpoint is saved and it commits. The
+        checkpoint is the one taken when chunk k had been read; a stop puts the read-side
+        counters back to it, so that a stopped step saves what committed."""
+        chunk = self._read_ahead()
+        while True:
+            following, read_error = None, None
+            write_side = {name: self.counts[name] for name in WRITE_COUNTERS}
+            try:
+                with transaction.atomic():
+                    with self.writer.stream() as write_part:
+                        write_part(chunk.outputs)
+                        if not chunk.exhausted:
+                            try:
+                                following = self._read_ahead()
+                            except Exception as error:  # after this chunk commits, as in order
+                                read_error = error
+                    self._save_chunk(len(chunk.outputs), chunk)
+            except Exception:
+                # The write, the checkpoint or the commit failed: the usual way, retried and
+                # then scanned item by item, with this chunk's checkpoint.
+                self.counts.update(write_side)
+                self.counts["rollback_count"] += 1
+                self._write_chunk(chunk.outputs, chunk)
+            else:
+                for listener in self.item_listeners:
+                    listener.after_write(chunk.outputs)
+                for listener in self.chunk_listeners:
+                    listener.after_chunk(self.context)
+            self.record.context.update(chunk.positions)  # the streams' positions committed
+            if read_error is not None:
+                raise read_error
+            if chunk.exhausted:
+                return
+            if self.runner._stop_asked:
+                self.counts.update({name: chunk.counts[name] for name in READ_COUNTERS})
+                raise _Stopped
+            chunk = following or self._read_ahead()
+
+    def _read_ahead(self) -> _ReadChunk:
+        """The next chunk, read and processed, with the checkpoint it commits with: the step's
+        context holding the streams' positions once it was read, and its read-side counters."""
+        for listener in self.chunk_listeners:
+            listener.before_chunk(self.context)
+        items, exhausted = self._read_chunk()
+        outputs = self._process(items)
+        positions: dict = {}
+        for stream in self.streams:
+            stream.update(positions)
+        context = {**copy.deepcopy(self.record.context), **positions}
+        counts = {name: self.counts[name] for name in READ_COUNTERS}
+        return _ReadChunk(outputs, exhausted, counts, positions, context)
 
     def _skip(self, error: BaseException) -> None:
         if not self.step.skip.skippable(error):
@@ -377,34 +451,45 @@ class _ChunkLoop:
         for listener in self.skip_listeners:
             listener.on_skip_in_process(item, error)
 
-    def _commit(self, outputs: list) -> None:
+    def _commit(self, outputs: list, checkpoint: _ReadChunk | None = None) -> None:
         with transaction.atomic():
             if outputs:
                 self.writer.write(outputs)
+            self._save_chunk(len(outputs), checkpoint)
+
+    def _save_chunk(self, written: int, checkpoint: _ReadChunk | None = None) -> None:
+        """The counters and the checkpoint, in the chunk's transaction: the streams' positions
+        now, or those a read-ahead chunk was read with (and its read-side counters)."""
+        self.counts["write_count"] += written
+        self.counts["commit_count"] += 1
+        if checkpoint is None:
             for stream in self.streams:
                 stream.update(self.record.context)
-            self.counts["write_count"] += len(outputs)
-            self.counts["commit_count"] += 1
             self.runner.saved(self.record)
+            return
+        counts = {**self.counts, **checkpoint.counts}
+        self.runner.saved(replace(self.record, context=checkpoint.context, counts=counts))
 
-    def _write_and_commit(self, outputs: list) -> None:
+    def _write_and_commit(self, outputs: list, checkpoint: _ReadChunk | None = None) -> None:
         saved = dict(self.counts)
         context = copy.deepcopy(self.record.context)
         try:
-            self.step.retry.call(lambda: self._attempt(outputs, saved, context))
+            self.step.retry.call(lambda: self._attempt(outputs, saved, context, checkpoint))
         except Exception as error:
             for listener in self.item_listeners:
                 listener.on_write_error(outputs, error)
             if not outputs or not self.step.skip.skippable(error):
                 raise
-            self._scan(outputs)
+            self._scan(outputs, checkpoint)
             return
         for listener in self.item_listeners:
             listener.after_write(outputs)
 
-    def _attempt(self, outputs: list, saved: dict, context: dict) -> None:
+    def _attempt(
+        self, outputs: list, saved: dict, context: dict, checkpoint: _ReadChunk | None
+    ) -> None:
         try:
-            self._commit(outputs)
+            self._commit(outputs, checkpoint)
         except Exception:
             # The streams moved their positions into the context before the commit failed:
             # put back the last committed checkpoint, or a restart would skip this chunk.
@@ -416,7 +501,7 @@ class _ChunkLoop:
             saved["rollback_count"] = self.counts["rollback_count"]
             raise
 
-    def _scan(self, outputs: list) -> None:
+    def _scan(self, outputs: list, checkpoint: _ReadChunk | None) -> None:
         """Write the chunk item by item, skipping those that fail, then commit the checkpoint."""
         for item in outputs:
             saved = dict(self.counts)
@@ -432,4 +517,4 @@ class _ChunkLoop:
                 self.counts["write_skip_count"] += 1
                 for listener in self.skip_listeners:
                     listener.on_skip_in_write(item, error)
-        self._commit([])
+        self._commit([], checkpoint)

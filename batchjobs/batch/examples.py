@@ -99,6 +99,7 @@ def _import_step(name: str):
         # as a whole, then the engine writes it item by item and skips the duplicates.
         skip=SkipPolicy((BadLine, InvalidCustomer, IntegrityError), limit=IMPORT_SKIP_LIMIT),
         listeners=(BadLineReport(limit=REPORTED_BAD_LINES),),
+        overlap_writes=True,  # the file is read on while PostgreSQL takes in the last chunk
     )
 
 

@@ -12,6 +12,9 @@ from django.db.models.functions import Now
 
 from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
 
+# Counted as items are read and processed, and as chunks are written.
+READ_COUNTERS = ("read_count", "filter_count", "read_skip_count", "process_skip_count")
+WRITE_COUNTERS = ("write_count", "write_skip_count", "commit_count", "rollback_count")
 COUNTERS = (
     "read_count", "write_count", "filter_count", "read_skip_count", "process_skip_count",
     "write_skip_count", "commit_count", "rollback_count",

@@ -12,7 +12,8 @@ import io
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from operator import itemgetter
@@ -190,19 +191,28 @@ class PostgresCopyWriter:
         self._getters = [itemgetter(column) for column in self.columns]
 
     def write(self, items: list) -> None:
-        if not items:
-            return
+        if items:
+            with self.stream() as write_part:
+                write_part(items)
+
+    @contextmanager
+    def stream(self) -> Iterator[Callable[[list], None]]:
+        """One COPY open for a chunk, taking its items in one or more parts, that ends with the
+        block: a step with overlap_writes reads the next chunk in between, while the server
+        inserts these rows."""
+        connection = connections[self.using]
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            with cursor.cursor.copy(self._statement) as copy:
+                yield lambda items: copy.write(self._text(items)) if items else None
+
+    def _text(self, items: list) -> str:
         if isinstance(items[0], Mapping):
             columns = [list(map(getter, items)) for getter in self._getters]
         else:
             columns = list(zip(*items, strict=True))
             if len(columns) != len(self.columns):
                 raise ValueError(f"rows of {len(columns)} values for {len(self.columns)} columns")
-        block = copy_text(columns)
-        connection = connections[self.using]
-        with connection.cursor() as cursor, connection.wrap_database_errors:
-            with cursor.cursor.copy(self._statement) as copy:
-                copy.write(block)
+        return copy_text(columns)
 
 
 # --- CSV files ----------------------------------------------------------------------------------

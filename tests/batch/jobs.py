@@ -2,7 +2,8 @@
 
 import time
 
-from django.db import connection
+from django.db import IntegrityError, connection
+from django.utils import timezone
 
 from batchjobs.batch import (
     ItemListener,
@@ -15,6 +16,7 @@ from batchjobs.batch import (
     partition_step,
     tasklet_step,
 )
+from batchjobs.batch.writers import DjangoWriter, PostgresCopyWriter
 from batchjobs.models import ExampleCustomer
 
 TABLE = ExampleCustomer._meta.db_table
@@ -203,6 +205,36 @@ def item_listeners_job():
         listeners=(ItemEvents(),),
     )  # fmt: skip
     return JobBuilder().start(load).build()
+
+
+def _customer_row(number):
+    return {"email": f"n{number}@example.com", "name": f"n{number}", "active": True,
+            "updated_at": timezone.now()}  # fmt: skip
+
+
+def _copy_writer(ctx):
+    # COPY on PostgreSQL, where overlap_writes applies; elsewhere the ORM, chunk by chunk.
+    if connection.vendor == "postgresql":
+        return PostgresCopyWriter(ExampleCustomer, ["email", "name", "active", "updated_at"])
+    return DjangoWriter(ExampleCustomer)
+
+
+def _copied_numbers(*, overlap: bool):
+    load = chunk_step(
+        "load", reader=_numbers, processor=_customer_row, writer=_copy_writer, chunk_size=5,
+        skip=SkipPolicy((ValueError, IntegrityError), limit=3), overlap_writes=overlap,
+    )  # fmt: skip
+    return JobBuilder().start(load).build()
+
+
+@batch_job("tests.copied_numbers", identifying=["run"])
+def copied_numbers_job():
+    return _copied_numbers(overlap=False)
+
+
+@batch_job("tests.copied_numbers_overlapped", identifying=["run"])
+def copied_numbers_overlapped_job():
+    return _copied_numbers(overlap=True)
 
 
 def _ranges(ctx, grid_size):

@@ -28,9 +28,11 @@ def load_step(execution_id: int) -> StepExecution:
     return StepExecution.objects.get(execution_id=execution_id, step_name="load", partition="")
 
 
-def test_stop_during_a_chunk_step_then_restart_writes_every_item_once(worker):
-    # given a slow import: 200 items, 5 per chunk, 20 ms per item
-    execution = operator.start("tests.numbers", {"run": 1, "count": 200, "delay": 0.02})
+@pytest.mark.parametrize("job", ["tests.numbers", "tests.copied_numbers_overlapped"])
+def test_stop_during_a_chunk_step_then_restart_writes_every_item_once(worker, job):
+    # given a slow import: 200 items, 5 per chunk, 20 ms per item (the second job reads each
+    # chunk while the one before is written: a stop must discard what it read ahead)
+    execution = operator.start(job, {"run": 1, "count": 200, "delay": 0.02})
     wait_until(
         lambda: (
             load_step(execution.pk).commit_count >= 3
