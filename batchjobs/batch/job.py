@@ -61,9 +61,9 @@ class ChunkStep:
     allow_start_if_complete: bool = False
     # Read and process the next chunk while the database takes in this one's rows, if the
     # writer can hold a chunk open (PostgresCopyWriter's stream): each chunk still commits on
-    # its own with its checkpoint. Only for readers and processors that do not use the
-    # writer's connection meanwhile (files, HTTP, another database). Listeners then see the
-    # next chunk's before_chunk and reads before this chunk's after_write and after_chunk.
+    # its own with its checkpoint. Only for readers, processors and listeners that do not use
+    # the writer's connection meanwhile (files, HTTP, another database). Listeners then see
+    # the next chunk's before_chunk and reads before this chunk's after_write and after_chunk.
     overlap_writes: bool = False
 
 
