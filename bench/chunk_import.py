@@ -44,13 +44,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, Python puts bench/ on the path, not the project.
 sys.path.insert(0, str(ROOT))
 
-from bench.worker_throughput import BenchError, _maintenance, _recreate_database  # noqa: E402
+from bench import support  # noqa: E402
+from bench.support import BenchError  # noqa: E402
+from tests.processes import Process, queue_purge, worker_command  # noqa: E402
 
+DATABASE_PREFIX = "bj_chunk_bench"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bj_chunk_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
 COPY_TABLE = "bench_copy_customer"
 SMALL_ROWS = 100_000
 READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
 RUN_TIMEOUT_SECONDS = 1800.0
 
 
@@ -59,20 +63,15 @@ RUN_TIMEOUT_SECONDS = 1800.0
 
 def _environment() -> dict:
     """Check and complete the environment the bench and its children share."""
-    import environ
-
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
-    config = environ.Env.db_url_config(os.environ["DATABASE_URL"])
-    if "postgresql" not in config["ENGINE"]:
-        raise BenchError("DATABASE_URL must point at PostgreSQL: the bench measures COPY")
-    if not str(config["NAME"]).startswith("bj_chunk_bench"):
-        raise BenchError(
-            f"database {config['NAME']!r}: the bench drops and recreates its database, so it "
-            "must be one of its own, named bj_chunk_bench*"
-        )
-    return config
+    return support.database_config(
+        prefix=DATABASE_PREFIX,
+        bench="the bench",
+        usage="drops and recreates it",
+        postgres_reason="it measures COPY",
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -229,53 +228,32 @@ class Workers:
     """Celery workers of the bench (prefork, `-c 1` each), in sessions of their own."""
 
     def __init__(self, count: int, log_dir: Path) -> None:
-        self.processes = []
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        for index in range(count):
-            log = (log_dir / f"worker{index}.log").open("w")
-            command = [sys.executable, "-m", "celery", "-A", "config", "worker",
-                       "-n", f"bj_chunk_bench{index}@%h", "-Q", "batchjobs", "-c", "1",
-                       "-P", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle",
-                       "-I", "batchjobs.batch.examples"]  # fmt: skip
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-            self.processes.append((process, log))
+        self.processes = [
+            Process(
+                f"worker{index}",
+                worker_command(
+                    f"{DATABASE_PREFIX}{index}", "-I", "batchjobs.batch.examples", concurrency=1
+                ),
+                env,
+                log_dir=log_dir,
+            )
+            for index in range(count)
+        ]
 
     def wait_ready(self) -> None:
         give_up = time.monotonic() + READY_TIMEOUT_SECONDS
-        for _, log in self.processes:
-            while " ready." not in Path(log.name).read_text(errors="replace"):
-                self.check_alive()
-                if time.monotonic() > give_up:
-                    raise BenchError(f"worker not ready within {READY_TIMEOUT_SECONDS:.0f}s")
-                time.sleep(0.1)
+        for process in self.processes:
+            timeout = max(give_up - time.monotonic(), 0.0)
+            support.process_wait_for_log(process, " ready.", timeout=timeout)
 
     def check_alive(self) -> None:
-        for process, log in self.processes:
-            if process.poll() is not None:
-                tail = Path(log.name).read_text(errors="replace")[-3000:]
-                raise BenchError(f"a worker exited early:\n{tail}")
+        for process in self.processes:
+            support.process_check_alive(process)
 
     def stop(self) -> None:
-        for process, _ in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process, log in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-            log.close()
-
-
-def _purge_queue() -> None:
-    from config.celery_app import app
-
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge("batchjobs")
+        for process in self.processes:
+            process.stop(STOP_TIMEOUT_SECONDS)
 
 
 def run_partitioned(path: Path, rows: int, workers: int, partitions: int, log_dir: Path) -> float:
@@ -286,7 +264,7 @@ def run_partitioned(path: Path, rows: int, workers: int, partitions: int, log_di
     from batchjobs.services import operator
 
     _batch_job_ensure("examples.csv_import_partitioned")
-    _purge_queue()  # the in-process runs left their start messages there
+    queue_purge()  # the in-process runs left their start messages there
     pool = Workers(workers, log_dir)
     try:
         pool.wait_ready()
@@ -319,13 +297,6 @@ def run_partitioned(path: Path, rows: int, workers: int, partitions: int, log_di
 
 
 def _cleanup(config: dict, temp_dir: Path) -> None:
-    from django.apps import apps
-    from psycopg import sql
-
-    if apps.ready:
-        from django.db import connections
-
-        connections.close_all()
     try:
         import redis
 
@@ -333,8 +304,7 @@ def _cleanup(config: dict, temp_dir: Path) -> None:
     except Exception as exc:  # cleaning up: report, do not mask the outcome
         print(f"chunk_import: could not empty Redis: {exc}", file=sys.stderr)
     try:
-        _maintenance(config, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(config["NAME"])))  # fmt: skip
+        support.database_drop(config, prefix=DATABASE_PREFIX)
     except BenchError as exc:
         print(f"chunk_import: could not drop {config['NAME']}: {exc}", file=sys.stderr)
     shutil.rmtree(temp_dir, ignore_errors=True)
@@ -378,12 +348,8 @@ def main() -> int:
 
 
 def _bench(args: argparse.Namespace, config: dict, temp_dir: Path) -> int:
-    import django
-    from django.core.management import call_command
-
-    _recreate_database(config)
-    django.setup()
-    call_command("migrate", interactive=False, verbosity=0)
+    support.database_recreate(config)
+    support.django_setup_and_migrate(["default"])
     _prepare_tables()
     big, small = temp_dir / "customers.csv", temp_dir / "customers-100k.csv"
     started = time.perf_counter()

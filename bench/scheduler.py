@@ -598,6 +598,49 @@ def _ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.3g}"
 
 
+def _print_side_by_side(rows: dict, line: Callable, ratios: Callable) -> None:
+    """`line(name, result)` for dcb's result and ours, then `ratios(ours, dcb)` if both ran."""
+    for name in ("dcb", "ours"):
+        if name in rows:
+            print(line(name, rows[name]))
+    if "dcb" in rows and "ours" in rows:
+        print(ratios(rows["ours"], rows["dcb"]))
+
+
+def _burst_line(name: str, r: BurstResult) -> str:
+    fired = f"{r.fired}/{r.n}" + (" capped" if r.capped else "")
+    return (
+        f"{r.n:>7} {name:<9} {fired:>15} {r.fires_per_s:>9.1f} {r.p50_s:>8.3f} "
+        f"{r.p99_s:>8.3f} {r.max_s:>8.3f} {r.rss_mb:>7.1f}"
+    )
+
+
+def _burst_ratios(o: BurstResult, t: BurstResult) -> str:
+    line = (
+        f"{o.n:>7} {'ours/dcb':<9} {_ratio(o.fired, t.fired):>15} "
+        f"{_ratio(o.fires_per_s, t.fires_per_s):>9} {_ratio(o.p50_s, t.p50_s):>8} "
+        f"{_ratio(o.p99_s, t.p99_s):>8} {_ratio(o.max_s, t.max_s):>8} "
+        f"{_ratio(o.rss_mb, t.rss_mb):>7}"
+    )
+    if t.capped:
+        line += f"\n{'':>7} (dcb capped: its lags and rate cover only what fired by the cap)"
+    return line
+
+
+def _lag_line(name: str, r: LagResult) -> str:
+    return (
+        f"{r.what:>7} {name:<9} p50 {r.p50 * 1000:8.1f} ms  p99 {r.p99 * 1000:8.1f} ms"
+        f"  max {r.max * 1000:8.1f} ms"
+    )
+
+
+def _lag_ratios(o: LagResult, t: LagResult) -> str:
+    return (
+        f"{o.what:>7} {'ours/dcb':<9} p50 {_ratio(o.p50, t.p50):>11}  "
+        f"p99 {_ratio(o.p99, t.p99):>11}  max {_ratio(o.max, t.max):>11}"
+    )
+
+
 def print_summary(bursts: list[BurstResult], idle: list[LagResult], edits: list[LagResult]):
     print("\n== summary: ours / dcb ratios side by side (lag, RSS: lower is better) ==")
     header = (
@@ -607,39 +650,9 @@ def print_summary(bursts: list[BurstResult], idle: list[LagResult], edits: list[
     print(header)
     for n in sorted({result.n for result in bursts}):
         rows = {result.scheduler: result for result in bursts if result.n == n}
-        for name in ("dcb", "ours"):
-            if name in rows:
-                r = rows[name]
-                fired = f"{r.fired}/{r.n}" + (" capped" if r.capped else "")
-                print(
-                    f"{n:>7} {name:<9} {fired:>15} {r.fires_per_s:>9.1f} {r.p50_s:>8.3f} "
-                    f"{r.p99_s:>8.3f} {r.max_s:>8.3f} {r.rss_mb:>7.1f}"
-                )
-        if "dcb" in rows and "ours" in rows:
-            o, t = rows["ours"], rows["dcb"]
-            print(
-                f"{n:>7} {'ours/dcb':<9} {_ratio(o.fired, t.fired):>15} "
-                f"{_ratio(o.fires_per_s, t.fires_per_s):>9} {_ratio(o.p50_s, t.p50_s):>8} "
-                f"{_ratio(o.p99_s, t.p99_s):>8} {_ratio(o.max_s, t.max_s):>8} "
-                f"{_ratio(o.rss_mb, t.rss_mb):>7}"
-            )
-            if t.capped:
-                print(f"{'':>7} (dcb capped: its lags and rate cover only what fired by the cap)")
+        _print_side_by_side(rows, _burst_line, _burst_ratios)
     for group in (idle, edits):
-        rows = {result.scheduler: result for result in group}
-        for name in ("dcb", "ours"):
-            if name in rows:
-                r = rows[name]
-                print(
-                    f"{r.what:>7} {name:<9} p50 {r.p50 * 1000:8.1f} ms  p99 {r.p99 * 1000:8.1f} ms"
-                    f"  max {r.max * 1000:8.1f} ms"
-                )
-        if "dcb" in rows and "ours" in rows:
-            o, t = rows["ours"], rows["dcb"]
-            print(
-                f"{o.what:>7} {'ours/dcb':<9} p50 {_ratio(o.p50, t.p50):>11}  "
-                f"p99 {_ratio(o.p99, t.p99):>11}  max {_ratio(o.max, t.max):>11}"
-            )
+        _print_side_by_side({result.scheduler: result for result in group}, _lag_line, _lag_ratios)
 
     print("\n== goals (issue 3) ==")
     ours = {result.n: result for result in bursts if result.scheduler == "ours"}

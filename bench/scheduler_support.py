@@ -24,6 +24,7 @@ from bench.support import (
     database_drop,
     database_recreate,
     django_setup_and_migrate,
+    redis_url_check,
 )
 from tests.processes import Process, beat_command
 
@@ -48,8 +49,7 @@ def check_environment() -> dict:
             "our beat's wake-up on edit is LISTEN/NOTIFY, and the ceilings are PostgreSQL's"
         ),
     )
-    if not os.environ.get("REDIS_URL"):
-        raise BenchError("REDIS_URL is not set, e.g. REDIS_URL=redis://127.0.0.1:6379/8")
+    redis_url_check("redis://127.0.0.1:6379/8")
     return config
 
 

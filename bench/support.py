@@ -1,10 +1,12 @@
-"""What the benches share: their error, and a PostgreSQL database of a bench's own.
+"""What the benches share: their error, a PostgreSQL database of a bench's own, and the
+failures of the processes they start (tests/processes.py's Process) as bench errors.
 
 A bench touches only a database whose name starts with its own prefix (bj_sched_bench*,
 bj_soak*), so that a mistyped DATABASE_URL can never point it at a database it did not make.
 """
 
 import os
+from contextlib import contextmanager
 
 
 class BenchError(Exception):
@@ -39,17 +41,31 @@ def database_config(*, prefix: str, bench: str, usage: str, postgres_reason: str
     return config
 
 
+def redis_url_check(example: str) -> None:
+    """Fail unless REDIS_URL is set; `example` is a value to suggest."""
+    if not os.environ.get("REDIS_URL"):
+        raise BenchError(f"REDIS_URL is not set, e.g. REDIS_URL={example}")
+
+
+@contextmanager
 def _server_connection(config: dict):
+    """A connection to the server's `postgres` database (for CREATE/DROP DATABASE); a failure
+    of the server is a BenchError that names it."""
     import psycopg
 
-    return psycopg.connect(
-        dbname="postgres",
-        autocommit=True,
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-    )
+    host, port = config.get("HOST") or None, config.get("PORT") or None
+    try:
+        with psycopg.connect(
+            dbname="postgres",
+            autocommit=True,
+            host=host,
+            port=port,
+            user=config.get("USER") or None,
+            password=config.get("PASSWORD") or None,
+        ) as connection:
+            yield connection
+    except psycopg.Error as exc:
+        raise BenchError(f"PostgreSQL at {host}:{port}: {exc}") from exc
 
 
 def database_recreate(config: dict) -> None:
@@ -58,6 +74,7 @@ def database_recreate(config: dict) -> None:
 
     name = sql.Identifier(config["NAME"])
     with _server_connection(config) as connection:
+        # FORCE ends sessions a killed earlier run may have left behind.
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
@@ -77,11 +94,14 @@ def database_ensure(config: dict) -> bool:
 
 
 def database_drop(config: dict, *, prefix: str) -> None:
-    """Close Django's connections and drop the database, which must be named `prefix`*."""
+    """Close Django's connections (if it is set up) and drop the database, which must be named
+    `prefix`*."""
+    from django.apps import apps
     from django.db import connections
     from psycopg import sql
 
-    connections.close_all()
+    if apps.ready:
+        connections.close_all()
     assert config["NAME"].startswith(prefix)
     with _server_connection(config) as connection:
         connection.execute(
@@ -101,3 +121,23 @@ def django_setup_and_migrate(aliases: list[str] | None = None) -> None:
 
     for alias in aliases or settings.DATABASES:
         call_command("migrate", database=alias, interactive=False, verbosity=0)
+
+
+# --- processes (tests/processes.py) -------------------------------------------------------------
+
+
+def process_check_alive(process) -> None:
+    """Fail the bench if `process` (a tests.processes.Process) has exited."""
+    if process.popen.poll() is not None:
+        raise BenchError(
+            f"{process.name} exited early, see {process.log_path}:\n{process.log()[-3000:]}"
+        )
+
+
+def process_wait_for_log(process, text: str, *, timeout: float, interval: float = 0.1) -> None:
+    """Process.wait_for_log, whose failure (the process exited, or never logged `text`) fails
+    the bench."""
+    try:
+        process.wait_for_log(text, timeout, interval=interval)
+    except (RuntimeError, TimeoutError) as exc:
+        raise BenchError(f"{exc}\n(log: {process.log_path})") from exc

@@ -34,7 +34,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,90 +45,45 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, Python puts bench/ on the path, not the project.
 sys.path.insert(0, str(ROOT))
 
+from bench import support  # noqa: E402
+from bench.support import BenchError  # noqa: E402
+from tests.processes import Process, worker_command  # noqa: E402
+
+DATABASE_PREFIX = "bj_bench"
 POLL_SECONDS = 0.25
 # A run whose count of finished tasks stands still this long is broken (a task raising, a
 # schema out of date), not slow: fail instead of waiting for the overall limit.
 STALL_SECONDS = 30.0
 READY_TIMEOUT_SECONDS = 60.0
-
-
-class BenchError(Exception):
-    """The bench cannot run or a run went wrong; the message says why."""
+STOP_TIMEOUT_SECONDS = 30.0
 
 
 # --- environment and database ----------------------------------------------------------------
 
 
 def _database_config() -> dict:
-    import environ
-
-    database_url = os.environ.get("DATABASE_URL", "")
-    if not database_url:
-        raise BenchError(
-            "DATABASE_URL is not set: the bench needs PostgreSQL, e.g. "
-            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/bj_bench"
-        )
-    config = environ.Env.db_url_config(database_url)
-    if "postgresql" not in config["ENGINE"]:
-        raise BenchError(
-            f"DATABASE_URL points at {config['ENGINE']}: the bench measures the production path "
-            "and needs PostgreSQL (SQLite serialises writers and would measure its lock)"
-        )
-    if not str(config["NAME"]).startswith("bj_bench"):
-        raise BenchError(
-            f"database {config['NAME']!r}: the bench drops and recreates its database, so it "
-            "must be one of its own, named bj_bench*"
-        )
-    if not os.environ.get("REDIS_URL"):
-        raise BenchError("REDIS_URL is not set, e.g. REDIS_URL=redis://127.0.0.1:6379/6")
+    config = support.database_config(
+        prefix=DATABASE_PREFIX,
+        bench="the bench",
+        usage="drops and recreates it",
+        postgres_reason=(
+            "it measures the production path; SQLite serialises writers and would measure its lock"
+        ),
+    )
+    support.redis_url_check("redis://127.0.0.1:6379/6")
     return config
 
 
-def _maintenance(config: dict, statement) -> None:
-    """Run a statement on the server's `postgres` database (CREATE/DROP DATABASE)."""
-    import psycopg
-
-    params = {
-        "host": config.get("HOST") or None,
-        "port": config.get("PORT") or None,
-        "user": config.get("USER") or None,
-        "password": config.get("PASSWORD") or None,
-    }
-    try:
-        with psycopg.connect(dbname="postgres", autocommit=True, **params) as connection:
-            connection.execute(statement)
-    except psycopg.Error as exc:
-        raise BenchError(f"PostgreSQL at {params['host']}:{params['port']}: {exc}") from exc
-
-
-def _recreate_database(config: dict) -> None:
-    from psycopg import sql
-
-    name = sql.Identifier(config["NAME"])
-    # FORCE ends sessions a killed earlier run may have left behind.
-    _maintenance(config, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-    _maintenance(config, sql.SQL("CREATE DATABASE {}").format(name))
-
-
 def _drop_database(config: dict) -> None:
-    from django.apps import apps
-    from django.db import connections
-    from psycopg import sql
-
-    if apps.ready:
-        connections.close_all()
-    name = sql.Identifier(config["NAME"])
     try:
-        _maintenance(config, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        support.database_drop(config, prefix=DATABASE_PREFIX)
     except BenchError as exc:  # already failing or finishing: report, do not mask
         print(f"worker_throughput: could not drop {config['NAME']}: {exc}", file=sys.stderr)
 
 
 def _setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    import django
-
-    django.setup()
+    support.django_setup_and_migrate(["default"])
     from django.core.management import call_command
 
     # A model edited without its migration may fail every task (a missing column): say so up
@@ -142,7 +96,6 @@ def _setup_django() -> None:
             "(makemigrations --check); a run failing on a missing column comes from that",
             file=sys.stderr,
         )
-    call_command("migrate", interactive=False, verbosity=0)
 
 
 # --- CPU accounting ---------------------------------------------------------------------------
@@ -207,24 +160,16 @@ class CpuUse:
 # --- worker process ---------------------------------------------------------------------------
 
 
-class Worker:
-    """A prefork worker in its own session, so that stopping it reaches its children too."""
+class Worker(Process):
+    """A prefork worker in its own session (so that stopping it reaches its children too), like
+    tests/processes.py's and a production worker, plus our bare task's module."""
 
-    def __init__(self, *, name: str, queue: str, concurrency: int, log_path: Path, env: dict):
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        # Like tests/processes.py and a production worker, plus our bare task's module.
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", f"{name}@%h"]
-        command += ["-Q", queue, "-c", str(concurrency), "-P", "prefork", "-l", "INFO"]
-        command += ["--without-gossip", "--without-mingle", "-I", "bench.bench_tasks"]
-        self.popen = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    def __init__(self, label: str, *, queue: str, concurrency: int, log_dir: Path, env: dict):
+        # Named after its queue too, so that no other worker's name can clash with it.
+        command = worker_command(
+            f"{queue}-{label}", "-I", "bench.bench_tasks", queues=queue, concurrency=concurrency
         )
+        super().__init__(label, command, env, log_dir=log_dir)
         self.main_cpu_at_ready = 0.0
         self._children_cpu: dict[int, float] = {}
         self._postgres_cpu: dict[int, float] = {}
@@ -232,12 +177,7 @@ class Worker:
     def wait_ready(self) -> None:
         # Polled often: the queue is full, so tasks start the moment the worker is ready, and
         # the main process's CPU is counted from here (its start-up is not a task's cost).
-        give_up = time.monotonic() + READY_TIMEOUT_SECONDS
-        while " ready." not in self.log_path.read_text(errors="replace"):
-            self.check_alive()
-            if time.monotonic() > give_up:
-                raise BenchError(f"worker not ready within {READY_TIMEOUT_SECONDS:.0f}s")
-            time.sleep(0.02)
+        support.process_wait_for_log(self, " ready.", timeout=READY_TIMEOUT_SECONDS, interval=0.02)
         self.main_cpu_at_ready = _cpu_seconds(self.popen.pid)
 
     def sample_cpu(self) -> None:
@@ -256,24 +196,6 @@ class Worker:
             children=sum(self._children_cpu.values()),
             postgres=sum(self._postgres_cpu.values()),
         )
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            raise BenchError(f"worker exited early, see {self.log_path}:\n{self.tail()}")
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self, timeout: float = 30.0) -> None:
-        # SIGTERM is Celery's warm shutdown: children end cleanly (and dump a profile if asked).
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        self._log.close()
 
 
 # --- the two modes ----------------------------------------------------------------------------
@@ -315,10 +237,10 @@ class Bench:
     def drain(self, label: str, remaining) -> CpuUse | None:
         """Start a worker on the full queue and wait until `remaining()` reaches 0."""
         worker = Worker(
-            name=f"{self.queue}-{label}",
+            label,
             queue=self.queue,
             concurrency=self.args.concurrency,
-            log_path=self.log_dir / f"{label}.log",
+            log_dir=self.log_dir,
             env=self.worker_env(label),
         )
         try:
@@ -327,7 +249,7 @@ class Bench:
             last, last_change = remaining(), time.monotonic()
             while last:
                 time.sleep(POLL_SECONDS)
-                worker.check_alive()
+                support.process_check_alive(worker)
                 if self.measure_cpu:
                     worker.sample_cpu()
                 now, left = time.monotonic(), remaining()
@@ -336,13 +258,15 @@ class Bench:
                 elif now - last_change > STALL_SECONDS:
                     raise BenchError(
                         f"{label}: {left} tasks left and no progress for {STALL_SECONDS:.0f}s, "
-                        f"see {worker.log_path}:\n{worker.tail()}"
+                        f"see {worker.log_path}:\n{worker.log()[-3000:]}"
                     )
                 if now > give_up:
                     raise BenchError(f"{label}: not drained within {self.round_timeout:.0f}s")
             return worker.cpu_use() if self.measure_cpu else None
         finally:
-            worker.stop()
+            # SIGTERM is Celery's warm shutdown: children end cleanly (and dump a profile if
+            # asked).
+            worker.stop(STOP_TIMEOUT_SECONDS)
 
     def run_bare(self, label: str) -> Run:
         from bench.bench_tasks import noop
@@ -497,7 +421,7 @@ def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bj_bench-logs-"))
     runs = None
     try:
-        _recreate_database(config)
+        support.database_recreate(config)
         _setup_django()
         bench = Bench(args, log_dir)
         print(

@@ -69,6 +69,16 @@ def beat_command(scheduler: str = BATCH_SCHEDULER, *args: str) -> list[str]:
     return celery_command("beat", "-l", "INFO", "-S", scheduler, "--pidfile=", *args)
 
 
+def worker_command(
+    name: str, *args: str, queues: str = "batchjobs", concurrency: int = 2
+) -> list[str]:
+    """A prefork `celery worker` named `name`@host, as production runs it, plus `args`."""
+    return celery_command(
+        "worker", "-n", f"{name}@%h", "-Q", queues, "-c", str(concurrency), "-l", "INFO",
+        "--without-gossip", "--without-mingle", "-P", "prefork", *args,
+    )  # fmt: skip
+
+
 class Process:
     """A child process in a session of its own, whose output goes to a log file under
     `log_dir` (by default var/test-logs/)."""
@@ -93,14 +103,14 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+    def wait_for_log(self, text: str, timeout: float = 30.0, *, interval: float = 0.1) -> None:
         give_up = time.monotonic() + timeout
         while text not in self.log():
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early:\n{self.log()[-4000:]}")
             if time.monotonic() > give_up:
                 raise TimeoutError(f"{self.name} did not log {text!r}:\n{self.log()[-4000:]}")
-            time.sleep(0.1)
+            time.sleep(interval)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (a prefork worker's children too)."""
@@ -121,23 +131,7 @@ class Process:
 def start_worker(*, concurrency: int = 2, queues: str = "batchjobs", **env: str) -> Process:
     name = f"worker-{uuid.uuid4().hex[:8]}"
     process = Process(
-        name,
-        celery_command(
-            "worker",
-            "-n",
-            f"{name}@%h",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-l",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "-P",
-            "prefork",
-        ),
-        process_env(**env),
+        name, worker_command(name, queues=queues, concurrency=concurrency), process_env(**env)
     )
     process.wait_for_log("ready.")
     return process
