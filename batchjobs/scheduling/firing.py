@@ -6,6 +6,8 @@ FOR UPDATE SKIP LOCKED, so two beats never work on the same schedule, and the un
 """
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -53,7 +55,7 @@ def _due_fires(
     return recent, len(fires), moved_past
 
 
-def plan_fires(schedule: BatchSchedule, *, now: datetime) -> tuple[FirePlan, datetime]:
+def plan_fires(schedule: "DueSchedule", *, now: datetime) -> tuple[FirePlan, datetime]:
     """Which fires of a due schedule run, and the instant the schedule moves past."""
     timing = Timing.of(schedule)
     first = schedule.next_fire_at - jitter_offset(schedule.pk, schedule.jitter_seconds)
@@ -293,11 +295,14 @@ def _advance(schedules: list[DueSchedule]) -> None:
         )  # fmt: skip
 
 
-def _server_bound_cursor() -> psycopg.Cursor:
+@contextmanager
+def _server_bound_cursor() -> Iterator[psycopg.Cursor]:
     """A cursor on Django's connection (so inside its transaction) that sends parameters
-    separately from the statement, as PostgreSQL's protocol allows."""
+    separately from the statement, as PostgreSQL's protocol allows; errors come out as
+    Django's, as from any other cursor."""
     connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def schedules_next_due() -> datetime | None:
