@@ -1,11 +1,11 @@
 """A local HTTP endpoint for fault tests: records every request with its idempotency key and
-attempt, and how many requests of one key were in flight at once."""
+attempt, and how many attempts of one key were in flight at once."""
 
 import select
 import socket
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,8 +26,11 @@ class Sink:
 
     def __init__(self) -> None:
         self.requests: list[Seen] = []
-        self.in_flight: dict[str, int] = defaultdict(int)
-        self.max_in_flight: dict[str, int] = defaultdict(int)
+        # Requests in flight per key and attempt. Hops of one redirected call share an attempt:
+        # the client sends the next hop as soon as it has read a 302, before this server's
+        # thread for the previous hop has finished, which is no overlap of two attempts.
+        self.in_flight: dict[str, Counter[str]] = defaultdict(Counter)
+        self.max_in_flight: dict[str, int] = defaultdict(int)  # attempts at once, at most
         self._lock = threading.Lock()
         self.released = threading.Event()
         sink = self
@@ -69,15 +72,16 @@ class Sink:
         with self._lock:
             earlier = len(self.for_key(key))
             self.requests.append(seen)
-            self.in_flight[key] += 1
-            self.max_in_flight[key] = max(self.max_in_flight[key], self.in_flight[key])
+            self.in_flight[key][seen.attempt] += 1
+            attempts = len(+self.in_flight[key])  # `+` keeps the attempts with a request open
+            self.max_in_flight[key] = max(self.max_in_flight[key], attempts)
         try:
             self._respond(handler, handler.path, earlier)
         except OSError:
             pass  # the client went away (a killed worker, a timeout)
         finally:
             with self._lock:
-                self.in_flight[key] -= 1
+                self.in_flight[key][seen.attempt] -= 1
                 seen.finished = time.monotonic()
 
     def _respond(self, handler, path: str, earlier: int) -> None:
