@@ -29,4 +29,4 @@ def check_invariants(*, sink: Sink | None = None, settled: bool = True) -> None:
         assert not BatchAttempt.objects.filter(status=AttemptStatus.RUNNING).exists()
     if sink is not None:
         concurrent = {key: n for key, n in sink.max_in_flight.items() if n > 1}
-        assert not concurrent, f"two attempts of one idempotency key in flight at once: {concurrent}"
+        assert not concurrent, f"two attempts of one key in flight at once: {concurrent}"
