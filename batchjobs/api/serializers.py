@@ -289,10 +289,13 @@ class ScheduleSerializer(ScheduleDefinitionSerializer):
     class Meta(ScheduleDefinitionSerializer.Meta):
         fields = (
             "id", "job", "job_name", *SCHEDULE_DEFINITION_FIELDS, "summary", "cron_description",
-            "next_fire_at", "last_fire_at", "run_count", "created_at", "updated_at",
-            "delay_seconds", "run_now_if_past",
+            "next_fire_at", "last_fire_at", "run_count", "set_aside_at", "set_aside_reason",
+            "created_at", "updated_at", "delay_seconds", "run_now_if_past",
         )  # fmt: skip
-        read_only_fields = ("next_fire_at", "last_fire_at", "run_count", "created_at", "updated_at")
+        read_only_fields = (
+            "next_fire_at", "last_fire_at", "run_count", "set_aside_at", "set_aside_reason",
+            "created_at", "updated_at",
+        )  # fmt: skip
 
     def get_cron_description(self, schedule: BatchSchedule) -> str:
         return cron_describe(schedule.cron_expression) if schedule.kind == "cron" else ""
@@ -348,7 +351,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "attempts", "max_attempts", "next_attempt_at", "created_at", "started_at",
             "finished_at", "heartbeat_at", "duration_seconds", "worker", "result", "error",
             "note", "progress_done", "progress_total", "instance_key", "restart_of",
-            "idempotency_key", "created_by",
+            "idempotency_key", "created_by", "set_aside_at", "set_aside_reason",
         )  # fmt: skip
         read_only_fields = fields
 

@@ -121,6 +121,17 @@ class BatchLog(models.Model):
     progress_total = models.BigIntegerField(
         null=True, blank=True, help_text="Items expected, if the job knows."
     )
+    set_aside_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When housekeeping (reaper, relay) set the execution aside because processing it "
+            "raised; housekeeping leaves it alone from then on."
+        ),
+    )
+    set_aside_reason = models.TextField(
+        blank=True, help_text="The error that made housekeeping set the execution aside."
+    )
     instance_key = models.CharField(
         max_length=64,
         blank=True,

@@ -3,6 +3,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from batchjobs.rules import bounds
+
 
 class JobKind(models.TextChoices):
     HTTP = "http", "HTTP call"
@@ -108,16 +110,20 @@ class BatchJob(models.Model):
     )
 
     timeout_seconds = models.FloatField(
+        validators=bounds.between(0.001, bounds.MAX_TIMEOUT_SECONDS, unit="seconds"),
         default=60.0,
         help_text="An attempt that runs longer than this is stopped and counted as timed out.",
     )
     max_attempts = models.PositiveSmallIntegerField(
+        validators=bounds.between(1, bounds.MAX_ATTEMPTS),
         default=3, help_text="Attempts per execution, the first one included."
     )
     retry_backoff_seconds = models.FloatField(
+        validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
         default=10.0, help_text="Delay before the first retry; doubled for each later one."
     )
     retry_backoff_max_seconds = models.FloatField(
+        validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
         default=600.0, help_text="The longest delay between two attempts."
     )
     retry_jitter = models.BooleanField(
@@ -138,10 +144,12 @@ class BatchJob(models.Model):
         help_text="The Celery queue the job's executions are sent to.",
     )
     priority = models.PositiveSmallIntegerField(
+        validators=bounds.between(0, bounds.MAX_PRIORITY),
         default=5, help_text="Message priority within the queue, 0 (first) to 9 (last)."
     )
 
     retention_days = models.PositiveIntegerField(
+        validators=bounds.between(1, bounds.MAX_RETENTION_DAYS, unit="days"),
         null=True,
         blank=True,
         help_text="Keep finished executions this many days (empty: BATCHJOBS_RETENTION_DAYS).",
@@ -159,7 +167,12 @@ class BatchJob(models.Model):
 
     class Meta:
         ordering = ["name"]
-        permissions = [("run_batchjob", "Can start, stop, restart and abandon executions")]
+        permissions = [
+            ("run_batchjob", "Can start, stop, restart and abandon executions"),
+            # The sql handler runs statements on a database of the operator's choosing: a power
+            # of its own, apart from adding and running jobs.
+            ("use_sql_handler", "Can save and run jobs that use the sql handler"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(timeout_seconds__gt=0), name="job_timeout_positive"),
             models.CheckConstraint(condition=Q(max_attempts__gte=1), name="job_max_attempts_min_1"),

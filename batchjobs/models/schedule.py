@@ -1,6 +1,8 @@
 from django.db import models
 from django.db.models import Q
 
+from batchjobs.rules import bounds
+
 
 class ScheduleKind(models.TextChoices):
     ONCE = "once", "Once (now, after a delay, or at a date and time)"
@@ -50,7 +52,11 @@ class BatchSchedule(models.Model):
         null=True, blank=True, help_text="Once: the instant to fire (now, or after a delay)."
     )
     interval_every = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Interval: fire every this many units."
+        null=True,
+        blank=True,
+        # The bound per unit (100 years) is checked with the unit, in schedule validation.
+        validators=bounds.between(1, bounds.MAX_RUNS),
+        help_text="Interval: fire every this many units (at most 100 years in all).",
     )
     interval_unit = models.CharField(
         max_length=8,
@@ -75,6 +81,7 @@ class BatchSchedule(models.Model):
     )
     end_at = models.DateTimeField(null=True, blank=True, help_text="No fire after this instant.")
     max_runs = models.PositiveIntegerField(
+        validators=bounds.between(1, bounds.MAX_RUNS),
         null=True, blank=True, help_text="Stop after this many fires (empty: no limit)."
     )
     run_count = models.PositiveIntegerField(default=0, help_text="Fires so far.")
@@ -86,12 +93,15 @@ class BatchSchedule(models.Model):
         help_text="What to do with fires missed while beat was down or the schedule paused.",
     )
     misfire_grace_seconds = models.PositiveIntegerField(
+        validators=bounds.between(0, bounds.MAX_MISFIRE_GRACE_SECONDS, unit="seconds"),
         default=60, help_text="A fire later than this after its time counts as missed."
     )
     catch_up_window_seconds = models.PositiveIntegerField(
+        validators=bounds.between(0, bounds.MAX_CATCH_UP_WINDOW_SECONDS, unit="seconds"),
         default=3600, help_text="catch_up: only missed fires this recent are run."
     )
     catch_up_max = models.PositiveIntegerField(
+        validators=bounds.between(0, bounds.MAX_CATCH_UP_RUNS),
         default=100, help_text="catch_up: at most this many missed fires are run."
     )
     dst_gap_policy = models.CharField(
@@ -107,6 +117,7 @@ class BatchSchedule(models.Model):
         help_text="A fixed local time that occurs twice on a fall-back day.",
     )
     jitter_seconds = models.PositiveIntegerField(
+        validators=bounds.between(0, bounds.MAX_JITTER_SECONDS, unit="seconds"),
         default=0, help_text="Delay each fire by up to this many seconds, fixed per schedule."
     )
     params = models.JSONField(
@@ -119,6 +130,17 @@ class BatchSchedule(models.Model):
     )
     last_fire_at = models.DateTimeField(
         null=True, blank=True, help_text="The scheduled time of the latest fire."
+    )
+    set_aside_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When beat set the schedule aside because computing its fires raised; it does not "
+            "fire again until it is saved (which clears this)."
+        ),
+    )
+    set_aside_reason = models.TextField(
+        blank=True, help_text="The error that made beat set the schedule aside."
     )
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When it was last changed.")

@@ -1,0 +1,47 @@
+"""The bounds of every number a user can enter, chosen so that the code can always compute
+with the value: a timedelta, a datetime a hundred years on, 2 ** attempts times a backoff.
+
+A value past these bounds is refused at save (model validators, so the admin, the API and the
+services all name the field); code that meets one anyway, inserted behind validation's back,
+sets its row aside (DESIGN.md §4, invariant 11).
+"""
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+
+MINUTE = 60
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+YEAR = 365 * DAY
+
+MAX_TIMEOUT_SECONDS = 7 * DAY  # one attempt of one execution
+MAX_ATTEMPTS = 100
+MAX_BACKOFF_SECONDS = YEAR  # the delay before one retry
+MAX_RETENTION_DAYS = 100 * 365
+MAX_PRIORITY = 9
+MAX_DELAY_SECONDS = 10 * YEAR  # a once-schedule "after a delay"
+MAX_INTERVAL_SECONDS = 100 * YEAR
+# The interval in each unit, at most MAX_INTERVAL_SECONDS (days are calendar days).
+UNIT_SECONDS = {"seconds": 1, "minutes": MINUTE, "hours": HOUR, "days": DAY}
+MAX_INTERVAL_EVERY = {unit: MAX_INTERVAL_SECONDS // seconds for unit, seconds in UNIT_SECONDS.items()}
+MAX_MISFIRE_GRACE_SECONDS = YEAR
+MAX_CATCH_UP_WINDOW_SECONDS = YEAR
+MAX_CATCH_UP_RUNS = 10_000  # as many missed fires as beat looks at per schedule
+MAX_JITTER_SECONDS = DAY
+MAX_RUNS = 2**31 - 1  # a schedule's max_runs: PostgreSQL's integer
+
+
+def between(low: float, high: float, *, unit: str = "") -> list:
+    """Model field validators for low <= value <= high, whose message names the range."""
+    suffix = f" {unit}" if unit else ""
+    message = f"Must be between {low:g} and {high:g}{suffix}."
+    return [MinValueValidator(low, message), MaxValueValidator(high, message)]
+
+
+def interval_every_error(every: int | None, unit: str) -> str:
+    """Why an interval of `every` `unit` is refused, or empty."""
+    if every is None or every < 1:
+        return "An interval must be at least 1."
+    limit = MAX_INTERVAL_EVERY.get(unit)
+    if limit is not None and every > limit:
+        return f"At most {limit} {unit} (100 years)."
+    return ""
