@@ -116,15 +116,18 @@ class BatchJob(models.Model):
     )
     max_attempts = models.PositiveSmallIntegerField(
         validators=bounds.between(1, bounds.MAX_ATTEMPTS),
-        default=3, help_text="Attempts per execution, the first one included."
+        default=3,
+        help_text="Attempts per execution, the first one included.",
     )
     retry_backoff_seconds = models.FloatField(
         validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
-        default=10.0, help_text="Delay before the first retry; doubled for each later one."
+        default=10.0,
+        help_text="Delay before the first retry; doubled for each later one.",
     )
     retry_backoff_max_seconds = models.FloatField(
         validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
-        default=600.0, help_text="The longest delay between two attempts."
+        default=600.0,
+        help_text="The longest delay between two attempts.",
     )
     retry_jitter = models.BooleanField(
         default=True, help_text="Spread each retry delay randomly over its upper half."
@@ -145,7 +148,8 @@ class BatchJob(models.Model):
     )
     priority = models.PositiveSmallIntegerField(
         validators=bounds.between(0, bounds.MAX_PRIORITY),
-        default=5, help_text="Message priority within the queue, 0 (first) to 9 (last)."
+        default=5,
+        help_text="Message priority within the queue, 0 (first) to 9 (last).",
     )
 
     retention_days = models.PositiveIntegerField(

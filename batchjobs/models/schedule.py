@@ -82,7 +82,9 @@ class BatchSchedule(models.Model):
     end_at = models.DateTimeField(null=True, blank=True, help_text="No fire after this instant.")
     max_runs = models.PositiveIntegerField(
         validators=bounds.between(1, bounds.MAX_RUNS),
-        null=True, blank=True, help_text="Stop after this many fires (empty: no limit)."
+        null=True,
+        blank=True,
+        help_text="Stop after this many fires (empty: no limit).",
     )
     run_count = models.PositiveIntegerField(default=0, help_text="Fires so far.")
     paused = models.BooleanField(default=False, help_text="A paused schedule does not fire.")
@@ -94,15 +96,18 @@ class BatchSchedule(models.Model):
     )
     misfire_grace_seconds = models.PositiveIntegerField(
         validators=bounds.between(0, bounds.MAX_MISFIRE_GRACE_SECONDS, unit="seconds"),
-        default=60, help_text="A fire later than this after its time counts as missed."
+        default=60,
+        help_text="A fire later than this after its time counts as missed.",
     )
     catch_up_window_seconds = models.PositiveIntegerField(
         validators=bounds.between(0, bounds.MAX_CATCH_UP_WINDOW_SECONDS, unit="seconds"),
-        default=3600, help_text="catch_up: only missed fires this recent are run."
+        default=3600,
+        help_text="catch_up: only missed fires this recent are run.",
     )
     catch_up_max = models.PositiveIntegerField(
         validators=bounds.between(0, bounds.MAX_CATCH_UP_RUNS),
-        default=100, help_text="catch_up: at most this many missed fires are run."
+        default=100,
+        help_text="catch_up: at most this many missed fires are run.",
     )
     dst_gap_policy = models.CharField(
         max_length=8,
@@ -118,7 +123,8 @@ class BatchSchedule(models.Model):
     )
     jitter_seconds = models.PositiveIntegerField(
         validators=bounds.between(0, bounds.MAX_JITTER_SECONDS, unit="seconds"),
-        default=0, help_text="Delay each fire by up to this many seconds, fixed per schedule."
+        default=0,
+        help_text="Delay each fire by up to this many seconds, fixed per schedule.",
     )
     params = models.JSONField(
         default=dict, blank=True, help_text="Parameters merged over the job's for each fire."

@@ -22,7 +22,9 @@ MAX_DELAY_SECONDS = 10 * YEAR  # a once-schedule "after a delay"
 MAX_INTERVAL_SECONDS = 100 * YEAR
 # The interval in each unit, at most MAX_INTERVAL_SECONDS (days are calendar days).
 UNIT_SECONDS = {"seconds": 1, "minutes": MINUTE, "hours": HOUR, "days": DAY}
-MAX_INTERVAL_EVERY = {unit: MAX_INTERVAL_SECONDS // seconds for unit, seconds in UNIT_SECONDS.items()}
+MAX_INTERVAL_EVERY = {
+    unit: MAX_INTERVAL_SECONDS // seconds for unit, seconds in UNIT_SECONDS.items()
+}
 MAX_MISFIRE_GRACE_SECONDS = YEAR
 MAX_CATCH_UP_WINDOW_SECONDS = YEAR
 MAX_CATCH_UP_RUNS = 10_000  # as many missed fires as beat looks at per schedule
