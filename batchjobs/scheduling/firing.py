@@ -232,6 +232,7 @@ _CONSTANT_COLUMNS = {
     "trigger": "'schedule'", "attempts": "0", "worker": "''", "execution_context": "'{}'",
     "idempotency_key": "''", "instance_key": "''", "started_at": "NULL", "heartbeat_at": "NULL",
     "result": "NULL", "progress_done": "NULL", "progress_total": "NULL", "created_by_id": "NULL",
+    "set_aside_at": "NULL", "set_aside_reason": "''",
 }  # fmt: skip
 
 
