@@ -1,24 +1,27 @@
 """The one outbound HTTP client: every job request goes through `http_call`.
 
 It refuses destinations that are not public (loopback, private, link-local, CGNAT, unique-local,
-metadata...) unless BATCHJOBS_HTTP_ALLOWLIST names them, checking every resolved address on every
-redirect hop, and then connects to the very address it checked (no second DNS look-up, so no
-DNS rebinding, and no parser differential between the check and the connection). It bounds the
-whole exchange by a deadline and the body by a size cap.
+metadata, and IPv6 addresses that embed one of those IPv4 addresses) unless
+BATCHJOBS_HTTP_ALLOWLIST names them, checking every resolved address on every redirect hop, and
+then connects to the very address and port it checked: the URL is read once
+(batchjobs.rules.url), the check and the connection both use that reading, and the connection
+refuses to go anywhere else (no second DNS look-up, so no DNS rebinding, and no parser
+differential). Secret headers are dropped once a redirect leaves the original origin. It bounds
+the whole exchange by a deadline and the body by a size cap.
 """
 
 import ipaddress
 import socket
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-ALLOWED_SCHEMES = ("http", "https")
-DEFAULT_PORTS = {"http": 80, "https": 443}
+from batchjobs.rules.url import DEFAULT_PORTS, HttpUrl, UrlRefused, http_url_join, http_url_parse
+
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -48,13 +51,33 @@ class HttpResponse:
         return self.body.decode("utf-8", errors="replace")
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address that the traffic ends up at (or, for
+# 6to4, bits 16-47): judged by that IPv4 address. RFC 4291 §2.5.5 (mapped, compatible),
+# RFC 2765 (translated), RFC 6052 (NAT64), RFC 3056 (6to4).
+_IPV4_IN_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(prefix)
+    for prefix in ("::ffff:0:0/96", "::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+# RFC 8215's local-use NAT64 prefix: a site's own translator, by definition not public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if any(ip in network for network in _IPV4_IN_LAST_32_BITS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
 def _normalised(ip: IPAddress) -> IPAddress:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        return ip.ipv4_mapped
-    return ip
+    """The IPv4 address an IPv6 address stands for, or the address itself."""
+    return _embedded_ipv4(ip) or ip
 
 
 def address_is_public(ip: IPAddress) -> bool:
+    if ip in _LOCAL_NAT64:
+        return False
     ip = _normalised(ip)
     return ip.is_global and not ip.is_multicast
 
@@ -95,83 +118,73 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
-def url_syntax_errors(url: str) -> list[str]:
-    """Problems with the URL itself, without looking anything up."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return [f"not a valid URL ({exc})"]
-    if parts.scheme not in ALLOWED_SCHEMES:
-        return [f"scheme must be http or https, not {parts.scheme or 'missing'!r}"]
-    if not parts.hostname:
-        return ["the URL has no host"]
-    if any(ch.isspace() for ch in url):
-        return ["the URL contains whitespace"]
-    if port == 0:
-        return ["port 0 is not a valid port"]
-    return []
-
-
-def destination_check(url: str, *, resolve_failure_ok: bool = False) -> IPAddress | None:
+def destination_check(target: HttpUrl, *, resolve_failure_ok: bool = False) -> IPAddress | None:
     """Raise BlockedDestination unless every address of the URL's host may be called; return
     the address to connect to (None only if resolving failed and that was acceptable)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or DEFAULT_PORTS[parts.scheme]
     try:
-        addresses = _resolve(host, port)
+        addresses = _resolve(target.host, target.port)
     except OSError as exc:
         if resolve_failure_ok:
             return None
-        raise BlockedDestination(f"cannot resolve {host!r}: {exc}") from exc
+        raise BlockedDestination(f"cannot resolve {target.host!r}: {exc}") from exc
     if not addresses:
-        raise BlockedDestination(f"{host!r} has no address")
+        raise BlockedDestination(f"{target.host!r} has no address")
     for ip in addresses:
-        if not address_is_public(ip) and not _allowlisted(host, port, ip):
+        if not address_is_public(ip) and not _allowlisted(target.host, target.port, ip):
             raise BlockedDestination(
-                f"{host} resolves to {ip}, a non-public address; "
+                f"{target.host} resolves to {ip}, a non-public address; "
                 "add it to BATCHJOBS_HTTP_ALLOWLIST to allow it"
             )
     return addresses[0]
 
 
 class _PinnedAdapter(HTTPAdapter):
-    """Sends the request to `address` (the one destination_check approved) while TLS still
-    verifies the certificate against the URL's host name."""
+    """Sends the request to `address` (the one destination_check approved) on the port that was
+    checked, while TLS still verifies the certificate against the URL's host name. A request
+    whose URL requests reads as another scheme, host or port is refused, not sent."""
 
-    def __init__(self, address: IPAddress) -> None:
+    def __init__(self, target: HttpUrl, address: IPAddress) -> None:
         super().__init__(max_retries=0)
+        self.target = target
         self.address = str(address)
 
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
-        if host_params["scheme"] == "https":
+        scheme = host_params["scheme"]
+        dialled = (scheme, host_params["host"], host_params["port"] or DEFAULT_PORTS.get(scheme))
+        if dialled != self.target.origin:
+            raise BlockedDestination(
+                f"the request would go to {dialled}, not to the checked {self.target.origin}"
+            )
+        if scheme == "https":
             pool_kwargs["server_hostname"] = host_params["host"]
             pool_kwargs["assert_hostname"] = host_params["host"]
         host_params["host"] = self.address
         return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
 
 
-def _host_header(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{parts.port}" if parts.port else host
-
-
 def url_errors(url: str) -> list[str]:
     """Save-time check: syntax and destination. A name that does not resolve yet is accepted
     here and checked again on every call."""
-    errors = url_syntax_errors(url)
-    if errors:
-        return errors
     try:
-        destination_check(url, resolve_failure_ok=True)
-    except BlockedDestination as exc:
+        target = http_url_parse(url)
+        destination_check(target, resolve_failure_ok=True)
+    except (UrlRefused, BlockedDestination) as exc:
         return [str(exc)]
     return []
+
+
+# Sent only to the origin the request was made for (as browsers and requests do): a redirect
+# elsewhere must not carry credentials along.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def headers_for_another_origin(
+    headers: dict[str, str], *, secret_headers: Collection[str]
+) -> dict[str, str]:
+    """The headers without credentials: those named in `secret_headers` and CREDENTIAL_HEADERS."""
+    dropped = CREDENTIAL_HEADERS | {name.lower() for name in secret_headers}
+    return {name: value for name, value in headers.items() if name.lower() not in dropped}
 
 
 def http_call(
@@ -181,44 +194,56 @@ def http_call(
     headers: dict[str, str],
     body: bytes | None,
     deadline: float,
+    secret_headers: Collection[str] = (),
 ) -> HttpResponse:
     """Send the request and read the response before `deadline` (a time.monotonic() value).
 
     Redirects are followed by hand so that each hop is checked; 303 (and 301/302 for POST)
-    turn the request into a GET without a body, as browsers do.
+    turn the request into a GET without a body, as browsers do. From the first hop to another
+    scheme, host or port on, the headers named in `secret_headers` and the credential headers
+    are no longer sent (even if a later hop comes back).
     """
     max_bytes = settings.BATCHJOBS_HTTP_MAX_RESPONSE_BYTES
+    try:
+        target = http_url_parse(url)
+    except UrlRefused as exc:
+        raise BlockedDestination(str(exc)) from exc
+    origin = target.origin
     for hop in range(settings.BATCHJOBS_HTTP_MAX_REDIRECTS + 1):
-        errors = url_syntax_errors(url)
-        if errors:
-            raise BlockedDestination(f"redirect to an invalid URL {url!r}: {errors[0]}")
-        address = destination_check(url)
+        address = destination_check(target)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("deadline passed before the request was sent")
-        with requests.Session() as session, _send(session, method, url, address, headers, body,
+        with requests.Session() as session, _send(session, method, target, address, headers, body,
                                                    remaining) as response:  # fmt: skip
             if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
-                url = urljoin(url, response.headers["location"])
+                try:
+                    target = http_url_join(target, response.headers["location"])
+                except UrlRefused as exc:
+                    raise BlockedDestination(f"redirect to a refused URL: {exc}") from exc
+                if target.origin != origin:
+                    headers = headers_for_another_origin(headers, secret_headers=secret_headers)
                 if response.status_code == 303 or (
                     response.status_code in (301, 302) and method == "POST"
                 ):
                     method, body = "GET", None
                 continue
             content = _read_capped(response, max_bytes=max_bytes, deadline=deadline)
-            return HttpResponse(status=response.status_code, body=content, url=url, redirects=hop)
+            return HttpResponse(
+                status=response.status_code, body=content, url=target.url, redirects=hop
+            )
     raise BlockedDestination(
-        f"more than {settings.BATCHJOBS_HTTP_MAX_REDIRECTS} redirects; last to {url}"
+        f"more than {settings.BATCHJOBS_HTTP_MAX_REDIRECTS} redirects; last to {target.url}"
     )
 
 
-def _send(session, method, url, address, headers, body, remaining) -> requests.Response:
+def _send(session, method, target: HttpUrl, address, headers, body, remaining) -> requests.Response:
     session.trust_env = False  # an environment proxy would connect around the check
-    session.mount(f"{urlsplit(url).scheme}://", _PinnedAdapter(address))
+    session.mount(f"{target.scheme}://", _PinnedAdapter(target, address))
     return session.request(
         method,
-        url,
-        headers={**headers, "Host": _host_header(url)},
+        target.url,
+        headers={**headers, "Host": target.host_header},
         data=body,
         timeout=(min(remaining, 10.0), remaining),
         allow_redirects=False,

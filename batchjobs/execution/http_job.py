@@ -101,6 +101,7 @@ def run_http_job(
             headers=headers_for_request(job, execution_id=execution_id, attempt=attempt),
             body=job.http_body.encode() if job.http_body else None,
             deadline=deadline,
+            secret_headers=[header["name"] for header in job.http_headers if header.get("secret")],
         )
     except BlockedDestination as exc:
         return AttemptOutcome(status=AttemptStatus.FAILED, error=str(exc), retryable=False)
