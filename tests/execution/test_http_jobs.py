@@ -3,10 +3,13 @@
 import time
 
 import pytest
+from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from batchjobs.errors import InvalidInput
 from batchjobs.execution.runner import execution_run
-from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
+from batchjobs.models import AttemptStatus, BatchJob, BatchLog, ExecutionStatus
+from tests.execution.test_ssrf import AcceptCounter
 from tests.factories import http_job, start
 
 pytestmark = pytest.mark.django_db
@@ -199,3 +202,153 @@ def test_connection_refused_is_retryable(httpserver):
         httpserver.start()
     assert execution.status == ExecutionStatus.QUEUED
     assert "connection failed" in execution.error
+
+
+# --- one reading of the URL (issue #11, 7) ---------------------------------------------------
+
+
+@pytest.fixture
+def sink():
+    counter = AcceptCounter()
+    yield counter
+    counter.close()
+
+
+@pytest.fixture
+def allowed():
+    counter = AcceptCounter()
+    yield counter
+    counter.close()
+
+
+def backslash_url(*, dialled: int, checked: int) -> str:
+    # urllib.parse reads port `checked`, urllib3 (the connection) port `dialled`
+    return f"http://127.0.0.1:{dialled}\\@127.0.0.1:{checked}/"
+
+
+def test_a_backslash_url_is_refused_at_save_naming_the_field(sink, allowed, settings):
+    settings.BATCHJOBS_HTTP_ALLOWLIST = [f"127.0.0.1:{allowed.port}"]
+    with pytest.raises(InvalidInput) as refused:
+        http_job(backslash_url(dialled=sink.port, checked=allowed.port))
+    assert refused.value.field_errors == {
+        "http_url": ["the URL contains a backslash, which parsers read differently"]
+    }
+    assert not BatchJob.objects.exists()
+
+
+def test_a_backslash_url_stored_behind_validation_fails_at_run_without_a_connection(
+    sink, allowed, settings
+):
+    # given a job whose URL was changed behind the services' back
+    settings.BATCHJOBS_HTTP_ALLOWLIST = [f"127.0.0.1:{allowed.port}"]
+    job = http_job(f"http://127.0.0.1:{allowed.port}/", max_attempts=3)
+    BatchJob.objects.filter(pk=job.pk).update(
+        http_url=backslash_url(dialled=sink.port, checked=allowed.port)
+    )
+    job.refresh_from_db()
+
+    # when
+    execution = run_once(start(job))
+
+    # then: refused for good, and nothing was dialled
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.attempts == 1
+    assert "backslash" in execution.error
+    assert (sink.accepts, allowed.accepts) == (0, 0)
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_a_redirect_to_a_backslash_url_fails_the_job_without_a_connection(
+    status, sink, allowed, settings
+):
+    # given an allow-listed server answering with a raw Location header (a framework would
+    # percent-encode the backslash)
+    settings.BATCHJOBS_HTTP_ALLOWLIST = [f"127.0.0.1:{allowed.port}"]
+    location = backslash_url(dialled=sink.port, checked=allowed.port)
+    allowed.response = (
+        f"HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+
+    # when
+    execution = run_once(start(http_job(f"http://127.0.0.1:{allowed.port}/jump", max_attempts=3)))
+
+    # then
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.attempts == 1
+    assert "redirect to a refused URL" in execution.error
+    assert (allowed.accepts, sink.accepts) == (1, 0)
+
+
+# --- secret headers stay with the origin (issue #11, 8) --------------------------------------
+
+
+@pytest.fixture
+def other_server():
+    server = HTTPServer(host="127.0.0.1")
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+SECRET_HEADERS = [
+    {"name": "Authorization", "value": "Bearer t0ken", "secret": True},
+    {"name": "X-Api-Key", "value": "k3y", "secret": True},
+    {"name": "X-Plain", "value": "kept", "secret": False},
+]
+
+
+def landing_request(*servers: HTTPServer):
+    (landed,) = [
+        request for server in servers for request, _ in server.log if request.path == "/landing"
+    ]
+    return landed
+
+
+@pytest.mark.parametrize(
+    "landing",
+    ["http://localhost:{port}/landing", "http://127.0.0.1:{other_port}/landing"],
+    ids=["another-host", "another-port"],
+)
+def test_secret_headers_are_not_sent_after_a_redirect_to_another_origin(
+    landing, httpserver, other_server, settings
+):
+    # given
+    settings.BATCHJOBS_HTTP_ALLOWLIST = ["127.0.0.1"]
+    landing = landing.format(port=httpserver.port, other_port=other_server.port)
+    httpserver.expect_request("/start").respond_with_data(
+        "", status=302, headers={"Location": landing}
+    )
+    for server in (httpserver, other_server):
+        server.expect_request("/landing").respond_with_data("landed")
+    job = http_job(f"http://127.0.0.1:{httpserver.port}/start", http_headers=SECRET_HEADERS)
+
+    # when
+    execution = run_once(start(job))
+
+    # then
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error
+    first = httpserver.log[0][0]
+    landed = landing_request(httpserver, other_server)
+    assert (first.headers["Authorization"], first.headers["X-Api-Key"]) == ("Bearer t0ken", "k3y")
+    assert ("Authorization" in landed.headers, "X-Api-Key" in landed.headers) == (False, False)
+    assert landed.headers["X-Plain"] == "kept"
+    assert landed.headers["Idempotency-Key"] == str(execution.pk)
+    assert landed.headers["X-Batchjobs-Attempt"] == "1"
+
+
+def test_secret_headers_are_sent_after_a_redirect_within_the_origin(httpserver, settings):
+    settings.BATCHJOBS_HTTP_ALLOWLIST = ["127.0.0.1"]
+    httpserver.expect_request("/start").respond_with_data(
+        "", status=302, headers={"Location": "/landing"}
+    )
+    httpserver.expect_request("/landing").respond_with_data("landed")
+    job = http_job(f"http://127.0.0.1:{httpserver.port}/start", http_headers=SECRET_HEADERS)
+
+    execution = run_once(start(job))
+
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error
+    landed = landing_request(httpserver)
+    assert (landed.headers["Authorization"], landed.headers["X-Api-Key"]) == ("Bearer t0ken", "k3y")
