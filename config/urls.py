@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
 
@@ -7,7 +8,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("demo/ping", views.demo_ping, name="demo-ping"),
     path("admin/", admin.site.urls),
     path("api/", include("batchjobs.api.urls")),
 ]
+
+# The demo endpoint the quick start's HTTP job calls exists only where the examples are installed
+# (BATCHJOBS_EXAMPLES).
+if apps.is_installed("batchjobs_examples"):
+    urlpatterns.append(path("", include("batchjobs_examples.urls")))

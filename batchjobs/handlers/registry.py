@@ -103,12 +103,7 @@ def handler_params_errors(name: str, params: Any) -> list[str]:
 
 
 def load_handler_modules() -> None:
-    """Import the bundled handlers and batch jobs, and the modules named in
-    BATCHJOBS_HANDLER_MODULES."""
-    for module in [
-        "batchjobs.handlers.builtin",
-        "batchjobs.handlers.examples.handlers",
-        "batchjobs.batch.examples",
-        *settings.BATCHJOBS_HANDLER_MODULES,
-    ]:
+    """Import the built-in handlers and the modules named in BATCHJOBS_HANDLER_MODULES. (An
+    installed app may register more from its own AppConfig.ready.)"""
+    for module in ["batchjobs.handlers.builtin", *settings.BATCHJOBS_HANDLER_MODULES]:
         importlib.import_module(module)

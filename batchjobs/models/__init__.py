@@ -1,5 +1,4 @@
 from .audit import AuditAction, AuditEntry
-from .examples import ExampleCustomer, WarehouseCustomer
 from .execution import (
     AttemptStatus,
     BatchAttempt,
@@ -28,7 +27,6 @@ __all__ = [
     "BatchSchedule",
     "DstFoldPolicy",
     "DstGapPolicy",
-    "ExampleCustomer",
     "ExecutionStatus",
     "JobKind",
     "JobNotification",
@@ -41,5 +39,4 @@ __all__ = [
     "ScheduleKind",
     "StepExecution",
     "Trigger",
-    "WarehouseCustomer",
 ]

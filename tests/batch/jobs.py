@@ -1,4 +1,5 @@
-"""Batch jobs for the engine tests, registered through tests/fault_handlers.py."""
+"""Batch jobs for the engine tests, registered through tests/fault_handlers.py. They write to
+the examples' customer table, a table of their own (the tests run with BATCHJOBS_EXAMPLES)."""
 
 import time
 
@@ -17,7 +18,7 @@ from batchjobs.batch import (
     tasklet_step,
 )
 from batchjobs.batch.writers import DjangoWriter, PostgresCopyWriter
-from batchjobs.models import ExampleCustomer
+from batchjobs_examples.models import ExampleCustomer
 
 TABLE = ExampleCustomer._meta.db_table
 

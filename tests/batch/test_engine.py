@@ -5,8 +5,9 @@ from django.db import connection
 
 from batchjobs.errors import Conflict
 from batchjobs.execution.runner import execution_run
-from batchjobs.models import BatchLog, ExampleCustomer, ExecutionStatus, StepExecution
+from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
 from batchjobs.services import operator
+from batchjobs_examples.models import ExampleCustomer
 from tests.batch import jobs
 from tests.batch.jobs import customer_numbers
 

@@ -35,14 +35,13 @@ from batchjobs.execution.runner import execution_run
 from batchjobs.models import (
     BatchJob,
     BatchLog,
-    ExampleCustomer,
     ExecutionStatus,
     JobKind,
     StepExecution,
-    WarehouseCustomer,
 )
 from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
+from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
 from tests.batch.jobs import NumbersReader
 
 BOTH = ["default", "warehouse"]

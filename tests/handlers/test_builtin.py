@@ -13,15 +13,14 @@ from batchjobs.models import (
     AttemptStatus,
     BatchAttempt,
     BatchLog,
-    ExampleCustomer,
     ExecutionStatus,
     StepExecution,
     Trigger,
-    WarehouseCustomer,
 )
 from batchjobs.scheduling.clock import database_now
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_create
+from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
 
 BOTH = ["default", "warehouse"]
 # Runs inside the test's transaction, rolled back afterwards: the handler's own transactions

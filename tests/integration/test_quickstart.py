@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus
-from batchjobs.services.demo import demo_jobs
+from batchjobs_examples.demo import demo_jobs
 from tests.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
@@ -69,6 +69,7 @@ class Quickstart:
         env.update(
             BATCHJOBS_VAR_DIR=str(var_dir),
             DJANGO_SETTINGS_MODULE="config.settings.base",
+            BATCHJOBS_EXAMPLES="true",  # as `make run` exports it
             PYTHONUNBUFFERED="1",
         )
         self.process = subprocess.Popen(

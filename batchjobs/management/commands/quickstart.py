@@ -1,8 +1,9 @@
 """`manage.py quickstart`: the whole system on one machine in one command (what `make run` runs).
 
-Starts the embedded Redis when the broker is the embedded one (no REDIS_URL), migrates both
-database aliases, creates the admin user and the demo jobs, then runs web (gunicorn), a worker
-and beat as child processes with their output prefixed, until Ctrl-C or SIGTERM stops them all.
+Starts the embedded Redis when the broker is the embedded one (no REDIS_URL), migrates the
+databases, creates the admin user and, when the examples app is installed (BATCHJOBS_EXAMPLES,
+which `make run` turns on), the demo jobs, then runs web (gunicorn), a worker and beat as child
+processes with their output prefixed, until Ctrl-C or SIGTERM stops them all.
 """
 
 import functools
@@ -18,17 +19,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from batchjobs.embedded_redis import embedded_redis_start
-from batchjobs.services.demo import admin_user_ensure
+from batchjobs.services.accounts import admin_user_ensure
 
 START_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.2
 QUICKSTART_PREFIX = "[quickstart]"
+# When installed, its demo jobs are seeded (demo_seed is its command) and its database migrated.
+EXAMPLES_APP = "batchjobs_examples"
 
 
 class Supervisor:
@@ -212,7 +216,10 @@ class Command(BaseCommand):
 
     def _prepare(self, supervisor: Supervisor, *, base_url: str, stop: threading.Event) -> str:
         """Migrations, static files, admin user and demo jobs. Returns the admin login line."""
-        for alias in ("default", "warehouse"):
+        examples = apps.is_installed(EXAMPLES_APP)
+        # Another alias is the operator's database (the sql handler's), never migrated; the
+        # examples keep a table on theirs, `warehouse`.
+        for alias in ["default", "warehouse"] if examples else ["default"]:
             supervisor.say(f"migrating database {alias}")
             call_command(
                 "migrate", database=alias, interactive=False, verbosity=0, skip_checks=False
@@ -236,6 +243,8 @@ class Command(BaseCommand):
         else:
             admin_line = f"{username}, password: {password} (shown this once)"
 
+        if not examples:
+            return admin_line
         # In a child with the children's environment, so that the HTTP demo job is checked
         # against the same allowlist the worker will apply.
         seed = subprocess.run(

@@ -1,11 +1,10 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule
-from batchjobs.services.demo import admin_user_ensure, demo_jobs, demo_seed
 from batchjobs.services.jobs import job_update
+from batchjobs_examples.demo import demo_jobs, demo_seed
 
 pytestmark = pytest.mark.django_db
 
@@ -73,12 +72,3 @@ def test_demo_seed_reports_an_http_job_the_allowlist_refuses(settings):
     assert "BATCHJOBS_HTTP_ALLOWLIST" in refused.error
     assert not BatchJob.objects.filter(name="demo-http-ping").exists()
     assert {name for name, o in outcomes.items() if o.created} == DEMO_NAMES - {"demo-http-ping"}
-
-
-def test_admin_user_ensure_creates_a_superuser_once_and_keeps_its_password():
-    assert admin_user_ensure(username="admin", password="first-secret") is True
-    assert admin_user_ensure(username="admin", password="second-secret") is False
-
-    admin = get_user_model().objects.get(username="admin")
-    assert admin.is_superuser and admin.is_staff
-    assert admin.check_password("first-secret")

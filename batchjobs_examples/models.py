@@ -1,4 +1,8 @@
-"""Tables the sample handlers work on: customers in `default`, their replica in `warehouse`."""
+"""Tables the sample handlers work on: customers in `default`, their replica in `warehouse`.
+
+The tables keep the names they had when these models belonged to the batchjobs app, so that an
+installation made before the examples had an app of their own keeps its rows (see
+migrations/0001_initial.py)."""
 
 from django.db import models
 
@@ -15,6 +19,7 @@ class ExampleCustomer(models.Model):
     )
 
     class Meta:
+        db_table = "batchjobs_examplecustomer"
         ordering = ["email"]
 
     def __str__(self) -> str:
@@ -32,6 +37,7 @@ class WarehouseCustomer(models.Model):
     )
 
     class Meta:
+        db_table = "batchjobs_warehousecustomer"
         ordering = ["email"]
 
     def __str__(self) -> str:

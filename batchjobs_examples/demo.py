@@ -1,12 +1,10 @@
 """The quick start's demo data: jobs that show an HTTP call, a handler, schedules and retries,
-each with a first run so that there is something to look at, and the admin user to look at it
-with."""
+each with a first run so that there is something to look at."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from batchjobs.errors import InvalidInput
@@ -120,15 +118,3 @@ def demo_seed(*, base_url: str) -> list[DemoJobOutcome]:
             continue
         outcomes.append(DemoJobOutcome(name=demo.name, job=job, created=True, first_run=first_run))
     return outcomes
-
-
-def admin_user_ensure(*, username: str, password: str, email: str = "") -> bool:
-    """Create a superuser unless a user of that name exists; True if it was created.
-
-    An existing user keeps its password: this never resets what someone may have changed.
-    """
-    user_model = get_user_model()
-    if user_model.objects.filter(username=username).exists():
-        return False
-    user_model.objects.create_superuser(username=username, email=email, password=password)
-    return True

@@ -1,4 +1,4 @@
-"""Worked examples of batch jobs, on the project's example tables (see models/examples.py).
+"""Worked examples of batch jobs, on the example tables (see models.py).
 
 - examples.csv_import: a large CSV file of customers into ExampleCustomer, by COPY on
   PostgreSQL; malformed lines and invalid customers are skipped and reported with their line
@@ -19,13 +19,14 @@ from typing import Any
 from django.db import IntegrityError, connections
 from django.utils import timezone
 
-from batchjobs.models import ExampleCustomer, StepExecution, WarehouseCustomer
+from batchjobs.batch.job import JobBuilder, StepContext, chunk_step, partition_step, tasklet_step
+from batchjobs.batch.policies import SkipPolicy
+from batchjobs.batch.readers import BadLine, BadLineReport, CsvReader, QuerysetReader, file_ranges
+from batchjobs.batch.registry import batch_job
+from batchjobs.batch.writers import DjangoWriter, PostgresCopyWriter
+from batchjobs.models import StepExecution
 
-from .job import JobBuilder, StepContext, chunk_step, partition_step, tasklet_step
-from .policies import SkipPolicy
-from .readers import BadLine, BadLineReport, CsvReader, QuerysetReader, file_ranges
-from .registry import batch_job
-from .writers import DjangoWriter, PostgresCopyWriter
+from .models import ExampleCustomer, WarehouseCustomer
 
 IMPORT_CHUNK_SIZE = 1000
 # Bad lines, invalid customers and duplicate e-mails, all told; past this many the file is

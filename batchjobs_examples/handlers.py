@@ -18,7 +18,8 @@ from django.db import connections, transaction
 from django.db.models import F, Q
 
 from batchjobs.handlers.registry import HandlerContext, NonRetryableError, handler
-from batchjobs.models import ExampleCustomer, WarehouseCustomer
+
+from .models import ExampleCustomer, WarehouseCustomer
 
 SOURCE, WAREHOUSE = "default", "warehouse"
 

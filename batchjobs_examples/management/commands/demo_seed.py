@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandParser
 
-from batchjobs.services.demo import demo_seed
+from batchjobs_examples.demo import demo_seed
 
 
 class Command(BaseCommand):

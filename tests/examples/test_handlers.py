@@ -5,15 +5,16 @@ import pytest
 from django.db import DatabaseError, connections
 
 from batchjobs.errors import InvalidInput
-from batchjobs.handlers.examples.handlers import (
+from batchjobs.handlers.registry import NonRetryableError
+from batchjobs.models import AttemptStatus, ExecutionStatus
+from batchjobs.services.jobs import job_create
+from batchjobs_examples.handlers import (
     concurrent_queries,
     customer_report,
     read_only_transaction,
     sync_customers_to_warehouse,
 )
-from batchjobs.handlers.registry import NonRetryableError
-from batchjobs.models import AttemptStatus, ExampleCustomer, ExecutionStatus, WarehouseCustomer
-from batchjobs.services.jobs import job_create
+from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
 
 BOTH = ["default", "warehouse"]
 # Real transactions, flushed afterwards: what a handler commits or rolls back on either database

@@ -1,13 +1,15 @@
-"""The worked examples of batchjobs/batch/examples.py, end to end and in-process, on small files
-made here. On PostgreSQL the CSV imports go through COPY, elsewhere through the ORM."""
+"""The worked examples of batchjobs_examples/batch_jobs.py, end to end and in-process, on small
+files made here. On PostgreSQL the CSV imports go through COPY, elsewhere through the ORM."""
 
 import pytest
 from django.db import connections
 
-from batchjobs.batch import StepContext, examples
+from batchjobs.batch import StepContext
 from batchjobs.batch.writers import PostgresCopyWriter
-from batchjobs.models import ExampleCustomer, ExecutionStatus, StepExecution, WarehouseCustomer
+from batchjobs.models import ExecutionStatus, StepExecution
 from batchjobs.services import operator
+from batchjobs_examples import batch_jobs
+from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
 from tests.batch.test_readers_writers import run, start, step
 
 BOTH = ["default", "warehouse"]
@@ -74,14 +76,14 @@ def test_csv_import_restarts_from_its_last_chunk_and_imports_each_line_once(tmp_
     path = tmp_path / "customers.csv"
     bad = {2100: "x", 2200: "y", 2300: "z"}
     expected = customers_csv(path, 3100, bad=bad)
-    monkeypatch.setattr(examples, "IMPORT_SKIP_LIMIT", 2)
+    monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 2)
     failed = run(start("examples.csv_import", {"file": str(path)}))
     assert failed.status == ExecutionStatus.FAILED
     assert "skip limit 2" in step(failed, "import").error
     assert len(emails()) == 2000  # the two chunks committed; the third rolled back
 
     # when restarted with a larger limit
-    monkeypatch.setattr(examples, "IMPORT_SKIP_LIMIT", 10)
+    monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 10)
     restarted = run(operator.restart(failed.pk))
 
     # then it read on from line 2002, and wrote each customer once: no duplicate was
@@ -124,7 +126,7 @@ def test_csv_import_partitioned_restart_reruns_only_the_failed_partition(tmp_pat
     # given a bad line in the last partition only, and no skips allowed
     path = tmp_path / "customers.csv"
     expected = customers_csv(path, 3000, bad={2500: "broken"})
-    monkeypatch.setattr(examples, "IMPORT_SKIP_LIMIT", 0)
+    monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 0)
     params = {"file": str(path), "partitions": 3}
     failed = run(start("examples.csv_import_partitioned", params))
     assert failed.status == ExecutionStatus.FAILED
@@ -136,7 +138,7 @@ def test_csv_import_partitioned_restart_reruns_only_the_failed_partition(tmp_pat
     assert statuses == {"p0": "COMPLETED", "p1": "COMPLETED", "p2": "FAILED"}
 
     # when
-    monkeypatch.setattr(examples, "IMPORT_SKIP_LIMIT", 10)
+    monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 10)
     restarted = run(operator.restart(failed.pk))
 
     # then p2 resumed from its own checkpoint; p0 and p1 were not run again
@@ -178,14 +180,14 @@ def test_db_migration_restarts_after_the_last_committed_key_and_a_rerun_is_harml
         ExampleCustomer(email=f"p{n}@example.com", name=f"P {n}") for n in range(1, 1001)
     )
     poison = sorted(created, key=lambda c: c.pk)[729].email
-    transform = examples.warehouse_row
+    transform = batch_jobs.warehouse_row
 
     def failing_row(customer):
         if customer.email == poison:
             raise RuntimeError("the transformation broke")
         return transform(customer)
 
-    monkeypatch.setattr(examples, "warehouse_row", failing_row)
+    monkeypatch.setattr(batch_jobs, "warehouse_row", failing_row)
     failed = run(start("examples.db_migration", {}))
     assert failed.status == ExecutionStatus.FAILED
     assert WarehouseCustomer.objects.count() == 500
@@ -212,7 +214,7 @@ def test_db_migration_restarts_after_the_last_committed_key_and_a_rerun_is_harml
     connections["default"].vendor != "postgresql", reason="only PostgreSQL imports by COPY"
 )
 def test_csv_import_writes_by_copy_on_postgresql():
-    load = examples.csv_import().nodes["import"]
+    load = batch_jobs.csv_import().nodes["import"]
     writer = load.writer(StepContext(params={}, job_context={}, context={}, step_name="import",
                                      execution_id=0))  # fmt: skip
     assert isinstance(writer, PostgresCopyWriter)
