@@ -60,10 +60,6 @@ def http_url_parse(url: str) -> HttpUrl:
     """Read an absolute http(s) URL, or raise UrlRefused naming what is wrong with it."""
     if not isinstance(url, str) or not url:
         raise UrlRefused("enter an http or https URL")
-    if "\\" in url:
-        raise UrlRefused("the URL contains a backslash, which parsers read differently")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise UrlRefused("the URL contains whitespace or a control character")
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -71,6 +67,11 @@ def http_url_parse(url: str) -> HttpUrl:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise UrlRefused(f"scheme must be http or https, not {parts.scheme or 'missing'!r}")
+    # Checked on the URL as given: urlsplit drops some of these characters before parsing.
+    if "\\" in url:
+        raise UrlRefused("the URL contains a backslash, which parsers read differently")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise UrlRefused("the URL contains whitespace or a control character")
     if not parts.netloc:
         raise UrlRefused("the URL has no host")
     if "@" in parts.netloc:
