@@ -20,6 +20,11 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-quickstart-key-change-me-in-production")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# The demo and worked examples (the batchjobs_examples app: its tables on `default` and on a
+# second database `warehouse`, its handlers and batch jobs, the quick start's demo jobs and the
+# /demo/ping they call). `make run` and the tests turn them on; a production install leaves
+# them out.
+BATCHJOBS_EXAMPLES = env.bool("BATCHJOBS_EXAMPLES", default=False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -37,6 +42,8 @@ INSTALLED_APPS = [
     "django_celery_results",
     "batchjobs.apps.BatchJobsConfig",
 ]
+if BATCHJOBS_EXAMPLES:
+    INSTALLED_APPS.append("batchjobs_examples.apps.BatchJobsExamplesConfig")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -98,13 +105,18 @@ DATABASES = {
         env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'batchjobs.sqlite3'}"),
         test_name="test-batchjobs.sqlite3",
     ),
-    # A second database the sample handlers sync and report across (BATCHJOBS examples).
-    "warehouse": _database(
-        env.str("WAREHOUSE_DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'warehouse.sqlite3'}"),
-        test_name="test-warehouse.sqlite3",
-    ),
 }
-DATABASE_ROUTERS = ["batchjobs.handlers.examples.routers.WarehouseRouter"]
+# A second database: the one the examples sync and report across (SQLite under VAR_DIR unless
+# set); without the examples, an operator's database for the `sql` handler, which batchjobs
+# leaves unmigrated (`migrate --database warehouse` would copy batchjobs' tables into it).
+WAREHOUSE_DATABASE_URL = env.str("WAREHOUSE_DATABASE_URL", default="")
+if BATCHJOBS_EXAMPLES or WAREHOUSE_DATABASE_URL:
+    DATABASES["warehouse"] = _database(
+        WAREHOUSE_DATABASE_URL or f"sqlite:///{VAR_DIR / 'warehouse.sqlite3'}",
+        test_name="test-warehouse.sqlite3",
+    )
+# The examples' warehouse table on `warehouse`, everything else on `default`.
+DATABASE_ROUTERS = ["batchjobs_examples.routers.WarehouseRouter"] if BATCHJOBS_EXAMPLES else []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
