@@ -66,6 +66,8 @@ def _environment() -> dict:
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+    # The imports measured are the examples' (batchjobs_examples registers them when installed).
+    os.environ["BATCHJOBS_EXAMPLES"] = "true"
     return support.database_config(
         prefix=DATABASE_PREFIX,
         bench="the bench",
@@ -146,7 +148,6 @@ def child_engine(path: Path, rows: int, run: int, profile: bool) -> dict:
     import django
 
     django.setup()
-    import batchjobs.batch.examples  # noqa: F401 - registers the example jobs
     from batchjobs.execution.runner import execution_run
     from batchjobs.models import BatchLog, StepExecution
     from batchjobs.services import operator
@@ -232,9 +233,7 @@ class Workers:
         self.processes = [
             Process(
                 f"worker{index}",
-                worker_command(
-                    f"{DATABASE_PREFIX}{index}", "-I", "batchjobs.batch.examples", concurrency=1
-                ),
+                worker_command(f"{DATABASE_PREFIX}{index}", concurrency=1),
                 env,
                 log_dir=log_dir,
             )
@@ -259,7 +258,6 @@ class Workers:
 def run_partitioned(path: Path, rows: int, workers: int, partitions: int, log_dir: Path) -> float:
     """examples.csv_import_partitioned on `workers` real workers; rows/s from the execution's
     start (its claim by a worker) to its end, both recorded by the database."""
-    import batchjobs.batch.examples  # noqa: F401 - registers the example jobs
     from batchjobs.models import BatchLog, StepExecution
     from batchjobs.services import operator
 
