@@ -1,6 +1,7 @@
 # The two commands. Both need only Python 3.11+: the first use creates .venv and installs the
 # project into it; later uses reinstall only when pyproject.toml has changed.
-#   make run   web + worker + beat on this machine (SQLite and an embedded Redis by default)
+#   make run   web + worker + beat on this machine, with the demo jobs (SQLite and an embedded
+#              Redis by default)
 #   make test  ruff and the whole test suite
 # `make run PORT=8001 HOST=0.0.0.0` serves elsewhere; PYTHON=python3.12 picks the interpreter.
 
@@ -14,8 +15,10 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test install browser
 
+# With the demo and worked examples (BATCHJOBS_EXAMPLES), which a production install leaves out;
+# `BATCHJOBS_EXAMPLES=false make run` runs without them.
 run: $(INSTALLED)
-	$(VENV)/bin/python manage.py quickstart --host $(HOST) --port $(PORT)
+	BATCHJOBS_EXAMPLES=$${BATCHJOBS_EXAMPLES:-true} $(VENV)/bin/python manage.py quickstart --host $(HOST) --port $(PORT)
 
 test: $(INSTALLED) browser
 	$(VENV)/bin/ruff check .
