@@ -6,6 +6,7 @@ FOR UPDATE SKIP LOCKED, so two beats never work on the same schedule, and the un
 """
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,10 +18,13 @@ from django.db import connection, transaction
 from batchjobs.execution.publish import Route
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, MisfirePolicy
 from batchjobs.models.job import OverlapPolicy
+from batchjobs.models.set_aside import REFUSED_BY_DATABASE, set_aside_reason
 from batchjobs.services.schedules import schedule_next_fire
 
 from .clock import database_now
 from .fire_times import Timing, fires_between, jitter_offset
+
+logger = logging.getLogger(__name__)
 
 # How many missed fires are looked at per schedule: bounds the work after a long downtime of a
 # schedule that fires every second.
@@ -152,7 +156,7 @@ _ROUTE_FIELDS = ("queue", "priority", "timeout_seconds")
 def _claim_due(*, now: datetime, batch_size: int) -> list[DueSchedule]:
     rows = (
         BatchSchedule.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(paused=False, next_fire_at__lte=now)
+        .filter(paused=False, next_fire_at__lte=now, set_aside_at__isnull=True)
         .order_by("next_fire_at")
         .values_list(
             *_SCHEDULE_FIELDS,
@@ -167,31 +171,40 @@ def _claim_due(*, now: datetime, batch_size: int) -> list[DueSchedule]:
 def schedules_fire_due(
     *, batch_size: int = FIRE_BATCH_SIZE, now: datetime | None = None
 ) -> FiredBatch:
-    """Fire one batch of due schedules in one transaction."""
+    """Fire one batch of due schedules in one transaction. A schedule whose fires cannot be
+    worked out, or whose rows the database refuses, is set aside (DESIGN.md §4, invariant 11):
+    the others fire in the same call."""
+    try:
+        return _fire_batch(batch_size=batch_size, now=now, find_refused_rows=False)
+    except REFUSED_BY_DATABASE:
+        # One row failed a whole statement and rolled the batch back: fire it again, writing
+        # in halves inside savepoints to find that row (not done first: it costs round trips).
+        return _fire_batch(batch_size=batch_size, now=now, find_refused_rows=True)
+
+
+# A schedule that is fired, and the execution rows it adds.
+_Planned = tuple[DueSchedule, list[tuple]]
+
+
+def _fire_batch(*, batch_size: int, now: datetime | None, find_refused_rows: bool) -> FiredBatch:
     with transaction.atomic():
         now = now or database_now()
         schedules = _claim_due(now=now, batch_size=batch_size)
         if not schedules:
             return FiredBatch(schedules=0, routes={})
-        rows = []
+        planned: list[_Planned] = []
+        set_aside: dict[int, str] = {}
         job_params: dict[int, str] = {}  # one job's parameters, serialised once per batch
         for schedule in schedules:
-            plan, moved_past = plan_fires(schedule, now=now)
-            if not schedule.job_enabled:
-                plan = FirePlan()  # a disabled job's schedules move on without firing
-            if schedule.max_runs is not None:
-                plan.run = plan.run[: max(0, schedule.max_runs - schedule.run_count)]
-            if schedule.params:
-                params = json.dumps({**schedule.job_params, **schedule.params})
-            elif (params := job_params.get(schedule.job_id)) is None:
-                params = job_params[schedule.job_id] = json.dumps(schedule.job_params)
-            rows += _execution_rows(schedule, plan, params=params, now=now)
-            schedule.run_count += len(plan.run)
-            if plan.run:
-                schedule.last_fire_at = plan.run[-1]
-            schedule.next_fire_at = schedule_next_fire(schedule=schedule, after=moved_past)
-        created = _insert_ignoring_duplicates(rows)
-        _advance(schedules)
+            try:
+                planned.append((schedule, _plan(schedule, job_params=job_params, now=now)))
+            except Exception as error:  # the schedule's data: no database call in planning
+                set_aside[schedule.pk] = _log_set_aside(schedule, error)
+        if find_refused_rows:
+            created = _write_finding_refused(planned, set_aside=set_aside)
+        else:
+            created = _write(planned)
+        _set_aside(set_aside, now=now)
     job_routes = {schedule.job_id: schedule.job_route for schedule in schedules}
     return FiredBatch(
         schedules=len(schedules),
@@ -201,6 +214,63 @@ def schedules_fire_due(
             if status == ExecutionStatus.QUEUED
         },
     )
+
+
+def _plan(schedule: DueSchedule, *, job_params: dict[int, str], now: datetime) -> list[tuple]:
+    """The execution rows of one claimed schedule; moves the schedule on (in memory)."""
+    plan, moved_past = plan_fires(schedule, now=now)
+    if not schedule.job_enabled:
+        plan = FirePlan()  # a disabled job's schedules move on without firing
+    if schedule.max_runs is not None:
+        plan.run = plan.run[: max(0, schedule.max_runs - schedule.run_count)]
+    if schedule.params:
+        params = json.dumps({**schedule.job_params, **schedule.params})
+    elif (params := job_params.get(schedule.job_id)) is None:
+        params = job_params[schedule.job_id] = json.dumps(schedule.job_params)
+    rows = _execution_rows(schedule, plan, params=params, now=now)
+    schedule.run_count += len(plan.run)
+    if plan.run:
+        schedule.last_fire_at = plan.run[-1]
+    schedule.next_fire_at = schedule_next_fire(schedule=schedule, after=moved_past)
+    return rows
+
+
+def _write(planned: list[_Planned]) -> list[tuple[int, str, int]]:
+    created = _insert_ignoring_duplicates([row for _, rows in planned for row in rows])
+    _advance([schedule for schedule, _ in planned])
+    return created
+
+
+def _write_finding_refused(
+    planned: list[_Planned], *, set_aside: dict[int, str]
+) -> list[tuple[int, str, int]]:
+    """Write each half in a savepoint, halving again a half the database refuses, down to the
+    schedule whose rows it refuses, which is set aside: about 2 log2(n) statements per row
+    refused, and the rest of the batch fires."""
+    if not planned:
+        return []
+    try:
+        with transaction.atomic():
+            return _write(planned)
+    except REFUSED_BY_DATABASE as error:
+        if len(planned) == 1:
+            set_aside[planned[0][0].pk] = _log_set_aside(planned[0][0], error)
+            return []
+    middle = len(planned) // 2
+    first = _write_finding_refused(planned[:middle], set_aside=set_aside)
+    return first + _write_finding_refused(planned[middle:], set_aside=set_aside)
+
+
+def _log_set_aside(schedule: DueSchedule, error: Exception) -> str:
+    logger.error("schedule %s set aside: firing it raised", schedule.pk, exc_info=error)
+    return set_aside_reason(error)
+
+
+def _set_aside(reasons: dict[int, str], *, now: datetime) -> None:
+    """Mark the schedules in `reasons` set aside: the claim and beat's sleep pass them by until
+    someone saves them (services.schedules.schedule_save clears the mark)."""
+    for pk, reason in reasons.items():  # rare: one statement each is fine
+        BatchSchedule.objects.filter(pk=pk).update(set_aside_at=now, set_aside_reason=reason)
 
 
 def _execution_rows(
@@ -307,9 +377,11 @@ def _server_bound_cursor() -> Iterator[psycopg.Cursor]:
 
 
 def schedules_next_due() -> datetime | None:
-    """The earliest next_fire_at of a live schedule (an index-only look-up)."""
+    """The earliest next_fire_at of a live schedule (the due index, in order)."""
     return (
-        BatchSchedule.objects.filter(paused=False, next_fire_at__isnull=False)
+        BatchSchedule.objects.filter(
+            paused=False, next_fire_at__isnull=False, set_aside_at__isnull=True
+        )
         .order_by("next_fire_at")
         .values_list("next_fire_at", flat=True)
         .first()

@@ -122,7 +122,11 @@ def schedule_save(
     except DjangoValidationError as exc:
         raise InvalidInput(exc.message_dict) from exc
     with transaction.atomic():
-        if _timing_changed(schedule):
+        # Saving a schedule beat set aside (firing it raised) is how an operator puts it back:
+        # its next fire is computed again, from now, as for a changed timing.
+        set_aside = schedule.set_aside_at is not None
+        schedule.set_aside_at, schedule.set_aside_reason = None, ""
+        if set_aside or _timing_changed(schedule):
             if schedule.pk is None:
                 schedule.save()  # the id seeds the jitter
             # A fire exactly now counts: "immediately" and a new interval's first fire.

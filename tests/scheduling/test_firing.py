@@ -3,11 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from batchjobs.execution.publish import Route
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
-from batchjobs.scheduling.firing import schedules_fire_due
-from batchjobs.services.schedules import schedule_create
+from batchjobs.models.set_aside import SET_ASIDE_REASON_CHARS
+from batchjobs.scheduling.firing import schedules_fire_due, schedules_next_due
+from batchjobs.services.schedules import schedule_create, schedule_save
 from tests.factories import handler_job
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +160,145 @@ def test_a_batch_is_capped_and_the_rest_fire_in_the_next():
     assert (first.schedules, second.schedules) == (3, 2)
     assert BatchLog.objects.filter(schedule__in=schedules).count() == 5
     assert schedules_fire_due(now=T0 + timedelta(seconds=1)).schedules == 0
+
+
+# --- one bad row never stops the others (DESIGN.md §4, invariant 11) --------------------------
+
+# Rows that validation refuses, written behind its back, and the error each one raises.
+POISONS = {
+    "timezone = 'Nowhere/Land'": "ZoneInfoNotFoundError: ",
+    "kind = 'cron', cron_expression = '99 99 * * *'": "CroniterBadCronError: ",
+}
+# Issue #11's schedule: its next fire is past what a datetime holds. The schedule math ends
+# such a schedule after its fire; were it to raise instead, the schedule is set aside.
+HUGE_INTERVAL = "interval_every = 2147483647, interval_unit = 'hours'"
+
+
+def poison(schedule: BatchSchedule, assignments: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE batchjobs_batchschedule SET {assignments} WHERE id = %s", [schedule.pk]
+        )
+
+
+def fired_schedules(execution_ids) -> set[int]:
+    return set(BatchLog.objects.filter(pk__in=execution_ids).values_list("schedule_id", flat=True))
+
+
+def test_a_schedule_whose_fire_times_raise_is_set_aside_and_the_others_fire():
+    # given good due schedules, with poisoned ones claimed in the same batch
+    job = handler_job("noop")
+    good = {hourly(job).pk for _ in range(2)}
+    poisoned = {}
+    for assignments, reason in POISONS.items():
+        schedule = hourly(job)
+        poison(schedule, assignments)
+        poisoned[schedule.pk] = reason
+    huge = hourly(job)
+    poison(huge, HUGE_INTERVAL)
+    good |= {hourly(job).pk for _ in range(2)}
+    now = T0 + timedelta(seconds=1)
+    # when
+    execution_ids = fire_all(now)
+    # then every good one fired in that call, and each poisoned one is set aside with its error
+    assert fired_schedules(execution_ids) - {huge.pk} == good
+    assert not BatchLog.objects.filter(schedule__in=poisoned).exists()
+    for schedule in BatchSchedule.objects.filter(pk__in=poisoned):
+        assert schedule.set_aside_at == now
+        assert schedule.set_aside_reason.startswith(poisoned[schedule.pk])
+        assert len(schedule.set_aside_reason) <= SET_ASIDE_REASON_CHARS
+        assert (schedule.next_fire_at, schedule.run_count) == (T0, 0)  # not advanced
+    for schedule in BatchSchedule.objects.filter(pk__in=good):
+        assert (schedule.set_aside_at, schedule.set_aside_reason) == (None, "")
+    huge.refresh_from_db()
+    assert huge.next_fire_at is None or huge.set_aside_reason.startswith("OverflowError: ")
+    # and neither the claim nor beat's sleep looks at them again
+    assert schedules_fire_due(now=now + timedelta(seconds=1)).schedules == 0
+    assert schedules_next_due() == T0 + timedelta(hours=1)
+
+
+def test_a_schedule_whose_parameters_cannot_be_merged_is_set_aside_and_the_others_fire():
+    # given a job whose parameters are a list (written behind validation's back), and one of
+    # its schedules with parameters of its own to merge over them
+    job, other_job = handler_job("noop"), handler_job("noop")
+    merged = hourly(job, params={"seconds": 1})
+    plain, other = hourly(job), hourly(other_job)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE batchjobs_batchjob SET params = '[1, 2]' WHERE id = %s", [job.pk])
+    # when
+    execution_ids = fire_all(T0 + timedelta(seconds=1))
+    # then
+    assert fired_schedules(execution_ids) == {plain.pk, other.pk}
+    merged.refresh_from_db()
+    assert merged.set_aside_reason.startswith("TypeError: ")
+
+
+def test_saving_a_fixed_schedule_clears_its_set_aside_and_it_fires_again():
+    # given a schedule set aside for its unknown time zone
+    schedule = hourly(handler_job("noop"))
+    poison(schedule, "timezone = 'Nowhere/Land'")
+    assert fire_all(T0 + timedelta(seconds=1)) == []
+    schedule.refresh_from_db()
+    assert schedule.set_aside_at is not None
+    # when an operator fixes it and saves it through the service
+    schedule.timezone = "Europe/Berlin"
+    schedule_save(schedule=schedule, now=T0 + timedelta(minutes=10))
+    # then it is live again, due at its next fire, and fires
+    schedule.refresh_from_db()
+    assert (schedule.set_aside_at, schedule.set_aside_reason) == (None, "")
+    assert schedule.next_fire_at == T0 + timedelta(hours=1)
+    assert fired_schedules(fire_all(T0 + timedelta(hours=1, seconds=1))) == {schedule.pk}
+
+
+def test_saving_a_set_aside_schedule_unchanged_makes_it_due_again():
+    # given a schedule set aside by an error that is gone since (a fixed bug, say): here the
+    # reason is written by hand, as beat would have
+    schedule = hourly(handler_job("noop"))
+    BatchSchedule.objects.filter(pk=schedule.pk).update(
+        set_aside_at=T0, set_aside_reason="RuntimeError: gone since"
+    )
+    assert fire_all(T0 + timedelta(seconds=1)) == []
+    # when it is saved as it is
+    schedule.refresh_from_db()
+    schedule_save(schedule=schedule, now=T0 + timedelta(minutes=10))
+    # then its next fire is computed again and it fires
+    schedule.refresh_from_db()
+    assert (schedule.set_aside_at, schedule.next_fire_at) == (None, T0 + timedelta(hours=1))
+    assert fired_schedules(fire_all(T0 + timedelta(hours=1, seconds=1))) == {schedule.pk}
+
+
+def test_a_schedule_whose_execution_the_database_refuses_is_set_aside_and_the_others_fire():
+    # given eight due schedules, and a database that refuses one's execution row (a check
+    # constraint stands for any row-level refusal: the whole INSERT statement fails)
+    job = handler_job("noop")
+    schedules = [hourly(job) for _ in range(8)]
+    refused = schedules[5]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE batchjobs_batchlog ADD CONSTRAINT test_refuses_one "
+            f"CHECK (schedule_id <> {refused.pk})"
+        )
+    # when
+    execution_ids = fire_all(T0 + timedelta(seconds=1))
+    # then the seven others fired in the same call, and the refused one is set aside
+    assert fired_schedules(execution_ids) == {s.pk for s in schedules} - {refused.pk}
+    refused.refresh_from_db()
+    assert refused.set_aside_reason.startswith("IntegrityError: ")
+    assert "test_refuses_one" in refused.set_aside_reason
+    assert refused.next_fire_at == T0
+
+
+def test_a_schedule_whose_advance_the_database_refuses_is_set_aside_and_the_others_fire():
+    # given a schedule whose run count is at its column's limit: one more fire overflows it
+    job = handler_job("noop")
+    schedules = [hourly(job) for _ in range(3)]
+    full = schedules[0]
+    BatchSchedule.objects.filter(pk=full.pk).update(run_count=2**31 - 1)
+    # when
+    execution_ids = fire_all(T0 + timedelta(seconds=1))
+    # then the others fired and advanced, and the full one neither fired nor moved
+    assert fired_schedules(execution_ids) == {s.pk for s in schedules[1:]}
+    full.refresh_from_db()
+    assert full.set_aside_reason.startswith("DataError: ")
+    assert (full.next_fire_at, full.run_count) == (T0, 2**31 - 1)
+    assert not BatchLog.objects.filter(schedule=full).exists()

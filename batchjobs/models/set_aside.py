@@ -1,0 +1,45 @@
+"""Setting a row aside (DESIGN.md §4, invariant 11): a schedule or execution whose processing
+raised is marked with when and why, left out of later passes, and shown to operators, so that
+one bad row never stops the others.
+
+What counts as the row's own error: anything its processing raises, except the database being
+away (down, restarting, the connection lost), which fails the whole pass: that pass is retried
+later and sets nothing aside.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
+
+logger = logging.getLogger(__name__)
+
+DATABASE_OUTAGES = (OperationalError, InterfaceError)
+# Data the database refuses (a value out of range, a violated constraint): it fails a whole
+# multi-row statement, whose rows are then written in smaller groups to find the one refused.
+REFUSED_BY_DATABASE = (DataError, IntegrityError)
+SET_ASIDE_REASON_CHARS = 500
+
+
+def set_aside_reason(error: BaseException) -> str:
+    """The error, short: "OverflowError: date value out of range" (a database error's first
+    line; its DETAIL and HINT lines follow it in the log)."""
+    lines = str(error).strip().splitlines()
+    reason = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return reason.replace("\x00", "")[:SET_ASIDE_REASON_CHARS]  # PostgreSQL text refuses NUL
+
+
+@contextmanager
+def row_isolated(what: str, reasons: list[str]) -> Iterator[None]:
+    """Process one row of a pass in a savepoint: if it raises, its writes are undone, the error
+    is logged with its traceback and appended to `reasons` ("<what>: <reason>"), and the pass
+    goes on. The database being away is not the row's error: it still stops the pass."""
+    try:
+        with transaction.atomic():
+            yield
+    except DATABASE_OUTAGES:
+        raise
+    except Exception as error:
+        logger.error("%s raised; set aside, the others go on", what, exc_info=error)
+        reasons.append(f"{what}: {set_aside_reason(error)}")
