@@ -284,6 +284,9 @@ BATCHJOBS_RETENTION_DAYS = env.int("BATCHJOBS_RETENTION_DAYS", default=30)
 BATCHJOBS_HANDLER_MODULES = env.list("BATCHJOBS_HANDLER_MODULES", default=[])
 # Database aliases the built-in `sql` handler may run statements against.
 BATCHJOBS_SQL_DATABASES = env.list("BATCHJOBS_SQL_DATABASES", default=["default", "warehouse"])
+# Only aliases this install has: without the examples (or WAREHOUSE_DATABASE_URL) there is no
+# `warehouse`, and a job must be told "not allowed" rather than fail on a missing connection.
+BATCHJOBS_SQL_DATABASES = [alias for alias in BATCHJOBS_SQL_DATABASES if alias in DATABASES]
 
 LOGGING = {
     "version": 1,
