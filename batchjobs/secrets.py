@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from batchjobs.rules.masking import SECRET_MASK
+
 PREFIX = "enc:v1:"
 
 
@@ -71,9 +73,6 @@ def secret_rotate(value: str) -> str:
         return PREFIX + _cipher().rotate(value[len(PREFIX) :].encode()).decode()
     except InvalidToken as exc:
         raise SecretUnreadable("no configured key decrypts this secret") from exc
-
-
-SECRET_MASK = "••••••"
 
 
 def headers_masked(headers: Any) -> Any:

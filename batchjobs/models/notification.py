@@ -1,6 +1,8 @@
 from django.db import models
 from django.db.models import Q
 
+from batchjobs.rules.masking import url_masked
+
 
 class NotificationChannel(models.TextChoices):
     EMAIL = "email", "Email"
@@ -83,7 +85,10 @@ class JobNotification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_channel_display()} to {self.target[:60]}"
+        # A webhook's URL holds its token: shown as scheme and host only.
+        if self.channel == NotificationChannel.EMAIL:
+            return f"{self.get_channel_display()} to {self.target[:60]}"
+        return f"{self.get_channel_display()} to {url_masked(self.target)}"
 
     # Workers cache a job with whether it notifies (execution/lifecycle.py job_cached), keyed
     # on the job's updated_at: touching the job on every change here keeps that cache honest.
