@@ -38,6 +38,7 @@ from batchjobs.models import (
     NotificationStatus,
     Trigger,
 )
+from batchjobs.rules.masking import text_url_masked
 from batchjobs.scheduling.clock import database_now
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
@@ -383,8 +384,11 @@ def notification_deliver(*, sent_id: int) -> str | None:
     try:
         _send(sent.notification, notification_message(sent=sent))
     except Exception as exc:  # any channel failure: recorded, never the job's problem
-        logger.warning("notification %s (%s) failed: %s", sent_id, sent.notification, exc)
-        status, error = NotificationStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        failure = f"{type(exc).__name__}: {exc}"
+        if sent.notification.channel != NotificationChannel.EMAIL:  # the URL holds a token
+            failure = text_url_masked(failure, url=sent.notification.target)
+        logger.warning("notification %s (%s) failed: %s", sent_id, sent.notification, failure)
+        status, error = NotificationStatus.FAILED, failure[:2000]
     else:
         status, error = NotificationStatus.SENT, ""
     NotificationSent.objects.filter(pk=sent_id).update(
