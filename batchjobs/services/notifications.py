@@ -38,6 +38,7 @@ from batchjobs.models import (
     NotificationStatus,
     Trigger,
 )
+from batchjobs.models.set_aside import row_isolated
 from batchjobs.rules.masking import text_url_masked
 from batchjobs.scheduling.clock import database_now
 
@@ -230,22 +231,36 @@ def notifications_execution_ended(*, execution_id: int, status: str) -> list[Not
     return claimed
 
 
-def notifications_check_missed(*, now: datetime | None = None) -> list[NotificationSent]:
+def notifications_check_missed(
+    *, now: datetime | None = None, errors: list[str] | None = None
+) -> list[NotificationSent]:
     """The dead-man check (a housekeeping task, every minute): for each notification that
     wants missed runs, claim an event per schedule whose next fire is overdue by more than its
-    grace, and per fire that beat skipped as missed (misfire policy skip)."""
+    grace, and per fire that beat skipped as missed (misfire policy skip). A notification or
+    event whose check raises is left out, its error appended to `errors`; the others go on."""
     now = now or database_now()
-    claimed = []
+    errors = [] if errors is None else errors
+    claimed: list[NotificationSent] = []
     subscriptions = JobNotification.objects.filter(
         enabled=True, on_missed=True, job__enabled=True
     ).select_related("job")
     for subscription in subscriptions:
-        overdue = BatchSchedule.objects.filter(
-            job_id=subscription.job_id,
-            paused=False,
-            next_fire_at__lt=now - timedelta(seconds=subscription.missed_grace_seconds),
-        )
-        for schedule in overdue:
+        with row_isolated(f"missed-run check of notification {subscription.pk}", errors):
+            claimed += _claim_missed(subscription, now=now, errors=errors)
+    return claimed
+
+
+def _claim_missed(
+    subscription: JobNotification, *, now: datetime, errors: list[str]
+) -> list[NotificationSent]:
+    claimed = []
+    overdue = BatchSchedule.objects.filter(
+        job_id=subscription.job_id,
+        paused=False,
+        next_fire_at__lt=now - timedelta(seconds=subscription.missed_grace_seconds),
+    )
+    for schedule in overdue:
+        with row_isolated(f"missed-run event of schedule {schedule.pk}", errors):
             sent = _claim(
                 subscription,
                 NotificationEvent.MISSED,
@@ -254,14 +269,15 @@ def notifications_check_missed(*, now: datetime | None = None) -> list[Notificat
             )
             if sent is not None:
                 claimed.append(sent)
-        skipped = BatchLog.objects.filter(
-            job_id=subscription.job_id,
-            created_at__gte=now - SKIPPED_FIRES_LOOKBACK,
-            status=ExecutionStatus.SKIPPED,
-            trigger=Trigger.SCHEDULE,
-            error__startswith=MISFIRE_SKIP_PREFIX,
-        )
-        for execution in skipped:
+    skipped = BatchLog.objects.filter(
+        job_id=subscription.job_id,
+        created_at__gte=now - SKIPPED_FIRES_LOOKBACK,
+        status=ExecutionStatus.SKIPPED,
+        trigger=Trigger.SCHEDULE,
+        error__startswith=MISFIRE_SKIP_PREFIX,
+    )
+    for execution in skipped:
+        with row_isolated(f"missed-run event of execution {execution.pk}", errors):
             sent = _claim(subscription, NotificationEvent.MISSED, execution=execution)
             if sent is not None:
                 claimed.append(sent)
@@ -338,6 +354,13 @@ def notification_message(*, sent: NotificationSent) -> NotificationMessage:
             f"happened ({late:.0f} s late; is beat running?)"
         )
         detail = f"Schedule: {schedule.summary}"
+        if schedule.set_aside_at is not None:
+            payload["schedule"]["set_aside_reason"] = schedule.set_aside_reason
+            headline = (
+                f"Job {job.name}: the run due at {sent.due_at:%Y-%m-%d %H:%M:%S} UTC has not "
+                "happened: beat set its schedule aside"
+            )
+            detail += f"\nSet aside: {schedule.set_aside_reason}\nFix and save it to fire again."
     text = "\n".join(part for part in (headline, detail, url) if part)
     payload["text"] = text
     payload["url"] = url

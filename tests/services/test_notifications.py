@@ -7,6 +7,7 @@ import socket
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from werkzeug import Response
 
@@ -230,6 +231,43 @@ class TestDeciding:
         assert [(s.event, s.execution_id) for s in claimed] == [("missed", skipped.pk)]
         assert overlap.pk not in {s.execution_id for s in claimed}
 
+    def test_a_missed_run_the_database_refuses_is_left_out_and_the_others_are_told(
+        self, django_capture_on_commit_callbacks
+    ):
+        # given three overdue schedules, and a database that refuses one's event row (a
+        # trigger stands for any row-level refusal), on two jobs that want missed runs
+        jobs = [handler_job("noop"), handler_job("noop")]
+        for job in jobs:
+            subscribe(job, "email", "ops@example.com", on_failure=False, on_missed=True)
+        schedules = [
+            schedule_create(job=job, kind="interval", interval_every=1)
+            for job in (jobs[0], jobs[0], jobs[1])
+        ]
+        now = database_now()
+        BatchSchedule.objects.filter(pk__in=[s.pk for s in schedules]).update(
+            next_fire_at=now - timedelta(minutes=10)
+        )
+        refused = schedules[0]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN IF NEW.schedule_id = {refused.pk} THEN "
+                "RAISE EXCEPTION 'refused here' USING ERRCODE = '22023'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER test_refuse_event BEFORE INSERT ON batchjobs_notificationsent "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse_event()"
+            )
+        # when
+        errors: list[str] = []
+        with django_capture_on_commit_callbacks() as enqueued:
+            claimed = notifications_check_missed(now=now, errors=errors)
+        # then the other two are told in the same pass, and the refused one's error is kept
+        assert {s.schedule_id for s in claimed} == {schedules[1].pk, schedules[2].pk}
+        assert len(enqueued) == 2
+        assert errors == [f"missed-run event of schedule {refused.pk}: DataError: refused here"]
+
 
 @pytest.mark.django_db
 class TestSending:
@@ -306,6 +344,27 @@ class TestSending:
         body = httpserver.log[0][0].get_json()
         assert body["event"] == "missed" and body["schedule"]["id"] == schedule.pk
         assert "has not happened" in body["text"] and "is beat running?" in body["text"]
+
+    def test_a_missed_run_of_a_set_aside_schedule_says_why(
+        self, mailoutbox, django_capture_on_commit_callbacks
+    ):
+        job = handler_job("noop", name="hourly")
+        subscribe(job, "email", "ops@example.com", on_missed=True)
+        schedule = schedule_create(job=job, kind="interval", interval_every=1)
+        BatchSchedule.objects.filter(pk=schedule.pk).update(
+            next_fire_at=database_now() - timedelta(minutes=30),
+            set_aside_at=database_now(),
+            set_aside_reason="ZoneInfoNotFoundError: 'No time zone found with key Nowhere/Land'",
+        )
+        with django_capture_on_commit_callbacks():
+            [sent] = notifications_check_missed()
+
+        assert notification_deliver(sent_id=sent.pk) == NotificationStatus.SENT
+
+        [mail] = mailoutbox
+        assert "beat set its schedule aside" in mail.subject
+        assert "Set aside: ZoneInfoNotFoundError: 'No time zone found" in mail.body
+        assert "Fix and save it to fire again." in mail.body
 
     @pytest.mark.parametrize("answer", ["status 500", "no server"])
     def test_a_failing_channel_is_recorded_and_never_raises(

@@ -5,6 +5,7 @@ operators see in django-celery-beat's admin."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -78,3 +79,57 @@ def test_housekeeping_tasks_are_registered_and_visible_in_the_beat_admin(admin_c
     page = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
     assert "batchjobs: retention (purge old executions)" in page
     assert "batchjobs: missed-run check (dead-man notifications)" in page
+
+
+# --- one bad row never stops the others (DESIGN.md §4, invariant 11) --------------------------
+
+
+def test_a_retention_past_the_calendar_keeps_that_jobs_runs_and_purges_the_others(settings):
+    # given a job whose retention, written behind validation's back, reaches before year 1
+    settings.BATCHJOBS_RETENTION_DAYS = 7
+    forever, short, default = (
+        handler_job("noop"),
+        handler_job("noop", retention_days=1),
+        handler_job("noop"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE batchjobs_batchjob SET retention_days = 2147483647 WHERE id = %s", [forever.pk]
+        )
+    kept = aged(forever, ExecutionStatus.COMPLETED, days=3000)
+    gone = [
+        aged(short, ExecutionStatus.COMPLETED, days=2),
+        aged(default, ExecutionStatus.FAILED, days=8),
+    ]
+    # when
+    deleted = executions_purge_expired()
+    # then
+    assert deleted == len(gone)
+    assert set(BatchLog.objects.values_list("pk", flat=True)) == {kept.pk}
+
+
+def test_an_execution_the_database_will_not_delete_is_set_aside_and_the_others_go(settings):
+    # given expired executions, one of which a table of another application refers to
+    settings.BATCHJOBS_RETENTION_DAYS = 7
+    job = handler_job("noop")
+    expired = [aged(job, ExecutionStatus.COMPLETED, days=10 + n) for n in range(5)]
+    referred = expired[2]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE test_report (execution_id bigint REFERENCES batchjobs_batchlog (id))"
+        )
+        cursor.execute("INSERT INTO test_report VALUES (%s)", [referred.pk])
+    # when
+    deleted = executions_purge_expired()
+    # then the others went in the same pass, and that one is set aside with the error
+    assert deleted == 4
+    referred.refresh_from_db()
+    assert set(BatchLog.objects.values_list("pk", flat=True)) == {referred.pk}
+    assert referred.set_aside_at is not None
+    assert referred.set_aside_reason.startswith("IntegrityError: ")
+    assert "test_report" in referred.set_aside_reason
+    # its attempts and steps are still there: its deletion was undone whole
+    assert BatchAttempt.objects.filter(execution=referred).exists()
+    assert StepExecution.objects.filter(execution=referred).exists()
+    # and the next pass leaves it alone
+    assert executions_purge_expired() == 0
