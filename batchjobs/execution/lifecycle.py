@@ -6,6 +6,7 @@ nothing (DESIGN.md §4, invariants 2-5).
 """
 
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -26,6 +27,7 @@ from batchjobs.models import (
 )
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import OverlapPolicy
+from batchjobs.models.set_aside import row_isolated
 from batchjobs.scheduling.clock import database_now
 from batchjobs.services.notifications import notifications_execution_ended
 
@@ -35,6 +37,8 @@ from .retry import retry_delay
 # A queued run of an exclusive job that found another one running looks again this soon;
 # the running one also hands over to it as soon as it finishes.
 OVERLAP_RECHECK = timedelta(seconds=5)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,9 @@ def job_cached(job_id: int, *, updated_at=None) -> BatchJob:
 
 
 def _overlap_declined(execution_id: int) -> None:
+    """Another run of this exclusive job is running. A new run of a `skip` job is declined;
+    any other waits for it: a run of a `queue` job, and a retry of a run that already started
+    (it is the same run, not a new one: skipping it would record SKIPPED what ran)."""
     execution = BatchLog.objects.select_related("job").get(pk=execution_id)
     running = (
         BatchLog.objects.filter(job_id=execution.job_id, status__in=RUNNING_STATUSES)
@@ -154,8 +161,8 @@ def _overlap_declined(execution_id: int) -> None:
         .first()
     )
     queued = BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED)
-    if execution.job.overlap_policy == OverlapPolicy.SKIP:
-        queued.update(
+    if execution.job.overlap_policy == OverlapPolicy.SKIP and execution.attempts == 0:
+        queued.filter(attempts=0).update(
             status=ExecutionStatus.SKIPPED,
             finished_at=Now(),
             error=f"skipped by the overlap policy: execution #{running} of this job was running",
@@ -206,7 +213,9 @@ def execution_finish_attempt(
     STOPPED (an operator asked, or the attempt was stopped), QUEUED again with a backoff, or
     FAILED. None if the attempt no longer owned the execution (the reaper took it).
 
-    The other hot statement of every run: one round trip on PostgreSQL."""
+    The other hot statement of every run: one round trip on PostgreSQL. Applying it twice
+    changes nothing the second time (it expects the attempt running), so a caller may repeat
+    it after a lost reply and ask execution_attempt_recorded what the first one did."""
     if outcome.succeeded:
         planned = ExecutionStatus.COMPLETED
     elif outcome.status == AttemptStatus.STOPPED:
@@ -215,7 +224,6 @@ def execution_finish_attempt(
         planned = ExecutionStatus.QUEUED
     else:
         planned = ExecutionStatus.FAILED
-    delay = retry_delay(job, failed_attempt=attempt).total_seconds()
     params = {
         "planned": planned.value,
         "result": json.dumps(outcome.result, cls=DjangoJSONEncoder),
@@ -227,21 +235,26 @@ def execution_finish_attempt(
         "excerpt": outcome.response_excerpt,
         "retryable": None if outcome.succeeded else outcome.retryable,
     }
+    # Only a retry has a backoff: the success path never computes one.
+    retrying = planned == ExecutionStatus.QUEUED
+    if retrying:
+        params["delay"] = retry_delay(job, failed_attempt=attempt).total_seconds()
     if connection.vendor == "postgresql":
         now = "STATEMENT_TIMESTAMP()"
+        retry_at = f"{now} + make_interval(secs => %(delay)s)" if retrying else "NULL"
         sql = f"""
-            WITH ended AS ({_FINISH_EXECUTION.format(
-                now=now, retry_at=f"{now} + make_interval(secs => %(delay)s)", json="::jsonb")}),
+            WITH ended AS ({_FINISH_EXECUTION.format(now=now, retry_at=retry_at, json="::jsonb")}),
             noted AS ({_FINISH_ATTEMPT.format(now=now)} AND EXISTS (SELECT 1 FROM ended))
             SELECT status FROM ended
-        """  # fmt: skip
+        """
         with connection.cursor() as cursor:
-            cursor.execute(sql, params | {"delay": delay})
+            cursor.execute(sql, params)
             row = cursor.fetchone()
     else:
         now_value = database_now()
         adapt = connection.ops.adapt_datetimefield_value
-        params |= {"now": adapt(now_value), "retry_at": adapt(now_value + timedelta(seconds=delay))}
+        retry_value = now_value + timedelta(seconds=params["delay"]) if retrying else None
+        params |= {"now": adapt(now_value), "retry_at": adapt(retry_value)}
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 _FINISH_EXECUTION.format(now="%(now)s", retry_at="%(retry_at)s", json=""), params
@@ -252,51 +265,130 @@ def execution_finish_attempt(
     if row is None:
         return None
     status = ExecutionStatus(row[0])
+    _after_finish(execution=execution, job=job, status=status)
+    return status
+
+
+def execution_attempt_recorded(
+    *, execution: BatchLog, attempt: int, outcome: AttemptOutcome, job: BatchJob
+) -> ExecutionStatus | None:
+    """The execution's status if attempt `attempt` is already recorded with `outcome`'s status:
+    a finish whose commit landed but whose reply was lost. None if something else ended the
+    attempt (the reaper's LOST), or if it is still running."""
+    recorded = (
+        BatchAttempt.objects.filter(execution_id=execution.pk, number=attempt)
+        .values_list("status", "execution__status", "execution__attempts")
+        .first()
+    )
+    if recorded is None:
+        return None
+    attempt_status, status, attempts = recorded
+    if attempt_status != outcome.status or attempts != attempt or status in RUNNING_STATUSES:
+        return None
+    status = ExecutionStatus(status)
+    _after_finish(execution=execution, job=job, status=status)
+    return status
+
+
+def _after_finish(*, execution: BatchLog, job: BatchJob, status: ExecutionStatus) -> None:
     if execution.exclusive:
-        transaction.on_commit(lambda: _hand_over(job_id=execution.job_id))
+        transaction.on_commit(lambda: _hand_over(job_id=execution.job_id, ended_id=execution.pk))
     # A worker's cached job knows whether it notifies; any other job is looked up.
     if getattr(job, "notifies", True):
         # Notifications never fail the job: robust, so an error there is only logged.
         transaction.on_commit(lambda: notifications_execution_ended(
             execution_id=execution.pk, status=status), robust=True)  # fmt: skip
-    return status
 
 
-def _hand_over(*, job_id: int) -> None:
-    """An exclusive run ended: send the oldest run of the same job waiting for it now."""
+def _hand_over(*, job_id: int, ended_id: int) -> None:
+    """An exclusive run ended: send the oldest run of the same job that waits only for it.
+
+    A run waits for the overlap if it never started (attempts = 0); a run that already had an
+    attempt may be in its retry backoff, which a hand-over must not cut short (the run that
+    just failed among them), so it is sent only if it is due anyway. A retry that the overlap
+    held back after its backoff finds its turn at its next recheck (OVERLAP_RECHECK)."""
     from .publish import executions_publish_or_defer
 
-    waiting = (
+    now = database_now()
+    waiting = list(
         BatchLog.objects.filter(job_id=job_id, status=ExecutionStatus.QUEUED, exclusive=True)
+        .exclude(pk=ended_id)
+        .filter(Q(attempts=0) | Q(next_attempt_at__lte=now))
         .order_by("created_at", "pk")
         .values_list("pk", flat=True)[:1]
     )
-    if BatchLog.objects.filter(pk__in=list(waiting)).update(next_attempt_at=Now()):
-        executions_publish_or_defer(list(waiting))
+    woken = BatchLog.objects.filter(pk__in=waiting, status=ExecutionStatus.QUEUED).filter(
+        Q(attempts=0) | Q(next_attempt_at__lte=now)
+    )
+    if woken.update(next_attempt_at=Now()):
+        executions_publish_or_defer(waiting)
 
 
 def executions_reap_lost(*, limit: int = 500) -> int:
     """Attempts whose heartbeat stopped (the worker died) end LOST; each execution is retried
-    or FAILED by the same rule as any failed attempt. Returns how many were reaped."""
+    or FAILED by the same rule as any failed attempt. Returns how many were reaped.
+
+    One row at a time, each in a transaction of its own: a row whose reaping raises is set
+    aside (FAILED, with the error shown) and the others are reaped in the same pass
+    (DESIGN.md §4.11). A database that went away fails the whole pass, retried next tick."""
     cutoff = database_now() - timedelta(seconds=settings.BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS)
-    stale = BatchLog.objects.select_related("job").filter(
-        status__in=RUNNING_STATUSES, heartbeat_at__lt=cutoff
-    )[:limit]
+    # Ids only: a row that cannot even be loaded must not stop the others.
+    stale = list(
+        BatchLog.objects.filter(status__in=RUNNING_STATUSES, heartbeat_at__lt=cutoff)
+        .order_by("heartbeat_at")
+        .values_list("pk", "attempts")[:limit]
+    )
     reaped = 0
-    for execution in stale:
-        outcome = AttemptOutcome(
-            status=AttemptStatus.LOST,
-            error=(
-                f"worker {execution.worker} stopped heartbeating during attempt "
-                f"{execution.attempts} (last sign of life {execution.heartbeat_at:%H:%M:%S})"
-            ),
-            retryable=True,
-        )
-        if execution_finish_attempt(
-            execution=execution, attempt=execution.attempts, outcome=outcome, job=execution.job
-        ):
-            reaped += 1
+    for execution_id, attempt in stale:
+        failures: list[str] = []
+        with row_isolated(f"reaping execution {execution_id}", failures):
+            reaped += _reap(execution_id=execution_id, attempt=attempt)
+        if failures:
+            _set_aside(execution_id=execution_id, attempt=attempt, reason=failures[0])
     return reaped
+
+
+def _reap(*, execution_id: int, attempt: int) -> bool:
+    execution = (
+        BatchLog.objects.select_related("job")
+        .filter(pk=execution_id, status__in=RUNNING_STATUSES, attempts=attempt)
+        .first()
+    )
+    if execution is None:  # it finished meanwhile
+        return False
+    outcome = AttemptOutcome(
+        status=AttemptStatus.LOST,
+        error=(
+            f"worker {execution.worker} stopped heartbeating during attempt "
+            f"{execution.attempts} (last sign of life {execution.heartbeat_at:%H:%M:%S})"
+        ),
+        retryable=True,
+    )
+    return bool(
+        execution_finish_attempt(
+            execution=execution, attempt=attempt, outcome=outcome, job=execution.job
+        )
+    )
+
+
+def _set_aside(*, execution_id: int, attempt: int, reason: str) -> None:
+    """End an execution the reaper could not process: FAILED, its attempt LOST, the error on
+    view; by plain conditional updates that load nothing of the row, so it never comes back."""
+    with transaction.atomic():
+        ended = BatchLog.objects.filter(
+            pk=execution_id, status__in=RUNNING_STATUSES, attempts=attempt
+        ).update(
+            status=ExecutionStatus.FAILED,
+            finished_at=Now(),
+            heartbeat_at=None,
+            error=f"set aside by the reaper: {reason}",
+            set_aside_at=Now(),
+            set_aside_reason=reason,
+        )
+        if ended:
+            BatchAttempt.objects.filter(
+                execution_id=execution_id, number=attempt, status=AttemptStatus.RUNNING
+            ).update(status=AttemptStatus.LOST, finished_at=Now(), error=reason)
 
 
 def executions_due_for_publish(

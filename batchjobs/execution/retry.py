@@ -1,7 +1,9 @@
+import math
 import random
 from datetime import timedelta
 
 from batchjobs.models import BatchJob
+from batchjobs.rules.bounds import MAX_BACKOFF_SECONDS
 
 
 def retry_delay(
@@ -11,10 +13,21 @@ def retry_delay(
 
     Attempt 1 failed -> base, attempt 2 -> 2 * base, ... never above the cap. The upper-half
     jitter spreads a burst of retries without ever retrying sooner than half the backoff.
+    Never raises: stored values past the bounds (a row written behind validation's back) are
+    brought within them, so that one job's backoff cannot stop the reaper (DESIGN.md §4.11).
     """
-    delay = min(
-        job.retry_backoff_max_seconds, job.retry_backoff_seconds * 2 ** (failed_attempt - 1)
-    )
+    base = _within_bounds(job.retry_backoff_seconds)
+    cap = _within_bounds(job.retry_backoff_max_seconds)
+    # The exponent is capped too: 2 ** 99 times a base would still be a float, but pointless.
+    delay = min(cap, base * 2 ** min(max(failed_attempt - 1, 0), 64))
     if job.retry_jitter and delay > 0:
         delay = (rng or random).uniform(delay / 2, delay)
     return timedelta(seconds=delay)
+
+
+def _within_bounds(seconds: float) -> float:
+    """A stored backoff within 0..MAX_BACKOFF_SECONDS; NaN, which has no meaning, waits longest
+    rather than retrying at once."""
+    if math.isnan(seconds):
+        return float(MAX_BACKOFF_SECONDS)
+    return min(max(seconds, 0.0), float(MAX_BACKOFF_SECONDS))

@@ -4,18 +4,25 @@ import logging
 import os
 import threading
 import time
+from contextlib import suppress
 
 from django.conf import settings
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models.functions import Now
 
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus, StepExecution
 from batchjobs.models.job import JobKind
+from batchjobs.models.set_aside import DATABASE_OUTAGES
 
 from .batch_job import run_batch_job
 from .handler_job import run_handler_job
 from .http_job import run_http_job
-from .lifecycle import execution_claim, execution_finish_attempt, execution_heartbeat
+from .lifecycle import (
+    execution_attempt_recorded,
+    execution_claim,
+    execution_finish_attempt,
+    execution_heartbeat,
+)
 from .outcome import AttemptOutcome
 from .timeout import AttemptStopped, AttemptTimeout, request_stop, time_limit
 
@@ -92,6 +99,9 @@ class _Heartbeat:
 
 heartbeat = _Heartbeat()
 HTTP_SIGNAL_MARGIN = 1.0
+# Recording an outcome through a database outage: first pause, and the longest.
+RECORD_FIRST_PAUSE_SECONDS = 0.5
+RECORD_MAX_PAUSE_SECONDS = 5.0
 
 
 def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
@@ -103,9 +113,11 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
     heartbeat.watch(execution.pk, number, interruptible=job.kind != JobKind.BATCH)
     try:
         outcome = _run_attempt(execution, attempt=number)
+        # Still beating while the outcome is recorded, so that the reaper does not take the
+        # attempt as lost while a database outage makes us wait.
+        status = _record_outcome(execution, attempt=number, outcome=outcome)
     finally:
         heartbeat.unwatch(execution.pk)
-    status = execution_finish_attempt(execution=execution, attempt=number, outcome=outcome, job=job)
     logger.info(
         "execution %s of %s attempt %s: %s -> %s",
         execution.pk,
@@ -114,6 +126,52 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
         outcome.status,
         status or "no longer owned",
     )
+
+
+def _record_outcome(
+    execution: BatchLog, *, attempt: int, outcome: AttemptOutcome
+) -> ExecutionStatus | None:
+    """execution_finish_attempt, retried through a database outage (a restart, a failover)
+    with a growing pause, for up to the heartbeat timeout: past it the reaper may take the
+    attempt anyway. A call that succeeded must not be made again because its outcome found
+    the database away for a moment (DESIGN.md §4, invariant 3)."""
+    job = execution.job
+    pause = RECORD_FIRST_PAUSE_SECONDS
+    give_up = time.monotonic() + settings.BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS
+    retried = False
+    while True:
+        try:
+            status = execution_finish_attempt(
+                execution=execution, attempt=attempt, outcome=outcome, job=job
+            )
+            if status is None and retried:
+                # The earlier try may have committed and lost only its reply.
+                status = execution_attempt_recorded(
+                    execution=execution, attempt=attempt, outcome=outcome, job=job
+                )
+            return status
+        except DATABASE_OUTAGES:
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise
+            logger.warning(
+                "execution %s attempt %s: the database is away; recording its outcome again "
+                "in %.1fs",
+                execution.pk,
+                attempt,
+                min(pause, left),
+                exc_info=True,
+            )
+            _close_connection()
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, RECORD_MAX_PAUSE_SECONDS)
+            retried = True
+
+
+def _close_connection() -> None:
+    """Drop this thread's broken connection; the next query opens a new one."""
+    with suppress(DatabaseError):
+        connections[DEFAULT_DB_ALIAS].close()
 
 
 def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
