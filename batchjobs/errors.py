@@ -1,4 +1,4 @@
-"""The one application error type, with the subclasses the API maps to 400, 404 and 409."""
+"""The one application error type, with the subclasses the API maps to 400, 404, 409 and 503."""
 
 from collections.abc import Mapping
 
@@ -26,3 +26,8 @@ class NotFound(BatchJobsError):
 
 class Conflict(BatchJobsError):
     """The request is valid but illegal in the object's current state."""
+
+
+class Unavailable(BatchJobsError):
+    """A store the request cannot do without (the shared cache, for rate limits and the login
+    lockout) cannot be reached: the request is refused, never let through unchecked."""

@@ -3,7 +3,7 @@ from django.conf import settings
 
 from batchjobs.embedded_redis import embedded_redis_start
 
-from .processes import queue_purge, start_beat, start_worker
+from .processes import PrivateRedis, queue_purge, start_beat, start_worker
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,3 +41,14 @@ def beat(django_db_setup, django_db_blocker):
         process = start_beat()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def cache_redis(settings):
+    """The default cache on a private Redis server of its own, which the test may stop() to
+    take the cache away (the broker stays where it was)."""
+    server = PrivateRedis()
+    server.start()
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    yield server
+    server.stop()

@@ -2,11 +2,15 @@
 
 from django.contrib import admin
 
+from batchjobs.auth import LockoutAdminLoginForm
+
 from . import audit, executions, jobs, notifications, schedules
 
 admin.site.site_header = "batchjobs"
 admin.site.site_title = "batchjobs"
 admin.site.index_title = "Jobs, schedules and executions"
+# Says why a login is refused when the login lockout cannot be checked.
+admin.site.login_form = LockoutAdminLoginForm
 # The index leads with a link to the dashboard (executions admin: dashboard/).
 admin.site.index_template = "admin/batchjobs/index.html"
 

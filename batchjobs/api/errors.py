@@ -6,6 +6,7 @@ field (or `body` for an unreadable body, `non_field_errors` for the whole object
     InvalidInput, DRF's ValidationError, ParseError   -> 400
     NotFound, Http404                                 -> 404
     Conflict                                          -> 409
+    Unavailable (a store the request needs is away)   -> 503
     any other BatchJobsError                          -> 400
 
 Registered as REST_FRAMEWORK["EXCEPTION_HANDLER"].
@@ -18,7 +19,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
 
-from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound
+from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound, Unavailable
 
 BODY_FIELD = "body"
 NON_FIELD = "non_field_errors"
@@ -64,6 +65,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if isinstance(exc, Conflict):
             return Response(
                 {"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT
+            )
+        if isinstance(exc, Unavailable):
+            return Response(
+                {"detail": str(exc), "code": "unavailable"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         return Response({"detail": str(exc), "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):  # a model's clean() reached outside a service

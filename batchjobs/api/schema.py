@@ -9,8 +9,8 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 class ApiAutoSchema(AutoSchema):
-    """Adds the error responses to each operation: 401, 403 and 429 always; 400 when it takes
-    a body or query parameters; 404 when its path names an object or the view declares
+    """Adds the error responses to each operation: 401, 403, 429 and 503 always; 400 when it
+    takes a body or query parameters; 404 when its path names an object or the view declares
     `not_found`; 409 when the view declares `conflict` (when it happens); 415 when it takes
     a body."""
 
@@ -38,6 +38,7 @@ class ApiAutoSchema(AutoSchema):
             ("401", "Not authenticated: log in, or send 'Authorization: Token <key>'."),
             ("403", "Authenticated, but without the permission this operation needs."),
             ("429", "Too many requests: throttled; see Retry-After."),
+            ("503", "The rate limiting store (Redis) cannot be reached: refused, try again."),
         ]
         takes_body = self.method in BODY_METHODS
         takes_query = bool(self._get_filter_parameters()) or any(

@@ -172,9 +172,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # BatchJobsError subclasses -> 400/404/409 with the bad fields named, in one place.
     "EXCEPTION_HANDLER": "batchjobs.api.errors.api_exception_handler",
+    # Counted in the shared cache; with Redis away a request is refused (503), never unthrottled.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "batchjobs.api.throttling.SharedAnonRateThrottle",
+        "batchjobs.api.throttling.SharedUserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("BATCHJOBS_API_ANON_RATE", default="60/minute"),
@@ -212,6 +213,9 @@ CACHES = {
         # Celery's unix-socket spelling is kombu's; redis-py spells it unix://.
         "LOCATION": REDIS_URL.replace("redis+socket://", "unix://"),
         "KEY_PREFIX": "batchjobs",
+        # A Redis that is away fails a request's rate limit or login check within seconds (and
+        # the request is refused), instead of holding the request for the OS's TCP timeout.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 CELERY_RESULT_BACKEND = "django-db"

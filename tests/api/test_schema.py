@@ -34,8 +34,6 @@ CHECKS = [
     response_schema_conformance,
 ]
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
-
 
 @pytest.fixture
 def token(make_user) -> str:
@@ -56,6 +54,16 @@ def in_test_transaction():
     yield
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def served_schema(in_test_transaction):
+    """The schema as /api/schema/ serves it, loaded when the test runs rather than on import,
+    so that collecting the tests needs no server."""
+    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+
+
+schema = schemathesis.pytest.from_fixture("served_schema")
 
 
 @pytest.mark.django_db

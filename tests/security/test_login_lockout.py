@@ -1,7 +1,10 @@
 import uuid
 
 import pytest
+from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
+
+from batchjobs.errors import Unavailable
 
 
 def fresh_name() -> str:
@@ -49,3 +52,22 @@ def test_a_success_before_the_limit_resets_the_count(client, settings):
         ).status_code
         == 302
     )
+
+
+@pytest.mark.django_db
+def test_no_login_is_let_in_while_the_lockout_cannot_be_checked(client, cache_redis):
+    ops = fresh_name()
+    User.objects.create_superuser(ops, "ops@example.com", "right-password-123")
+    cache_redis.stop()
+
+    right = client.post("/admin/login/", {"username": ops, "password": "right-password-123"})
+    wrong = client.post("/admin/login/", {"username": ops, "password": "wrong"})
+
+    for response in (right, wrong):
+        assert response.status_code == 200
+        assert not response.wsgi_request.user.is_authenticated
+        assert "Logins are refused for now: login lockout store unavailable" in (
+            response.content.decode()
+        )
+    with pytest.raises(Unavailable):
+        authenticate(username=ops, password="right-password-123")
