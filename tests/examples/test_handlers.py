@@ -16,6 +16,9 @@ from batchjobs_examples.handlers import (
 )
 from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
 
+# Autouse: the heartbeat threads' sessions are ended so that the test databases can be dropped.
+from tests.handlers.conftest import no_session_left_on_the_test_databases  # noqa: F401
+
 BOTH = ["default", "warehouse"]
 # Real transactions, flushed afterwards: what a handler commits or rolls back on either database
 # is what any other connection (another thread's, the next run's) sees.
