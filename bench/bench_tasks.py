@@ -13,26 +13,17 @@ from collections import Counter
 
 from celery import signals
 
+from bench.support import redis_client as support_redis_client
 from config.celery_app import app
 
 _client = None
-
-
-def redis_url(url: str) -> str:
-    """redis-py spelling of a kombu Redis URL (the embedded default uses `redis+socket://`)."""
-    if url.startswith("redis+socket://"):
-        return "unix://" + url.removeprefix("redis+socket://")
-    return url
 
 
 def redis_client():
     # One client per child process, made after the fork: a connection must not cross it.
     global _client
     if _client is None:
-        import redis
-        from django.conf import settings
-
-        _client = redis.Redis.from_url(redis_url(settings.REDIS_URL))
+        _client = support_redis_client()
     return _client
 
 

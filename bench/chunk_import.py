@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import support  # noqa: E402
-from bench.support import BenchError  # noqa: E402
+from bench.support import BenchError, peak_rss_mb  # noqa: E402
 from tests.processes import Process, queue_purge, worker_command  # noqa: E402
 
 DATABASE_PREFIX = "bj_chunk_bench"
@@ -74,16 +73,6 @@ def _environment() -> dict:
         usage="drops and recreates it",
         postgres_reason="it measures COPY",
     )
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _load() -> str:
@@ -130,7 +119,7 @@ def child_copy(path: Path, rows: int) -> dict:
         (count,) = cursor.fetchone()
     if count != rows:
         raise BenchError(f"copy: {count} rows in the table, {rows} expected")
-    return {"seconds": seconds, "rss_mb": _peak_rss_mb()}
+    return {"seconds": seconds, "rss_mb": peak_rss_mb()}
 
 
 def _batch_job_ensure(name: str) -> None:
@@ -178,7 +167,7 @@ def child_engine(path: Path, rows: int, run: int, profile: bool) -> dict:
         stats = pstats.Stats(profiler, stream=sys.stderr)
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(40)
-    return {"seconds": seconds, "cpu_seconds": cpu, "rss_mb": _peak_rss_mb()}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rss_mb": peak_rss_mb()}
 
 
 def _child(args: argparse.Namespace) -> int:
@@ -269,15 +258,7 @@ def run_partitioned(path: Path, rows: int, workers: int, partitions: int, log_di
         execution = operator.start(
             "examples.csv_import_partitioned", {"file": str(path), "partitions": partitions}
         )
-        give_up = time.monotonic() + RUN_TIMEOUT_SECONDS
-        while True:
-            execution.refresh_from_db()
-            if execution.status in ("COMPLETED", "FAILED", "STOPPED", "ABANDONED"):
-                break
-            pool.check_alive()
-            if time.monotonic() > give_up:
-                raise BenchError("the partitioned run did not finish in time")
-            time.sleep(0.2)
+        _wait_until_ended(execution, pool)
     finally:
         pool.stop()
     parts = StepExecution.objects.filter(execution=execution).exclude(partition="")
@@ -287,11 +268,23 @@ def run_partitioned(path: Path, rows: int, workers: int, partitions: int, log_di
                          f"{execution.error[-2000:]}")  # fmt: skip
     execution = BatchLog.objects.get(pk=execution.pk)
     seconds = (execution.finished_at - execution.started_at).total_seconds()
-    by_partition: dict[str, int] = {}
-    for row in parts:
-        by_partition[row.partition] = row.write_count
+    by_partition = {row.partition: row.write_count for row in parts}
     print(f"  rows written by partition: {by_partition}")
     return rows / seconds
+
+
+def _wait_until_ended(execution, pool: Workers) -> None:
+    """Poll the execution until it reaches a final status; fail if a worker dies or the run
+    takes longer than RUN_TIMEOUT_SECONDS."""
+    give_up = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while True:
+        execution.refresh_from_db()
+        if execution.status in ("COMPLETED", "FAILED", "STOPPED", "ABANDONED"):
+            return
+        pool.check_alive()
+        if time.monotonic() > give_up:
+            raise BenchError("the partitioned run did not finish in time")
+        time.sleep(0.2)
 
 
 def _cleanup(config: dict, temp_dir: Path) -> None:
@@ -301,10 +294,7 @@ def _cleanup(config: dict, temp_dir: Path) -> None:
         redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()  # the bench's own database
     except Exception as exc:  # cleaning up: report, do not mask the outcome
         print(f"chunk_import: could not empty Redis: {exc}", file=sys.stderr)
-    try:
-        support.database_drop(config, prefix=DATABASE_PREFIX)
-    except BenchError as exc:
-        print(f"chunk_import: could not drop {config['NAME']}: {exc}", file=sys.stderr)
+    support.database_drop_reporting(config, prefix=DATABASE_PREFIX, bench="chunk_import")
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -330,8 +320,7 @@ def main() -> int:
     if args.rows < SMALL_ROWS or args.rounds < 1:
         parser.error(f"--rows must be at least {SMALL_ROWS} and --rounds at least 1")
     sys.stdout.reconfigure(line_buffering=True)
-    # A plain kill must still run the clean-up (stop the workers, drop the database).
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    support.exit_on_sigterm()
 
     temp_dir = Path(tempfile.mkdtemp(prefix="bj_chunk_bench-"))
     # Anything Django would keep under var/ (the warehouse SQLite file...) stays in temp_dir.
@@ -346,10 +335,35 @@ def main() -> int:
 
 
 def _bench(args: argparse.Namespace, config: dict, temp_dir: Path) -> int:
+    """A fresh database and the two files; the copy/engine rounds, the engine on the small
+    file, the optional profile and partitioned runs; then the summary and RESULT line."""
     support.database_recreate(config)
     support.django_setup_and_migrate(["default"])
     _prepare_tables()
     big, small = temp_dir / "customers.csv", temp_dir / "customers-100k.csv"
+    _make_files(args, big, small)
+    copy_rates, engine_rates, engine_rss = _run_rounds(args, big)
+    _empty_tables()
+    run_number = args.rounds * 2 + 1
+    small_result = _run_child("engine", small, SMALL_ROWS, run=run_number)
+    print(f"  engine on {SMALL_ROWS:,} rows: {SMALL_ROWS / small_result['seconds']:,.0f} rows/s, "
+          f"peak RSS {small_result['rss_mb']:.0f} MB")  # fmt: skip
+    if args.profile:
+        _empty_tables()
+        run_number += 1
+        _run_child("engine", big, args.rows, run=run_number, profile=True)
+    if args.partitioned:
+        _empty_tables()
+        log_dir = temp_dir / "logs"
+        log_dir.mkdir()
+        rate = run_partitioned(big, args.rows, args.workers, args.partitions, log_dir)
+        print(f"  partitioned, {args.workers} workers (-c 1), {args.partitions} partitions: "
+              f"{rate:,.0f} rows/s")  # fmt: skip
+    _print_summary(args, max(copy_rates), max(engine_rates), max(engine_rss), small_result)
+    return 0
+
+
+def _make_files(args: argparse.Namespace, big: Path, small: Path) -> None:
     started = time.perf_counter()
     generate_csv(big, args.rows)
     generate_csv(small, SMALL_ROWS)
@@ -359,6 +373,10 @@ def _bench(args: argparse.Namespace, config: dict, temp_dir: Path) -> int:
         f"{time.perf_counter() - started:.1f}s"
     )
 
+
+def _run_rounds(args: argparse.Namespace, big: Path) -> tuple[list, list, list]:
+    """copy then engine, --rounds times, each from empty tables (runs numbered 1, 2, ...):
+    the rates of each variant and the engine's peak RSS per round."""
     copy_rates, engine_rates, engine_rss = [], [], []
     run_number = 0
     for number in range(1, args.rounds + 1):
@@ -374,37 +392,23 @@ def _bench(args: argparse.Namespace, config: dict, temp_dir: Path) -> int:
                    if "cpu_seconds" in result else "")  # fmt: skip
             print(f"  round {number} {kind:6}: {result['seconds']:7.2f} s = {rate:9,.0f} rows/s, "
                   f"peak RSS {result['rss_mb']:.0f} MB{cpu}")  # fmt: skip
-    _empty_tables()
-    run_number += 1
-    small_result = _run_child("engine", small, SMALL_ROWS, run=run_number)
-    print(f"  engine on {SMALL_ROWS:,} rows: {SMALL_ROWS / small_result['seconds']:,.0f} rows/s, "
-          f"peak RSS {small_result['rss_mb']:.0f} MB")  # fmt: skip
-    if args.profile:
-        _empty_tables()
-        run_number += 1
-        _run_child("engine", big, args.rows, run=run_number, profile=True)
+    return copy_rates, engine_rates, engine_rss
 
-    if args.partitioned:
-        _empty_tables()
-        log_dir = temp_dir / "logs"
-        log_dir.mkdir()
-        rate = run_partitioned(big, args.rows, args.workers, args.partitions, log_dir)
-        print(f"  partitioned, {args.workers} workers (-c 1), {args.partitions} partitions: "
-              f"{rate:,.0f} rows/s")  # fmt: skip
 
-    copy_rate, engine_rate = max(copy_rates), max(engine_rates)
-    rss = max(engine_rss)
+def _print_summary(
+    args: argparse.Namespace, copy_rate: float, engine_rate: float, rss: float, small: dict
+) -> None:
+    """The best of each variant, the engine's memory at both sizes, and the RESULT line."""
     print(f"load average at the end: {_load()}")
     print(f"copy (best)  : {copy_rate:,.0f} rows/s")
     print(f"engine (best): {engine_rate:,.0f} rows/s = {engine_rate / copy_rate:.0%} of copy "
           f"(goal: 50%)")  # fmt: skip
-    print(f"engine peak RSS: {small_result['rss_mb']:.0f} MB at {SMALL_ROWS:,} rows, "
+    print(f"engine peak RSS: {small['rss_mb']:.0f} MB at {SMALL_ROWS:,} rows, "
           f"{rss:.0f} MB at {args.rows:,} rows")  # fmt: skip
     print(
         f"RESULT copy_rows_per_s={copy_rate:.0f} engine_rows_per_s={engine_rate:.0f} "
         f"ratio={engine_rate / copy_rate:.3f} rss_mb={rss:.0f}"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ time. No Celery worker consumes the bench queues, so nothing else takes a messag
 
 import base64
 import json
-import math
 import os
 import signal
 import subprocess
@@ -20,10 +19,15 @@ from pathlib import Path
 
 from bench.support import (
     BenchError,
+    cpu_seconds,
     database_config,
     database_drop,
     database_recreate,
-    django_setup_and_migrate,
+    django_setup_default,
+    peak_rss_mb,
+    percentile,
+    process_check_alive,
+    queue_keys_delete,
     redis_url_check,
 )
 from tests.processes import Process, beat_command
@@ -65,26 +69,11 @@ def drop_database(config: dict) -> None:
 
 
 def setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    django_setup_and_migrate(["default"])
-
-
-def redis_client():
-    import redis
-    from django.conf import settings
-
-    url = settings.REDIS_URL
-    if url.startswith("redis+socket://"):
-        url = "unix://" + url.removeprefix("redis+socket://")
-    return redis.Redis.from_url(url)
+    django_setup_default()
 
 
 def delete_bench_keys(client) -> int:
-    keys = [
-        *client.scan_iter(match=f"{QUEUE_PREFIX}*", count=1000),
-        *client.scan_iter(match=f"_kombu.binding.{QUEUE_PREFIX}*", count=1000),
-    ]
-    return client.delete(*keys) if keys else 0
+    return queue_keys_delete(client, QUEUE_PREFIX)
 
 
 def sql_execute(statement: str, params=None) -> int:
@@ -119,8 +108,7 @@ class BeatProcess(Process):
 
     def check_alive(self) -> None:
         """Fail on a beat that exited or logged a traceback (a failing tick retries forever)."""
-        if self.popen.poll() is not None:
-            raise BenchError(f"beat {self.name} exited early, see {self.log_path}:\n{self.tail()}")
+        process_check_alive(self)
         now = time.monotonic()
         if now < self._next_log_check:
             return
@@ -146,19 +134,11 @@ class BeatProcess(Process):
             time.sleep(0.05)
         return time.time()
 
-    def _status(self) -> str:
-        return Path(f"/proc/{self.pid}/status").read_text()
-
     def peak_rss_mb(self) -> float:
-        for line in self._status().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return peak_rss_mb(self.pid)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # utime and stime are fields 14 and 15 of stat(5); after the ")" they are 12 and 13.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def stop(self, timeout: float = 30.0) -> None:
         super().stop(timeout)
@@ -227,14 +207,6 @@ def decode_message(raw: bytes) -> tuple[str, list, dict]:
 
 
 # --- statistics -------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of `values` (q in 0..1); nan when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 @dataclass

@@ -80,7 +80,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, Python puts bench/ on the path, not the project.
 sys.path.insert(0, str(ROOT))
 
-from bench.scheduler_support import percentile  # noqa: E402
 from bench.soak_support import (  # noqa: E402
     Fleet,
     Grid,
@@ -89,7 +88,13 @@ from bench.soak_support import (  # noqa: E402
     database_config,
     overlapping_requests,
 )
-from bench.support import BenchError, database_ensure, django_setup_and_migrate  # noqa: E402
+from bench.support import (  # noqa: E402
+    BenchError,
+    config_or_report,
+    database_ensure,
+    django_setup_and_migrate,
+    percentile,
+)
 
 PREFIX = "soak-"
 WORKERS = BEATS = 2
@@ -377,42 +382,54 @@ class Soak:
             self.say(f"load: starting {label} failed: {exc!r}")
 
     def _numbers_next(self, *, start: bool) -> None:
-        """When the running tests.numbers instance has ended: check that its rows are exactly
-        n1..n<count> if it completed, delete them, and (if `start`) start the next instance."""
-        from batchjobs.models import BatchLog, ExampleCustomer, ExecutionStatus
+        """When the running tests.numbers instance has ended: check its rows and delete them,
+        and (if `start`) start the next instance."""
+        from batchjobs.models import BatchLog
         from batchjobs.models.execution import FINAL_STATUSES
-        from batchjobs.services import operator
 
         if self.numbers_current is not None:
             execution = BatchLog.objects.get(pk=self.numbers_current)
             if execution.status not in FINAL_STATUSES:
                 return
-            rows = ExampleCustomer.objects.filter(email__regex=NUMBERS_EMAIL)
-            written = sorted(
-                int(email[1:].split("@")[0]) for email in rows.values_list("email", flat=True)
-            )
-            if execution.status == ExecutionStatus.COMPLETED:
-                if written != list(range(1, NUMBERS_PARAMS["count"] + 1)):
-                    self.numbers_problems.append(
-                        f"execution {execution.pk}: COMPLETED with {len(written)} rows, "
-                        f"not n1..n{NUMBERS_PARAMS['count']}"
-                    )
-            else:
-                self.numbers_problems.append(
-                    f"execution {execution.pk}: ended {execution.status}: {execution.error[-300:]}"
-                )
-            rows.delete()
+            self._numbers_check(execution)
             self.numbers_current = None
         if start:
-            self.numbers_runs += 1
-            try:
-                execution = operator.start(self.jobs["numbers"].name, {"run": self.numbers_runs})
-            except Exception as exc:
-                self.start_errors.append(f"numbers: {exc!r}")
-                self.say(f"load: starting numbers failed: {exc!r}")
-                return
-            self.numbers_current = execution.pk
-            self.manual["numbers"] += 1
+            self._numbers_start()
+
+    def _numbers_check(self, execution) -> None:
+        """An ended instance must be COMPLETED with exactly n1..n<count>: a chunk run twice
+        would have failed on the unique key, a chunk skipped would be missing."""
+        from batchjobs.models import ExecutionStatus
+        from batchjobs_examples.models import ExampleCustomer
+
+        rows = ExampleCustomer.objects.filter(email__regex=NUMBERS_EMAIL)
+        written = sorted(
+            int(email[1:].split("@")[0]) for email in rows.values_list("email", flat=True)
+        )
+        if execution.status == ExecutionStatus.COMPLETED:
+            if written != list(range(1, NUMBERS_PARAMS["count"] + 1)):
+                self.numbers_problems.append(
+                    f"execution {execution.pk}: COMPLETED with {len(written)} rows, "
+                    f"not n1..n{NUMBERS_PARAMS['count']}"
+                )
+        else:
+            self.numbers_problems.append(
+                f"execution {execution.pk}: ended {execution.status}: {execution.error[-300:]}"
+            )
+        rows.delete()
+
+    def _numbers_start(self) -> None:
+        from batchjobs.services import operator
+
+        self.numbers_runs += 1
+        try:
+            execution = operator.start(self.jobs["numbers"].name, {"run": self.numbers_runs})
+        except Exception as exc:
+            self.start_errors.append(f"numbers: {exc!r}")
+            self.say(f"load: starting numbers failed: {exc!r}")
+            return
+        self.numbers_current = execution.pk
+        self.manual["numbers"] += 1
 
     def _status(self) -> str:
         executions = self.executions()
@@ -429,11 +446,29 @@ class Soak:
         return BatchLog.objects.filter(job__name__startswith=self.tag)
 
     def run(self) -> dict:
-        from django.db import close_old_connections
+        """Start the processes and schedules, drive the load under chaos, wait for recovery,
+        then measure."""
+        load_seconds = self.args.minutes * 60
+        end_at = self.start_processes_and_schedules(load_seconds)
+        started = self.start_chaos(load_seconds)
+        self.drive_load(started, load_seconds)
+        self.join_chaos()
+        settle_seconds = self._wait_for_recovery(end_at)
+        report = self.measure()
+        report.update(
+            kills=self.chaos.kills,
+            redis_restarts=self.chaos.redis_restarts,
+            replaced=self.chaos.replaced,
+            chaos_errors=self.chaos.errors,
+            settle_seconds=settle_seconds,
+        )
+        return report
 
+    def start_processes_and_schedules(self, load_seconds: float) -> datetime:
+        """Jobs, then beats and workers, then the schedules, which end with the load (the
+        returned end): no schedule can fire before the processes are up."""
         from batchjobs.scheduling.clock import database_now
 
-        load_seconds = self.args.minutes * 60
         self.create_jobs()
         self.began_at = database_now()
         for _ in range(BEATS):
@@ -447,8 +482,11 @@ class Soak:
             f"load: {load_seconds:.0f} s, {len(self.planned)} schedules until {end_at:%X}, "
             f"{self.args.rate}/s manual starts"
         )
+        return end_at
 
-        chaos = self.chaos = Chaos(
+    def start_chaos(self, load_seconds: float) -> float:
+        """The chaos thread, from now (returned, monotonic) for the load's length."""
+        self.chaos = Chaos(
             self.fleet,
             self.redis,
             random.Random(self.args.seed + 1),
@@ -458,10 +496,13 @@ class Soak:
             self.args.redis_down,
         )
         started = time.monotonic()
-        chaos_thread = self.chaos_thread = threading.Thread(
-            target=chaos.run, args=(started,), daemon=True
-        )
-        chaos_thread.start()
+        self.chaos_thread = threading.Thread(target=self.chaos.run, args=(started,), daemon=True)
+        self.chaos_thread.start()
+        return started
+
+    def drive_load(self, started: float, load_seconds: float) -> None:
+        """Manual starts at random (exponential) gaps, the next tests.numbers instance when one
+        ends, and a status line now and then, until the load's end."""
         next_start = next_status = started
         while (now := time.monotonic()) < started + load_seconds:
             if now >= next_start:
@@ -472,22 +513,16 @@ class Soak:
                 self.say(self._status())
                 next_status = now + STATUS_EVERY_SECONDS
             time.sleep(max(0.0, min(0.2, next_start - time.monotonic())))
+
+    def join_chaos(self) -> None:
+        from django.db import close_old_connections
+
         self.say("load: done; waiting for the chaos thread")
         # Bounded: the outage ends after redis_down, a restart waits at most for start_worker.
-        chaos_thread.join(self.args.redis_down + 120)
-        if chaos_thread.is_alive():
+        self.chaos_thread.join(self.args.redis_down + 120)
+        if self.chaos_thread.is_alive():
             raise BenchError("the chaos thread did not finish")
         close_old_connections()
-        settle_seconds = self._wait_for_recovery(end_at)
-        report = self.measure()
-        report.update(
-            kills=chaos.kills,
-            redis_restarts=chaos.redis_restarts,
-            replaced=chaos.replaced,
-            chaos_errors=chaos.errors,
-            settle_seconds=settle_seconds,
-        )
-        return report
 
     def _wait_for_recovery(self, end_at: datetime) -> float | None:
         """Seconds from the end of the load until every execution ended and every schedule
@@ -521,15 +556,34 @@ class Soak:
     # --- measurement ---------------------------------------------------------------------------
 
     def measure(self) -> dict:
-        from django.db.models import Count
-
-        from batchjobs.models import AttemptStatus, BatchAttempt, ExecutionStatus
-        from batchjobs.models.execution import FINAL_STATUSES
+        """Every figure of the report, from this run's rows and the sink's requests."""
+        from batchjobs.models import BatchAttempt, ExecutionStatus
 
         executions = self.executions()
         statuses = Counter(executions.values_list("status", flat=True))
         attempts = BatchAttempt.objects.filter(execution__job__name__startswith=self.tag)
-        attempt_statuses = Counter(attempts.values_list("status", flat=True))
+        return {
+            "executions": sum(statuses.values()),
+            "statuses": statuses,
+            "attempt_statuses": Counter(attempts.values_list("status", flat=True)),
+            "completed": statuses.get(ExecutionStatus.COMPLETED, 0),
+            **self.count_twice(executions, attempts),
+            **self.count_http_hits(attempts),
+            **self.count_fires(executions),
+            **fire_lags(executions),
+            "manual": dict(self.manual),
+            "start_errors": list(self.start_errors),
+            "deferred": self.deferred.count,
+            "numbers_runs": self.numbers_runs,
+            "numbers_problems": list(self.numbers_problems),
+            "checker": self._checker(),
+        }
+
+    def count_twice(self, executions, attempts) -> dict:
+        """Duplicates (a) and (b): fires run twice, executions succeeded twice."""
+        from django.db.models import Count
+
+        from batchjobs.models import AttemptStatus
 
         fires_twice = (
             executions.exclude(schedule=None)
@@ -545,6 +599,13 @@ class Soak:
             .filter(n__gt=1)
             .count()
         )
+        return {"fires_twice": fires_twice, "succeeded_twice": succeeded_twice}
+
+    def count_http_hits(self, attempts) -> dict:
+        """Duplicates (c) and (d): endpoint hits while the key was in flight, and hits beyond
+        the execution's recorded attempts (the sink's key is the execution id)."""
+        from django.db.models import Count
+
         seen = list(self.sink.requests)
         hits = Counter(request.key for request in seen)
         http_ids = [job.pk for label, job in self.jobs.items() if label.startswith("http")]
@@ -558,7 +619,18 @@ class Soak:
             max(0, n - recorded.get(int(key) if key.isdigit() else -1, 0))
             for key, n in hits.items()
         )
-        overlapping = overlapping_requests(seen)
+        return {
+            "overlapping_hits": overlapping_requests(seen),
+            "hits_beyond_attempts": hits_beyond_attempts,
+            "http_requests": len(seen),
+            "http_keys": len(hits),
+            "max_in_flight": max(self.sink.max_in_flight.values(), default=0),
+        }
+
+    def count_fires(self, executions) -> dict:
+        """Lost (a) and (b), and unexpected fires: each schedule's executions against the fire
+        times worked out by plain arithmetic."""
+        from batchjobs.models.execution import FINAL_STATUSES
 
         missing = unexpected = 0
         for planned in self.planned:
@@ -568,41 +640,11 @@ class Soak:
             expected = set(planned.grid.fires())
             missing += len(expected - made)
             unexpected += len(made - expected)
-        not_ended = executions.exclude(status__in=FINAL_STATUSES).count()
-
-        lags = [
-            (created - scheduled).total_seconds()
-            for created, scheduled in executions.exclude(schedule=None).values_list(
-                "created_at", "scheduled_for"
-            )
-        ]
         return {
-            "executions": sum(statuses.values()),
-            "statuses": statuses,
-            "attempt_statuses": attempt_statuses,
-            "completed": statuses.get(ExecutionStatus.COMPLETED, 0),
-            "scheduled": len(lags),
             "expected_fires": sum(len(planned.grid.fires()) for planned in self.planned),
-            "fires_twice": fires_twice,
-            "succeeded_twice": succeeded_twice,
-            "overlapping_hits": overlapping,
-            "hits_beyond_attempts": hits_beyond_attempts,
-            "http_requests": len(seen),
-            "http_keys": len(hits),
-            "max_in_flight": max(self.sink.max_in_flight.values(), default=0),
             "missing_fires": missing,
             "unexpected_fires": unexpected,
-            "not_ended": not_ended,
-            "lag_p50": percentile(lags, 0.50),
-            "lag_p99": percentile(lags, 0.99),
-            "lag_max": max(lags, default=float("nan")),
-            "late_fires": sum(1 for lag in lags if lag > LATE_SECONDS),
-            "manual": dict(self.manual),
-            "start_errors": list(self.start_errors),
-            "deferred": self.deferred.count,
-            "numbers_runs": self.numbers_runs,
-            "numbers_problems": list(self.numbers_problems),
-            "checker": self._checker(),
+            "not_ended": executions.exclude(status__in=FINAL_STATUSES).count(),
         }
 
     def _checker(self) -> str:
@@ -631,7 +673,8 @@ def delete_soak_rows(since: datetime | None = None) -> None:
     from django.db.models import Q
     from django_celery_results.models import TaskResult
 
-    from batchjobs.models import AuditEntry, BatchJob, ExampleCustomer
+    from batchjobs.models import AuditEntry, BatchJob
+    from batchjobs_examples.models import ExampleCustomer
 
     ours = Q(job_name__startswith=PREFIX) | Q(job__name__startswith=PREFIX)
     AuditEntry.objects.filter(ours).delete()
@@ -641,50 +684,85 @@ def delete_soak_rows(since: datetime | None = None) -> None:
         TaskResult.objects.filter(date_created__gte=since).delete()
 
 
-def print_report(report: dict, args: argparse.Namespace) -> tuple[int, int]:
+def fire_lags(executions) -> dict:
+    """Fire lag (created_at - scheduled_for) over the scheduled executions."""
+    lags = [
+        (created - scheduled).total_seconds()
+        for created, scheduled in executions.exclude(schedule=None).values_list(
+            "created_at", "scheduled_for"
+        )
+    ]
+    return {
+        "scheduled": len(lags),
+        "lag_p50": percentile(lags, 0.50),
+        "lag_p99": percentile(lags, 0.99),
+        "lag_max": max(lags, default=float("nan")),
+        "late_fires": sum(1 for lag in lags if lag > LATE_SECONDS),
+    }
+
+
+def totals(report: dict) -> tuple[int, int]:
+    """The two counts the soak is judged by: duplicates and lost (see the module docstring)."""
     duplicates = (
         report["fires_twice"]
         + report["succeeded_twice"]
         + report["overlapping_hits"]
         + report["hits_beyond_attempts"]
     )
-    lost = report["missing_fires"] + report["not_ended"]
+    return duplicates, report["missing_fires"] + report["not_ended"]
 
-    def line(text: str) -> None:
-        print(text, flush=True)
 
-    line("")
-    line(
+def _line(text: str) -> None:
+    print(text, flush=True)
+
+
+def _counts(counter: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(counter.items()))
+
+
+def print_report(report: dict, args: argparse.Namespace) -> tuple[int, int]:
+    """The report's lines, last the two counts; returns (duplicates, lost)."""
+    _line("")
+    _line(
         f"soak: {args.minutes:g} min, seed {args.seed}, {report['kills']} worker SIGKILLs, "
         f"{report['redis_restarts']} Redis restart(s) (empty)"
     )
-    statuses = " ".join(f"{k}={v}" for k, v in sorted(report["statuses"].items()))
-    attempts = " ".join(f"{k}={v}" for k, v in sorted(report["attempt_statuses"].items()))
-    line(f"executions: {report['executions']} ({statuses})")
-    line(f"attempts: {attempts}")
-    manual = " ".join(f"{k}={v}" for k, v in sorted(report["manual"].items()))
-    line(
-        f"manual starts: {manual}; start errors {len(report['start_errors'])}; "
-        f"left to the relay (broker down) {report['deferred']}"
+    print_work_done(report)
+    print_recovery(report, args)
+    duplicates, lost = totals(report)
+    print_counts(report, duplicates, lost)
+    return duplicates, lost
+
+
+def print_work_done(report: dict) -> None:
+    """What ran: executions, attempts, manual starts, tests.numbers, schedules, HTTP."""
+    _line(f"executions: {report['executions']} ({_counts(report['statuses'])})")
+    _line(f"attempts: {_counts(report['attempt_statuses'])}")
+    _line(
+        f"manual starts: {_counts(report['manual'])}; start errors "
+        f"{len(report['start_errors'])}; left to the relay (broker down) {report['deferred']}"
     )
     for error in report["start_errors"][:5]:
-        line(f"  {error}")
-    line(
+        _line(f"  {error}")
+    _line(
         f"batch tests.numbers: {report['numbers_runs']} instances one after the other, "
         f"{len(report['numbers_problems'])} not ending COMPLETED with exactly their rows"
     )
     for problem in report["numbers_problems"][:5]:
-        line(f"  {problem}")
-    line(
+        _line(f"  {problem}")
+    _line(
         f"scheduled: {report['scheduled']} executions for {report['expected_fires']} expected "
         f"fires; unexpected fires {report['unexpected_fires']}"
     )
-    line(
+    _line(
         f"http: {report['http_requests']} requests over {report['http_keys']} keys, "
         f"max in flight per key {report['max_in_flight']}"
     )
+
+
+def print_recovery(report: dict, args: argparse.Namespace) -> None:
     settled = report["settle_seconds"]
-    line(
+    _line(
         "recovery: "
         + (
             f"settled {settled:.1f} s after the load"
@@ -693,24 +771,26 @@ def print_report(report: dict, args: argparse.Namespace) -> tuple[int, int]:
         )
     )
     for name in report["replaced"]:
-        line(f"process exited on its own: {name}")
+        _line(f"process exited on its own: {name}")
     for error in report["chaos_errors"]:
-        line(f"chaos error: {error}")
-    line(
+        _line(f"chaos error: {error}")
+
+
+def print_counts(report: dict, duplicates: int, lost: int) -> None:
+    _line(
         f"duplicates: {duplicates} (fires run twice {report['fires_twice']}, executions "
         f"succeeded twice {report['succeeded_twice']}, hits while the key was in flight "
         f"{report['overlapping_hits']}, hits beyond attempts {report['hits_beyond_attempts']})"
     )
-    line(
+    _line(
         f"lost: {lost} (expected fires without an execution {report['missing_fires']}, "
         f"executions not ended {report['not_ended']})"
     )
-    line(
+    _line(
         f"fire lag: p50 {report['lag_p50']:.3f} s, p99 {report['lag_p99']:.3f} s, "
         f"max {report['lag_max']:.3f} s; {report['late_fires']} fires later than {LATE_SECONDS:g} s"
     )
-    line(f"checker: {report['checker']}")
-    return duplicates, lost
+    _line(f"checker: {report['checker']}")
 
 
 def configure_environment(workdir: Path, redis_url: str) -> None:
@@ -731,14 +811,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupted)
     say = Console()
-    try:
-        config = database_config()
-    except BenchError as exc:
-        print(f"soak: {exc}", file=sys.stderr)
+    config = config_or_report("soak", database_config)
+    if config is None:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="bj_soak-"))
+    report = run_soak(args, config, workdir, say)
+    if report is None:
+        say(f"soak did not complete; logs kept in {workdir}")
+        return 2
+    return finish(report, args, workdir)
+
+
+def run_soak(args: argparse.Namespace, config: dict, workdir: Path, say: Console) -> dict | None:
+    """The private Redis, the database, the soak itself; whatever happens, the processes and
+    Redis are stopped and the soak's rows deleted. The report, or None if the soak failed."""
     redis = PrivateRedis()
-    soak = report = None
+    soak = None
     try:
         redis.start()
         say(f"private Redis on port {redis.port}; work directory {workdir}")
@@ -748,7 +836,7 @@ def main(argv: list[str] | None = None) -> int:
         django_setup_and_migrate()
         delete_soak_rows()
         soak = Soak(args, redis, say)
-        report = soak.run()
+        return soak.run()
     except BenchError as exc:
         say(f"soak: {exc}")
     except KeyboardInterrupt:
@@ -761,9 +849,11 @@ def main(argv: list[str] | None = None) -> int:
         if soak is not None:
             delete_soak_rows(since=soak.began_at)
             say("deleted the soak's rows")
-    if report is None:
-        say(f"soak did not complete; logs kept in {workdir}")
-        return 2
+    return None
+
+
+def finish(report: dict, args: argparse.Namespace, workdir: Path) -> int:
+    """Print the report and the RESULT line; keep the logs if asked or if the soak failed."""
     duplicates, lost = print_report(report, args)
     failed = bool(
         duplicates

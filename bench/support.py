@@ -1,12 +1,18 @@
-"""What the benches share: their error, a PostgreSQL database of a bench's own, and the
-failures of the processes they start (tests/processes.py's Process) as bench errors.
+"""What the benches share: their error, a PostgreSQL database of a bench's own, the figures
+they read off /proc (CPU time, peak RSS) and percentiles, and the failures of the processes
+they start (tests/processes.py's Process) as bench errors.
 
 A bench touches only a database whose name starts with its own prefix (bj_sched_bench*,
 bj_soak*), so that a mistyped DATABASE_URL can never point it at a database it did not make.
 """
 
+import math
 import os
+import signal
+import sys
+from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class BenchError(Exception):
@@ -39,6 +45,21 @@ def database_config(*, prefix: str, bench: str, usage: str, postgres_reason: str
             f"{prefix}*; {bench} {usage}"
         )
     return config
+
+
+def config_or_report(bench: str, check: Callable[[], dict]) -> dict | None:
+    """`check()`'s database config, or None after printing why the bench cannot run (its
+    caller then exits with status 2)."""
+    try:
+        return check()
+    except BenchError as exc:
+        print(f"{bench}: {exc}", file=sys.stderr)
+        return None
+
+
+def exit_on_sigterm() -> None:
+    """A plain kill must still run a bench's clean-up (stop processes, drop the database)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def redis_url_check(example: str) -> None:
@@ -111,6 +132,15 @@ def database_drop(config: dict, *, prefix: str) -> None:
         )
 
 
+def database_drop_reporting(config: dict, *, prefix: str, bench: str) -> None:
+    """database_drop for a bench already failing or finishing: a failure is printed, so that
+    it does not mask the bench's own outcome."""
+    try:
+        database_drop(config, prefix=prefix)
+    except BenchError as exc:
+        print(f"{bench}: could not drop {config['NAME']}: {exc}", file=sys.stderr)
+
+
 def django_setup_and_migrate(aliases: list[str] | None = None) -> None:
     """django.setup() under DJANGO_SETTINGS_MODULE, then migrate `aliases` (default: all)."""
     import django
@@ -121,6 +151,69 @@ def django_setup_and_migrate(aliases: list[str] | None = None) -> None:
 
     for alias in aliases or settings.DATABASES:
         call_command("migrate", database=alias, interactive=False, verbosity=0)
+
+
+def django_setup_default() -> None:
+    """Django under the base settings (unless DJANGO_SETTINGS_MODULE says otherwise), with
+    the default database migrated: what the side-by-side benches measure against."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    django_setup_and_migrate(["default"])
+
+
+def redis_py_url(url: str) -> str:
+    """redis-py spelling of a kombu Redis URL (the embedded default uses `redis+socket://`)."""
+    if url.startswith("redis+socket://"):
+        return "unix://" + url.removeprefix("redis+socket://")
+    return url
+
+
+def redis_client():
+    """A new redis-py client of the settings' REDIS_URL (Django must be set up)."""
+    import redis
+    from django.conf import settings
+
+    return redis.Redis.from_url(redis_py_url(settings.REDIS_URL))
+
+
+def queue_keys_delete(client, prefix: str) -> int:
+    """Delete the Redis keys of every kombu queue whose name starts with `prefix`: kombu keeps
+    a queue as one list per priority step, each named after the queue, and a binding set."""
+    keys = [
+        *client.scan_iter(match=f"{prefix}*", count=1000),
+        *client.scan_iter(match=f"_kombu.binding.{prefix}*", count=1000),
+    ]
+    return client.delete(*keys) if keys else 0
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of `values` (q in 0..1); nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads included; 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the command name, which may itself hold spaces and parentheses; utime and
+    # stime are fields 14 and 15 of stat(5), so 12 and 13 after the ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident set (VmHWM) of a process, in MiB; nan if the kernel does not say."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 # --- processes (tests/processes.py) -------------------------------------------------------------

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -46,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import support  # noqa: E402
-from bench.support import BenchError  # noqa: E402
+from bench.support import BenchError, cpu_seconds  # noqa: E402
 from tests.processes import Process, worker_command  # noqa: E402
 
 DATABASE_PREFIX = "bj_bench"
@@ -74,16 +73,8 @@ def _database_config() -> dict:
     return config
 
 
-def _drop_database(config: dict) -> None:
-    try:
-        support.database_drop(config, prefix=DATABASE_PREFIX)
-    except BenchError as exc:  # already failing or finishing: report, do not mask
-        print(f"worker_throughput: could not drop {config['NAME']}: {exc}", file=sys.stderr)
-
-
 def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    support.django_setup_and_migrate(["default"])
+    support.django_setup_default()
     from django.core.management import call_command
 
     # A model edited without its migration may fail every task (a missing column): say so up
@@ -99,17 +90,6 @@ def _setup_django() -> None:
 
 
 # --- CPU accounting ---------------------------------------------------------------------------
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads included; 0 if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    # Fields after the command name, which may itself hold spaces and parentheses.
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -178,21 +158,21 @@ class Worker(Process):
         # Polled often: the queue is full, so tasks start the moment the worker is ready, and
         # the main process's CPU is counted from here (its start-up is not a task's cost).
         support.process_wait_for_log(self, " ready.", timeout=READY_TIMEOUT_SECONDS, interval=0.02)
-        self.main_cpu_at_ready = _cpu_seconds(self.popen.pid)
+        self.main_cpu_at_ready = cpu_seconds(self.popen.pid)
 
     def sample_cpu(self) -> None:
         """Note the CPU of the children and backends alive now. Both count from their birth,
         and a backend may end mid-run (CONN_MAX_AGE), so the last figure seen of each is kept."""
         for pid in _children(self.popen.pid):
-            self._children_cpu[pid] = _cpu_seconds(pid) or self._children_cpu.get(pid, 0.0)
+            self._children_cpu[pid] = cpu_seconds(pid) or self._children_cpu.get(pid, 0.0)
         for pid in _postgres_backends():
-            self._postgres_cpu[pid] = _cpu_seconds(pid) or self._postgres_cpu.get(pid, 0.0)
+            self._postgres_cpu[pid] = cpu_seconds(pid) or self._postgres_cpu.get(pid, 0.0)
 
     def cpu_use(self) -> CpuUse:
         """Read before stopping, while the children and backends are still there."""
         self.sample_cpu()
         return CpuUse(
-            main=_cpu_seconds(self.popen.pid) - self.main_cpu_at_ready,
+            main=cpu_seconds(self.popen.pid) - self.main_cpu_at_ready,
             children=sum(self._children_cpu.values()),
             postgres=sum(self._postgres_cpu.values()),
         )
@@ -324,9 +304,7 @@ class Bench:
         return Run(seconds=(last - first).total_seconds(), cpu=cpu)
 
     def delete_queue(self) -> None:
-        # Kombu keeps a queue as one list per priority step, each named after the queue.
-        keys = [*self.redis.scan_iter(match=f"{self.queue}*"), f"_kombu.binding.{self.queue}"]
-        self.redis.delete(*keys)
+        support.queue_keys_delete(self.redis, self.queue)
 
 
 # --- profile report ---------------------------------------------------------------------------
@@ -342,37 +320,43 @@ def _profile_report(profile_dir: Path, n_per_run: int) -> None:
             continue
         run = runs[-1]  # the last round: warm caches, like a worker that has been up a while
         print(f"\n== profile of {run.name} ({n_per_run} tasks, all children) ==")
-        queries: dict[str, list[float]] = {}
-        threads: dict[str, int] = {}
-        for path in run.glob("child-*-queries.json"):
-            data = json.loads(path.read_text())
-            for statement, (count, seconds) in data["queries"].items():
-                # Savepoint names are unique per use; fold them into one line each.
-                statement = re.sub(r'"s\d+_x\d+"', '"sN"', " ".join(statement.split()))
-                entry = queries.setdefault(statement, [0, 0.0])
-                entry[0] += count
-                entry[1] += seconds
-            for thread, count in data["threads"].items():
-                threads[thread] = threads.get(thread, 0) + count
-        if queries:
-            total = sum(count for count, _ in queries.values())
-            seconds = sum(s for _, s in queries.values())
-            print(
-                f"SQL through Django: {total / n_per_run:.2f} statements per task, "
-                f"{seconds / n_per_run * 1000:.3f} ms per task inside them "
-                f"(BEGIN/COMMIT not included); by thread {threads}"
-            )
-            for statement, (count, spent) in sorted(queries.items(), key=lambda kv: -kv[1][0]):
-                print(
-                    f"  {count / n_per_run:5.2f}/task {spent / count * 1000:7.3f} ms each  "
-                    f"{statement[:140]}"
-                )
+        _print_queries(run, n_per_run)
         files = [str(path) for path in run.glob("child-*.pstats")]
         if files:
             stats = pstats.Stats(*files)
             print(f"cProfile: {stats.total_tt / n_per_run * 1000:.3f} ms per task in children")
             stats.sort_stats("cumulative").print_stats(40)
             stats.sort_stats("tottime").print_stats(25)
+
+
+def _print_queries(run: Path, n_per_run: int) -> None:
+    """The SQL statements the children of `run` counted, summed over children, per task."""
+    queries: dict[str, list[float]] = {}
+    threads: dict[str, int] = {}
+    for path in run.glob("child-*-queries.json"):
+        data = json.loads(path.read_text())
+        for statement, (count, seconds) in data["queries"].items():
+            # Savepoint names are unique per use; fold them into one line each.
+            statement = re.sub(r'"s\d+_x\d+"', '"sN"', " ".join(statement.split()))
+            entry = queries.setdefault(statement, [0, 0.0])
+            entry[0] += count
+            entry[1] += seconds
+        for thread, count in data["threads"].items():
+            threads[thread] = threads.get(thread, 0) + count
+    if not queries:
+        return
+    total = sum(count for count, _ in queries.values())
+    seconds = sum(s for _, s in queries.values())
+    print(
+        f"SQL through Django: {total / n_per_run:.2f} statements per task, "
+        f"{seconds / n_per_run * 1000:.3f} ms per task inside them "
+        f"(BEGIN/COMMIT not included); by thread {threads}"
+    )
+    for statement, (count, spent) in sorted(queries.items(), key=lambda kv: -kv[1][0]):
+        print(
+            f"  {count / n_per_run:5.2f}/task {spent / count * 1000:7.3f} ms each  "
+            f"{statement[:140]}"
+        )
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -392,7 +376,7 @@ def _run_rounds(bench: Bench, args: argparse.Namespace) -> dict[str, list[Run]]:
     return runs
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="tasks per run (default 2000)")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork children (default 2)")
@@ -407,17 +391,27 @@ def main() -> int:
     args = parser.parse_args()
     if args.n < 1 or args.concurrency < 1 or args.rounds < 1:
         parser.error("--n, --concurrency and --rounds must be at least 1")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     # Progress lines must show as rounds end, in order with the error messages.
     sys.stdout.reconfigure(line_buffering=True)
-    # A plain kill must still run the clean-up below (stop the worker, drop the database).
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-    try:
-        config = _database_config()
-    except BenchError as exc:
-        print(f"worker_throughput: {exc}", file=sys.stderr)
+    support.exit_on_sigterm()
+    config = support.config_or_report("worker_throughput", _database_config)
+    if config is None:
         return 2
+    runs = run_bench(args, config)
+    if runs is None:
+        return 1
+    print_summary(runs, args)
+    return 0
 
+
+def run_bench(args: argparse.Namespace, config: dict) -> dict[str, list[Run]] | None:
+    """A fresh database, the rounds, then the database dropped and the logs removed (kept
+    with --keep-logs or when the bench failed). The runs of each mode, None on failure."""
     log_dir = Path(tempfile.mkdtemp(prefix="bj_bench-logs-"))
     runs = None
     try:
@@ -436,14 +430,18 @@ def main() -> int:
         print(f"worker_throughput: {exc}", file=sys.stderr)
     finally:
         if not args.keep_database:
-            _drop_database(config)
+            support.database_drop_reporting(
+                config, prefix=DATABASE_PREFIX, bench="worker_throughput"
+            )
         if args.keep_logs or (runs is None and any(log_dir.iterdir())):
             print(f"worker logs: {log_dir}")
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
-    if runs is None:
-        return 1
+    return runs
 
+
+def print_summary(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
+    """Best and median rate of each mode, their ratio, the profile if asked, the RESULT."""
     rates = {mode: [args.n / run.seconds for run in mode_runs] for mode, mode_runs in runs.items()}
     bare, full = max(rates["bare"]), max(rates["full"])
     for mode, values in rates.items():
@@ -457,7 +455,6 @@ def main() -> int:
     if args.profile:
         _profile_report(Path(args.profile), args.n)
     print(f"RESULT bare_per_s={bare:.1f} full_per_s={full:.1f} ratio={full / bare:.3f}")
-    return 0
 
 
 if __name__ == "__main__":
