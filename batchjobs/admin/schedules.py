@@ -11,15 +11,15 @@ from django.utils.html import format_html, format_html_join
 
 from batchjobs.models import BatchSchedule, ScheduleKind
 from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
+from batchjobs.rules.cron import cron_errors
+from batchjobs.rules.zone import timezone_errors
 from batchjobs.services.schedules import (
     cron_describe,
-    cron_errors,
     schedule_delete,
     schedule_pause,
     schedule_preview,
     schedule_resume,
     schedule_save,
-    timezone_errors,
 )
 
 from .forms import BatchScheduleAdminForm

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -17,6 +18,7 @@ from batchjobs.models import (
     BatchLog,
     BatchSchedule,
     ExecutionStatus,
+    ScheduleKind,
     StepExecution,
 )
 from batchjobs.secrets import headers_masked, headers_unmasked, secret_decrypt
@@ -52,6 +54,28 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class BoundsJudgedByTheModel:
+    """A model's number: DRF copies the field's bound validators into min_value and max_value;
+    they stay for the schema, but the model's validators judge the value at save, so the API
+    refuses it with the admin's message."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.validators = [
+            validator
+            for validator in self.validators
+            if not isinstance(validator, MinValueValidator | MaxValueValidator)
+        ]
+
+
+class ModelIntegerField(BoundsJudgedByTheModel, StrictIntegerField):
+    pass
+
+
+class ModelFloatField(BoundsJudgedByTheModel, StrictFloatField):
+    pass
+
+
 class StrictBooleanField(serializers.BooleanField):
     def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):
@@ -85,11 +109,11 @@ class StrictModelSerializer(RejectUnknownFields, serializers.ModelSerializer):
         **serializers.ModelSerializer.serializer_field_mapping,
         models.CharField: StrictCharField,
         models.TextField: StrictCharField,
-        models.IntegerField: StrictIntegerField,
-        models.PositiveIntegerField: StrictIntegerField,
-        models.PositiveSmallIntegerField: StrictIntegerField,
-        models.BigIntegerField: StrictIntegerField,
-        models.FloatField: StrictFloatField,
+        models.IntegerField: ModelIntegerField,
+        models.PositiveIntegerField: ModelIntegerField,
+        models.PositiveSmallIntegerField: ModelIntegerField,
+        models.BigIntegerField: ModelIntegerField,
+        models.FloatField: ModelFloatField,
         models.BooleanField: StrictBooleanField,
     }
 
@@ -299,6 +323,12 @@ class ScheduleSerializer(ScheduleDefinitionSerializer):
 
     def get_cron_description(self, schedule: BatchSchedule) -> str:
         return cron_describe(schedule.cron_expression) if schedule.kind == "cron" else ""
+
+    def to_internal_value(self, data: Any) -> dict:
+        # A delay makes a once-schedule: the kind goes without saying (the service sets it).
+        if isinstance(data, Mapping) and "delay_seconds" in data and "kind" not in data:
+            data = {**data, "kind": ScheduleKind.ONCE}
+        return super().to_internal_value(data)
 
     def validate_delay_seconds(self, value: float) -> float:
         if self.instance is not None:

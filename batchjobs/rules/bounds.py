@@ -6,6 +6,10 @@ services all name the field); code that meets one anyway, inserted behind valida
 sets its row aside (DESIGN.md §4, invariant 11).
 """
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 MINUTE = 60
@@ -42,8 +46,19 @@ def between(low: float, high: float, *, unit: str = "") -> list:
 def interval_every_error(every: int | None, unit: str) -> str:
     """Why an interval of `every` `unit` is refused, or empty."""
     if every is None or every < 1:
-        return "An interval must be at least 1."
+        return "An interval must be more than 0."
     limit = MAX_INTERVAL_EVERY.get(unit)
     if limit is not None and every > limit:
         return f"At most {limit} {unit} (100 years)."
     return ""
+
+
+def non_finite_errors(values: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The fields whose value is a NaN or infinite float. No bound refuses NaN (it compares
+    false both ways) and an integer field cannot even convert infinity, so these are refused
+    by name before any bound is checked."""
+    return {
+        name: ["Enter a finite number."]
+        for name, value in values.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    }

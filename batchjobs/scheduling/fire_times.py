@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy, IntervalUnit, ScheduleKind
+from batchjobs.rules.bounds import UNIT_SECONDS
+from batchjobs.rules.cron import croniter_order
 
 # Wider than any DST shift in the tz database (Troll station shifts by two hours).
 DST_WINDOW = timedelta(hours=3)
-UNIT_SECONDS = {IntervalUnit.SECONDS: 1, IntervalUnit.MINUTES: 60, IntervalUnit.HOURS: 3600}
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,6 @@ class Timing:
             dst_gap_policy=schedule.dst_gap_policy,
             dst_fold_policy=schedule.dst_fold_policy,
         )
-
-
-def croniter_order(expression: str) -> str:
-    """Our 6-field form puts seconds first (Quartz, Spring); croniter expects them last."""
-    fields = expression.split()
-    if len(fields) == 6:
-        fields = fields[1:] + fields[:1]
-    return " ".join(fields)
 
 
 def cron_follows_real_time(expression: str) -> bool:
@@ -155,17 +148,25 @@ def _cron_naive_times(expression: str, start_naive: datetime):
         iterator = cache[expression] = croniter(croniter_order(expression), start_naive)
     iterator.set_current(start_naive, force=True)
     while True:
-        yield iterator.get_next(datetime)
+        try:
+            naive = iterator.get_next(datetime)
+        # No later date matches (CroniterBadDateError, a ValueError), or the next one is past
+        # year 9999 (croniter and dateutil raise OverflowError or ValueError): no fires are left.
+        except (OverflowError, ValueError):
+            return
+        yield naive
 
 
 def _days_naive_times(anchor_local: datetime, every: int, start_naive: datetime):
-    step = timedelta(days=every)
     periods = max(0, (start_naive - anchor_local).days // every)
-    naive = anchor_local + periods * step
     while True:
+        try:
+            naive = anchor_local + timedelta(days=periods * every)
+        except OverflowError:  # past year 9999: the calendar has no later day
+            return
         if naive > start_naive:
             yield naive
-        naive += step
+        periods += 1
 
 
 def _interval_anchor(timing: Timing) -> datetime:
@@ -199,10 +200,15 @@ def _next_unbounded(timing: Timing, after: datetime) -> datetime | None:
 
 
 def next_fire_after(timing: Timing, after: datetime) -> datetime | None:
-    """The schedule's first nominal fire time strictly after `after`, inside start/end."""
-    if timing.start_at and after < timing.start_at:
-        after = timing.start_at - timedelta(microseconds=1)
-    fire = _next_unbounded(timing, after)
+    """The schedule's first nominal fire time strictly after `after`, inside start/end; None
+    once it has finished, which includes a next fire past the last instant datetime can hold
+    (year 9999): a schedule stored behind validation's back must finish, not raise."""
+    try:
+        if timing.start_at and after < timing.start_at:
+            after = timing.start_at - timedelta(microseconds=1)
+        fire = _next_unbounded(timing, after)
+    except OverflowError:
+        return None
     if fire is None or (timing.end_at and fire > timing.end_at):
         return None
     return fire
@@ -216,6 +222,14 @@ def fires_between(timing: Timing, after: datetime, until: datetime, *, limit: in
         fires.append(fire)
         fire = next_fire_after(timing, fire)
     return fires
+
+
+def jittered(nominal: datetime, jitter: timedelta) -> datetime | None:
+    """The nominal fire time delayed by the schedule's jitter; None past year 9999."""
+    try:
+        return nominal + jitter
+    except OverflowError:
+        return None
 
 
 def jitter_offset(schedule_id: int, jitter_seconds: int) -> timedelta:

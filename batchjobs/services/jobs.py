@@ -24,14 +24,13 @@ from batchjobs.handlers.registry import handler_get, handler_names, handler_para
 from batchjobs.models import AuditAction, BatchJob, ExecutionStatus, JobKind
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import AssertionKind
+from batchjobs.rules.bounds import non_finite_errors
 from batchjobs.secrets import headers_masked, secret_encrypt, secret_rotate
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 RESERVED_HEADERS = {"idempotency-key", "x-batchjobs-attempt", "host", "content-length"}
-MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
-MAX_ATTEMPTS = 100
 
 
 def job_validate(*, job: BatchJob) -> None:
@@ -42,23 +41,21 @@ def job_validate(*, job: BatchJob) -> None:
         errors.setdefault(field, []).append(message)
 
     for field in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
+    # Each number's bounds are its model field's validators (batchjobs/rules/bounds.py), checked
+    # by full_clean before this; what is left here is what one field cannot say alone.
         value = getattr(job, field)
-        if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             add(field, "Enter a finite number of seconds.")
-    if "timeout_seconds" not in errors and not 0 < job.timeout_seconds <= MAX_TIMEOUT_SECONDS:
-        add("timeout_seconds", f"Must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds.")
-    if "retry_backoff_seconds" not in errors and job.retry_backoff_seconds < 0:
-        add("retry_backoff_seconds", "Must not be negative.")
     if (
         "retry_backoff_seconds" not in errors
         and "retry_backoff_max_seconds" not in errors
         and job.retry_backoff_max_seconds < job.retry_backoff_seconds
     ):
         add("retry_backoff_max_seconds", "Must not be below retry_backoff_seconds.")
-    if job.max_attempts is None or not 1 <= job.max_attempts <= MAX_ATTEMPTS:
-        add("max_attempts", f"Must be between 1 and {MAX_ATTEMPTS}.")
-    if job.priority is None or not 0 <= job.priority <= 9:
-        add("priority", "Must be between 0 and 9.")
     if not (job.queue or "").strip():
         add("queue", "Name the Celery queue.")
 
@@ -164,6 +161,12 @@ def _validate_batch(job: BatchJob, add) -> None:
 
 def _full_clean(job: BatchJob) -> None:
     try:
+    # NaN passes every bound (it compares false) and int(inf) raises: refuse both by name first.
+    errors = non_finite_errors(
+        {field.name: getattr(job, field.attname) for field in job._meta.concrete_fields}
+    )
+    if errors:
+        raise InvalidInput(errors)
         job.full_clean()
     except DjangoValidationError as exc:
         raise InvalidInput(exc.message_dict) from exc

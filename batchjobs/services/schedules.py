@@ -4,24 +4,25 @@ BatchSchedule.clean(), so admin forms apply the same rules."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from cron_descriptor import get_description
-from croniter import croniter
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import AuditAction, BatchJob, BatchSchedule, ScheduleKind
+from batchjobs.rules.bounds import MAX_DELAY_SECONDS, interval_every_error, non_finite_errors
+from batchjobs.rules.cron import cron_errors
+from batchjobs.rules.zone import timezone_errors
 from batchjobs.scheduling.clock import database_now
-from batchjobs.scheduling.fire_times import Timing, croniter_order, jitter_offset, next_fire_after
+from batchjobs.scheduling.fire_times import Timing, jitter_offset, jittered, next_fire_after
 from batchjobs.scheduling.wakeup import schedules_changed_notify
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
 
 # A once-schedule this little in the past is "now", not "in the past" (a form's round trip).
 ONCE_PAST_TOLERANCE = timedelta(seconds=5)
-MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
 TIMING_FIELDS = (
     "kind", "run_at", "interval_every", "interval_unit", "cron_expression", "timezone",
     "start_at", "end_at", "dst_gap_policy", "dst_fold_policy", "jitter_seconds",
@@ -33,29 +34,6 @@ SCHEDULE_FIELDS = {
     and not field.auto_created
     and field.name not in {"created_at", "updated_at", "next_fire_at", "last_fire_at", "run_count"}
 }
-
-
-def timezone_errors(name: str) -> list[str]:
-    if not name:
-        return ["Name an IANA time zone such as Europe/Berlin or UTC."]
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return [f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin."]
-    if name not in available_timezones():
-        return [f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin."]
-    return []
-
-
-def cron_errors(expression: str) -> list[str]:
-    fields = expression.split()
-    if len(fields) not in (5, 6):
-        return [f"A cron expression has 5 fields (or 6 with seconds first), not {len(fields)}."]
-    try:
-        croniter(croniter_order(expression))
-    except (ValueError, KeyError) as exc:
-        return [f"Not a valid cron expression: {exc}."]
-    return []
 
 
 def cron_describe(expression: str) -> str:
@@ -75,8 +53,10 @@ def schedule_validate(*, schedule: BatchSchedule) -> None:
         errors["timezone"] = zone_problems
     if schedule.kind == ScheduleKind.ONCE and schedule.run_at is None:
         errors["run_at"] = ["A once schedule needs the instant to run at."]
-    if schedule.kind == ScheduleKind.INTERVAL and not (schedule.interval_every or 0) > 0:
-        errors["interval_every"] = ["An interval must be more than 0."]
+    if schedule.kind == ScheduleKind.INTERVAL:
+        problem = interval_every_error(schedule.interval_every, schedule.interval_unit)
+        if problem:
+            errors["interval_every"] = [problem]
     if schedule.kind == ScheduleKind.CRON:
         problems = cron_errors(schedule.cron_expression or "")
         if problems:
@@ -99,7 +79,7 @@ def schedule_next_fire(*, schedule: BatchSchedule, after: datetime) -> datetime 
     nominal = next_fire_after(Timing.of(schedule), after)
     if nominal is None:
         return None
-    return nominal + jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
+    return jittered(nominal, jitter_offset(schedule.pk or 0, schedule.jitter_seconds))
 
 
 def schedule_save(
@@ -117,10 +97,7 @@ def schedule_save(
         schedule.run_at = now
     if schedule.kind == ScheduleKind.INTERVAL and schedule.start_at is None:
         schedule.start_at = now  # the grid is anchored at creation: no drift, ever
-    try:
-        schedule.full_clean()
-    except DjangoValidationError as exc:
-        raise InvalidInput(exc.message_dict) from exc
+    _full_clean(schedule)
     with transaction.atomic():
         # Saving a schedule beat set aside (firing it raised) is how an operator puts it back:
         # its next fire is computed again, from now, as for a changed timing.
@@ -148,6 +125,19 @@ def _once_in_the_past(schedule: BatchSchedule, *, now: datetime) -> bool:
     new or changed time counts: a once-schedule that already fired stays editable."""
     return (
         schedule.kind == ScheduleKind.ONCE
+def _full_clean(schedule: BatchSchedule) -> None:
+    # NaN passes every bound (it compares false) and int(inf) raises: refuse both by name first.
+    errors = non_finite_errors(
+        {field.name: getattr(schedule, field.attname) for field in schedule._meta.concrete_fields}
+    )
+    if errors:
+        raise InvalidInput(errors)
+    try:
+        schedule.full_clean()
+    except DjangoValidationError as exc:
+        raise InvalidInput(exc.message_dict) from exc
+
+
         and schedule.run_at is not None
         and schedule.run_at < now - ONCE_PAST_TOLERANCE
         and _timing_changed(schedule)
@@ -186,8 +176,9 @@ def schedule_create(
     now = database_now()
     if delay_seconds is not None:
         if (
-            not isinstance(delay_seconds, int | float)
-            or not 0 <= delay_seconds <= MAX_DELAY_SECONDS
+            isinstance(delay_seconds, bool)
+            or not isinstance(delay_seconds, int | float)
+            or not 0 <= delay_seconds <= MAX_DELAY_SECONDS  # NaN compares false: refused too
         ):
             raise InvalidInput(
                 {"delay_seconds": f"Must be a number of seconds from 0 to {MAX_DELAY_SECONDS}."}
@@ -258,13 +249,18 @@ def schedule_preview(
     timing = Timing.of(schedule)
     while len(fires) < count and (runs_left is None or len(fires) < runs_left):
         nominal = next_fire_after(timing, cursor)
-        if nominal is None:
+        at = nominal and jittered(nominal, jitter)
+        if at is None:
             break
-        local = nominal.astimezone(zone)
+        try:
+            local = nominal.astimezone(zone)
+            at_local = at.astimezone(zone)
+        except OverflowError:  # in the zone it is already past year 9999: shown as no fire
+            break
         fires.append(
             PreviewFire(
-                at=nominal + jitter,
-                local=(nominal + jitter).astimezone(zone),
+                at=at,
+                local=at_local,
                 utc_offset=local.utcoffset(),
                 dst_change=local.utcoffset() != previous_offset,
             )

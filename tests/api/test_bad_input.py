@@ -2,6 +2,7 @@
 JSON; never a 500 and never a half-written object."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
@@ -250,3 +251,92 @@ def test_a_far_time_zone_offset_in_a_filter_is_read_in_utc_not_a_500(api):
     assert [row["id"] for row in far_offset.json()["results"]] == [execution.pk]
     assert before_year_one.status_code == 400
     assert "created_after" in before_year_one.json()["errors"]
+
+
+# --- numbers the code cannot compute with, and timings that never fire (issue #11) ------------
+
+SCHEDULES = reverse("api:schedule-list")
+
+
+def test_a_backoff_of_a_lifetime_is_a_400_on_each_backoff_field(api):
+    response = api("operator").post(
+        JOBS,
+        {**VALID_JOB, "retry_backoff_seconds": 1e308, "retry_backoff_max_seconds": 1e308},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert {"retry_backoff_seconds", "retry_backoff_max_seconds"} <= set(errors), errors
+    assert not BatchJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("timing", "field"),
+    [
+        ({"kind": "interval", "interval_every": 2147483647, "interval_unit": "hours"},
+         "interval_every"),
+        ({"kind": "interval", "interval_every": 2147483647, "interval_unit": "days"},
+         "interval_every"),
+        ({"kind": "interval", "interval_every": 36501, "interval_unit": "days"}, "interval_every"),
+        ({"kind": "cron", "cron_expression": "* * 31 2 *"}, "cron_expression"),
+        ({"kind": "cron", "cron_expression": "0 0 31 4 *"}, "cron_expression"),
+        ({"kind": "cron", "cron_expression": "0 0 30 2 *"}, "cron_expression"),
+        ({"kind": "interval", "interval_every": 1, "max_runs": 0}, "max_runs"),
+        ({"delay_seconds": -1}, "delay_seconds"),
+        ({"delay_seconds": 1e308}, "delay_seconds"),
+    ],
+)  # fmt: skip
+def test_a_schedule_that_cannot_fire_is_a_400_naming_the_field(api, timing, field):
+    job = handler_job("noop")
+
+    response = api("operator").post(SCHEDULES, {"job": job.pk, **timing}, format="json")
+
+    assert response.status_code == 400, response.content
+    errors = response.json()["errors"]
+    assert field in errors, errors
+    assert not any("__all__" in name or name == "non_field_errors" for name in errors), errors
+    assert not BatchSchedule.objects.exists()
+
+
+def test_a_change_to_a_cron_that_never_fires_is_a_400_and_keeps_the_schedule(api):
+    job = handler_job("noop")
+    schedule = BatchSchedule.objects.create(
+        job=job, kind="cron", cron_expression="0 3 * * *", timezone="UTC"
+    )
+
+    response = api("operator").patch(
+        reverse("api:schedule-detail", args=[schedule.pk]),
+        {"cron_expression": "0 0 30 2 *"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "cron_expression" in response.json()["errors"]
+    schedule.refresh_from_db()
+    assert schedule.cron_expression == "0 3 * * *"
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        {"kind": "interval", "interval_every": 2147483647, "interval_unit": "hours"},
+        {"kind": "interval", "interval_every": 2147483647, "interval_unit": "days"},
+        {"kind": "interval", "interval_every": 36500, "interval_unit": "days",
+         "start_at": datetime(9990, 1, 1, tzinfo=UTC)},
+        {"kind": "once", "run_at": datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+         "jitter_seconds": 86400},
+        {"kind": "cron", "cron_expression": "0 0 31 12 *",
+         "start_at": datetime(9999, 12, 31, 1, tzinfo=UTC)},
+    ],
+)  # fmt: skip
+def test_preview_of_a_schedule_at_the_end_of_time_is_not_a_500(api, timing):
+    """Rows stored behind validation's back (or near year 9999): the preview shows the fires
+    that exist."""
+    job = handler_job("noop")
+    schedule = BatchSchedule.objects.create(job=job, timezone="UTC", **timing)
+
+    response = api("reader").get(reverse("api:schedule-preview", args=[schedule.pk]))
+
+    assert response.status_code == 200, response.content
+    assert len(response.json()["fires"]) <= 1

@@ -31,6 +31,28 @@ pytestmark = pytest.mark.django_db
             "Unknown time zone",
         ),
         ({"kind": "interval", "interval_every": 0}, "interval_every", "more than 0"),
+        ({"kind": "interval", "interval_every": 2**31 - 1, "interval_unit": "hours"},
+         "interval_every", "At most 876000 hours"),
+        ({"kind": "interval", "interval_every": 36501, "interval_unit": "days"},
+         "interval_every", "At most 36500 days"),
+        ({"kind": "interval", "interval_every": 2**31, "interval_unit": "seconds"},
+         "interval_every", "between 1 and"),
+        ({"kind": "interval", "interval_every": float("nan")}, "interval_every", "finite"),
+        ({"kind": "interval", "interval_every": float("inf")}, "interval_every", "finite"),
+        ({"kind": "interval", "interval_every": 5, "max_runs": 0}, "max_runs", "between 1 and"),
+        ({"kind": "interval", "interval_every": 5, "jitter_seconds": 86401}, "jitter_seconds",
+         "between 0 and 86400"),
+        ({"kind": "interval", "interval_every": 5, "catch_up_max": 10_001}, "catch_up_max",
+         "between 0 and"),
+        ({"kind": "interval", "interval_every": 5, "misfire_grace_seconds": -1},
+         "misfire_grace_seconds", "between 0 and"),
+        ({"kind": "interval", "interval_every": 5, "catch_up_window_seconds": 10**12},
+         "catch_up_window_seconds", "between 0 and"),
+        ({"kind": "cron", "cron_expression": "* * 31 2 *"}, "cron_expression",
+         "Never fires: day 31 does not occur in February"),
+        ({"kind": "cron", "cron_expression": "0 0 31 4 *"}, "cron_expression",
+         "does not occur in April"),
+        ({"kind": "cron", "cron_expression": "0 0 0 30 2 *"}, "cron_expression", "Never fires"),
         (
             {
                 "kind": "interval",
@@ -47,7 +69,7 @@ pytestmark = pytest.mark.django_db
         ({"kind": "interval", "interval_every": 5, "colour": "red"}, "colour", "Unknown field"),
         ({"kind": "weekly"}, "kind", "not a valid choice"),
     ],
-)
+)  # fmt: skip
 def test_bad_schedule_input_names_the_field_and_saves_nothing(fields, field, message):
     with pytest.raises(InvalidInput) as raised:
         schedule_create(job=handler_job("noop"), **fields)
@@ -57,10 +79,41 @@ def test_bad_schedule_input_names_the_field_and_saves_nothing(fields, field, mes
     assert not BatchSchedule.objects.exists()
 
 
-def test_bad_delay_is_refused():
+@pytest.mark.parametrize("delay", [-3, float("nan"), float("inf"), 10 * 365 * 86400 + 1, True])
+def test_bad_delay_is_refused(delay):
     with pytest.raises(InvalidInput) as raised:
-        schedule_create(job=handler_job("noop"), delay_seconds=-3)
+        schedule_create(job=handler_job("noop"), delay_seconds=delay)
     assert "delay_seconds" in raised.value.field_errors
+    assert not BatchSchedule.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "cron", "cron_expression": "0 0 29 2 *"},  # every fourth year
+        {"kind": "cron", "cron_expression": "0 0 31 2 1"},  # day 31 OR a Monday: Mondays
+        {"kind": "cron", "cron_expression": "0 0 30,31 2,4 *"},  # 30 April
+        {"kind": "interval", "interval_every": 36500, "interval_unit": "days"},
+        {"kind": "interval", "interval_every": 2**31 - 1, "interval_unit": "seconds"},
+    ],
+)
+def test_rare_but_real_timings_are_accepted(fields):
+    schedule = schedule_create(job=handler_job("noop"), **fields)
+
+    assert schedule.next_fire_at is not None
+
+
+def test_a_fire_past_year_9999_finishes_the_schedule_instead_of_raising():
+    job = handler_job("noop")
+    schedule = schedule_create(
+        job=job,
+        kind="once",
+        run_at=datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+        jitter_seconds=86400,
+    )
+
+    assert schedule.next_fire_at is None
+    assert schedule_preview(schedule=schedule) == []
 
 
 def test_a_past_once_schedule_runs_now_only_when_asked():
