@@ -40,9 +40,9 @@ def job_validate(*, job: BatchJob) -> None:
     def add(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
 
-    for field in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
     # Each number's bounds are its model field's validators (batchjobs/rules/bounds.py), checked
     # by full_clean before this; what is left here is what one field cannot say alone.
+    for field in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
         value = getattr(job, field)
         if (
             isinstance(value, bool)
@@ -160,13 +160,13 @@ def _validate_batch(job: BatchJob, add) -> None:
 
 
 def _full_clean(job: BatchJob) -> None:
-    try:
     # NaN passes every bound (it compares false) and int(inf) raises: refuse both by name first.
     errors = non_finite_errors(
         {field.name: getattr(job, field.attname) for field in job._meta.concrete_fields}
     )
     if errors:
         raise InvalidInput(errors)
+    try:
         job.full_clean()
     except DjangoValidationError as exc:
         raise InvalidInput(exc.message_dict) from exc

@@ -120,11 +120,6 @@ def schedule_save(
     return schedule
 
 
-def _once_in_the_past(schedule: BatchSchedule, *, now: datetime) -> bool:
-    """A once-schedule given a time that has passed: refused, never silently dropped. Only a
-    new or changed time counts: a once-schedule that already fired stays editable."""
-    return (
-        schedule.kind == ScheduleKind.ONCE
 def _full_clean(schedule: BatchSchedule) -> None:
     # NaN passes every bound (it compares false) and int(inf) raises: refuse both by name first.
     errors = non_finite_errors(
@@ -138,6 +133,11 @@ def _full_clean(schedule: BatchSchedule) -> None:
         raise InvalidInput(exc.message_dict) from exc
 
 
+def _once_in_the_past(schedule: BatchSchedule, *, now: datetime) -> bool:
+    """A once-schedule given a time that has passed: refused, never silently dropped. Only a
+    new or changed time counts: a once-schedule that already fired stays editable."""
+    return (
+        schedule.kind == ScheduleKind.ONCE
         and schedule.run_at is not None
         and schedule.run_at < now - ONCE_PAST_TOLERANCE
         and _timing_changed(schedule)
