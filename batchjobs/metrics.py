@@ -33,6 +33,7 @@ from batchjobs.models import (
 )
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.scheduling.clock import database_now
+from batchjobs.selectors import set_aside_counts
 from batchjobs.services.operator import ACTIVE_STATUSES
 
 # The classic text format, which every Prometheus reads and generate_latest() writes; spelled out
@@ -83,15 +84,29 @@ class BatchJobsCollector:
         yield from self._attempts(since)
         overdue = GaugeMetricFamily(
             "batchjobs_schedules_overdue",
-            "Live schedules whose next fire is more than a minute late (beat down or behind).",
+            "Live schedules whose next fire is more than a minute late (beat down or behind); "
+            "set-aside ones are counted apart.",
         )
         overdue.add_metric(
             [],
             BatchSchedule.objects.filter(
-                paused=False, job__enabled=True, next_fire_at__lt=now - OVERDUE_AFTER
+                paused=False,
+                job__enabled=True,
+                next_fire_at__lt=now - OVERDUE_AFTER,
+                set_aside_at__isnull=True,
             ).count(),
         )
         yield overdue
+        set_aside = set_aside_counts()
+        rows = GaugeMetricFamily(
+            "batchjobs_set_aside_rows",
+            "Rows set aside because processing them raised, waiting for an operator: schedules "
+            "beat does not fire until they are saved, executions housekeeping leaves alone.",
+            labels=["kind"],
+        )
+        rows.add_metric(["schedule"], set_aside.schedules)
+        rows.add_metric(["execution"], set_aside.executions)
+        yield rows
         yield from self._broker()
 
     def _executions(self, since) -> Iterator[Metric]:

@@ -108,6 +108,7 @@ def execution_list(
     triggers: Iterable[str] = (),
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    set_aside: bool | None = None,
 ) -> QuerySet[BatchLog]:
     """Executions, newest first, narrowed by whichever filters are given (None/empty: all)."""
     executions = queryset if queryset is not None else BatchLog.objects.all()
@@ -127,6 +128,8 @@ def execution_list(
         executions = executions.filter(created_at__gte=created_from)
     if created_to is not None:
         executions = executions.filter(created_at__lt=created_to)
+    if set_aside is not None:
+        executions = executions.filter(set_aside_at__isnull=not set_aside)
     return executions.order_by("-created_at", "-id")
 
 
@@ -157,6 +160,29 @@ def execution_status_counts() -> dict[str, int]:
     return {status: counts.get(status, 0) for status in ExecutionStatus.values}
 
 
+# --- rows set aside --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetAsideCounts:
+    """Rows that beat or housekeeping set aside because processing them raised (DESIGN.md §4,
+    invariant 11): they wait for an operator."""
+
+    schedules: int
+    executions: int
+
+    @property
+    def total(self) -> int:
+        return self.schedules + self.executions
+
+
+def set_aside_counts() -> SetAsideCounts:
+    return SetAsideCounts(
+        schedules=BatchSchedule.objects.filter(set_aside_at__isnull=False).count(),
+        executions=BatchLog.objects.filter(set_aside_at__isnull=False).count(),
+    )
+
+
 # --- the scheduler ---------------------------------------------------------------------------
 
 
@@ -173,10 +199,13 @@ class NextDue:
 
 
 def next_due() -> NextDue | None:
-    """The next fire of a live schedule (not paused, of an enabled job), or None."""
+    """The next fire of a live schedule (not paused nor set aside, of an enabled job), or
+    None."""
     schedule = (
         BatchSchedule.objects.select_related("job")
-        .filter(paused=False, next_fire_at__isnull=False, job__enabled=True)
+        .filter(
+            paused=False, next_fire_at__isnull=False, set_aside_at__isnull=True, job__enabled=True
+        )
         .order_by("next_fire_at", "pk")
         .first()
     )

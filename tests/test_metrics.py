@@ -167,3 +167,26 @@ def test_queue_depth_counts_every_priority_list_and_beats_are_seen(staff):
     assert got[("batchjobs_queue_depth", (("queue", QUEUE),))] == 3
     assert ("batchjobs_queue_depth", (("queue", "batchjobs"),)) in got
     assert got[("batchjobs_beats_alive", ())] >= 1
+
+
+def test_rows_set_aside_are_counted_by_kind_and_not_as_overdue(staff):
+    # given two overdue schedules, one of them set aside by beat, and an execution set aside
+    job = handler_job("noop")
+    late, set_aside = (schedule_create(job=job, kind="interval", interval_every=5) for _ in "ab")
+    past = timezone.now() - timedelta(minutes=10)
+    BatchSchedule.objects.filter(pk__in=[late.pk, set_aside.pk]).update(next_fire_at=past)
+    BatchSchedule.objects.filter(pk=set_aside.pk).update(
+        set_aside_at=timezone.now(), set_aside_reason="OverflowError: date value out of range"
+    )
+    execution = run(job, ExecutionStatus.COMPLETED)
+    BatchLog.objects.filter(pk=execution.pk).update(
+        set_aside_at=timezone.now(), set_aside_reason="IntegrityError: still referred to"
+    )
+    client = Client()
+    client.force_login(staff)
+    # when scraped
+    got = samples(client.get("/metrics"))
+    # then
+    assert got[("batchjobs_set_aside_rows", (("kind", "schedule"),))] == 1
+    assert got[("batchjobs_set_aside_rows", (("kind", "execution"),))] == 1
+    assert got[("batchjobs_schedules_overdue", ())] == 1  # the set-aside one is counted apart

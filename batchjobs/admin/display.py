@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from django.contrib import admin
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.urls import reverse
@@ -108,3 +109,41 @@ def progress_bars(entries: list[Progress]) -> SafeString | str:
     if not entries:
         return "-"
     return format_html_join("", "{}", ((progress_bar(entry),) for entry in entries))
+
+
+class SetAsideFilter(admin.SimpleListFilter):
+    """Rows beat or housekeeping set aside because processing them raised (the dashboard links
+    here with ?set_aside=yes)."""
+
+    title = "set aside"
+    parameter_name = "set_aside"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "Set aside"), ("no", "Not set aside")]
+
+    def queryset(self, request, queryset: models.QuerySet) -> models.QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(set_aside_at__isnull=self.value() == "no")
+        return queryset
+
+
+def set_aside_marker(row: models.Model) -> SafeString | str:
+    """A warning sign on a list row that is set aside; its reason shows on hover."""
+    if row.set_aside_at is None:
+        return ""
+    return format_html(
+        '<span title="{}" style="color:#c77700;font-weight:bold">&#9888; set aside</span>',
+        row.set_aside_reason,
+    )
+
+
+def set_aside_text(row: models.Model, *, what_to_do: str) -> SafeString | str:
+    """The detail page's account of a set-aside row: when, the error, and what to do."""
+    if row.set_aside_at is None:
+        return "-"
+    return format_html(
+        '<div style="color:#c77700"><b>Set aside at {} UTC.</b> {}</div>{}',
+        f"{row.set_aside_at:%Y-%m-%d %H:%M:%S}",
+        what_to_do,
+        text_pre(row.set_aside_reason),
+    )

@@ -19,10 +19,13 @@ from batchjobs.services.dashboard import execution_operations, execution_progres
 
 from .dashboard import DashboardViews
 from .display import (
+    SetAsideFilter,
     change_link,
     duration_text,
     json_pre,
     progress_bars,
+    set_aside_marker,
+    set_aside_text,
     status_badge,
     text_pre,
 )
@@ -135,8 +138,15 @@ class BatchLogAdmin(admin.ModelAdmin):
         "attempts_used",
         "created_at",
         "duration",
+        "set_aside",
     )
-    list_filter = ("job", "status", "trigger", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "job",
+        "status",
+        "trigger",
+        ("created_at", admin.DateFieldListFilter),
+        SetAsideFilter,
+    )
     list_select_related = ("job",)
     search_fields = ("job__name", "idempotency_key", "worker")
     # Counting a table that grows with every run on each page view costs more than it tells.
@@ -144,6 +154,7 @@ class BatchLogAdmin(admin.ModelAdmin):
     inlines = [BatchAttemptInline, StepExecutionInline]
     actions = ["stop_selected", "restart_selected", "abandon_selected"]
     readonly_fields = (
+        "set_aside_state",
         "status_badge",
         "attempts_used",
         "duration",
@@ -199,6 +210,12 @@ class BatchLogAdmin(admin.ModelAdmin):
         ),
         ("Execution context", {"classes": ("collapse",), "fields": ("execution_context_json",)}),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: BatchLog | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.set_aside_at is not None:  # first: it explains the page
+            return [("Set aside by housekeeping", {"fields": ("set_aside_state",)}), *fieldsets]
+        return fieldsets
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -294,6 +311,18 @@ class BatchLogAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, execution: BatchLog) -> str:
         return status_badge(execution.status)
+
+    @admin.display(description="set aside")
+    def set_aside(self, execution: BatchLog) -> str:
+        return set_aside_marker(execution)
+
+    @admin.display(description="state")
+    def set_aside_state(self, execution: BatchLog) -> str:
+        return set_aside_text(
+            execution,
+            what_to_do="Processing it raised, so housekeeping (reaper, relay, retention) "
+            "leaves it alone: fix the cause below, then stop, restart, abandon or delete it.",
+        )
 
     @admin.display(description="attempts")
     def attempts_used(self, execution: BatchLog) -> str:

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from batchjobs.models import BatchSchedule, ScheduleKind
 from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
+from batchjobs.models.set_aside import set_aside_reason
 from batchjobs.rules.cron import cron_errors
 from batchjobs.rules.zone import timezone_errors
 from batchjobs.services.schedules import (
@@ -22,6 +23,7 @@ from batchjobs.services.schedules import (
     schedule_save,
 )
 
+from .display import SetAsideFilter, set_aside_marker, set_aside_text
 from .forms import BatchScheduleAdminForm
 
 PREVIEW_COUNT = 10
@@ -30,14 +32,15 @@ PREVIEW_COUNT = 10
 @admin.register(BatchSchedule)
 class BatchScheduleAdmin(admin.ModelAdmin):
     form = BatchScheduleAdminForm
-    list_display = ("job", "kind", "summary", "timezone", "paused", "next_fire_at")
+    list_display = ("job", "kind", "summary", "timezone", "paused", "next_fire_at", "set_aside")
     list_display_links = ("summary",)
-    list_filter = ("kind", "paused", "misfire_policy", "timezone")
+    list_filter = ("kind", "paused", SetAsideFilter, "misfire_policy", "timezone")
     list_select_related = ("job",)
     search_fields = ("job__name", "description", "cron_expression")
     autocomplete_fields = ("job",)
     actions = ["pause", "resume"]
     readonly_fields = (
+        "set_aside_state",
         "run_count",
         "next_fire_at",
         "last_fire_at",
@@ -88,6 +91,12 @@ class BatchScheduleAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: BatchSchedule | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.set_aside_at is not None:  # first: it explains the page
+            return [("Set aside by beat", {"fields": ("set_aside_state",)}), *fieldsets]
+        return fieldsets
 
     def save_model(self, request: HttpRequest, obj: BatchSchedule, form, change: bool) -> None:
         schedule_save(schedule=obj, user=request.user)
@@ -162,11 +171,26 @@ class BatchScheduleAdmin(admin.ModelAdmin):
                 return f"{schedule.summary} ({description})"
         return schedule.summary
 
+    @admin.display(description="set aside")
+    def set_aside(self, schedule: BatchSchedule) -> str:
+        return set_aside_marker(schedule)
+
+    @admin.display(description="state")
+    def set_aside_state(self, schedule: BatchSchedule) -> str:
+        return set_aside_text(
+            schedule,
+            what_to_do="Computing its fires raised, so beat does not fire it. "
+            "Fix and save to fire again.",
+        )
+
     @admin.display(description=f"next {PREVIEW_COUNT} fires")
     def upcoming_fires(self, schedule: BatchSchedule) -> str:
         if schedule.pk is None:
             return "-"
-        fires = schedule_preview(schedule=schedule, count=PREVIEW_COUNT)
+        try:
+            fires = schedule_preview(schedule=schedule, count=PREVIEW_COUNT)
+        except Exception as error:  # fields stored behind validation's back: the page still opens
+            return f"Cannot be computed: {set_aside_reason(error)}"
         if not fires:
             return "None: the schedule has finished."
         rows = format_html_join(

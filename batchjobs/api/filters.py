@@ -49,13 +49,37 @@ class IdFilter(django_filters.Filter):
         super().__init__(*args, **kwargs)
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true or false (1 or 0); any other value is an error naming the parameter, where
+    django-filter's own would ignore it and list everything."""
+
+    widget = forms.TextInput  # the select widget reads an unknown value as "not given"
+
+    def to_python(self, value):
+        text = str(value or "").strip().lower()
+        if not text:
+            return None
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise ValidationError("Enter true or false.")
+
+    def validate(self, value) -> None:
+        pass
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class JobFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(help_text="The exact job name.")
     name_contains = django_filters.CharFilter(
         field_name="name", lookup_expr="icontains", help_text="Part of the job name, any case."
     )
     kind = django_filters.ChoiceFilter(choices=JobKind.choices)
-    enabled = django_filters.BooleanFilter()
+    enabled = BooleanFilter()
     queue = django_filters.CharFilter()
 
     class Meta:
@@ -67,12 +91,21 @@ class ScheduleFilter(django_filters.FilterSet):
     job = IdFilter(field_name="job_id", help_text="The job's id.")
     job_name = django_filters.CharFilter(field_name="job__name", help_text="The job's name.")
     kind = django_filters.ChoiceFilter(choices=ScheduleKind.choices)
-    paused = django_filters.BooleanFilter()
+    paused = BooleanFilter()
     timezone = django_filters.CharFilter()
+    set_aside = BooleanFilter(
+        method="filter_set_aside",
+        help_text="true: only schedules beat set aside (firing them raised); false: the others.",
+    )
 
     class Meta:
         model = BatchSchedule
-        fields = ("job", "job_name", "kind", "paused", "timezone")
+        fields = ("job", "job_name", "kind", "paused", "timezone", "set_aside")
+
+    def filter_set_aside(
+        self, queryset: QuerySet[BatchSchedule], name: str, value: bool | None
+    ) -> QuerySet[BatchSchedule]:
+        return queryset if value is None else queryset.filter(set_aside_at__isnull=not value)
 
 
 class ExecutionFilter(django_filters.FilterSet):
@@ -87,11 +120,18 @@ class ExecutionFilter(django_filters.FilterSet):
     )
     created_after = UtcDateTimeFilter(help_text="Created at or after (ISO 8601).")
     created_before = UtcDateTimeFilter(help_text="Created before (ISO 8601).")
+    set_aside = BooleanFilter(
+        help_text=(
+            "true: only executions housekeeping set aside (processing them raised); "
+            "false: the others."
+        )
+    )
 
     class Meta:
         model = BatchLog
         fields = (
             "job", "job_name", "schedule", "status", "trigger", "created_after", "created_before",
+            "set_aside",
         )  # fmt: skip
 
     def filter_queryset(self, queryset: QuerySet[BatchLog]) -> QuerySet[BatchLog]:
@@ -105,4 +145,5 @@ class ExecutionFilter(django_filters.FilterSet):
             triggers=data.get("trigger") or (),
             created_from=data.get("created_after"),
             created_to=data.get("created_before"),
+            set_aside=data.get("set_aside"),
         )

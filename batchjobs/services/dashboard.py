@@ -16,7 +16,7 @@ from django.db.models.functions import TruncHour
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, StepExecution
 from batchjobs.models.execution import FINAL_STATUSES, RUNNING_STATUSES
 from batchjobs.scheduling.clock import database_now
-from batchjobs.selectors import Liveness, liveness
+from batchjobs.selectors import Liveness, SetAsideCounts, liveness, set_aside_counts
 
 from .operator import ACTIVE_STATUSES, RESTARTABLE_STATUSES
 
@@ -46,7 +46,9 @@ def upcoming_fires(*, limit: int = 10) -> list[BatchSchedule]:
     """The live schedules due next, with their job."""
     return list(
         BatchSchedule.objects.select_related("job")
-        .filter(paused=False, next_fire_at__isnull=False, job__enabled=True)
+        .filter(
+            paused=False, next_fire_at__isnull=False, set_aside_at__isnull=True, job__enabled=True
+        )
         .order_by("next_fire_at", "pk")[:limit]
     )
 
@@ -288,6 +290,7 @@ class Dashboard:
     failures: list[BatchLog]
     per_hour: list[HourCounts]
     durations: list[JobDurations]
+    set_aside: SetAsideCounts
 
 
 def dashboard(*, now: datetime | None = None) -> Dashboard:
@@ -301,4 +304,5 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
         failures=recent_failures(),
         per_hour=executions_per_hour(now=now),
         durations=duration_percentiles(since=now - WINDOW),
+        set_aside=set_aside_counts(),
     )

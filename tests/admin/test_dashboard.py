@@ -8,15 +8,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
 from batchjobs.admin.dashboard import live_context
-from batchjobs.models import BatchLog, ExecutionStatus, StepExecution, Trigger
+from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, StepExecution, Trigger
 from batchjobs.scheduling.clock import database_now
-from batchjobs.selectors import Liveness
+from batchjobs.selectors import Liveness, SetAsideCounts
 from batchjobs.services.dashboard import (
     dashboard,
     duration_percentiles,
@@ -126,6 +127,44 @@ class TestContent:
         assert f"{local:%Y-%m-%d} 02:30:00 E" in content  # EST or EDT
         assert "ConnectionError: warehouse down" in content
         assert f'href="{reverse("admin:batchjobs_batchlog_change", args=[failed.pk])}"' in content
+
+    def test_rows_set_aside_are_counted_with_links_to_them_only_when_there_are_some(
+        self, admin_client
+    ):
+        # given nothing set aside: no warning
+        job = handler_job("noop")
+        assert 'id="set-aside"' not in admin_client.get(LIVE).content.decode()
+        # when beat has set a schedule aside and housekeeping two executions
+        schedule = schedule_create(job=job, kind="interval", interval_every=1)
+        BatchSchedule.objects.filter(pk=schedule.pk).update(
+            set_aside_at=database_now(), set_aside_reason="OverflowError: date value out of range"
+        )
+        for _ in range(2):
+            execution(job, ExecutionStatus.FAILED, set_aside_at=database_now())
+        # then the dashboard says so, in the admin's warning style, with links to each list
+        response = admin_client.get(LIVE)
+        content = response.content.decode()
+        assert response.context["data"].set_aside == SetAsideCounts(schedules=1, executions=2)
+        warning = re.search(r'<ul class="messagelist" id="set-aside">.*?</ul>', content, re.S)
+        assert warning and 'class="warning"' in warning.group()
+        schedules = reverse("admin:batchjobs_batchschedule_changelist") + "?set_aside=yes"
+        executions = reverse("admin:batchjobs_batchlog_changelist") + "?set_aside=yes"
+        assert f'<a href="{schedules}">1 schedule</a>' in warning.group()
+        assert f'<a href="{executions}">2 executions</a>' in warning.group()
+        # and a set-aside schedule is not among the next fires: beat does not fire it
+        assert schedule not in response.context["data"].upcoming
+
+    def test_a_due_schedule_with_an_unknown_time_zone_does_not_break_the_page(self, admin_client):
+        # given a schedule whose zone was stored behind validation's back, before beat sees it
+        schedule = schedule_create(job=handler_job("noop"), kind="interval", interval_every=1)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE batchjobs_batchschedule SET timezone = 'Nowhere/Land' WHERE id = %s",
+                [schedule.pk],
+            )
+        response = admin_client.get(LIVE)
+        assert response.status_code == 200
+        assert "unknown time zone &#x27;Nowhere/Land&#x27;" in response.content.decode()
 
     def test_a_running_batch_step_shows_items_rate_and_an_eta_from_the_last_run(self):
         job = handler_job("noop")
