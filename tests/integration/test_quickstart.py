@@ -62,14 +62,15 @@ def running(pid: int) -> bool:
 
 
 class Quickstart:
-    def __init__(self, var_dir: Path, port: int):
+    def __init__(self, var_dir: Path, port: int, *, examples: bool = True):
         self.var_dir, self.port = var_dir, port
         self.base_url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
         env.update(
             BATCHJOBS_VAR_DIR=str(var_dir),
             DJANGO_SETTINGS_MODULE="config.settings.base",
-            BATCHJOBS_EXAMPLES="true",  # as `make run` exports it
+            # `make run` exports true; false is how a production install runs without them
+            BATCHJOBS_EXAMPLES="true" if examples else "false",
             PYTHONUNBUFFERED="1",
         )
         self.process = subprocess.Popen(
@@ -121,8 +122,9 @@ class Quickstart:
 
 
 @pytest.fixture
-def quickstart(tmp_path):
-    started = Quickstart(tmp_path / "var", free_port())
+def quickstart(request, tmp_path):
+    examples = getattr(request, "param", True)
+    started = Quickstart(tmp_path / "var", free_port(), examples=examples)
     yield started
     if started.process.poll() is None:  # the test failed before its Ctrl-C: clean up after it
         leftovers = descendants(started.process.pid)
@@ -196,3 +198,21 @@ def test_quickstart_runs_the_demo_and_stops_cleanly_on_ctrl_c(quickstart):
         timeout=5,
         message=f"still running: {[pid for pid in children if running(pid)]}",
     )
+
+
+@pytest.mark.parametrize("quickstart", [False], indirect=True, ids=["without-examples"])
+def test_quickstart_without_the_examples_runs_with_no_demo(quickstart):
+    # when it has started with BATCHJOBS_EXAMPLES=false
+    quickstart.wait_for_line(r"batchjobs is running: ", timeout=120)
+
+    # then web answers, with no demo jobs, no demo endpoint and no second database
+    assert requests.get(f"{quickstart.base_url}/healthz", timeout=5).json() == {"status": "ok"}
+    assert requests.get(f"{quickstart.base_url}/demo/ping", timeout=5).status_code == 404
+    assert quickstart.query(f"SELECT name FROM {BatchJob._meta.db_table}") == []
+    assert not (quickstart.var_dir / "warehouse.sqlite3").exists()
+    assert "migrating database warehouse" not in quickstart.output()
+    assert "demo job" not in quickstart.output()  # demo_seed's lines
+
+    # and Ctrl-C stops it cleanly
+    quickstart.process.send_signal(signal.SIGINT)
+    assert quickstart.wait(30) == 0, quickstart.output()
