@@ -7,14 +7,15 @@ nothing (DESIGN.md §4, invariants 2-5).
 
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
 from batchjobs.models import (
@@ -27,7 +28,7 @@ from batchjobs.models import (
 )
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import OverlapPolicy
-from batchjobs.models.set_aside import row_isolated
+from batchjobs.models.set_aside import row_isolated, set_aside_reason
 from batchjobs.scheduling.clock import database_now
 from batchjobs.services.notifications import notifications_execution_ended
 
@@ -391,28 +392,86 @@ def _set_aside(*, execution_id: int, attempt: int, reason: str) -> None:
             ).update(status=AttemptStatus.LOST, finished_at=Now(), error=reason)
 
 
+def relay_cutoff() -> datetime:
+    """A QUEUED execution sent before this and not claimed since may have lost its message."""
+    return database_now() - timedelta(seconds=settings.BATCHJOBS_RELAY_AFTER_SECONDS)
+
+
+def executions_unclaimed_queues(*, sent_before: datetime) -> set[str]:
+    """The queues of QUEUED executions sent before `sent_before` and not claimed since: the
+    only queues whose broker contents the relay needs to read."""
+    return set(
+        BatchLog.objects.filter(
+            status=ExecutionStatus.QUEUED,
+            next_attempt_at__lte=Now(),
+            published_at__lt=sent_before,
+            set_aside_at__isnull=True,
+        )
+        .order_by()
+        .values_list("job__queue", flat=True)
+        .distinct()
+    )
+
+
 def executions_due_for_publish(
-    *, limit: int = 1000, backlogged_queues: Collection[str] = ()
+    *,
+    limit: int = 1000,
+    backlogged_queues: Collection[str] = (),
+    held_by_broker: Collection[int] = (),
+    sent_before: datetime | None = None,
 ) -> list[int]:
     """QUEUED executions that need a message now: a retry whose backoff is over, a run an
-    overlap held back, or one whose message seems lost: not claimed within the relay delay
-    while its queue holds no message (in a backlog it is only waiting its turn, and a copy
-    would lengthen the wait of every run behind it).
+    overlap held back, or one whose message is lost: sent before `sent_before` (by default,
+    the relay delay ago), not claimed since, and not in `held_by_broker` (the ids the broker's
+    queues and workers hold, read after `sent_before` was taken). The relay leaves a
+    held one alone (it is only waiting its turn, and a copy would lengthen the wait of every
+    run behind it), and so every stale one of `backlogged_queues`, queues whose contents it
+    could not read.
     Marks them published, so concurrent relays split rather than double the work."""
     now = database_now()
-    stale = now - timedelta(seconds=settings.BATCHJOBS_RELAY_AFTER_SECONDS)
+    lost = (
+        Q(published_at__lt=sent_before or relay_cutoff())
+        & ~Q(job__queue__in=list(backlogged_queues))
+        & ~_pk_in(held_by_broker)
+    )
     with transaction.atomic():
         due = list(
             BatchLog.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=ExecutionStatus.QUEUED, next_attempt_at__lte=now)
             .filter(
-                Q(published_at__isnull=True)
-                | Q(published_at__lt=F("next_attempt_at"))
-                | (Q(published_at__lt=stale) & ~Q(job__queue__in=list(backlogged_queues)))
+                status=ExecutionStatus.QUEUED, next_attempt_at__lte=now, set_aside_at__isnull=True
             )
+            .filter(Q(published_at__isnull=True) | Q(published_at__lt=F("next_attempt_at")) | lost)
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:limit]
         )
         if due:
             BatchLog.objects.filter(pk__in=due).update(published_at=now)
     return due
+
+
+def _pk_in(ids: Collection[int]) -> Q:
+    """pk IN ids, the ids sent as one parameter (an array; JSON on SQLite): 10,000 ids as as
+    many parameters take ~100 ms to build and parse, as one ~10 ms."""
+    if not ids:
+        return Q(pk__in=[])
+    if connection.vendor == "postgresql":
+        return Q(pk__in=RawSQL("SELECT unnest(%s::bigint[])", [list(ids)]))
+    return Q(pk__in=RawSQL("SELECT value FROM json_each(%s)", [json.dumps(list(ids))]))
+
+
+def executions_set_aside_unsent(*, errors: Mapping[int, BaseException]) -> int:
+    """End the QUEUED executions whose message could not be sent (Celery or Redis refused
+    their route): FAILED, set aside with the error on view, so that the relay stops trying
+    and an operator sees why (DESIGN.md §4.11). Returns how many were set aside."""
+    set_aside = 0
+    for execution_id, error in errors.items():
+        reason = set_aside_reason(error)
+        unsent = BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED)
+        set_aside += unsent.update(
+            status=ExecutionStatus.FAILED,
+            finished_at=Now(),
+            error=f"set aside by the relay: {reason}",
+            set_aside_at=Now(),
+            set_aside_reason=reason,
+        )
+    return set_aside

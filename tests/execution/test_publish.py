@@ -1,42 +1,15 @@
 """The pipelined publisher sends what apply_async would, and workers run it."""
 
-import base64
-import json
-from datetime import timedelta
-
 import pytest
 from django.conf import settings
-from django.utils import timezone
+from redis.exceptions import ResponseError
 
 from batchjobs.execution.publish import LPUSH_MAX_VALUES, executions_publish
 from batchjobs.models import BatchLog, ExecutionStatus
-from batchjobs.services.executions import executions_relay
-from batchjobs.tasks import execute
 from tests.factories import handler_job, start
 from tests.processes import wait_until
 
-QUEUE = "test-publish"
-
-
-@pytest.fixture
-def raw_queue():
-    """Read and clear the raw Redis lists behind QUEUE (all its priority sub-lists)."""
-    with execute.app.connection_for_write() as connection:
-        client = connection.default_channel.client
-
-        def messages(*, take: bool = False) -> list[dict]:
-            """The messages in consumption order (kombu pops from the right); `take` empties
-            the queue after reading it."""
-            found = []
-            for key in client.keys(f"{QUEUE}*"):
-                found += [json.loads(raw) for raw in reversed(client.lrange(key, 0, -1))]
-                if take:
-                    client.delete(key)
-            return found
-
-        yield messages
-        for key in client.keys(f"{QUEUE}*"):
-            client.delete(key)
+from .conftest import QUEUE, execution_id
 
 
 @pytest.mark.django_db
@@ -46,13 +19,12 @@ def test_stamped_copies_match_what_apply_async_sends(raw_queue):
     executions_publish([e.pk for e in executions])
     messages = raw_queue()
     assert len(messages) == 5
-    by_id = {json.loads(base64.b64decode(m["body"]))[0][0]: m for m in messages}
+    by_id = {execution_id(m): m for m in messages}
     assert sorted(by_id) == sorted(e.pk for e in executions)
     reference, *copies = [by_id[e.pk] for e in sorted(executions, key=lambda e: e.pk)]
     ids = {reference["headers"]["id"]}
     for copy in copies:
-        execution_id = json.loads(base64.b64decode(copy["body"]))[0][0]
-        assert copy["headers"]["argsrepr"] == f"[{execution_id}]"
+        assert copy["headers"]["argsrepr"] == f"[{execution_id(copy)}]"
         assert copy["headers"]["id"] == copy["headers"]["root_id"]
         assert copy["properties"]["correlation_id"] == copy["headers"]["id"]
         ids.add(copy["headers"]["id"])
@@ -81,16 +53,12 @@ def test_a_batch_published_at_once_runs_every_execution_once(worker):
     assert all(e.attempt_rows.count() == 1 for e in BatchLog.objects.filter(job=job))
 
 
-def _execution_id(message: dict) -> int:
-    return json.loads(base64.b64decode(message["body"]))[0][0]
-
-
 @pytest.mark.django_db
 def test_a_batch_is_consumed_in_execution_order(raw_queue):
     job = handler_job("noop", queue=QUEUE, priority=0)
     executions = [start(job) for _ in range(LPUSH_MAX_VALUES + 5)]  # two LPUSH commands
     executions_publish([e.pk for e in reversed(executions)])
-    assert [_execution_id(m) for m in raw_queue()] == [e.pk for e in executions]
+    assert [execution_id(m) for m in raw_queue()] == [e.pk for e in executions]
 
 
 @pytest.mark.django_db
@@ -99,18 +67,43 @@ def test_publish_skips_an_execution_deleted_since(raw_queue):
     kept, deleted = start(job), start(job)
     BatchLog.objects.filter(pk=deleted.pk).delete()
     executions_publish([kept.pk, deleted.pk])
-    assert [_execution_id(m) for m in raw_queue()] == [kept.pk]
+    assert [execution_id(m) for m in raw_queue()] == [kept.pk]
 
 
 @pytest.mark.django_db
-def test_relay_resends_a_stale_execution_once_its_queue_has_drained(raw_queue, settings):
-    settings.BATCHJOBS_RELAY_AFTER_SECONDS = 60
+def test_ahead_of_the_backlog_the_messages_are_the_next_popped_in_order(raw_queue):
+    job = handler_job("noop", queue=QUEUE, priority=0)
+    waiting = [start(job) for _ in range(3)]
+    overdue = [start(job) for _ in range(LPUSH_MAX_VALUES + 5)]  # two RPUSH commands
+    executions_publish([e.pk for e in waiting])
+    executions_publish([e.pk for e in reversed(overdue)], ahead_of_backlog=True)
+    assert [execution_id(m) for m in raw_queue()] == [e.pk for e in overdue + waiting]
+
+
+@pytest.mark.django_db
+def test_a_route_redis_refuses_fails_its_own_messages_and_the_others_are_sent(
+    raw_queue, refusing_queue
+):
+    refused_job, job = handler_job("noop", queue=refusing_queue), handler_job("noop", queue=QUEUE)
+    before, refused, after = start(job), start(refused_job), start(job)
+    failed = executions_publish([before.pk, refused.pk, after.pk])
+    assert list(failed) == [refused.pk]
+    assert "WRONGTYPE" in str(failed[refused.pk])
+    assert [execution_id(m) for m in raw_queue()] == [before.pk, after.pk]
+
+
+@pytest.mark.django_db
+def test_a_list_redis_refuses_in_the_pipeline_fails_its_own_messages(
+    raw_queue, redis_client, refusing_queue
+):
     job = handler_job("noop", queue=QUEUE)
-    waiting, stale = start(job), start(job)
-    executions_publish([waiting.pk])  # a backlog: one message not yet taken by any worker
-    long_ago = timezone.now() - timedelta(minutes=5)
-    BatchLog.objects.filter(pk=stale.pk).update(published_at=long_ago, next_attempt_at=long_ago)
-    assert executions_relay() == 0
-    assert [_execution_id(m) for m in raw_queue(take=True)] == [waiting.pk]
-    assert executions_relay() == 1
-    assert [_execution_id(m) for m in raw_queue()] == [stale.pk]
+    refused_job = handler_job("noop", queue=refusing_queue, priority=0)
+    redis_client.delete(refusing_queue)
+    executions_publish([start(refused_job).pk])  # kombu has declared the queue: no check again
+    redis_client.delete(refusing_queue)
+    redis_client.set(refusing_queue, "not a list")
+    refused, sent = start(refused_job), start(job)
+    failed = executions_publish([refused.pk, sent.pk])
+    assert list(failed) == [refused.pk]
+    assert isinstance(failed[refused.pk], ResponseError)  # from the pipeline, not apply_async
+    assert [execution_id(m) for m in raw_queue()] == [sent.pk]
