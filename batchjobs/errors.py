@@ -31,3 +31,12 @@ class Conflict(BatchJobsError):
 class Unavailable(BatchJobsError):
     """A store the request cannot do without (the shared cache, for rate limits and the login
     lockout) cannot be reached: the request is refused, never let through unchecked."""
+
+
+class PermissionRequired(BatchJobsError):
+    """The user may do the operation in general but not with this object: `field` names what
+    needs the permission `permission` (the API answers 403)."""
+
+    def __init__(self, message: str, *, field: str, permission: str):
+        self.field, self.permission = field, permission
+        super().__init__(message)

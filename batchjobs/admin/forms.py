@@ -12,10 +12,11 @@ from django.utils.html import escape
 from django.utils.text import capfirst
 
 from batchjobs.batch.registry import batch_job_names
-from batchjobs.errors import InvalidInput
+from batchjobs.errors import InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchSchedule
 from batchjobs.secrets import headers_masked, headers_unmasked
+from batchjobs.services.permissions import job_handler_permission_check
 
 
 class JSONTextField(forms.JSONField):
@@ -57,9 +58,20 @@ def form_add_service_errors(form: forms.Form, error: InvalidInput) -> None:
         form.add_error(field if field in form.fields else None, messages)
 
 
+def form_add_permission_errors(form: forms.Form, job: BatchJob | None, *, user) -> None:
+    """Show, next to the field, that the user may not save this job (or a schedule of it)."""
+    if job is None:
+        return
+    try:
+        job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
+    except PermissionRequired as error:
+        form.add_error(error.field if error.field in form.fields else None, str(error))
+
+
 class BatchJobAdminForm(forms.ModelForm):
     http_headers = json_field_for(BatchJob, "http_headers", empty=list, label="Headers")
     params = json_field_for(BatchJob, "params", empty=dict, label="Parameters")
+    user = None  # set by the ModelAdmin's get_form: who is saving
 
     class Meta:
         model = BatchJob
@@ -96,13 +108,26 @@ class BatchJobAdminForm(forms.ModelForm):
     def clean_http_headers(self) -> Any:
         return headers_unmasked(self.cleaned_data["http_headers"], stored=self.stored_headers)
 
+    def _post_clean(self) -> None:
+        # After the instance has the submitted values (and was validated with them): an error
+        # added in clean() would take handler_name out of them first.
+        super()._post_clean()
+        form_add_permission_errors(self, self.instance, user=self.user)
+
 
 class BatchScheduleAdminForm(forms.ModelForm):
     params = json_field_for(BatchSchedule, "params", empty=dict)
+    user = None  # set by the ModelAdmin's get_form: who is saving
 
     class Meta:
         model = BatchSchedule
         fields = "__all__"  # noqa: DJ007 - ModelAdmin.get_form narrows it to the fieldsets
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        job = cleaned.get("job") or (self.instance.job if self.instance.job_id else None)
+        form_add_permission_errors(self, job, user=self.user)
+        return cleaned
 
 
 class BatchScheduleInlineForm(forms.ModelForm):

@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from batchjobs.errors import Conflict, InvalidInput
+from batchjobs.errors import Conflict, InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, JobNotification, Trigger
 from batchjobs.secrets import headers_masked
@@ -134,6 +134,11 @@ class BatchJobAdmin(admin.ModelAdmin):
             for name, options in self.fieldsets
         ]
 
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.user = request.user  # a class of this request's own
+        return form
+
     def save_model(self, request: HttpRequest, obj: BatchJob, form, change: bool) -> None:
         job_save(job=obj, user=request.user)
 
@@ -184,7 +189,7 @@ class BatchJobAdmin(admin.ModelAdmin):
         for job in queryset:
             try:
                 queued.append(execution_start(job=job, trigger=Trigger.MANUAL, user=request.user))
-            except (Conflict, InvalidInput) as error:
+            except (Conflict, InvalidInput, PermissionRequired) as error:
                 self.message_user(
                     request, f"Job {job.name!r} was not started: {error}", messages.ERROR
                 )
@@ -273,7 +278,7 @@ class BatchJobAdmin(admin.ModelAdmin):
                 )
             except InvalidInput as error:
                 form_add_service_errors(form, error)
-            except Conflict as error:
+            except (Conflict, PermissionRequired) as error:
                 form.add_error(None, str(error))
             else:
                 link = change_link(BatchLog, execution.pk, f"#{execution.pk}")

@@ -92,6 +92,11 @@ class BatchScheduleAdmin(admin.ModelAdmin):
         ),
     ]
 
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.user = request.user  # a class of this request's own
+        return form
+
     def get_fieldsets(self, request: HttpRequest, obj: BatchSchedule | None = None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and obj.set_aside_at is not None:  # first: it explains the page

@@ -6,6 +6,7 @@ field (or `body` for an unreadable body, `non_field_errors` for the whole object
     InvalidInput, DRF's ValidationError, ParseError   -> 400
     NotFound, Http404                                 -> 404
     Conflict                                          -> 409
+    PermissionRequired                                -> 403, naming the field
     Unavailable (a store the request needs is away)   -> 503
     any other BatchJobsError                          -> 400
 
@@ -19,7 +20,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
 
-from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound, Unavailable
+from batchjobs.errors import (
+    BatchJobsError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionRequired,
+    Unavailable,
+)
 
 BODY_FIELD = "body"
 NON_FIELD = "non_field_errors"
@@ -65,6 +73,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if isinstance(exc, Conflict):
             return Response(
                 {"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT
+            )
+        if isinstance(exc, PermissionRequired):
+            return Response(
+                {
+                    "detail": str(exc),
+                    "code": "permission_denied",
+                    "errors": {exc.field: [str(exc)]},
+                },
+                status=status.HTTP_403_FORBIDDEN,
             )
         if isinstance(exc, Unavailable):
             return Response(

@@ -1,10 +1,11 @@
 """Handlers that ship with batchjobs."""
 
+import os
 import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from .registry import HandlerContext, NonRetryableError, handler
 
@@ -71,19 +72,17 @@ def fail(
             "statement": {"type": "string", "minLength": 1, "maxLength": 100000},
             "params": {"type": "array"},
         },
-        "required": ["statement"],
+        "required": ["database", "statement"],
         "additionalProperties": False,
     },
 )
-def sql(ctx: HandlerContext, *, statement: str, database: str = "default", params=()) -> dict:
-    """Run one SQL statement in a transaction against a configured database alias.
+def sql(ctx: HandlerContext, *, statement: str, database: str, params=()) -> dict:
+    """Run one SQL statement in a transaction against a database alias of
+    BATCHJOBS_SQL_DATABASES (never batchjobs' own database).
 
     Returns the affected row count and, for a query, its first rows.
     """
-    if database not in settings.BATCHJOBS_SQL_DATABASES:
-        raise NonRetryableError(
-            f"database {database!r} is not allowed; allowed: {settings.BATCHJOBS_SQL_DATABASES}"
-        )
+    sql_database_check(database)
     with transaction.atomic(using=database), connections[database].cursor() as cursor:
         cursor.execute(statement, list(params) if params else None)
         result: dict = {"rowcount": cursor.rowcount}
@@ -93,6 +92,38 @@ def sql(ctx: HandlerContext, *, statement: str, database: str = "default", param
             result["columns"] = columns
             result["rows"] = [list(row) for row in rows]
     return result
+
+
+def sql_database_check(alias: str) -> None:
+    """Raise NonRetryableError unless SQL jobs may run statements on `alias`: it is listed in
+    BATCHJOBS_SQL_DATABASES, configured, and not batchjobs' own database under any alias (its
+    users, audit trail and executions are not for SQL jobs to read or write)."""
+    allowed = settings.BATCHJOBS_SQL_DATABASES
+    if alias not in allowed or alias not in connections:
+        raise NonRetryableError(f"database {alias!r} is not allowed; allowed: {allowed}")
+    if _database_identity(alias) == _database_identity(DEFAULT_DB_ALIAS):
+        raise NonRetryableError(
+            f"database {alias!r} is batchjobs' own database; SQL jobs may not run statements on it"
+        )
+
+
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+_DEFAULT_PORTS = {"postgresql": "5432", "mysql": "3306"}
+
+
+def _database_identity(alias: str) -> tuple[str, str, str, str]:
+    """(vendor, host, port, name) of the database an alias connects to, spelled one way: a
+    local host or a socket directory is "local", a blank port the vendor's default."""
+    connection = connections[alias]
+    config = connection.settings_dict
+    vendor = connection.vendor
+    host = str(config.get("HOST") or "").lower()
+    host = "local" if host in _LOCAL_HOSTS or host.startswith("/") else host
+    port = str(config.get("PORT") or _DEFAULT_PORTS.get(vendor, ""))
+    name = str(config.get("NAME") or "")
+    if vendor == "sqlite" and name and not name.startswith(("file:", ":memory:")):
+        name = os.path.realpath(name)
+    return (vendor, host, port, name)
 
 
 @handler(

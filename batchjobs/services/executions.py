@@ -28,6 +28,7 @@ from batchjobs.models.set_aside import DATABASE_OUTAGES, set_aside_reason
 from batchjobs.scheduling.clock import database_now
 
 from .audit import audit_record
+from .permissions import job_handler_permission_check
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def execution_start(
     """Queue a run of `job` now ("run now"). The same idempotency key returns the same
     execution instead of starting another. The JobOperator passes a batch job's instance key,
     and for a restart the execution restarted and the context to resume from."""
+    job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
     if not job.enabled:
         raise Conflict(f"job {job.name!r} is disabled; enable it before running it")
     merged = execution_params(job=job, params=params)

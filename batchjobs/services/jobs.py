@@ -28,6 +28,7 @@ from batchjobs.rules.bounds import non_finite_errors
 from batchjobs.secrets import headers_masked, secret_encrypt, secret_rotate
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
+from .permissions import job_handler_permission_check
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 RESERVED_HEADERS = {"idempotency-key", "x-batchjobs-attempt", "host", "content-length"}
@@ -190,6 +191,7 @@ def _assign(job: BatchJob, fields: dict[str, Any]) -> None:
 def job_save(*, job: BatchJob, user=None) -> BatchJob:
     """Validate and save a job created or changed in memory (as an admin form does), and
     audit what changed."""
+    job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
     before = audit_stored(job)
     if before is None and job.created_by_id is None and getattr(user, "is_authenticated", False):
         job.created_by = user

@@ -20,6 +20,7 @@ from batchjobs.scheduling.fire_times import Timing, jitter_offset, jittered, nex
 from batchjobs.scheduling.wakeup import schedules_changed_notify
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
+from .permissions import job_handler_permission_check
 
 # A once-schedule this little in the past is "now", not "in the past" (a form's round trip).
 ONCE_PAST_TOLERANCE = timedelta(seconds=5)
@@ -91,6 +92,10 @@ def schedule_save(
 ) -> BatchSchedule:
     """Validate and save; when the timing changed (or the schedule is new), compute the next
     fire from now. Every beat hears of the change once this commits."""
+    # A schedule starts its job (with parameters of its own): what starting it takes.
+    if schedule.job_id is not None:
+        job = schedule.job
+        job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
     now = now or database_now()
     before = audit_stored(schedule)
     if run_now_if_past and _once_in_the_past(schedule, now=now):

@@ -286,8 +286,9 @@ BATCHJOBS_SECRET_KEYS = env.list("BATCHJOBS_SECRET_KEYS", default=[])
 BATCHJOBS_RETENTION_DAYS = env.int("BATCHJOBS_RETENTION_DAYS", default=30)
 # Extra modules whose @handler functions are registered at start-up.
 BATCHJOBS_HANDLER_MODULES = env.list("BATCHJOBS_HANDLER_MODULES", default=[])
-# Database aliases the built-in `sql` handler may run statements against.
-BATCHJOBS_SQL_DATABASES = env.list("BATCHJOBS_SQL_DATABASES", default=["default", "warehouse"])
+# Database aliases the built-in `sql` handler may run statements against. Never batchjobs' own
+# (`default`, or any alias pointing at the same database): the handler refuses it even if listed.
+BATCHJOBS_SQL_DATABASES = env.list("BATCHJOBS_SQL_DATABASES", default=["warehouse"])
 # Only aliases this install has: without the examples (or WAREHOUSE_DATABASE_URL) there is no
 # `warehouse`, and a job must be told "not allowed" rather than fail on a missing connection.
 BATCHJOBS_SQL_DATABASES = [alias for alias in BATCHJOBS_SQL_DATABASES if alias in DATABASES]

@@ -20,7 +20,7 @@ from batchjobs.models import (
 from batchjobs.scheduling.clock import database_now
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_create
-from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
+from batchjobs_examples.models import WarehouseCustomer
 
 BOTH = ["default", "warehouse"]
 # Runs inside the test's transaction, rolled back afterwards: the handler's own transactions
@@ -37,11 +37,6 @@ def attempt_rows(execution: BatchLog) -> list[tuple[int, str, bool | None]]:
         .order_by("number")
         .values_list("number", "status", "retryable")
     )
-
-
-def customers(*names: str) -> None:
-    for name in names:
-        ExampleCustomer.objects.create(email=f"{name.lower()}@example.com", name=name)
 
 
 def warehouse_customers(*names: str) -> None:
@@ -221,50 +216,91 @@ def test_fail_refuses_attempt_zero():
 
 
 # --- sql --------------------------------------------------------------------------------------
+# Run against the warehouse: batchjobs' own database is never open to SQL jobs.
 
-
-@pytest.mark.django_db(databases=BOTH)
-def test_sql_query_against_the_default_database(handler_context):
-    # given
-    customers("Ann", "Bob", "Cid")
-
-    # when
-    result = sql(
-        handler_context(),
-        statement="SELECT name, active FROM batchjobs_examplecustomer WHERE name <> %s "
-        "ORDER BY name",
-        params=["Bob"],
-    )
-
-    # then
-    assert result["columns"] == ["name", "active"]
-    assert [[name, bool(active)] for name, active in result["rows"]] == [
-        ["Ann", True],
-        ["Cid", True],
-    ]
+WAREHOUSE_TABLE = "batchjobs_warehousecustomer"
 
 
 @pytest.mark.django_db(databases=BOTH)
 def test_sql_query_against_the_warehouse_database(handler_context):
-    # given: the table exists only in the warehouse
-    warehouse_customers("Wes", "Wyn")
+    # given
+    warehouse_customers("Wes", "Wyn", "Wim")
 
     # when
     result = sql(
         handler_context(),
         database="warehouse",
-        statement="SELECT email FROM batchjobs_warehousecustomer ORDER BY email",
+        statement=f"SELECT name, active FROM {WAREHOUSE_TABLE} WHERE name <> %s ORDER BY name",
+        params=["Wyn"],
     )
 
     # then
-    assert result["columns"] == ["email"]
-    assert result["rows"] == [["wes@example.com"], ["wyn@example.com"]]
+    assert result["columns"] == ["name", "active"]
+    assert [[name, bool(active)] for name, active in result["rows"]] == [
+        ["Wes", True],
+        ["Wim", True],
+    ]
+
+
+def test_sql_is_open_to_the_warehouse_only_by_default():
+    from django.conf import settings as django_settings
+
+    assert "default" not in django_settings.BATCHJOBS_SQL_DATABASES
+    assert django_settings.BATCHJOBS_SQL_DATABASES == ["warehouse"]
+
+
+def test_sql_refuses_batchjobs_own_database_by_default(handler_context):
+    with pytest.raises(
+        NonRetryableError, match=r"database 'default' is not allowed; allowed: \['warehouse'\]"
+    ):
+        sql(handler_context(), database="default", statement="SELECT * FROM auth_user")
+
+
+@pytest.fixture
+def alias_of_default():
+    """Another alias for batchjobs' own database, its host and port spelled differently."""
+    own = connections["default"].settings_dict
+    host = "localhost" if own.get("HOST") in ("127.0.0.1", "") else own.get("HOST")
+    connections.settings["orchestrator"] = {**own, "HOST": host}
+    yield "orchestrator"
+    if hasattr(connections._connections, "orchestrator"):
+        connections["orchestrator"].close()
+        del connections["orchestrator"]
+    del connections.settings["orchestrator"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("alias", ["default", "alias of default"])
+def test_sql_refuses_batchjobs_own_database_even_when_listed(
+    alias, alias_of_default, run_handler_job, settings
+):
+    # given an operator who lists it anyway, under its own name or another
+    alias = alias_of_default if alias == "alias of default" else alias
+    settings.BATCHJOBS_SQL_DATABASES = ["warehouse", alias]
+
+    # when
+    execution = run_handler_job(
+        "sql", {"database": alias, "statement": "DELETE FROM auth_user"}, max_attempts=3
+    )
+
+    # then: refused for good, before any statement
+    assert execution.status == ExecutionStatus.FAILED
+    assert attempt_rows(execution) == [(1, AttemptStatus.FAILED, False)]
+    assert f"database {alias!r} is batchjobs' own database" in execution.error
+
+
+@pytest.mark.django_db
+def test_sql_job_names_its_database():
+    with pytest.raises(InvalidInput) as refused:
+        job_create(name="q", kind="handler", handler_name="sql", params={"statement": "SELECT 1"})
+    assert refused.value.field_errors == {"params": ["'database' is a required property"]}
 
 
 @pytest.mark.django_db(databases=BOTH)
 def test_sql_returns_at_most_the_row_limit(handler_context):
     result = sql(
         handler_context(),
+        database="warehouse",
         statement="WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
         "SELECT i FROM n",
         params=[SQL_RESULT_ROW_LIMIT + 50],
@@ -275,25 +311,16 @@ def test_sql_returns_at_most_the_row_limit(handler_context):
 
 
 @committing
-@pytest.mark.parametrize(
-    ("database", "table", "model", "make_rows"),
-    [
-        ("default", "batchjobs_examplecustomer", ExampleCustomer, customers),
-        ("warehouse", "batchjobs_warehousecustomer", WarehouseCustomer, warehouse_customers),
-    ],
-)
-def test_sql_job_writes_are_committed_on_its_database(
-    run_handler_job, database, table, model, make_rows
-):
+def test_sql_job_writes_are_committed_on_its_database(run_handler_job):
     # given
-    make_rows("Ann", "Bob", "Cid")
+    warehouse_customers("Ann", "Bob", "Cid")
 
     # when
     execution = run_handler_job(
         "sql",
         {
-            "database": database,
-            "statement": f"UPDATE {table} SET active = %s WHERE name IN (%s, %s)",
+            "database": "warehouse",
+            "statement": f"UPDATE {WAREHOUSE_TABLE} SET active = %s WHERE name IN (%s, %s)",
             "params": [False, "Ann", "Cid"],
         },
     )
@@ -301,29 +328,31 @@ def test_sql_job_writes_are_committed_on_its_database(
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     assert execution.result == {"rowcount": 2}
-    assert set(model.objects.filter(active=False).values_list("name", flat=True)) == {"Ann", "Cid"}
+    inactive = WarehouseCustomer.objects.filter(active=False).values_list("name", flat=True)
+    assert set(inactive) == {"Ann", "Cid"}
 
 
 @in_test_transaction
 def test_sql_job_result_keeps_dates_and_decimals(run_handler_job):
     # given
-    customers("Ann")
+    warehouse_customers("Ann")
 
     # when: a timestamp column and a decimal expression, which plain JSON cannot hold
     execution = run_handler_job(
         "sql",
         {
-            "statement": "SELECT updated_at, CAST(%s AS DECIMAL(10, 2)) AS price "
-            "FROM batchjobs_examplecustomer",
+            "database": "warehouse",
+            "statement": "SELECT source_updated_at, CAST(%s AS DECIMAL(10, 2)) AS price "
+            f"FROM {WAREHOUSE_TABLE}",
             "params": ["12.50"],
         },
     )
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
-    assert execution.result["columns"] == ["updated_at", "price"]
+    assert execution.result["columns"] == ["source_updated_at", "price"]
     ((updated_at, price),) = execution.result["rows"]
-    assert str(ExampleCustomer.objects.get().updated_at.date()) in str(updated_at)
+    assert str(WarehouseCustomer.objects.get().source_updated_at.date()) in str(updated_at)
     assert float(price) == 12.5
 
 
@@ -337,67 +366,60 @@ def test_sql_job_against_a_disallowed_alias_fails_at_once_without_running(
     run_handler_job, settings
 ):
     # given: the warehouse exists but the operator did not open it to SQL jobs
-    settings.BATCHJOBS_SQL_DATABASES = ["default"]
+    settings.BATCHJOBS_SQL_DATABASES = []
     warehouse_customers("Wes")
 
     # when
     execution = run_handler_job(
         "sql",
-        {"database": "warehouse", "statement": "DELETE FROM batchjobs_warehousecustomer"},
+        {"database": "warehouse", "statement": f"DELETE FROM {WAREHOUSE_TABLE}"},
         max_attempts=3,
     )
 
     # then
     assert execution.status == ExecutionStatus.FAILED
     assert attempt_rows(execution) == [(1, AttemptStatus.FAILED, False)]
-    assert "database 'warehouse' is not allowed; allowed: ['default']" in execution.error
+    assert "database 'warehouse' is not allowed; allowed: []" in execution.error
     assert WarehouseCustomer.objects.count() == 1
 
 
 @pytest.mark.django_db(databases=BOTH)
-@pytest.mark.parametrize(
-    ("database", "table", "make_rows", "model"),
-    [
-        ("default", "batchjobs_examplecustomer", customers, ExampleCustomer),
-        ("warehouse", "batchjobs_warehousecustomer", warehouse_customers, WarehouseCustomer),
-    ],
-)
-def test_sql_error_rolls_back_and_leaves_the_connection_usable(
-    handler_context, database, table, make_rows, model
-):
+def test_sql_error_rolls_back_and_leaves_the_connection_usable(handler_context):
     # given: the test's own transaction encloses the handler's, as a caller's would
-    make_rows("Ann", "Bob", "Cid")
+    warehouse_customers("Ann", "Bob", "Cid")
 
     # when: the first row is updated, the second breaks the unique e-mail
     with pytest.raises(IntegrityError):
         sql(
             handler_context(),
-            database=database,
-            statement=f"UPDATE {table} SET email = %s",
+            database="warehouse",
+            statement=f"UPDATE {WAREHOUSE_TABLE} SET email = %s",
             params=["same@example.com"],
         )
 
     # then: nothing changed, and the enclosing transaction was not left aborted
-    assert sorted(model.objects.values_list("email", flat=True)) == [
+    assert sorted(WarehouseCustomer.objects.values_list("email", flat=True)) == [
         "ann@example.com",
         "bob@example.com",
         "cid@example.com",
     ]
-    assert sql(handler_context(), database=database, statement=f"SELECT COUNT(*) FROM {table}")[
-        "rows"
-    ] == [[3]]
+    count = sql(
+        handler_context(), database="warehouse", statement=f"SELECT COUNT(*) FROM {WAREHOUSE_TABLE}"
+    )
+    assert count["rows"] == [[3]]
 
 
 @committing
 def test_sql_job_error_changes_nothing_and_is_retried(run_handler_job):
     # given
-    customers("Ann", "Bob")
+    warehouse_customers("Ann", "Bob")
 
     # when
     execution = run_handler_job(
         "sql",
         {
-            "statement": "UPDATE batchjobs_examplecustomer SET email = %s",
+            "database": "warehouse",
+            "statement": f"UPDATE {WAREHOUSE_TABLE} SET email = %s",
             "params": ["same@example.com"],
         },
         max_attempts=2,
@@ -410,7 +432,7 @@ def test_sql_job_error_changes_nothing_and_is_retried(run_handler_job):
         (2, AttemptStatus.FAILED, True),
     ]
     assert "IntegrityError" in execution.error
-    assert sorted(ExampleCustomer.objects.values_list("email", flat=True)) == [
+    assert sorted(WarehouseCustomer.objects.values_list("email", flat=True)) == [
         "ann@example.com",
         "bob@example.com",
     ]
@@ -419,13 +441,13 @@ def test_sql_job_error_changes_nothing_and_is_retried(run_handler_job):
 @pytest.mark.django_db(databases=BOTH)
 def test_sql_statement_without_params_may_contain_a_literal_percent_sign(handler_context):
     # given
-    customers("Tmp-1", "Tmp-2", "Keep")
+    warehouse_customers("Tmp-1", "Tmp-2", "Keep")
 
     # when: no params given, so the % of LIKE is SQL, not a placeholder
     result = sql(
         handler_context(),
-        statement="SELECT name FROM batchjobs_examplecustomer WHERE email LIKE 'tmp-%' "
-        "ORDER BY name",
+        database="warehouse",
+        statement=f"SELECT name FROM {WAREHOUSE_TABLE} WHERE email LIKE 'tmp-%' ORDER BY name",
     )
 
     # then

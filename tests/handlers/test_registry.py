@@ -169,7 +169,7 @@ def test_an_unknown_name_is_not_registered():
             {"verbose": True},
             ["Additional properties are not allowed ('verbose' was unexpected)"],
         ),
-        ("sql", {"statement": ""}, ["statement: '' should be non-empty"]),
+        ("sql", {"database": "warehouse", "statement": ""}, ["statement: '' should be non-empty"]),
         (
             "purge_logs",
             {"older_than_days": 0, "batch_size": 0},
