@@ -65,7 +65,9 @@ class BatchScheduler(DatabaseScheduler):
         try:
             return step()
         except Exception:
-            # The database is away: drop connections, retry shortly.
+            # The database or broker is away: drop connections, retry shortly. (A row's own
+            # error never gets here: firing and each housekeeping pass set that row aside and
+            # go on, DESIGN.md §4 invariant 11; sleeping on it would stop every schedule.)
             logger.exception("beat %s failed; retrying", name)
             connections.close_all()
             time.sleep(1.0)

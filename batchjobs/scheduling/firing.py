@@ -193,13 +193,13 @@ def _fire_batch(*, batch_size: int, now: datetime | None, find_refused_rows: boo
         if not schedules:
             return FiredBatch(schedules=0, routes={})
         planned: list[_Planned] = []
-        set_aside: dict[int, str] = {}
+        set_aside: dict[int, Exception] = {}
         job_params: dict[int, str] = {}  # one job's parameters, serialised once per batch
         for schedule in schedules:
             try:
                 planned.append((schedule, _plan(schedule, job_params=job_params, now=now)))
             except Exception as error:  # the schedule's data: no database call in planning
-                set_aside[schedule.pk] = _log_set_aside(schedule, error)
+                set_aside[schedule.pk] = error
         if find_refused_rows:
             created = _write_finding_refused(planned, set_aside=set_aside)
         else:
@@ -242,7 +242,7 @@ def _write(planned: list[_Planned]) -> list[tuple[int, str, int]]:
 
 
 def _write_finding_refused(
-    planned: list[_Planned], *, set_aside: dict[int, str]
+    planned: list[_Planned], *, set_aside: dict[int, Exception]
 ) -> list[tuple[int, str, int]]:
     """Write each half in a savepoint, halving again a half the database refuses, down to the
     schedule whose rows it refuses, which is set aside: about 2 log2(n) statements per row
@@ -254,23 +254,21 @@ def _write_finding_refused(
             return _write(planned)
     except REFUSED_BY_DATABASE as error:
         if len(planned) == 1:
-            set_aside[planned[0][0].pk] = _log_set_aside(planned[0][0], error)
+            set_aside[planned[0][0].pk] = error
             return []
     middle = len(planned) // 2
     first = _write_finding_refused(planned[:middle], set_aside=set_aside)
     return first + _write_finding_refused(planned[middle:], set_aside=set_aside)
 
 
-def _log_set_aside(schedule: DueSchedule, error: Exception) -> str:
-    logger.error("schedule %s set aside: firing it raised", schedule.pk, exc_info=error)
-    return set_aside_reason(error)
-
-
-def _set_aside(reasons: dict[int, str], *, now: datetime) -> None:
-    """Mark the schedules in `reasons` set aside: the claim and beat's sleep pass them by until
+def _set_aside(errors: dict[int, Exception], *, now: datetime) -> None:
+    """Mark the schedules in `errors` set aside: the claim and beat's sleep pass them by until
     someone saves them (services.schedules.schedule_save clears the mark)."""
-    for pk, reason in reasons.items():  # rare: one statement each is fine
-        BatchSchedule.objects.filter(pk=pk).update(set_aside_at=now, set_aside_reason=reason)
+    for pk, error in errors.items():  # rare: one statement each is fine
+        logger.error("schedule %s set aside: firing it raised", pk, exc_info=error)
+        BatchSchedule.objects.filter(pk=pk).update(
+            set_aside_at=now, set_aside_reason=set_aside_reason(error)
+        )
 
 
 def _execution_rows(

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
@@ -129,3 +130,47 @@ def test_beat_back_after_ten_minutes_applies_each_misfire_policy_exactly():
     skipped = {policy: counts[ExecutionStatus.SKIPPED] for policy, counts in result.items()}
     assert runs == {"fire_once": 1, "skip": 0, "catch_up": 5}
     assert skipped == {"fire_once": 0, "skip": 1, "catch_up": 0}
+
+
+def test_poisoned_schedules_are_set_aside_and_the_others_keep_firing():
+    # given a control schedule due every second, and schedules stored behind validation's
+    # back: an unknown zone, a cron out of range, and a run count one fire would overflow
+    job = handler_job("noop")
+    control = schedule_create(job=job, kind="interval", interval_every=1, interval_unit="seconds")
+    poisons = {
+        "timezone = 'Nowhere/Land'": "ZoneInfoNotFoundError: ",
+        "kind = 'cron', cron_expression = '99 99 * * *'": "CroniterBadCronError: ",
+        f"run_count = {2**31 - 1}": "DataError: ",
+    }
+    poisoned = {}
+    for assignments, reason in poisons.items():
+        schedule = schedule_create(job=job, kind="interval", interval_every=1)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE batchjobs_batchschedule SET {assignments}, next_fire_at = start_at "
+                "WHERE id = %s",
+                [schedule.pk],
+            )
+        poisoned[schedule.pk] = reason
+    # when beat runs
+    beat = start_beat()
+    try:
+        wait_until(
+            lambda: BatchLog.objects.filter(schedule=control).count() >= 3,
+            timeout=20,
+            message="the control schedule stopped firing",
+        )
+        fired_from = database_now()
+        time.sleep(3)
+        fired_since = BatchLog.objects.filter(schedule=control, created_at__gte=fired_from)
+        fires = fired_since.count()
+    finally:
+        beat.stop()
+    # then the control kept firing every second, and each poisoned schedule is set aside
+    assert fires >= 2
+    for schedule in BatchSchedule.objects.filter(pk__in=poisoned):
+        assert schedule.set_aside_reason.startswith(poisoned[schedule.pk]), schedule
+        assert not BatchLog.objects.filter(schedule=schedule).exists()
+    log = beat.log()
+    assert "beat firing failed" not in log  # no batch rolled back
+    assert log.count("set aside: firing it raised") == len(poisoned)  # each once: not re-claimed
