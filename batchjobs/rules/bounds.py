@@ -45,7 +45,7 @@ def between(low: float, high: float, *, unit: str = "") -> list:
 
 def interval_every_error(every: int | None, unit: str) -> str:
     """Why an interval of `every` `unit` is refused, or empty."""
-    if every is None or every < 1:
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         return "An interval must be more than 0."
     limit = MAX_INTERVAL_EVERY.get(unit)
     if limit is not None and every > limit:

@@ -47,7 +47,8 @@ def cron_describe(expression: str) -> str:
         return ""
 
 
-def schedule_validate(*, schedule: BatchSchedule) -> None:
+def _timing_errors(schedule: BatchSchedule) -> dict[str, list[str]]:
+    """What makes the schedule's fire times impossible to work out, by field."""
     errors: dict[str, list[str]] = {}
     zone_problems = timezone_errors(schedule.timezone)
     if zone_problems:
@@ -62,6 +63,11 @@ def schedule_validate(*, schedule: BatchSchedule) -> None:
         problems = cron_errors(schedule.cron_expression or "")
         if problems:
             errors["cron_expression"] = problems
+    return errors
+
+
+def schedule_validate(*, schedule: BatchSchedule) -> None:
+    errors = _timing_errors(schedule)
     if schedule.start_at and schedule.end_at and schedule.end_at <= schedule.start_at:
         errors["end_at"] = ["The end must come after the start."]
     if schedule.params is not None and not isinstance(schedule.params, dict):
@@ -242,9 +248,14 @@ class PreviewFire:
 def schedule_preview(
     *, schedule: BatchSchedule, count: int = 10, after: datetime | None = None
 ) -> list[PreviewFire]:
-    """The next `count` fire times (with jitter), marking where a DST transition falls."""
+    """The next `count` fire times (with jitter), marking where a DST transition falls. A
+    schedule stored behind validation's back with a timing that cannot be worked out is
+    refused naming the field; fires past year 9999 do not exist and are not listed."""
     if not 1 <= count <= 1000:
         raise InvalidInput({"count": "Must be between 1 and 1000."})
+    errors = _timing_errors(schedule)
+    if errors:
+        raise InvalidInput(errors)
     zone = ZoneInfo(schedule.timezone)
     cursor = after or database_now()
     fires: list[PreviewFire] = []

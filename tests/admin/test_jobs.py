@@ -187,6 +187,29 @@ def test_timeout_must_be_positive(admin_client, timeout):
     assert not BatchJob.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("timeout_seconds", "604801", "between 0.001 and 604800 seconds"),
+        ("retry_backoff_seconds", "1e308", "between 0 and 3.1536e+07 seconds"),
+        ("retry_backoff_max_seconds", "1e308", "between 0 and 3.1536e+07 seconds"),
+        ("retry_backoff_seconds", "nan", "Enter a number."),
+        ("timeout_seconds", "inf", "Enter a number."),
+        ("max_attempts", "101", "between 1 and 100"),
+        ("max_attempts", "2147483648", "between 1 and 100"),
+        ("priority", "10", "between 0 and 9"),
+    ],
+)
+def test_numbers_out_of_bounds_are_field_errors_and_save_nothing(
+    admin_client, field, value, message
+):
+    response = admin_client.post(ADD, job_form_data(**{field: value}))
+
+    assert response.status_code == 200
+    assert any(message in error for error in form_errors(response)[field]), form_errors(response)
+    assert not BatchJob.objects.exists()
+
+
 def test_rejected_change_leaves_the_stored_job_as_it_was(admin_client):
     job = http_job(LOCAL_URL, name="ping", description="before")
 

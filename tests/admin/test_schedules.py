@@ -133,6 +133,35 @@ def test_bad_input_is_a_field_error_and_saves_nothing(admin_client, job, fields,
     assert not BatchSchedule.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"cron_expression": "* * 31 2 *"}, "cron_expression",
+         "Never fires: day 31 does not occur in February"),
+        ({"cron_expression": "0 0 31 4 *"}, "cron_expression", "does not occur in April"),
+        ({"kind": "interval", "interval_every": "2147483647", "interval_unit": "hours"},
+         "interval_every", "At most 876000 hours"),
+        ({"kind": "interval", "interval_every": "36501", "interval_unit": "days"},
+         "interval_every", "At most 36500 days"),
+        ({"kind": "interval", "interval_every": "2147483648"}, "interval_every",
+         "Must be between 1 and"),
+        ({"max_runs": "0"}, "max_runs", "between 1 and"),
+        ({"jitter_seconds": "86401"}, "jitter_seconds", "between 0 and 86400"),
+        ({"misfire_grace_seconds": "31536001"}, "misfire_grace_seconds", "between 0 and"),
+        ({"catch_up_window_seconds": "1e308"}, "catch_up_window_seconds", "whole number"),
+        ({"catch_up_max": "10001"}, "catch_up_max", "between 0 and 10000"),
+    ],
+)  # fmt: skip
+def test_numbers_out_of_bounds_and_crons_that_never_fire_are_field_errors(
+    admin_client, job, fields, field, message
+):
+    response = admin_client.post(ADD, schedule_form_data(job, **fields))
+
+    assert response.status_code == 200
+    assert any(message in error for error in form_errors(response)[field]), form_errors(response)
+    assert not BatchSchedule.objects.exists()
+
+
 def test_fire_state_is_read_only(admin_client, job):
     schedule = schedule_create(job=job, kind="cron", cron_expression="30 2 * * *")
     next_fire_at = schedule.next_fire_at

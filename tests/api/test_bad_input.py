@@ -318,25 +318,34 @@ def test_a_change_to_a_cron_that_never_fires_is_a_400_and_keeps_the_schedule(api
 
 
 @pytest.mark.parametrize(
-    "timing",
+    ("timing", "refused_field", "fires"),
     [
-        {"kind": "interval", "interval_every": 2147483647, "interval_unit": "hours"},
-        {"kind": "interval", "interval_every": 2147483647, "interval_unit": "days"},
-        {"kind": "interval", "interval_every": 36500, "interval_unit": "days",
-         "start_at": datetime(9990, 1, 1, tzinfo=UTC)},
-        {"kind": "once", "run_at": datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
-         "jitter_seconds": 86400},
-        {"kind": "cron", "cron_expression": "0 0 31 12 *",
-         "start_at": datetime(9999, 12, 31, 1, tzinfo=UTC)},
+        ({"kind": "interval", "interval_every": 2147483647, "interval_unit": "hours"},
+         "interval_every", None),
+        ({"kind": "interval", "interval_every": 2147483647, "interval_unit": "days"},
+         "interval_every", None),
+        ({"kind": "cron", "cron_expression": "0 0 30 2 *"}, "cron_expression", None),
+        ({"kind": "interval", "interval_every": 36500, "interval_unit": "days",
+          "start_at": datetime(9990, 1, 1, tzinfo=UTC)}, None, ["9990-01-01T00:00:00Z"]),
+        ({"kind": "once", "run_at": datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+          "jitter_seconds": 86400}, None, []),
+        ({"kind": "cron", "cron_expression": "0 0 31 12 *",
+          "start_at": datetime(9999, 12, 31, 1, tzinfo=UTC)}, None, []),
+        ({"kind": "cron", "cron_expression": "59 23 31 12 *", "timezone": "Pacific/Kiritimati",
+          "start_at": datetime(9999, 12, 31, tzinfo=UTC)}, None, []),
     ],
 )  # fmt: skip
-def test_preview_of_a_schedule_at_the_end_of_time_is_not_a_500(api, timing):
+def test_preview_of_a_schedule_at_the_end_of_time_is_not_a_500(api, timing, refused_field, fires):
     """Rows stored behind validation's back (or near year 9999): the preview shows the fires
-    that exist."""
+    that exist (none past year 9999), or names the field it cannot compute with."""
     job = handler_job("noop")
-    schedule = BatchSchedule.objects.create(job=job, timezone="UTC", **timing)
+    schedule = BatchSchedule.objects.create(job=job, **{"timezone": "UTC", **timing})
 
     response = api("reader").get(reverse("api:schedule-preview", args=[schedule.pk]))
 
-    assert response.status_code == 200, response.content
-    assert len(response.json()["fires"]) <= 1
+    if refused_field:
+        assert response.status_code == 400, response.content
+        assert refused_field in response.json()["errors"]
+    else:
+        assert response.status_code == 200, response.content
+        assert [fire["at"] for fire in response.json()["fires"]] == fires

@@ -8,7 +8,8 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchjobs.scheduling.fire_times import Timing, croniter_order, fires_between, next_fire_after
+from batchjobs.rules.cron import croniter_order
+from batchjobs.scheduling.fire_times import Timing, fires_between, jittered, next_fire_after
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
 CRONS = ["0 * * * *", "30 2 * * *", "*/15 * * * *", "5,35 1-3 * * *", "0 0 1 * *",
@@ -273,3 +274,44 @@ def test_a_whole_year_of_every_15_minutes_never_repeats_or_gaps(zone):
     listed = fires("*/15 * * * *", zone, utc(2026, 1, 1), utc(2027, 1, 1))
     gaps = {b - a for a, b in zip(listed, listed[1:], strict=False)}
     assert gaps == {timedelta(minutes=15)}
+
+
+# --- the end of the calendar: a schedule finishes, it does not raise (issue #11) -------------
+
+LAST_DAY = utc(9999, 12, 31)
+
+
+@pytest.mark.parametrize(
+    ("timing", "after"),
+    [
+        (Timing(kind="interval", interval_every=2**31 - 1, interval_unit="hours"), utc(2026, 1, 1)),
+        (Timing(kind="interval", interval_every=2**31 - 1, interval_unit="days"), utc(2026, 1, 1)),
+        (Timing(kind="interval", interval_every=1, interval_unit="hours",
+                start_at=utc(2026, 1, 1)), LAST_DAY + timedelta(hours=23, minutes=30)),
+        (Timing(kind="interval", interval_every=1, interval_unit="days"), LAST_DAY),
+        (Timing(kind="cron", cron_expression="0 0 1 1 *"), LAST_DAY),
+        (Timing(kind="cron", cron_expression="0 * * * *", timezone="Pacific/Kiritimati"),
+         LAST_DAY + timedelta(hours=10, minutes=1)),  # local: 10000-01-01
+        (Timing(kind="cron", cron_expression="0 0 31 2 *"), utc(2026, 1, 1)),  # never fires
+        (Timing(kind="cron", cron_expression="0 0 1 1 *", start_at=datetime.max.replace(
+            tzinfo=UTC)), utc(2026, 1, 1)),
+    ],
+)  # fmt: skip
+def test_no_fire_past_year_9999_is_none_not_an_overflow(timing, after):
+    assert next_fire_after(timing, after) is None
+    assert fires_between(timing, after, datetime.max.replace(tzinfo=UTC), limit=5) == []
+
+
+def test_the_last_fires_of_the_calendar_are_still_listed():
+    daily = Timing(
+        kind="interval", interval_every=1, interval_unit="days", start_at=utc(2026, 1, 1)
+    )
+
+    listed = fires_between(daily, utc(9999, 12, 29), datetime.max.replace(tzinfo=UTC), limit=5)
+
+    assert listed == [utc(9999, 12, 30), utc(9999, 12, 31)]
+
+
+def test_jitter_past_year_9999_is_none():
+    assert jittered(utc(9999, 12, 31, 23, 59), timedelta(days=1)) is None
+    assert jittered(utc(2026, 1, 1), timedelta(days=1)) == utc(2026, 1, 2)

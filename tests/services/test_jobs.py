@@ -31,6 +31,9 @@ pytestmark = pytest.mark.django_db
         ({"retry_backoff_max_seconds": 1e308}, "retry_backoff_max_seconds", "between 0 and"),
         ({"retry_backoff_seconds": float("nan")}, "retry_backoff_seconds", "finite"),
         ({"retention_days": 0}, "retention_days", "between 1 and"),
+        ({"priority": 10}, "priority", "between 0 and 9"),  # job_priority_0_to_9
+        ({"kind": "fax"}, "kind", "not a valid choice"),  # job_kind_known
+        ({"overlap_policy": "maybe"}, "overlap_policy", "not a valid choice"),
         (
             {"retry_backoff_seconds": 10, "retry_backoff_max_seconds": 5},
             "retry_backoff_max_seconds",
@@ -79,6 +82,7 @@ def test_bad_http_job_input_names_the_field_and_saves_nothing(fields, field, mes
         job_create(**data)
     assert field in raised.value.field_errors, raised.value.field_errors
     assert any(message in text for text in raised.value.field_errors[field]), raised.value
+    assert "__all__" not in raised.value.field_errors  # never a constraint's name instead
     assert not BatchJob.objects.exists()
 
 

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.django_db
             "Unknown time zone",
         ),
         ({"kind": "interval", "interval_every": 0}, "interval_every", "more than 0"),
+        ({"kind": "interval"}, "interval_every", "more than 0"),  # schedule_interval_positive
         ({"kind": "interval", "interval_every": 2**31 - 1, "interval_unit": "hours"},
          "interval_every", "At most 876000 hours"),
         ({"kind": "interval", "interval_every": 36501, "interval_unit": "days"},
@@ -76,6 +77,7 @@ def test_bad_schedule_input_names_the_field_and_saves_nothing(fields, field, mes
     assert any(message in text for text in raised.value.field_errors.get(field, [])), (
         raised.value.field_errors
     )
+    assert "__all__" not in raised.value.field_errors  # never a constraint's name instead
     assert not BatchSchedule.objects.exists()
 
 
