@@ -105,6 +105,7 @@ RECORD_MAX_PAUSE_SECONDS = 5.0
 
 
 def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
+    claimed_at = time.monotonic()
     claim = execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
     if claim is None:
         return
@@ -114,8 +115,14 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
     try:
         outcome = _run_attempt(execution, attempt=number)
         # Still beating while the outcome is recorded, so that the reaper does not take the
-        # attempt as lost while a database outage makes us wait.
-        status = _record_outcome(execution, attempt=number, outcome=outcome)
+        # attempt as lost while a database outage makes us wait; giving up a moment before
+        # Celery's hard limit (timeout + grace, from the message's start) would kill us.
+        hard_limit_at = (
+            claimed_at + job.timeout_seconds + settings.BATCHJOBS_HARD_TIMEOUT_GRACE_SECONDS
+        )
+        status = _record_outcome(
+            execution, attempt=number, outcome=outcome, give_up_at=hard_limit_at - 1.0
+        )
     finally:
         heartbeat.unwatch(execution.pk)
     logger.info(
@@ -129,15 +136,16 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
 
 
 def _record_outcome(
-    execution: BatchLog, *, attempt: int, outcome: AttemptOutcome
+    execution: BatchLog, *, attempt: int, outcome: AttemptOutcome, give_up_at: float
 ) -> ExecutionStatus | None:
     """execution_finish_attempt, retried through a database outage (a restart, a failover)
-    with a growing pause, for up to the heartbeat timeout: past it the reaper may take the
-    attempt anyway. A call that succeeded must not be made again because its outcome found
-    the database away for a moment (DESIGN.md §4, invariant 3)."""
+    with a growing pause, for up to the heartbeat timeout (past it the reaper may take the
+    attempt anyway) and not past `give_up_at` (time.monotonic()). A call that succeeded must
+    not be made again because its outcome found the database away for a moment (DESIGN.md §4,
+    invariant 3)."""
     job = execution.job
     pause = RECORD_FIRST_PAUSE_SECONDS
-    give_up = time.monotonic() + settings.BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS
+    give_up = min(give_up_at, time.monotonic() + settings.BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS)
     retried = False
     while True:
         try:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from batchjobs.execution.lifecycle import (
     OVERLAP_RECHECK,
+    execution_attempt_recorded,
     execution_claim,
     execution_finish_attempt,
     executions_reap_lost,
@@ -205,3 +206,26 @@ def test_a_hand_over_wakes_a_waiting_run_but_not_one_in_its_backoff():
     assert waiting.next_attempt_at <= timezone.now()
     in_backoff.refresh_from_db()
     assert in_backoff.next_attempt_at == backoff_until
+
+
+def test_a_finish_repeated_after_a_lost_reply_is_known_as_ours():
+    job = handler_job("noop")
+    claim = execution_claim(execution_id=start(job).pk, worker="w", task_id="a")
+    succeeded = AttemptOutcome(status=AttemptStatus.SUCCEEDED, result={"ok": True})
+    finish = {"execution": claim.execution, "attempt": 1, "outcome": succeeded, "job": job}
+    assert execution_finish_attempt(**finish) == ExecutionStatus.COMPLETED
+
+    # the same finish again, as after a commit whose reply the outage swallowed
+    assert execution_finish_attempt(**finish) is None
+    assert execution_attempt_recorded(**finish) == ExecutionStatus.COMPLETED
+
+
+def test_an_attempt_the_reaper_took_is_not_taken_for_ours(settings):
+    settings.BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS = 1
+    job = handler_job("noop", max_attempts=2)
+    execution = _stale_started(job)
+    assert executions_reap_lost() == 1
+    succeeded = AttemptOutcome(status=AttemptStatus.SUCCEEDED)
+    finish = {"execution": execution, "attempt": 1, "outcome": succeeded, "job": job}
+    assert execution_finish_attempt(**finish) is None
+    assert execution_attempt_recorded(**finish) is None
