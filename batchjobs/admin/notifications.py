@@ -18,6 +18,17 @@ class JobNotificationInline(admin.StackedInline):
         ("on_failure", "on_recovered", "on_slow", "on_missed"),
         "missed_grace_seconds",
     )
+    readonly_fields = ("target_masked",)
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        # Who may only look sees a webhook's URL without its token; editors need the value.
+        if self.has_change_permission(request, obj):
+            return self.fields
+        return tuple("target_masked" if field == "target" else field for field in self.fields)
+
+    @admin.display(description="target")
+    def target_masked(self, notification: JobNotification) -> str:
+        return notification.target_shown
 
 
 @admin.register(NotificationSent)

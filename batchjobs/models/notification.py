@@ -85,10 +85,7 @@ class JobNotification(models.Model):
         ]
 
     def __str__(self) -> str:
-        # A webhook's URL holds its token: shown as scheme and host only.
-        if self.channel == NotificationChannel.EMAIL:
-            return f"{self.get_channel_display()} to {self.target[:60]}"
-        return f"{self.get_channel_display()} to {url_masked(self.target)}"
+        return f"{self.get_channel_display()} to {self.target_shown[:60]}"
 
     # Workers cache a job with whether it notifies (execution/lifecycle.py job_cached), keyed
     # on the job's updated_at: touching the job on every change here keeps that cache honest.
@@ -100,6 +97,14 @@ class JobNotification(models.Model):
         deleted = super().delete(*args, **kwargs)
         self._touch_job()
         return deleted
+
+    @property
+    def target_shown(self) -> str:
+        """The target as pages and logs show it: a webhook's URL holds its token, so it is
+        shown with its scheme, host and port only."""
+        if self.channel == NotificationChannel.EMAIL:
+            return self.target
+        return url_masked(self.target)
 
     def _touch_job(self) -> None:
         from django.db.models.functions import Now

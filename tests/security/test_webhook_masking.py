@@ -5,6 +5,8 @@ import logging
 import socket
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
 
 from batchjobs.models import ExecutionStatus, JobNotification, NotificationStatus
 from batchjobs.rules.masking import SECRET_MASK, text_url_masked, url_masked
@@ -89,3 +91,32 @@ def test_a_failed_webhook_send_neither_logs_nor_records_the_token(
     assert caplog.records, "the failure was not logged"
     assert all(TOKEN not in record.getMessage() for record in caplog.records)
     assert f"http://127.0.0.1:{port}/{SECRET_MASK}" in caplog.records[-1].getMessage()
+
+
+@pytest.mark.django_db
+def test_a_viewer_of_the_job_page_sees_the_webhook_without_its_token(django_user_model, client):
+    # given a job with a Slack hook, and a staff user who may only look
+    job = handler_job("noop")
+    notification_save(notification=JobNotification(job=job, channel="slack", target=SLACK))
+    viewer = django_user_model.objects.create_user(username="viewer", password="x", is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_batchjob", "view_jobnotification"])
+    )
+    client.force_login(viewer)
+
+    # when
+    page = client.get(reverse("admin:batchjobs_batchjob_change", args=[job.pk])).content.decode()
+
+    # then
+    assert TOKEN not in page
+    assert f"https://hooks.slack.com/{SECRET_MASK}" in page
+
+
+@pytest.mark.django_db
+def test_an_editor_of_the_job_page_gets_the_webhook_to_edit(admin_client):
+    job = handler_job("noop")
+    notification_save(notification=JobNotification(job=job, channel="slack", target=SLACK))
+
+    page = admin_client.get(reverse("admin:batchjobs_batchjob_change", args=[job.pk]))
+
+    assert TOKEN in page.content.decode()
