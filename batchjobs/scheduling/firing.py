@@ -201,7 +201,14 @@ def _fire_batch(*, batch_size: int, now: datetime | None, find_refused_rows: boo
             except Exception as error:  # the schedule's data: no database call in planning
                 set_aside[schedule.pk] = error
         if find_refused_rows:
-            created = _write_finding_refused(planned, set_aside=set_aside)
+            refused: dict[int, Exception] = {}
+            created = _write_finding_refused(planned, refused=refused)
+            if len(refused) > 1 and len(refused) == len(planned):
+                # Not one row taken: the database refuses every row (a constraint or trigger
+                # of its own), which is no schedule's fault. Beat retries rather than set a
+                # whole batch aside.
+                raise next(iter(refused.values()))
+            set_aside |= refused
         else:
             created = _write(planned)
         _set_aside(set_aside, now=now)
@@ -242,11 +249,11 @@ def _write(planned: list[_Planned]) -> list[tuple[int, str, int]]:
 
 
 def _write_finding_refused(
-    planned: list[_Planned], *, set_aside: dict[int, Exception]
+    planned: list[_Planned], *, refused: dict[int, Exception]
 ) -> list[tuple[int, str, int]]:
     """Write each half in a savepoint, halving again a half the database refuses, down to the
-    schedule whose rows it refuses, which is set aside: about 2 log2(n) statements per row
-    refused, and the rest of the batch fires."""
+    schedules whose rows it refuses, gathered in `refused`: about 2 log2(n) statements per
+    row refused, and the rest of the batch fires."""
     if not planned:
         return []
     try:
@@ -254,11 +261,11 @@ def _write_finding_refused(
             return _write(planned)
     except REFUSED_BY_DATABASE as error:
         if len(planned) == 1:
-            set_aside[planned[0][0].pk] = error
+            refused[planned[0][0].pk] = error
             return []
     middle = len(planned) // 2
-    first = _write_finding_refused(planned[:middle], set_aside=set_aside)
-    return first + _write_finding_refused(planned[middle:], set_aside=set_aside)
+    first = _write_finding_refused(planned[:middle], refused=refused)
+    return first + _write_finding_refused(planned[middle:], refused=refused)
 
 
 def _set_aside(errors: dict[int, Exception], *, now: datetime) -> None:

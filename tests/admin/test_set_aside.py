@@ -2,6 +2,7 @@
 the error and what to do on the row's page, which opens whatever was stored behind validation's
 back."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -57,7 +58,7 @@ def test_a_set_aside_schedules_page_says_why_and_what_to_do(admin_client, set_as
     assert "Set aside by beat" in content
     assert "ZoneInfoNotFoundError: " in content
     assert "Fix and save to fire again." in content
-    assert "Cannot be computed: ZoneInfoNotFoundError" in content
+    assert re.search(r"Cannot be computed: [^<]*Nowhere/Land", content)
     other = admin_client.get(reverse("admin:batchjobs_batchschedule_change", args=[good.pk]))
     assert "Set aside by beat" not in other.content.decode()
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 
 from batchjobs.execution.publish import Route
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
@@ -286,6 +286,22 @@ def test_a_schedule_whose_execution_the_database_refuses_is_set_aside_and_the_ot
     assert refused.set_aside_reason.startswith("IntegrityError: ")
     assert "test_refuses_one" in refused.set_aside_reason
     assert refused.next_fire_at == T0
+
+
+def test_a_database_that_refuses_every_row_sets_nothing_aside():
+    # given due schedules, and a database that refuses every execution row: its own fault
+    for _ in range(3):
+        hourly(handler_job("noop"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE batchjobs_batchlog ADD CONSTRAINT test_refuses_all "
+            "CHECK (schedule_id IS NULL) NOT VALID"
+        )
+    # when / then the batch fails (beat retries it), and no schedule is set aside or moved
+    with pytest.raises(IntegrityError):
+        schedules_fire_due(now=T0 + timedelta(seconds=1))
+    assert not BatchSchedule.objects.filter(set_aside_at__isnull=False).exists()
+    assert set(BatchSchedule.objects.values_list("next_fire_at", flat=True)) == {T0}
 
 
 def test_a_schedule_whose_advance_the_database_refuses_is_set_aside_and_the_others_fire():
