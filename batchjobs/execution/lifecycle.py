@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
@@ -38,6 +38,8 @@ from .retry import retry_delay
 # A queued run of an exclusive job that found another one running looks again this soon;
 # the running one also hands over to it as soon as it finishes.
 OVERLAP_RECHECK = timedelta(seconds=5)
+# How many of the oldest waiting runs a hand-over looks through for one to send.
+HAND_OVER_CANDIDATES = 20
 
 logger = logging.getLogger(__name__)
 
@@ -304,25 +306,31 @@ def _after_finish(*, execution: BatchLog, job: BatchJob, status: ExecutionStatus
 def _hand_over(*, job_id: int, ended_id: int) -> None:
     """An exclusive run ended: send the oldest run of the same job that waits only for it.
 
-    A run waits for the overlap if it never started (attempts = 0); a run that already had an
-    attempt may be in its retry backoff, which a hand-over must not cut short (the run that
-    just failed among them), so it is sent only if it is due anyway. A retry that the overlap
-    held back after its backoff finds its turn at its next recheck (OVERLAP_RECHECK)."""
+    A run that never started waits for nothing else. One that already had an attempt may be
+    in its retry backoff (the run that just failed among them), which a hand-over must not cut
+    short: it is sent only once the longest backoff its last attempt could have got is over,
+    i.e. when it is a retry the overlap held back."""
     from .publish import executions_publish_or_defer
 
     now = database_now()
-    waiting = list(
+    candidates = (
         BatchLog.objects.filter(job_id=job_id, status=ExecutionStatus.QUEUED, exclusive=True)
         .exclude(pk=ended_id)
-        .filter(Q(attempts=0) | Q(next_attempt_at__lte=now))
+        .annotate(last_attempt_ended=Max("attempt_rows__finished_at"))
         .order_by("created_at", "pk")
-        .values_list("pk", flat=True)[:1]
+        .values_list("pk", "attempts", "next_attempt_at", "last_attempt_ended")
     )
-    woken = BatchLog.objects.filter(pk__in=waiting, status=ExecutionStatus.QUEUED).filter(
-        Q(attempts=0) | Q(next_attempt_at__lte=now)
-    )
-    if woken.update(next_attempt_at=Now()):
-        executions_publish_or_defer(waiting)
+    for pk, attempts, next_attempt_at, last_attempt_ended in candidates[:HAND_OVER_CANDIDATES]:
+        if attempts and next_attempt_at is not None and next_attempt_at > now:
+            longest = retry_delay(job_cached(job_id), failed_attempt=attempts, jitter=False)
+            if last_attempt_ended is None or last_attempt_ended + longest > now:
+                continue  # in its backoff
+        woken = BatchLog.objects.filter(
+            pk=pk, status=ExecutionStatus.QUEUED, next_attempt_at=next_attempt_at
+        ).update(next_attempt_at=Now())
+        if woken:
+            executions_publish_or_defer([pk])
+        return
 
 
 def executions_reap_lost(*, limit: int = 500) -> int:

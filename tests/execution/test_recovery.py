@@ -208,6 +208,41 @@ def test_a_hand_over_wakes_a_waiting_run_but_not_one_in_its_backoff():
     assert in_backoff.next_attempt_at == backoff_until
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_hand_over_wakes_a_retry_the_overlap_held_back_after_its_backoff():
+    job = handler_job(
+        "noop", overlap_policy="skip", max_attempts=3, retry_backoff_seconds=30,
+        retry_backoff_max_seconds=300, retry_jitter=False,
+    )  # fmt: skip
+    # given: a run whose first attempt failed a minute ago: its 30 s backoff is over
+    held = start(job)
+    claim = execution_claim(execution_id=held.pk, worker="w", task_id="a")
+    execution_finish_attempt(execution=claim.execution, attempt=1, outcome=FAILED_503, job=job)
+    a_minute_ago = timezone.now() - timedelta(minutes=1)
+    held.attempt_rows.update(finished_at=a_minute_ago)
+    BatchLog.objects.filter(pk=held.pk).update(next_attempt_at=a_minute_ago)
+    # and a newer run running when the retry is delivered: the overlap holds the retry back
+    running = start(job)
+    running_claim = execution_claim(execution_id=running.pk, worker="w", task_id="b")
+    assert execution_claim(execution_id=held.pk, worker="w", task_id="c") is None
+    held.refresh_from_db()
+    assert held.status == ExecutionStatus.QUEUED
+    assert held.next_attempt_at > timezone.now()
+
+    # when: the running one ends
+    execution_finish_attempt(
+        execution=running_claim.execution,
+        attempt=1,
+        outcome=AttemptOutcome(status=AttemptStatus.SUCCEEDED),
+        job=job,
+    )
+
+    # then: the retry is sent at once, not at its next recheck
+    held.refresh_from_db()
+    assert held.next_attempt_at <= timezone.now()
+    assert execution_claim(execution_id=held.pk, worker="w", task_id="d").attempt == 2
+
+
 def test_a_finish_repeated_after_a_lost_reply_is_known_as_ours():
     job = handler_job("noop")
     claim = execution_claim(execution_id=start(job).pk, worker="w", task_id="a")
