@@ -61,6 +61,26 @@ class BatchScheduler(DatabaseScheduler):
         # Celery's loop sleeps for what tick returns; we already waited, so return a token.
         return 0.001
 
+    def all_as_schedule(self) -> dict:
+        """django-celery-beat's, with each periodic task on its own: one whose schedule cannot
+        be built (an interval stored past what a timedelta holds, say) is skipped with its
+        error in the log, instead of ending beat and every schedule with it."""
+        from batchjobs.models.set_aside import DATABASE_OUTAGES, set_aside_reason
+
+        entries = {}
+        for model in self.enabled_models():
+            try:
+                entries[model.name] = self.Entry(model, app=self.app)
+            except DATABASE_OUTAGES:
+                raise
+            except Exception as error:
+                logger.error(
+                    "periodic task %r skipped: its schedule raised %s; fix and save it",
+                    model.name,
+                    set_aside_reason(error),
+                )
+        return entries
+
     def _guarded(self, step, name: str):
         try:
             return step()

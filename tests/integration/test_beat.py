@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.db.models import Count
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
 from batchjobs.scheduling.clock import database_now
@@ -174,3 +175,29 @@ def test_poisoned_schedules_are_set_aside_and_the_others_keep_firing():
     log = beat.log()
     assert "beat firing failed" not in log  # no batch rolled back
     assert log.count("set aside: firing it raised") == len(poisoned)  # each once: not re-claimed
+
+
+def test_a_periodic_task_whose_schedule_raises_is_skipped_and_the_others_run():
+    # given a housekeeping-style periodic task every second, and one whose interval, stored
+    # behind validation's back, is past what a timedelta holds
+    every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    too_long = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.DAYS)
+    IntervalSchedule.objects.filter(pk=too_long.pk).update(every=2**31 - 1)
+    PeriodicTask.objects.create(
+        name="test: too long", task="celery.backend_cleanup", interval=too_long
+    )
+    PeriodicTask.objects.create(
+        name="test: control", task="celery.backend_cleanup", interval=every_second
+    )
+    job = handler_job("noop")
+    control = schedule_create(job=job, kind="interval", interval_every=1, interval_unit="seconds")
+    # when beat runs
+    beat = start_beat()
+    try:
+        beat.wait_for_log("Sending due task test: control", timeout=20)
+        wait_until(lambda: BatchLog.objects.filter(schedule=control).count() >= 3, timeout=20)
+    finally:
+        beat.stop()
+    # then it kept running, firing schedules and the periodic tasks that can be computed
+    assert beat.popen.returncode in (0, -signal.SIGTERM)
+    assert "periodic task 'test: too long' skipped" in beat.log()
