@@ -215,7 +215,8 @@ def broker_holdings(*, queues: Collection[str], taken_within_seconds: float) -> 
     messages = {queue: [m for _ in names for m in next(lists)] for queue, names in keys.items()}
     unread = {q for q, found in messages.items() if len(found) > BROKER_READ_MAX_MESSAGES}
     if isinstance(unacked, Exception) or len(unacked) > BROKER_READ_MAX_MESSAGES:
-        logger.warning("relay: the messages workers hold are unknown (%s)", str(unacked)[:200])
+        why = unacked if isinstance(unacked, Exception) else f"over {BROKER_READ_MAX_MESSAGES}"
+        logger.warning("relay: which messages workers hold is unknown (%s)", why)
         unread |= {queue for queue, found in messages.items() if found}
         unacked = []
     held = {
