@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
 
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
@@ -17,7 +17,13 @@ from tests.processes import PrivatePostgres, start_beat, start_worker, wait_unti
 
 from .checker import check_invariants
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="a PostgreSQL restart: the tests must run on PostgreSQL to point workers at one",
+    ),
+]
 QUEUE = "faults-db-restart"
 # Long enough that no attempt is reaped while the database is away: what is tested is that
 # the worker itself records what it got.
