@@ -20,7 +20,7 @@ from batchjobs.execution.retry import retry_delay
 from batchjobs.execution.runner import execution_run
 from batchjobs.models import AttemptStatus, BatchJob, BatchLog, ExecutionStatus
 from batchjobs.rules.bounds import MAX_BACKOFF_SECONDS
-from tests.factories import handler_job, start
+from tests.factories import handler_job, http_job, start
 
 pytestmark = pytest.mark.django_db
 
@@ -148,28 +148,28 @@ def test_a_retry_of_a_skip_job_waits_for_the_overlap_instead_of_being_skipped():
     assert fresh.status == ExecutionStatus.SKIPPED
 
 
-@pytest.mark.parametrize("policy", ["skip", "queue"])
-def test_a_failed_exclusive_run_keeps_its_backoff(policy, django_capture_on_commit_callbacks):
-    job = handler_job(
-        "noop", overlap_policy=policy, max_attempts=3, retry_backoff_seconds=30,
-        retry_backoff_max_seconds=300, retry_jitter=False,
+@pytest.mark.parametrize("policy", ["allow", "skip", "queue"])
+def test_a_failed_run_keeps_its_backoff_whatever_its_overlap_policy(
+    policy, httpserver, django_capture_on_commit_callbacks
+):
+    httpserver.expect_request("/busy").respond_with_data("busy", status=503)
+    job = http_job(
+        httpserver.url_for("/busy"), overlap_policy=policy, max_attempts=3,
+        retry_backoff_seconds=30, retry_backoff_max_seconds=300, retry_jitter=False,
     )  # fmt: skip
     execution = start(job)
-    claim = execution_claim(execution_id=execution.pk, worker="w", task_id="a")
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        status = execution_finish_attempt(
-            execution=claim.execution, attempt=1, outcome=FAILED_503, job=job
-        )
+    # hand-overs run as they would after the worker's commit
+    with django_capture_on_commit_callbacks(execute=True):
+        execution_run(execution_id=execution.pk, worker="w", task_id="a")
+        execution_run(execution_id=execution.pk, worker="w", task_id="b")  # redelivered at once
 
-    assert status == ExecutionStatus.QUEUED
-    assert callbacks, "the hand-over ran"
     execution.refresh_from_db()
-    failed_at = execution.attempt_rows.get().finished_at
-    assert execution.next_attempt_at - failed_at == timedelta(seconds=30)
-    # attempt 2 is not claimable before its backoff
-    assert execution_claim(execution_id=execution.pk, worker="w", task_id="b") is None
-    assert execution.attempt_rows.count() == 1
+    assert execution.status == ExecutionStatus.QUEUED
+    failed = execution.attempt_rows.get()  # attempt 2 was not claimable before its backoff
+    assert failed.http_status == 503
+    assert execution.next_attempt_at - failed.finished_at == timedelta(seconds=30)
+    assert len(httpserver.log) == 1
 
 
 @pytest.mark.django_db(transaction=True)
