@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Values per LPUSH: bounds one command's size (Redis handles a few MB per command well).
 LPUSH_MAX_VALUES = 1000
-# Messages the relay reads of one queue to learn which executions it holds: 10,000 cost about
-# 10 ms in one pipeline (tests/execution/test_relay.py). A longer queue is not read.
+# Messages the relay reads of one queue to learn which executions it holds (10,000 take some
+# 30-60 ms to fetch and scan). A longer queue is not read.
 BROKER_READ_MAX_MESSAGES = 50_000
 
 
@@ -176,16 +176,18 @@ return messages
 
 
 def broker_holdings(*, queues: Collection[str], taken_within_seconds: float) -> BrokerHoldings:
-    """The executions the broker holds for `queues`: one pipeline reads every priority list of
-    each queue, and the messages workers took within `taken_within_seconds` and have not
-    acknowledged (reserved or running).
+    """The executions the broker holds for `queues`: the messages waiting in every priority
+    list of each queue, and those workers took within `taken_within_seconds` and have not
+    acknowledged (reserved or running). Two pipelined round trips whatever the numbers: the
+    lengths and the unacknowledged messages, then the queues' contents.
 
     An older unacknowledged message does not count: a live worker claims what it takes within
     moments, so it is most likely a dead worker's, which kombu gives back only after the
     visibility timeout (an hour by default); a copy is harmless (DESIGN.md §4.2). A queue of
-    more than BROKER_READ_MAX_MESSAGES is not read, to bound the cost of a pass: its
-    executions wait their turn as before, unread. If more messages than that are unacked, the
-    reserved ones are unknown and every non-empty queue is left unread."""
+    more than BROKER_READ_MAX_MESSAGES is not read, to bound the cost of a pass (its lengths
+    are read first, not to fetch 50 MB for nothing): its executions wait their turn as before,
+    unread. If more messages than that are unacked, the reserved ones are unknown and every
+    non-empty queue is left unread."""
     from batchjobs.tasks import execute
 
     if not queues:
@@ -202,26 +204,40 @@ def broker_holdings(*, queues: Collection[str], taken_within_seconds: float) -> 
         pipeline = client.pipeline(transaction=False)
         for names in keys.values():
             for name in names:
-                pipeline.lrange(name, 0, BROKER_READ_MAX_MESSAGES)
+                pipeline.llen(name)
         client.register_script(_RECENTLY_UNACKED_SCRIPT)(
             keys=[channel.unacked_key, channel.unacked_index_key],
             args=[time.time() - taken_within_seconds, BROKER_READ_MAX_MESSAGES + 1],
             client=pipeline,
         )
-        *waiting, unacked = pipeline.execute(raise_on_error=False)
-    # A key that is no list (a queue named like another key) holds no message: its runs are
-    # sent, refused, and set aside, instead of failing the pass for every queue.
-    lists = iter([] if isinstance(found, Exception) else found for found in waiting)
-    messages = {queue: [m for _ in names for m in next(lists)] for queue, names in keys.items()}
-    unread = {q for q, found in messages.items() if len(found) > BROKER_READ_MAX_MESSAGES}
-    if isinstance(unacked, Exception) or len(unacked) > BROKER_READ_MAX_MESSAGES:
-        why = unacked if isinstance(unacked, Exception) else f"over {BROKER_READ_MAX_MESSAGES}"
-        logger.warning("relay: which messages workers hold is unknown (%s)", why)
-        unread |= {queue for queue, found in messages.items() if found}
-        unacked = []
+        *counts, unacked = pipeline.execute(raise_on_error=False)
+        # A key that is no list (a queue named like another key) holds no message: its runs
+        # are sent, refused and set aside, instead of failing the pass for every queue.
+        lengths = iter(0 if isinstance(count, Exception) else count for count in counts)
+        waiting = {
+            queue: [(name, next(lengths)) for name in names] for queue, names in keys.items()
+        }
+        unread = {
+            queue
+            for queue, lists in waiting.items()
+            if sum(length for _, length in lists) > BROKER_READ_MAX_MESSAGES
+        }
+        if isinstance(unacked, Exception) or len(unacked) > BROKER_READ_MAX_MESSAGES:
+            why = unacked if isinstance(unacked, Exception) else f"over {BROKER_READ_MAX_MESSAGES}"
+            logger.warning("relay: which messages workers hold is unknown (%s)", why)
+            unread |= {queue for queue, lists in waiting.items() if any(n for _, n in lists)}
+            unacked = []
+        pipeline = client.pipeline(transaction=False)
+        for queue, lists in waiting.items():
+            for name, length in lists:
+                if length and queue not in unread:
+                    pipeline.lrange(name, 0, BROKER_READ_MAX_MESSAGES)
+        contents = pipeline.execute(raise_on_error=False) if len(pipeline) else []
     held = {
         execution_id
-        for raw in (m for q, found in messages.items() if q not in unread for m in found)
+        for found in contents
+        if not isinstance(found, Exception)
+        for raw in found
         if (execution_id := _execution_id(raw)) is not None
     }
     held |= {pk for raw in unacked if raw and (pk := _execution_id(raw)) is not None}

@@ -116,7 +116,7 @@ def test_a_queue_too_long_to_read_keeps_its_stale_runs_waiting_as_before(raw_que
     assert BatchLog.objects.get(pk=waiting.pk).published_at < timezone.now() - timedelta(minutes=1)
 
 
-def test_a_pass_reads_ten_thousand_waiting_messages_in_one_pipeline(raw_queue, redis_client):
+def test_a_pass_reads_ten_thousand_waiting_messages_in_two_round_trips(raw_queue, redis_client):
     job = handler_job("noop", queue=QUEUE, priority=0)
     held, lost = start(job), start(job)
     executions_publish([held.pk, lost.pk])
