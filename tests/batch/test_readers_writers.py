@@ -51,11 +51,20 @@ postgresql_only = pytest.mark.skipif(
 )
 
 
+# The tests run executions here (run()). In a transactional test the start's message is sent at
+# once: on a queue no worker consumes, so that the session's worker (started for the integration
+# tests) cannot run the same execution at the same time.
+INLINE_QUEUE = "tests-run-inline"
+
+
 def start(job_name: str, params: dict) -> BatchLog:
     """operator.start, on a job of one attempt: a failure ends the execution FAILED at once,
     ready to restart, instead of waiting for a retry."""
     if not BatchJob.objects.filter(name=job_name).exists():
-        job_create(name=job_name, kind=JobKind.BATCH, batch_job_name=job_name, max_attempts=1)
+        job_create(
+            name=job_name, kind=JobKind.BATCH, batch_job_name=job_name, max_attempts=1,
+            queue=INLINE_QUEUE,
+        )  # fmt: skip
     return operator.start(job_name, params)
 
 
