@@ -2,7 +2,9 @@
 get no 5xx, only documented status codes and content types, and bodies that match the schema.
 
 The application is called in-process (WSGI) inside the test's transaction, as an admin (every
-operation reachable) holding a token; a few objects exist so that small ids hit real rows.
+operation reachable) holding a token; a few objects exist so that small ids hit real rows. The
+schema is fetched when the test runs (each operation is then a subtest), not on import: collecting
+the suite needs no database or Redis.
 """
 
 import pytest
