@@ -37,10 +37,18 @@ MAX_RUNS = 2**31 - 1  # a schedule's max_runs: PostgreSQL's integer
 
 
 def between(low: float, high: float, *, unit: str = "") -> list:
-    """Model field validators for low <= value <= high, whose message names the range."""
+    """Model field validators for low <= value <= high, whose message names the range in
+    words a person reads: "Must be between 0 and 31,536,000 seconds (365 days)."."""
     suffix = f" {unit}" if unit else ""
-    message = f"Must be between {low:g} and {high:g}{suffix}."
+    if unit == "seconds" and high >= DAY:
+        suffix += f" ({_shown(high / DAY)} days)"
+    message = f"Must be between {_shown(low)} and {_shown(high)}{suffix}."
     return [MinValueValidator(low, message), MaxValueValidator(high, message)]
+
+
+def _shown(value: float) -> str:
+    """2147483647 -> '2,147,483,647'; 0.001 -> '0.001' (not 2.14748e+09)."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def interval_every_error(every: int | None, unit: str) -> str:

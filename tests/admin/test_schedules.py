@@ -146,10 +146,10 @@ def test_bad_input_is_a_field_error_and_saves_nothing(admin_client, job, fields,
         ({"kind": "interval", "interval_every": "2147483648"}, "interval_every",
          "Must be between 1 and"),
         ({"max_runs": "0"}, "max_runs", "between 1 and"),
-        ({"jitter_seconds": "86401"}, "jitter_seconds", "between 0 and 86400"),
+        ({"jitter_seconds": "86401"}, "jitter_seconds", "between 0 and 86,400"),
         ({"misfire_grace_seconds": "31536001"}, "misfire_grace_seconds", "between 0 and"),
         ({"catch_up_window_seconds": "1e308"}, "catch_up_window_seconds", "whole number"),
-        ({"catch_up_max": "10001"}, "catch_up_max", "between 0 and 10000"),
+        ({"catch_up_max": "10001"}, "catch_up_max", "between 0 and 10,000"),
     ],
 )  # fmt: skip
 def test_numbers_out_of_bounds_and_crons_that_never_fire_are_field_errors(

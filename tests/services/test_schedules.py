@@ -42,7 +42,7 @@ pytestmark = pytest.mark.django_db
         ({"kind": "interval", "interval_every": float("inf")}, "interval_every", "finite"),
         ({"kind": "interval", "interval_every": 5, "max_runs": 0}, "max_runs", "between 1 and"),
         ({"kind": "interval", "interval_every": 5, "jitter_seconds": 86401}, "jitter_seconds",
-         "between 0 and 86400"),
+         "between 0 and 86,400"),
         ({"kind": "interval", "interval_every": 5, "catch_up_max": 10_001}, "catch_up_max",
          "between 0 and"),
         ({"kind": "interval", "interval_every": 5, "misfire_grace_seconds": -1},
