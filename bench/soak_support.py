@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import support
 from bench.support import BenchError
-from tests import processes
+from tests.support import processes
 
 DATABASE_PREFIX = "bj_soak"
 
@@ -65,7 +65,7 @@ _NAME = re.compile(r"^((?:worker|beat)-[0-9a-f]{8})\b")
 
 
 class Fleet:
-    """The soak's workers and beats: tests/processes.py starts them (the test settings, the
+    """The soak's workers and beats: tests/support/processes.py starts them (the test settings, the
     fast-recovery knobs, a log file each); this keeps track of them, kills and replaces them."""
 
     def __init__(self) -> None:

@@ -1,6 +1,6 @@
 """What the benches share: their error, a PostgreSQL database of a bench's own, the figures
 they read off /proc (CPU time, peak RSS) and percentiles, and the failures of the processes
-they start (tests/processes.py's Process) as bench errors.
+they start (tests/support/processes.py's Process) as bench errors.
 
 A bench touches only a database whose name starts with its own prefix (bj_sched_bench*,
 bj_soak*), so that a mistyped DATABASE_URL can never point it at a database it did not make.
@@ -216,11 +216,11 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
-# --- processes (tests/processes.py) -------------------------------------------------------------
+# --- processes (tests/support/processes.py) -------------------------------------------------------
 
 
 def process_check_alive(process) -> None:
-    """Fail the bench if `process` (a tests.processes.Process) has exited."""
+    """Fail the bench if `process` (a tests.support.processes.Process) has exited."""
     if process.popen.poll() is not None:
         raise BenchError(
             f"{process.name} exited early, see {process.log_path}:\n{process.log()[-3000:]}"

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import support  # noqa: E402
 from bench.support import BenchError, cpu_seconds  # noqa: E402
-from tests.processes import Process, worker_command  # noqa: E402
+from tests.support.processes import Process, worker_command  # noqa: E402
 
 DATABASE_PREFIX = "bj_bench"
 POLL_SECONDS = 0.25
@@ -142,7 +142,7 @@ class CpuUse:
 
 class Worker(Process):
     """A prefork worker in its own session (so that stopping it reaches its children too), like
-    tests/processes.py's and a production worker, plus our bare task's module."""
+    tests/support/processes.py's and a production worker, plus our bare task's module."""
 
     def __init__(self, label: str, *, queue: str, concurrency: int, log_dir: Path, env: dict):
         # Named after its queue too, so that no other worker's name can clash with it.

@@ -21,7 +21,7 @@ from batchjobs.models import (
 from batchjobs.selectors import beat_heartbeat_record
 from batchjobs.services.schedules import schedule_create
 from config.celery_app import app
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 QUEUE = "metrics-test"

@@ -10,5 +10,5 @@ from .base import *  # noqa: E402, F403
 from .base import env  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-BATCHJOBS_HANDLER_MODULES = ["tests.fault_handlers"]
+BATCHJOBS_HANDLER_MODULES = ["tests.support.fault_handlers"]
 BATCHJOBS_HTTP_ALLOWLIST = env.list("BATCHJOBS_HTTP_ALLOWLIST", default=["127.0.0.1", "::1"])

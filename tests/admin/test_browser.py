@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from batchjobs.models import AuditAction, AuditEntry, BatchJob, BatchLog, ExecutionStatus
 from batchjobs.services import operator
-from tests.processes import wait_until
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

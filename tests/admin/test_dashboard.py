@@ -26,8 +26,8 @@ from batchjobs.services.dashboard import (
     percentile,
 )
 from batchjobs.services.schedules import schedule_create
-from tests.factories import handler_job
-from tests.processes import start_beat, wait_until
+from tests.support.factories import handler_job
+from tests.support.processes import start_beat, wait_until
 
 DASHBOARD = reverse("admin:batchjobs_dashboard")
 LIVE = reverse("admin:batchjobs_dashboard_live")

@@ -15,7 +15,7 @@ from batchjobs.models import (
     StepExecution,
     Trigger,
 )
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

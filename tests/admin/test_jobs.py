@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
-from tests.factories import handler_job, http_job
+from tests.support.factories import handler_job, http_job
 
 from .conftest import form_errors, job_form_data
 

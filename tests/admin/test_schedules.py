@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from batchjobs.models import BatchJob, BatchSchedule
 from batchjobs.services.schedules import schedule_create
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 from .conftest import form_errors
 

@@ -13,7 +13,7 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.scheduling.clock import database_now
 from batchjobs.scheduling.firing import schedules_fire_due
 from batchjobs.services.schedules import schedule_create
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

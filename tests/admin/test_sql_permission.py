@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from batchjobs.models import BatchJob, BatchLog
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 from .conftest import job_form_data
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

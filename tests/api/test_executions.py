@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

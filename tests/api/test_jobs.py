@@ -12,7 +12,7 @@ from batchjobs.models import (
     Trigger,
 )
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
-from tests.factories import handler_job, http_job
+from tests.support.factories import handler_job, http_job
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.throttling import UserRateThrottle
 
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

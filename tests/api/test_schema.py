@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 # Generated cases per operation: enough to reach the error paths of each, and the whole run
 # (about 35 operations) stays within a couple of minutes.

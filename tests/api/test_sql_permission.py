@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 

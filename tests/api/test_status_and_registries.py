@@ -10,7 +10,7 @@ from django.urls import reverse
 from batchjobs.models import BatchLog, Trigger
 from batchjobs.selectors import BEAT_HEARTBEAT_PREFIX, beat_heartbeat_record
 from batchjobs.services.schedules import schedule_create, schedule_pause
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from batchjobs.execution.runner import execution_run
 from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
 from batchjobs.services import operator
 from batchjobs_examples.models import ExampleCustomer
-from tests.batch import jobs
-from tests.batch.jobs import customer_numbers
+from tests.support import batch_jobs as jobs
+from tests.support.batch_jobs import customer_numbers
 
 pytestmark = pytest.mark.django_db
 

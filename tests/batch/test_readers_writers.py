@@ -42,7 +42,7 @@ from batchjobs.models import (
 from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
 from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
-from tests.batch.jobs import NumbersReader
+from tests.support.batch_jobs import NumbersReader
 
 BOTH = ["default", "warehouse"]
 postgresql_only = pytest.mark.skipif(

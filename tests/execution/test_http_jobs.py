@@ -10,7 +10,7 @@ from batchjobs.errors import InvalidInput
 from batchjobs.execution.runner import execution_run
 from batchjobs.models import AttemptStatus, BatchJob, BatchLog, ExecutionStatus
 from tests.execution.test_ssrf import AcceptCounter
-from tests.factories import http_job, start
+from tests.support.factories import http_job, start
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from batchjobs.models import (
     ExecutionStatus,
     Trigger,
 )
-from tests.factories import handler_job, start
+from tests.support.factories import handler_job, start
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from redis.exceptions import ResponseError
 
 from batchjobs.execution.publish import LPUSH_MAX_VALUES, executions_publish
 from batchjobs.models import BatchLog, ExecutionStatus
-from tests.factories import handler_job, start
-from tests.processes import wait_until
+from tests.support.factories import handler_job, start
+from tests.support.processes import wait_until
 
 from .conftest import QUEUE, execution_id
 

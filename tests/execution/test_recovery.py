@@ -20,7 +20,7 @@ from batchjobs.execution.retry import retry_delay
 from batchjobs.execution.runner import execution_run
 from batchjobs.models import AttemptStatus, BatchJob, BatchLog, ExecutionStatus
 from batchjobs.rules.bounds import MAX_BACKOFF_SECONDS
-from tests.factories import handler_job, http_job, start
+from tests.support.factories import handler_job, http_job, start
 
 pytestmark = pytest.mark.django_db
 # A queue no worker reads: a worker another test started must not take these runs, whose

@@ -1,6 +1,6 @@
 import pytest
 
-from .sink import Sink
+from tests.support.sink import Sink
 
 
 @pytest.fixture

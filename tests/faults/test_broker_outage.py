@@ -11,10 +11,15 @@ from batchjobs.execution.publish import queue_depths
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.tasks import execute
-from tests.factories import handler_job, http_job, start
-from tests.processes import FAST_RECOVERY_ENV, PrivateRedis, start_beat, start_worker, wait_until
-
-from .checker import check_invariants
+from tests.support.checker import check_invariants
+from tests.support.factories import handler_job, http_job, start
+from tests.support.processes import (
+    FAST_RECOVERY_ENV,
+    PrivateRedis,
+    start_beat,
+    start_worker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 OUTAGE_SECONDS = 60

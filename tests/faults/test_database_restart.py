@@ -12,10 +12,9 @@ from django.db import connection, connections
 
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
-from tests.factories import http_job, start
-from tests.processes import PrivatePostgres, start_beat, start_worker, wait_until
-
-from .checker import check_invariants
+from tests.support.checker import check_invariants
+from tests.support.factories import http_job, start
+from tests.support.processes import PrivatePostgres, start_beat, start_worker, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,7 +33,7 @@ DOWN_SECONDS = 2.0
 @contextmanager
 def database_at(url: str, database: str):
     """Point this process's default connection (and so the workers and beats started
-    meanwhile, see tests/processes.py) at another PostgreSQL."""
+    meanwhile, see tests/support/processes.py) at another PostgreSQL."""
     default = connections["default"]
     saved = dict(default.settings_dict)
     default.close()

@@ -10,10 +10,9 @@ from django.db import connection
 
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
-from tests.factories import handler_job, http_job, start
-from tests.processes import FAST_RECOVERY_ENV, start_worker, wait_until
-
-from .checker import check_invariants
+from tests.support.checker import check_invariants
+from tests.support.factories import handler_job, http_job, start
+from tests.support.processes import FAST_RECOVERY_ENV, start_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 QUEUE = "faults"

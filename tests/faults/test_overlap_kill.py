@@ -8,10 +8,9 @@ import pytest
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.services.schedules import schedule_create, schedule_pause
-from tests.factories import http_job
-from tests.processes import FAST_RECOVERY_ENV, start_worker, wait_until
-
-from .checker import check_invariants
+from tests.support.checker import check_invariants
+from tests.support.factories import http_job
+from tests.support.processes import FAST_RECOVERY_ENV, start_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 QUEUE = "faults-overlap"

@@ -8,9 +8,9 @@ from werkzeug import Response
 
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus, StepExecution
 from batchjobs.services import operator
-from tests.batch.jobs import customer_numbers
-from tests.factories import handler_job, http_job, start
-from tests.processes import start_worker, wait_until
+from tests.support.batch_jobs import customer_numbers
+from tests.support.factories import handler_job, http_job, start
+from tests.support.processes import start_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 FINAL = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.STOPPED)

@@ -15,8 +15,8 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
 from batchjobs.scheduling.clock import database_now
 from batchjobs.scheduling.fire_times import Timing, fires_between
 from batchjobs.services.schedules import schedule_create
-from tests.factories import handler_job
-from tests.processes import queue_purge, start_beat, wait_until
+from tests.support.factories import handler_job
+from tests.support.processes import queue_purge, start_beat, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 

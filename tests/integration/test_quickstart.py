@@ -17,7 +17,7 @@ import requests
 
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus
 from batchjobs_examples.demo import demo_jobs
-from tests.processes import ROOT, wait_until
+from tests.support.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 

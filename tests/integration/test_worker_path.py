@@ -6,8 +6,8 @@ import pytest
 from django.db.models import Count
 
 from batchjobs.models import AttemptStatus, BatchAttempt, BatchLog, ExecutionStatus
-from tests.factories import handler_job, http_job, start
-from tests.processes import start_worker, wait_until
+from tests.support.factories import handler_job, http_job, start
+from tests.support.processes import start_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.integration]
 

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from batchjobs.models import BatchLog, ExecutionStatus, Trigger
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 
 @pytest.mark.django_db

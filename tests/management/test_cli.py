@@ -21,8 +21,8 @@ from batchjobs.secrets import secret_decrypt
 from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
 from batchjobs.services.schedules import schedule_create
-from tests.factories import handler_job, http_job
-from tests.processes import ROOT, process_env
+from tests.support.factories import handler_job, http_job
+from tests.support.processes import ROOT, process_env
 
 pytestmark = pytest.mark.django_db
 

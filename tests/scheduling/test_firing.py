@@ -10,7 +10,7 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.models.set_aside import SET_ASIDE_REASON_CHARS
 from batchjobs.scheduling.firing import schedules_fire_due, schedules_next_due
 from batchjobs.services.schedules import schedule_create, schedule_save
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

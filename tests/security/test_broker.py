@@ -11,8 +11,8 @@ from batchjobs.execution.runner import execution_run
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.scheduling.clock import database_now
 from batchjobs.tasks import execute
-from tests.factories import handler_job, start
-from tests.processes import wait_until
+from tests.support.factories import handler_job, start
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

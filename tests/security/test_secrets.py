@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 from batchjobs.models import AuditEntry, BatchJob, BatchLog, ExecutionStatus
 from batchjobs.secrets import SecretUnreadable, secret_decrypt
 from batchjobs.services.jobs import job_save, jobs_secrets_rotate
-from tests.factories import http_job, start
-from tests.processes import wait_until
+from tests.support.factories import http_job, start
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -21,7 +21,7 @@ from batchjobs.services.schedules import (
     schedule_update,
 )
 from tests.admin.conftest import job_form_data
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

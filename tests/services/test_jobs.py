@@ -4,7 +4,7 @@ from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.models import BatchJob, BatchLog, Trigger
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_create, job_update
-from tests.factories import handler_job, http_job
+from tests.support.factories import handler_job, http_job
 
 pytestmark = pytest.mark.django_db
 

@@ -32,8 +32,8 @@ from batchjobs.services.notifications import (
     notifications_relay_pending,
 )
 from batchjobs.services.schedules import schedule_create
-from tests.factories import handler_job, start
-from tests.processes import wait_until
+from tests.support.factories import handler_job, start
+from tests.support.processes import wait_until
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "job.py", line 3\nRuntimeError: boom'
 

@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from batchjobs.models import AttemptStatus, BatchAttempt, BatchLog, ExecutionStatus, StepExecution
 from batchjobs.services.executions import executions_purge_expired
 from config.celery_app import app
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

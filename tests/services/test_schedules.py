@@ -14,7 +14,7 @@ from batchjobs.services.schedules import (
     schedule_resume,
     schedule_update,
 )
-from tests.factories import handler_job
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,6 @@
-"""Batch jobs for the engine tests, registered through tests/fault_handlers.py. They write to
-the examples' customer table, a table of their own (the tests run with BATCHJOBS_EXAMPLES)."""
+"""Batch jobs for the engine tests, registered through tests/support/fault_handlers.py. They
+write to the examples' customer table, a table of their own (the tests run with
+BATCHJOBS_EXAMPLES)."""
 
 import time
 

@@ -28,4 +28,4 @@ def swallow_timeout(ctx: HandlerContext, *, seconds: float = 30) -> None:
             pass
 
 
-from tests.batch import jobs as _batch_jobs  # noqa: E402,F401 - registers the test batch jobs
+from tests.support import batch_jobs as _batch_jobs  # noqa: E402,F401 - registers the test batch jobs

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BATCH_SCHEDULER = "batchjobs.scheduling.beat:BatchScheduler"
 REDIS_START_SECONDS = 10.0
 
