@@ -2,8 +2,7 @@ import pytest
 from django.conf import settings
 
 from batchjobs.embedded_redis import embedded_redis_start
-
-from .processes import PrivateRedis, queue_purge, start_beat, start_worker
+from tests.support.processes import PrivateRedis, queue_purge, start_beat, start_worker
 
 
 @pytest.fixture(scope="session", autouse=True)
