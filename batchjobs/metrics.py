@@ -31,8 +31,8 @@ from batchjobs.models import (
     ExecutionStatus,
     Trigger,
 )
+from batchjobs.models.clock import database_now
 from batchjobs.models.execution import FINAL_STATUSES
-from batchjobs.scheduling.clock import database_now
 from batchjobs.selectors import set_aside_counts
 from batchjobs.services.operator import ACTIVE_STATUSES
 

@@ -9,9 +9,9 @@ from django.db import transaction
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import BatchJob, BatchLog, JobKind, ScheduleKind, Trigger
+from batchjobs.models.clock import database_now
 from batchjobs.models.job import AssertionKind
 from batchjobs.models.schedule import IntervalUnit
-from batchjobs.scheduling.clock import database_now
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_create
 from batchjobs.services.schedules import schedule_create

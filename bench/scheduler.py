@@ -239,7 +239,7 @@ class Arrivals:
 
 def next_minute(lead_seconds: float) -> datetime:
     """The first minute boundary at least `lead_seconds` from now (database clock)."""
-    from batchjobs.scheduling.clock import database_now
+    from batchjobs.models.clock import database_now
 
     earliest = database_now() + timedelta(seconds=lead_seconds)
     boundary = earliest.replace(second=0, microsecond=0)
@@ -529,7 +529,7 @@ def idle_ours(bench: Bench) -> LagResult:
 def make_idle_schedule(job) -> float:
     """A 1-s interval schedule starting 2 s from now; returns the start of the measured window
     (unix time), which leaves out the first fire, as dcb's window leaves out its warm-up."""
-    from batchjobs.scheduling.clock import database_now
+    from batchjobs.models.clock import database_now
     from batchjobs.services.schedules import schedule_create
 
     start_at = database_now() + timedelta(seconds=2)
@@ -622,7 +622,7 @@ def edit_ours(bench: Bench) -> LagResult:
 def our_edit(bench: Bench, job) -> Callable:
     """edit_once for our scheduler: odd edits update a schedule made before the pause."""
     from batchjobs.models import BatchLog
-    from batchjobs.scheduling.clock import database_now
+    from batchjobs.models.clock import database_now
     from batchjobs.services.schedules import schedule_create, schedule_update
 
     def edit_once(session: BeatSession, index: int):
@@ -741,7 +741,7 @@ def prepare_database(config: dict) -> None:
 def print_header(args: argparse.Namespace, config: dict) -> None:
     from django.conf import settings
 
-    from batchjobs.scheduling.clock import database_now
+    from batchjobs.models.clock import database_now
 
     skew_ms = (database_now().timestamp() - time.time()) * 1000
     print(

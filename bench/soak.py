@@ -467,7 +467,7 @@ class Soak:
     def start_processes_and_schedules(self, load_seconds: float) -> datetime:
         """Jobs, then beats and workers, then the schedules, which end with the load (the
         returned end): no schedule can fire before the processes are up."""
-        from batchjobs.scheduling.clock import database_now
+        from batchjobs.models.clock import database_now
 
         self.create_jobs()
         self.began_at = database_now()
@@ -528,8 +528,8 @@ class Soak:
         """Seconds from the end of the load until every execution ended and every schedule
         finished; None if that did not happen within the recovery bound."""
         from batchjobs.models import BatchSchedule
+        from batchjobs.models.clock import database_now
         from batchjobs.models.execution import FINAL_STATUSES
-        from batchjobs.scheduling.clock import database_now
 
         begun = time.monotonic()
         give_up = begun + self.args.recovery_seconds

@@ -268,7 +268,7 @@ class Bench:
 
         from batchjobs.execution.publish import executions_publish
         from batchjobs.models import BatchAttempt, BatchLog, ExecutionStatus, Trigger
-        from batchjobs.scheduling.clock import database_now
+        from batchjobs.models.clock import database_now
 
         # The fields execution_start() sets, in one statement instead of N.
         now = database_now()

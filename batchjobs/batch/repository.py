@@ -167,7 +167,7 @@ class JobRepository:
     def partitions_requeue_silent(self, step_name: str, *, silent_for: timedelta) -> int:
         """Partitions whose worker stopped heartbeating go back to the queue, to resume from
         their last checkpoint on another worker."""
-        from batchjobs.scheduling.clock import database_now
+        from batchjobs.models.clock import database_now
 
         return StepExecution.objects.filter(
             execution_id=self.execution_id, step_name=step_name, status=ExecutionStatus.STARTED,

@@ -26,10 +26,10 @@ from batchjobs.models import (
     ExecutionStatus,
     JobNotification,
 )
+from batchjobs.models.clock import database_now
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.models.set_aside import row_isolated, set_aside_reason
-from batchjobs.scheduling.clock import database_now
 from batchjobs.services.notifications import notifications_execution_ended
 
 from .outcome import AttemptOutcome

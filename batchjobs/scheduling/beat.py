@@ -118,7 +118,7 @@ class BatchScheduler(DatabaseScheduler):
             logger.info("housekeeping: reaped %d lost attempts, relayed %d", reaped, relayed)
 
     def _seconds_to_wait(self) -> float:
-        from batchjobs.scheduling.clock import database_now
+        from batchjobs.models.clock import database_now
         from batchjobs.scheduling.firing import schedules_next_due
 
         limit = min(

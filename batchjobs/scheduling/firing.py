@@ -17,11 +17,11 @@ from django.db import connection, transaction
 
 from batchjobs.execution.publish import Route
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, MisfirePolicy
+from batchjobs.models.clock import database_now
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.models.set_aside import REFUSED_BY_DATABASE, set_aside_reason
 from batchjobs.services.schedules import schedule_next_fire
 
-from .clock import database_now
 from .fire_times import Timing, fires_between, jitter_offset
 
 logger = logging.getLogger(__name__)

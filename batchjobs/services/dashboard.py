@@ -14,8 +14,8 @@ from django.db.models import Count, Subquery
 from django.db.models.functions import TruncHour
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, StepExecution
+from batchjobs.models.clock import database_now
 from batchjobs.models.execution import FINAL_STATUSES, RUNNING_STATUSES
-from batchjobs.scheduling.clock import database_now
 from batchjobs.selectors import Liveness, SetAsideCounts, liveness, set_aside_counts
 
 from .operator import ACTIVE_STATUSES, RESTARTABLE_STATUSES

@@ -23,9 +23,9 @@ from batchjobs.execution.publish import (
 )
 from batchjobs.handlers.registry import handler_get, handler_params_errors
 from batchjobs.models import AuditAction, BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
+from batchjobs.models.clock import database_now
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.models.set_aside import DATABASE_OUTAGES, set_aside_reason
-from batchjobs.scheduling.clock import database_now
 
 from .audit import audit_record
 from .permissions import job_handler_permission_check

@@ -38,9 +38,9 @@ from batchjobs.models import (
     NotificationStatus,
     Trigger,
 )
+from batchjobs.models.clock import database_now
 from batchjobs.models.set_aside import row_isolated
 from batchjobs.rules.masking import text_url_masked
-from batchjobs.scheduling.clock import database_now
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
 

@@ -12,10 +12,10 @@ from django.db import transaction
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import AuditAction, BatchJob, BatchSchedule, ScheduleKind
+from batchjobs.models.clock import database_now
 from batchjobs.rules.bounds import MAX_DELAY_SECONDS, interval_every_error, non_finite_errors
 from batchjobs.rules.cron import cron_errors
 from batchjobs.rules.zone import timezone_errors
-from batchjobs.scheduling.clock import database_now
 from batchjobs.scheduling.fire_times import Timing, jitter_offset, jittered, next_fire_after
 from batchjobs.scheduling.wakeup import schedules_changed_notify
 

@@ -16,7 +16,7 @@ from django.utils.html import escape
 
 from batchjobs.admin.dashboard import live_context
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, StepExecution, Trigger
-from batchjobs.scheduling.clock import database_now
+from batchjobs.models.clock import database_now
 from batchjobs.selectors import Liveness, SetAsideCounts
 from batchjobs.services.dashboard import (
     dashboard,

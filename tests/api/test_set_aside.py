@@ -8,7 +8,7 @@ from django.db import connection
 from django.urls import reverse
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
-from batchjobs.scheduling.clock import database_now
+from batchjobs.models.clock import database_now
 from batchjobs.scheduling.firing import schedules_fire_due
 from batchjobs.services.schedules import schedule_create
 from tests.support.factories import handler_job

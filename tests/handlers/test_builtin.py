@@ -17,7 +17,7 @@ from batchjobs.models import (
     StepExecution,
     Trigger,
 )
-from batchjobs.scheduling.clock import database_now
+from batchjobs.models.clock import database_now
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_create
 from batchjobs_examples.models import WarehouseCustomer

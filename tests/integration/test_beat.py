@@ -12,7 +12,7 @@ from django.db.models import Count
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
-from batchjobs.scheduling.clock import database_now
+from batchjobs.models.clock import database_now
 from batchjobs.scheduling.fire_times import Timing, fires_between
 from batchjobs.services.schedules import schedule_create
 from tests.support.factories import handler_job

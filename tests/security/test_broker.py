@@ -9,7 +9,7 @@ from django.conf import settings
 from batchjobs.errors import InvalidInput
 from batchjobs.execution.runner import execution_run
 from batchjobs.models import BatchLog, ExecutionStatus
-from batchjobs.scheduling.clock import database_now
+from batchjobs.models.clock import database_now
 from batchjobs.tasks import execute
 from tests.support.factories import handler_job, start
 from tests.support.processes import wait_until

@@ -23,7 +23,7 @@ from batchjobs.models import (
     NotificationStatus,
     Trigger,
 )
-from batchjobs.scheduling.clock import database_now
+from batchjobs.models.clock import database_now
 from batchjobs.services.notifications import (
     notification_deliver,
     notification_save,

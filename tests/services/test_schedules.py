@@ -5,7 +5,7 @@ import pytest
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import BatchSchedule
-from batchjobs.scheduling.clock import database_now
+from batchjobs.models.clock import database_now
 from batchjobs.services.schedules import (
     cron_describe,
     schedule_create,
