@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -7,6 +9,12 @@ class BatchJobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from batchjobs.execution.hooks import execution_ended_hook_register
         from batchjobs.handlers.registry import load_handler_modules
+        from batchjobs.services.notifications import notifications_execution_ended
 
         load_handler_modules()
+        # The purge_logs handler lives with retention, above the handlers' layer.
+        import_module("batchjobs.execution.retention")
+        # Execution sits below services: it tells the outcome through this hook (DESIGN.md §5).
+        execution_ended_hook_register(notifications_execution_ended)

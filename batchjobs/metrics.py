@@ -32,9 +32,8 @@ from batchjobs.models import (
     Trigger,
 )
 from batchjobs.models.clock import database_now
-from batchjobs.models.execution import FINAL_STATUSES
+from batchjobs.models.execution import ACTIVE_STATUSES, FINAL_STATUSES
 from batchjobs.selectors import set_aside_counts
-from batchjobs.services.operator import ACTIVE_STATUSES
 
 # The classic text format, which every Prometheus reads and generate_latest() writes; spelled out
 # because prometheus_client's own name for it (and its default) changed in 0.23.

@@ -45,6 +45,6 @@ def check_missed_runs() -> dict:
 
 @shared_task(name="batchjobs.executions_purge_expired", ignore_result=False)
 def purge_expired_executions() -> dict:
-    from batchjobs.services.executions import executions_purge_expired
+    from batchjobs.execution.retention import executions_purge_expired
 
     return {"deleted": executions_purge_expired()}

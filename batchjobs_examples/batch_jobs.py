@@ -8,8 +8,9 @@
 - examples.csv_import_partitioned: the CSV import split into byte ranges of the file, run in
   parallel on any workers.
 
-Start one with the JobOperator, e.g. `operator.start("examples.csv_import", {"file": path})`,
-then `operator.start_next_instance(...)` to import again (each start is a job instance).
+Start one with the JobOperator, e.g.
+`operator.job_start(job_name="examples.csv_import", params={"file": path})`, then
+`operator.job_start_next_instance(...)` to import again (each start is a job instance).
 """
 
 from dataclasses import asdict

@@ -142,7 +142,9 @@ def child_engine(path: Path, rows: int, run: int, profile: bool) -> dict:
     from batchjobs.services import operator
 
     _batch_job_ensure("examples.csv_import")
-    execution = operator.start("examples.csv_import", {"file": str(path), "run": run})
+    execution = operator.job_start(
+        job_name="examples.csv_import", params={"file": str(path), "run": run}
+    )
     profiler = None
     if profile:
         import cProfile
@@ -255,8 +257,9 @@ def run_partitioned(path: Path, rows: int, workers: int, partitions: int, log_di
     pool = Workers(workers, log_dir)
     try:
         pool.wait_ready()
-        execution = operator.start(
-            "examples.csv_import_partitioned", {"file": str(path), "partitions": partitions}
+        execution = operator.job_start(
+            job_name="examples.csv_import_partitioned",
+            params={"file": str(path), "partitions": partitions},
         )
         _wait_until_ended(execution, pool)
     finally:

@@ -373,7 +373,7 @@ class Soak:
                 params = {"run": self.batch_runs, "fail": self.rng.random() < 0.5}
                 if label == "decider":
                     params = {"run": self.batch_runs, "size": self.rng.randint(1, 10)}
-                operator.start(self.jobs[label].name, params)
+                operator.job_start(job_name=self.jobs[label].name, params=params)
             else:
                 execution_start(job=self.jobs[label], trigger=Trigger.API)
             self.manual[label] += 1
@@ -423,7 +423,9 @@ class Soak:
 
         self.numbers_runs += 1
         try:
-            execution = operator.start(self.jobs["numbers"].name, {"run": self.numbers_runs})
+            execution = operator.job_start(
+                job_name=self.jobs["numbers"].name, params={"run": self.numbers_runs}
+            )
         except Exception as exc:
             self.start_errors.append(f"numbers: {exc!r}")
             self.say(f"load: starting numbers failed: {exc!r}")

@@ -33,9 +33,9 @@ from .display import (
 RUN_PERMISSION = "batchjobs.run_batchjob"
 OPERATIONS = {
     # name: (the operator's function, past tense, button label)
-    "stop": (operator.stop, "asked to stop", "Stop"),
-    "restart": (operator.restart, "restarted", "Restart"),
-    "abandon": (operator.abandon, "abandoned", "Abandon"),
+    "stop": (operator.execution_stop, "asked to stop", "Stop"),
+    "restart": (operator.execution_restart, "restarted", "Restart"),
+    "abandon": (operator.execution_abandon, "abandoned", "Abandon"),
 }
 
 
@@ -237,7 +237,7 @@ class BatchLogAdmin(admin.ModelAdmin):
         result = None
         for execution in executions:
             try:
-                result = function(execution.pk, user=request.user)
+                result = function(execution_id=execution.pk, user=request.user)
             except BatchJobsError as error:
                 self.message_user(
                     request, f"Execution #{execution.pk} was not {done}: {error}", messages.ERROR

@@ -17,7 +17,7 @@ from batchjobs.errors import Conflict, InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, JobNotification, Trigger
 from batchjobs.secrets import headers_masked
-from batchjobs.services.executions import execution_start
+from batchjobs.services import operator
 from batchjobs.services.jobs import job_delete, job_save, job_set_enabled, job_test_fire
 from batchjobs.services.notifications import notification_delete, notification_save
 from batchjobs.services.schedules import schedule_delete, schedule_save
@@ -188,7 +188,9 @@ class BatchJobAdmin(admin.ModelAdmin):
         queued = []
         for job in queryset:
             try:
-                queued.append(execution_start(job=job, trigger=Trigger.MANUAL, user=request.user))
+                queued.append(
+                    operator.job_start(job_name=job.name, trigger=Trigger.MANUAL, user=request.user)
+                )
             except (Conflict, InvalidInput, PermissionRequired) as error:
                 self.message_user(
                     request, f"Job {job.name!r} was not started: {error}", messages.ERROR
@@ -270,8 +272,8 @@ class BatchJobAdmin(admin.ModelAdmin):
         form = RunJobForm(request.POST if request.method == "POST" else None)
         if form.is_bound and form.is_valid():
             try:
-                execution = execution_start(
-                    job=job,
+                execution = operator.job_start(
+                    job_name=job.name,
                     trigger=Trigger.MANUAL,
                     params=form.cleaned_data["params"],
                     user=request.user,

@@ -1,5 +1,9 @@
 """Where a running batch job keeps its state: StepExecution rows and the execution context,
-saved in the same transaction as each chunk's writes (Spring Batch's JobRepository)."""
+saved in the same transaction as each chunk's writes (Spring Batch's JobRepository).
+
+The engine owns its steps' and partitions' statuses, written here; it only reads the
+execution's (BatchLog) status, to see a stop asked for: every change of that one is made by
+batchjobs.execution.lifecycle, above, from the outcome the engine returns."""
 
 import json
 from dataclasses import dataclass, field
@@ -11,6 +15,7 @@ from django.db.models import Count
 from django.db.models.functions import Now
 
 from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
+from batchjobs.models.execution import PARTITION_REQUEUED_STATUSES, STEP_DONE_STATUSES
 
 # Counted as items are read and processed, and as chunks are written.
 READ_COUNTERS = ("read_count", "filter_count", "read_skip_count", "process_skip_count")
@@ -19,8 +24,6 @@ COUNTERS = (
     "read_count", "write_count", "filter_count", "read_skip_count", "process_skip_count",
     "write_skip_count", "commit_count", "rollback_count",
 )  # fmt: skip
-FINISHED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.STOPPED,
-            ExecutionStatus.ABANDONED)  # fmt: skip
 
 
 @dataclass
@@ -59,7 +62,7 @@ class JobRepository:
             defaults={"status": ExecutionStatus.STARTED, "execution_context": resume_from or {},
                       "started_at": Now()},
         )  # fmt: skip
-        if not created and row.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.ABANDONED):
+        if not created and row.status not in STEP_DONE_STATUSES:
             StepExecution.objects.filter(pk=row.pk).update(
                 status=ExecutionStatus.STARTED, finished_at=None, error="", heartbeat_at=Now()
             )
@@ -136,8 +139,7 @@ class JobRepository:
             )  # fmt: skip
             StepExecution.objects.filter(
                 execution_id=self.execution_id, step_name=step_name,
-                status__in=(ExecutionStatus.FAILED, ExecutionStatus.STOPPED,
-                            ExecutionStatus.STARTED),
+                status__in=PARTITION_REQUEUED_STATUSES,
             ).exclude(partition="").update(status=ExecutionStatus.QUEUED)  # fmt: skip
         return list(
             StepExecution.objects.filter(
@@ -167,11 +169,9 @@ class JobRepository:
     def partitions_requeue_silent(self, step_name: str, *, silent_for: timedelta) -> int:
         """Partitions whose worker stopped heartbeating go back to the queue, to resume from
         their last checkpoint on another worker."""
-        from batchjobs.models.clock import database_now
-
         return StepExecution.objects.filter(
             execution_id=self.execution_id, step_name=step_name, status=ExecutionStatus.STARTED,
-            heartbeat_at__lt=database_now() - silent_for,
+            heartbeat_at__lt=Now() - silent_for,  # the database's clock, as the heartbeats
         ).exclude(partition="").update(status=ExecutionStatus.QUEUED)  # fmt: skip
 
     def partitions_summary(self, step_name: str) -> dict[str, int]:

@@ -11,7 +11,9 @@ from batchjobs.batch.registry import batch_job_get
 from batchjobs.batch.repository import JobRepository
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
 
+from .heartbeat import heartbeat
 from .outcome import AttemptOutcome
+from .publish import EXECUTE_PARTITION_TASK, task_send
 
 
 def _runner(execution: BatchLog) -> JobRunner | None:
@@ -68,12 +70,11 @@ def partition_work(*, execution_id: int, step_name: str) -> int:
 
 
 def _partitions_publish(execution: BatchLog, step_name: str, count: int) -> None:
-    from batchjobs.tasks import execute_partition
-
     job = execution.job
     for _ in range(count):
-        execute_partition.apply_async(
-            args=[execution.pk, step_name],
+        task_send(
+            EXECUTE_PARTITION_TASK,
+            [execution.pk, step_name],
             queue=job.queue,
             priority=job.priority,
             time_limit=job.timeout_seconds + settings.BATCHJOBS_HARD_TIMEOUT_GRACE_SECONDS,
@@ -82,8 +83,6 @@ def _partitions_publish(execution: BatchLog, step_name: str, count: int) -> None
 
 @contextmanager
 def _partition_heartbeat(step_execution_id: int) -> Iterator[None]:
-    from .runner import heartbeat
-
     heartbeat.watch_step(step_execution_id)
     try:
         yield

@@ -18,6 +18,8 @@ from django.db.models import F, Max, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
+from batchjobs.batch.repository import COUNTERS
+from batchjobs.errors import Conflict
 from batchjobs.models import (
     AttemptStatus,
     BatchAttempt,
@@ -25,13 +27,19 @@ from batchjobs.models import (
     BatchLog,
     ExecutionStatus,
     JobNotification,
+    StepExecution,
 )
 from batchjobs.models.clock import database_now
-from batchjobs.models.execution import RUNNING_STATUSES
+from batchjobs.models.execution import (
+    ACTIVE_STATUSES,
+    RESTARTABLE_STATUSES,
+    RUNNING_STATUSES,
+    STEP_DONE_STATUSES,
+)
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.models.set_aside import row_isolated, set_aside_reason
-from batchjobs.services.notifications import notifications_execution_ended
 
+from .hooks import execution_ended
 from .outcome import AttemptOutcome
 from .retry import retry_delay
 
@@ -296,10 +304,11 @@ def execution_attempt_recorded(
 def _after_finish(*, execution: BatchLog, job: BatchJob, status: ExecutionStatus) -> None:
     if execution.exclusive:
         transaction.on_commit(lambda: _hand_over(job_id=execution.job_id, ended_id=execution.pk))
-    # A worker's cached job knows whether it notifies; any other job is looked up.
+    # The hooks tell the job's notifications (registered by apps.py): a worker's cached job
+    # knows whether it has any, which spares the hot path a call per run; any other job is
+    # looked up. A hook never fails the job: robust, so an error there is only logged.
     if getattr(job, "notifies", True):
-        # Notifications never fail the job: robust, so an error there is only logged.
-        transaction.on_commit(lambda: notifications_execution_ended(
+        transaction.on_commit(lambda: execution_ended(
             execution_id=execution.pk, status=status), robust=True)  # fmt: skip
 
 
@@ -483,3 +492,105 @@ def executions_set_aside_unsent(*, errors: Mapping[int, BaseException]) -> int:
             set_aside_reason=reason,
         )
     return set_aside
+
+
+# --- an operator's transitions (services/operator.py is the door to them) ------------------
+
+
+def execution_stop_request(*, execution_id: int) -> tuple[ExecutionStatus, ExecutionStatus] | None:
+    """A QUEUED execution stops at once (STOPPED); a STARTED one is asked to (STOPPING), and
+    its attempt ends it. Returns the change made, None if it was asked before (STOPPING).
+    Conflict if it cannot be stopped."""
+    if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED).update(
+        status=ExecutionStatus.STOPPED, error="stopped by an operator before it started"
+    ):
+        return ExecutionStatus.QUEUED, ExecutionStatus.STOPPED
+    if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.STARTED).update(
+        status=ExecutionStatus.STOPPING
+    ):
+        return ExecutionStatus.STARTED, ExecutionStatus.STOPPING
+    status = BatchLog.objects.filter(pk=execution_id).values_list("status", flat=True).first()
+    if status != ExecutionStatus.STOPPING:
+        raise Conflict(f"execution {execution_id} is {status}; it cannot be stopped")
+    return None
+
+
+def execution_set_abandoned(*, execution_id: int) -> ExecutionStatus:
+    """STOPPED or FAILED -> ABANDONED, never restartable; its unfinished steps are ABANDONED
+    too, so that a restart of the instance does not run them. Returns the status it had.
+    Conflict if it is in another status. Call inside a transaction."""
+    status = (
+        BatchLog.objects.select_for_update()
+        .filter(pk=execution_id)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if status not in RESTARTABLE_STATUSES or not BatchLog.objects.filter(
+        pk=execution_id, status=status
+    ).update(status=ExecutionStatus.ABANDONED):
+        raise Conflict(
+            f"execution {execution_id} is {status}; "
+            "only STOPPED or FAILED executions can be abandoned"
+        )
+    StepExecution.objects.filter(execution_id=execution_id).exclude(
+        status=ExecutionStatus.COMPLETED
+    ).update(status=ExecutionStatus.ABANDONED)
+    return ExecutionStatus(status)
+
+
+@dataclass(frozen=True)
+class RestartPlan:
+    """What the restart of an execution starts with: the instance's key, and the context to
+    resume from (the steps done, each unfinished step's checkpoint)."""
+
+    instance_key: str
+    execution_context: dict
+
+
+def execution_restart_prepare(*, source: BatchLog) -> RestartPlan:
+    """Check that `source` may be restarted (FAILED or STOPPED, and not restarted already),
+    and give the restart's key and context. Call inside a transaction; Conflict if not."""
+    if source.status not in RESTARTABLE_STATUSES:
+        raise Conflict(
+            f"execution {source.pk} is {source.status}; only FAILED or STOPPED ones restart"
+        )
+    key = source.instance_key or f"run-{source.pk}"
+    if not source.instance_key:
+        BatchLog.objects.filter(pk=source.pk).update(instance_key=key)
+    later = BatchLog.objects.filter(instance_key=key, pk__gt=source.pk)
+    if later.filter(Q(status__in=ACTIVE_STATUSES) | Q(status=ExecutionStatus.COMPLETED)).exists():
+        raise Conflict(f"execution {source.pk} was already restarted")
+    done = set(
+        StepExecution.objects.filter(
+            execution__instance_key=key, partition="", status__in=STEP_DONE_STATUSES
+        ).values_list("step_name", flat=True)
+    )
+    done |= set((source.execution_context or {}).get("restart", {}).get("done_steps", []))
+    resume = {
+        row.step_name: row.execution_context
+        for row in StepExecution.objects.filter(execution=source, partition="").exclude(
+            status__in=STEP_DONE_STATUSES
+        )
+    }
+    context = {
+        "job": (source.execution_context or {}).get("job", {}),
+        "restart": {"done_steps": sorted(done), "resume": resume},
+    }
+    return RestartPlan(instance_key=key, execution_context=context)
+
+
+def execution_partitions_carry(*, source: BatchLog, restarted: BatchLog) -> None:
+    """Give a restart the partitions of `source`: the completed ones as they are, the others
+    QUEUED, to start again from their checkpoints."""
+    rows = StepExecution.objects.filter(execution=source).exclude(partition="")
+    StepExecution.objects.bulk_create(
+        StepExecution(
+            execution=restarted, step_name=row.step_name, partition=row.partition,
+            status=ExecutionStatus.COMPLETED if row.status == ExecutionStatus.COMPLETED
+            else ExecutionStatus.QUEUED,
+            execution_context=row.execution_context,
+            **({name: getattr(row, name) for name in COUNTERS}
+               if row.status == ExecutionStatus.COMPLETED else {}),
+        )
+        for row in rows
+    )  # fmt: skip

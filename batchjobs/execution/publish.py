@@ -8,6 +8,9 @@ apply_async, for under 30 µs a message instead of 500.
 
 A route Celery or Redis refuses fails the messages of that route only: they are returned with
 the error, and the others are sent. A broker outage raises: the caller tries again later.
+
+Execution sits below the Celery tasks (DESIGN.md §5): this module, the one that publishes,
+sends them by the names batchjobs/tasks.py registers, from the app's registry.
 """
 
 import base64
@@ -16,10 +19,11 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from celery import Task, current_app
 from django.conf import settings
 from kombu.utils.json import dumps
 
@@ -32,6 +36,23 @@ LPUSH_MAX_VALUES = 1000
 # Messages the relay reads of one queue to learn which executions it holds (10,000 take some
 # 30-60 ms to fetch and scan). A longer queue is not read.
 BROKER_READ_MAX_MESSAGES = 50_000
+
+# The tasks sent from here, by their permanent names in batchjobs/tasks.py.
+EXECUTE_TASK = "batchjobs.execute"
+EXECUTE_PARTITION_TASK = "batchjobs.execute_partition"
+NOTIFICATION_SEND_TASK = "batchjobs.notification_send"
+
+
+def _task(name: str) -> Task:
+    """The task registered as `name` (the registry is filled when the app is finalised, by
+    the autodiscovery of config/celery_app.py)."""
+    return current_app.tasks[name]
+
+
+def task_send(name: str, args: Sequence[Any], **options: Any) -> None:
+    """One message for the task registered as `name`; `options` are apply_async's (queue,
+    priority, time_limit...). Raises if the broker is away: the caller decides what then."""
+    _task(name).apply_async(args=list(args), **options)
 
 
 class Route(NamedTuple):
@@ -73,8 +94,7 @@ def executions_publish(
     Returns the executions not sent, with the error their route raised: the messages of a
     route Celery or Redis refuses (a queue name whose key holds something else, a value that
     cannot be serialised) fail alone. A broker outage raises, whatever was sent."""
-    from batchjobs.tasks import execute
-
+    execute = _task(EXECUTE_TASK)
     execution_ids = sorted(execution_ids)
     if routes is None:
         routes = {
@@ -137,8 +157,6 @@ def _broker_outage(error: BaseException, outages: tuple[type[BaseException], ...
 def queue_depths() -> dict[str, int]:
     """Messages waiting in each queue that jobs use (and the default queue), summed over the
     Redis lists kombu keeps per priority step."""
-    from celery import current_app
-
     queues = set(BatchJob.objects.order_by().values_list("queue", flat=True).distinct())
     queues.add(settings.CELERY_TASK_DEFAULT_QUEUE)
     with current_app.connection_for_read() as connection:
@@ -188,11 +206,9 @@ def broker_holdings(*, queues: Collection[str], taken_within_seconds: float) -> 
     are read first, not to fetch 50 MB for nothing): its executions wait their turn as before,
     unread. If more messages than that are unacked, the reserved ones are unknown and every
     non-empty queue is left unread."""
-    from batchjobs.tasks import execute
-
     if not queues:
         return BrokerHoldings(frozenset(), frozenset())
-    with execute.app.connection_for_read() as connection:
+    with current_app.connection_for_read() as connection:
         channel = connection.default_channel
         if connection.transport.driver_type != "redis":  # only Redis is used (DESIGN.md §1)
             return BrokerHoldings(frozenset(), frozenset())
@@ -244,7 +260,7 @@ def broker_holdings(*, queues: Collection[str], taken_within_seconds: float) -> 
     return BrokerHoldings(frozenset(held), frozenset(unread))
 
 
-_EXECUTE_TASK = b'"task": "batchjobs.execute"'
+_EXECUTE_TASK_FIELD = f'"task": "{EXECUTE_TASK}"'.encode()
 _BODY_FIELD = b'"body": "'
 
 
@@ -252,7 +268,7 @@ def _execution_id(raw: bytes) -> int | None:
     """The execution id in a message of batchjobs.execute, as kombu serialises it (alone, or
     inside an unacked entry), else None. Only the start of the body is decoded: its first 24
     bytes hold `[[<id>], ` for any id, about 0.6 µs a message against 7 to parse it all."""
-    if _EXECUTE_TASK not in raw or (start := raw.find(_BODY_FIELD)) < 0:
+    if _EXECUTE_TASK_FIELD not in raw or (start := raw.find(_BODY_FIELD)) < 0:
         return None
     start += len(_BODY_FIELD)
     try:

@@ -1,103 +1,27 @@
 """One attempt of one execution, from claim to recorded outcome. Called by the Celery task."""
 
 import logging
-import os
-import threading
 import time
 from contextlib import suppress
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
-from django.db.models.functions import Now
 
-from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus, StepExecution
+from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
 from batchjobs.models.job import JobKind
 from batchjobs.models.set_aside import DATABASE_OUTAGES
 
 from .batch_job import run_batch_job
 from .handler_job import run_handler_job
+from .heartbeat import heartbeat
 from .http_job import run_http_job
-from .lifecycle import (
-    execution_attempt_recorded,
-    execution_claim,
-    execution_finish_attempt,
-    execution_heartbeat,
-)
+from .lifecycle import execution_attempt_recorded, execution_claim, execution_finish_attempt
 from .outcome import AttemptOutcome
-from .timeout import AttemptStopped, AttemptTimeout, request_stop, time_limit
+from .timeout import AttemptStopped, AttemptTimeout, time_limit
 
 logger = logging.getLogger(__name__)
 
 
-class _Heartbeat:
-    """One daemon thread per worker process beats for every attempt running in it, so that a
-    run costs no thread start; progress reported by the job rides along with the beat."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[int, tuple[int, tuple[int, int | None] | None]] = {}
-        self._interruptible: set[int] = set()
-        self._steps: set[int] = set()
-        self._owner_pid: int | None = None
-
-    def watch(self, execution_id: int, attempt: int, *, interruptible: bool) -> None:
-        """Beat for the attempt; if `interruptible`, an operator's stop interrupts it (a batch
-        job instead stops itself at its next chunk boundary)."""
-        with self._lock:
-            self._running[execution_id] = (attempt, None)
-            if interruptible:
-                self._interruptible.add(execution_id)
-            self._start_thread()
-
-    def watch_step(self, step_execution_id: int) -> None:
-        """Beat for a partition running here, for the partitioned step's master to see."""
-        with self._lock:
-            self._steps.add(step_execution_id)
-            self._start_thread()
-
-    def unwatch_step(self, step_execution_id: int) -> None:
-        with self._lock:
-            self._steps.discard(step_execution_id)
-
-    def _start_thread(self) -> None:
-        if self._owner_pid != os.getpid():  # first use in this (possibly forked) process
-            self._owner_pid = os.getpid()
-            threading.Thread(target=self._loop, name="batchjobs-heartbeat", daemon=True).start()
-
-    def progress(self, execution_id: int, done: int, total: int | None) -> None:
-        with self._lock:
-            if execution_id in self._running:
-                self._running[execution_id] = (self._running[execution_id][0], (done, total))
-
-    def unwatch(self, execution_id: int) -> None:
-        with self._lock:
-            self._running.pop(execution_id, None)
-            self._interruptible.discard(execution_id)
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(settings.BATCHJOBS_HEARTBEAT_SECONDS)
-            with self._lock:
-                running, interruptible = dict(self._running), set(self._interruptible)
-                steps = list(self._steps)
-            if not running and not steps:
-                connections.close_all()  # idle: hold no database session (this thread's only)
-                continue
-            try:
-                for execution_id, (attempt, progress) in running.items():
-                    status = execution_heartbeat(
-                        execution_id=execution_id, attempt=attempt, progress=progress
-                    )
-                    if status == ExecutionStatus.STOPPING and execution_id in interruptible:
-                        request_stop()
-                if steps:
-                    StepExecution.objects.filter(pk__in=steps).update(heartbeat_at=Now())
-            except Exception:  # a database blip must not end the thread
-                logger.exception("heartbeat failed")
-                connections.close_all()
-
-
-heartbeat = _Heartbeat()
 HTTP_SIGNAL_MARGIN = 1.0
 # Recording an outcome through a database outage: first pause, and the longest.
 RECORD_FIRST_PAUSE_SECONDS = 0.5

@@ -2,7 +2,6 @@
 
 import os
 import time
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -124,25 +123,3 @@ def _database_identity(alias: str) -> tuple[str, str, str, str]:
     if vendor == "sqlite" and name and not name.startswith(("file:", ":memory:")):
         name = os.path.realpath(name)
     return (vendor, host, port, name)
-
-
-@handler(
-    "purge_logs",
-    schema={
-        "type": "object",
-        "properties": {
-            "older_than_days": {"type": "number", "exclusiveMinimum": 0},
-            "batch_size": {"type": "integer", "minimum": 1, "maximum": 100000},
-        },
-        "required": ["older_than_days"],
-        "additionalProperties": False,
-    },
-)
-def purge_logs(ctx: HandlerContext, *, older_than_days: float, batch_size: int = 1000) -> dict:
-    """Delete finished executions (and their attempts and steps) older than the given age."""
-    from batchjobs.services.executions import execution_purge_finished
-
-    deleted = execution_purge_finished(
-        older_than=timedelta(days=older_than_days), batch_size=batch_size
-    )
-    return {"deleted": deleted}

@@ -17,13 +17,32 @@ class ExecutionStatus(models.TextChoices):
     SKIPPED = "SKIPPED"
 
 
+# Every set of statuses the code asks about, here beside the enum (execution/lifecycle.py makes
+# the transitions between them).
+# An attempt owns the execution (a worker claimed it and heartbeats).
 RUNNING_STATUSES = (ExecutionStatus.STARTED, ExecutionStatus.STOPPING)
+# Not ended yet: waiting for a worker, or running.
+ACTIVE_STATUSES = (ExecutionStatus.QUEUED, *RUNNING_STATUSES)
+# Ended: no attempt runs again (an operator may still abandon a FAILED or STOPPED one, or
+# restart it as a new execution).
 FINAL_STATUSES = (
     ExecutionStatus.STOPPED,
     ExecutionStatus.COMPLETED,
     ExecutionStatus.FAILED,
     ExecutionStatus.ABANDONED,
     ExecutionStatus.SKIPPED,
+)
+# An operator may stop these (a running one is asked to, STOPPING).
+STOPPABLE_STATUSES = (ExecutionStatus.QUEUED, ExecutionStatus.STARTED)
+# A restart resumes these, and abandoning one makes it final for good.
+RESTARTABLE_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.STOPPED)
+# Steps (and partitions) a restart of the instance does not run again.
+STEP_DONE_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.ABANDONED)
+# Partitions a later attempt of their step puts back in the queue.
+PARTITION_REQUEUED_STATUSES = (
+    ExecutionStatus.FAILED,
+    ExecutionStatus.STOPPED,
+    ExecutionStatus.STARTED,
 )
 
 

@@ -15,14 +15,17 @@ from django.db.models.functions import TruncHour
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, StepExecution
 from batchjobs.models.clock import database_now
-from batchjobs.models.execution import FINAL_STATUSES, RUNNING_STATUSES
+from batchjobs.models.execution import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    RESTARTABLE_STATUSES,
+    RUNNING_STATUSES,
+    STOPPABLE_STATUSES,
+)
 from batchjobs.selectors import Liveness, SetAsideCounts, liveness, set_aside_counts
-
-from .operator import ACTIVE_STATUSES, RESTARTABLE_STATUSES
 
 WINDOW = timedelta(hours=24)
 DURATION_ROWS_LIMIT = 20_000
-STOPPABLE_STATUSES = (ExecutionStatus.QUEUED, ExecutionStatus.STARTED)
 
 
 # --- counts, due, failures -------------------------------------------------------------------

@@ -1,12 +1,10 @@
-"""Starting executions by hand, relaying their messages, and purging old ones."""
+"""Starting executions by hand, and relaying their messages."""
 
 import logging
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from batchjobs.batch.registry import batch_job_get, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
@@ -24,8 +22,6 @@ from batchjobs.execution.publish import (
 from batchjobs.handlers.registry import handler_get, handler_params_errors
 from batchjobs.models import AuditAction, BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
 from batchjobs.models.clock import database_now
-from batchjobs.models.execution import FINAL_STATUSES
-from batchjobs.models.set_aside import DATABASE_OUTAGES, set_aside_reason
 
 from .audit import audit_record
 from .permissions import job_handler_permission_check
@@ -133,86 +129,3 @@ def executions_relay() -> int:
         logger.warning("relay: setting aside %d executions it cannot send", len(refused))
         executions_set_aside_unsent(errors=refused)
     return len(due) - len(refused)
-
-
-def execution_purge_finished(
-    *, older_than: timedelta, batch_size: int = 1000, jobs: Q | None = None
-) -> int:
-    """Delete finished executions (with their attempts and steps) created before
-    now - older_than, of the `jobs` matched (all by default), a batch per transaction, so that
-    no lock is held for long. An execution the database will not delete (a table of another
-    application still refers to it, say) is set aside with the error, and the others go; it
-    is left alone from then on. Returns how many were deleted."""
-    now = database_now()
-    try:
-        cutoff = now - older_than
-    except OverflowError:  # kept for longer than the calendar goes back: nothing has expired
-        return 0
-    expired = BatchLog.objects.filter(
-        created_at__lt=cutoff, status__in=FINAL_STATUSES, set_aside_at__isnull=True
-    )
-    if jobs is not None:
-        expired = expired.filter(jobs)
-    deleted, after = 0, 0
-    while True:
-        # In id order from where the last batch ended: a row that outlives its batch (whatever
-        # kept it) is not read again in this pass.
-        batch = list(
-            expired.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size]
-        )
-        if not batch:
-            return deleted
-        after = batch[-1]
-        try:
-            with transaction.atomic():
-                deleted += _delete_executions(batch)
-        except DATABASE_OUTAGES:
-            raise
-        except Exception:  # one row's refusal fails its whole batch: delete them one by one
-            deleted += _purge_each(batch, now=now)
-
-
-def _delete_executions(ids: list[int]) -> int:
-    _, counts = BatchLog.objects.filter(pk__in=ids).delete()
-    return counts.get(BatchLog._meta.label, 0)
-
-
-def _purge_each(ids: list[int], *, now: datetime) -> int:
-    deleted = 0
-    for pk in ids:
-        try:
-            with transaction.atomic():
-                deleted += _delete_executions([pk])
-        except DATABASE_OUTAGES:
-            raise
-        except Exception as error:
-            logger.error("execution %s set aside: purging it raised", pk, exc_info=error)
-            BatchLog.objects.filter(pk=pk).update(
-                set_aside_at=now, set_aside_reason=set_aside_reason(error)
-            )
-    return deleted
-
-
-def executions_purge_expired(*, batch_size: int = 1000) -> int:
-    """Housekeeping: purge what each job keeps no longer, by its retention_days or else
-    BATCHJOBS_RETENTION_DAYS. Returns how many executions were deleted."""
-    deleted = execution_purge_finished(
-        older_than=timedelta(days=settings.BATCHJOBS_RETENTION_DAYS),
-        batch_size=batch_size,
-        jobs=Q(job__retention_days__isnull=True),
-    )
-    periods = (
-        BatchJob.objects.filter(retention_days__isnull=False)
-        .order_by()
-        .values_list("retention_days", flat=True)
-        .distinct()
-    )
-    for days in periods:
-        try:
-            older_than = timedelta(days=days)
-        except OverflowError:  # longer than a timedelta holds: nothing of these jobs expires
-            continue
-        deleted += execution_purge_finished(
-            older_than=older_than, batch_size=batch_size, jobs=Q(job__retention_days=days)
-        )
-    return deleted

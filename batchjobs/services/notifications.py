@@ -24,8 +24,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 
-from batchjobs.errors import InvalidInput
-from batchjobs.execution.http_client import http_call, url_errors
+from batchjobs.http.client import http_call
+from batchjobs.http.guard import url_errors
 from batchjobs.models import (
     AuditAction,
     BatchLog,
@@ -43,6 +43,7 @@ from batchjobs.models.set_aside import row_isolated
 from batchjobs.rules.masking import text_url_masked
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
+from .validation import instance_validate
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +98,9 @@ def notification_validate(*, notification: JobNotification) -> None:
 
 def notification_save(*, notification: JobNotification, user=None) -> JobNotification:
     notification.target = (notification.target or "").strip()
-    try:
-        notification.full_clean()
-    except DjangoValidationError as exc:
-        raise InvalidInput(exc.message_dict) from exc
+    instance_validate(
+        notification, validate=lambda: notification_validate(notification=notification)
+    )
     before = audit_stored(notification)
     with transaction.atomic():
         notification.save()
@@ -189,10 +189,10 @@ def _claim(notification: JobNotification, event: str, **about: Any) -> Notificat
 
 
 def _enqueue(sent_id: int) -> None:
-    from batchjobs.tasks import notification_send
+    from batchjobs.execution.publish import NOTIFICATION_SEND_TASK, task_send
 
     try:
-        notification_send.delay(sent_id)
+        task_send(NOTIFICATION_SEND_TASK, [sent_id])
     except Exception:  # the broker is away: notifications_relay_pending sends it later
         logger.warning("could not enqueue notification %s; it will be relayed", sent_id)
 

@@ -1,16 +1,23 @@
-"""The JobOperator (after Spring Batch's): start, stop, restart and abandon executions, and
-read their summaries. The API, the admin and the command line all come through here."""
+"""The JobOperator (after Spring Batch's): start, stop, restart and abandon executions of every
+kind of job, and read their summaries. The one door for these operations: the admin, the API
+and the command line all come through here (the status changes themselves are made by
+batchjobs.execution.lifecycle)."""
 
 import hashlib
 import json
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 
 from batchjobs.batch.registry import batch_job_get, batch_job_names
 from batchjobs.batch.repository import COUNTERS
 from batchjobs.errors import Conflict, NotFound
+from batchjobs.execution.lifecycle import (
+    execution_partitions_carry,
+    execution_restart_prepare,
+    execution_set_abandoned,
+    execution_stop_request,
+)
 from batchjobs.models import (
     AuditAction,
     BatchJob,
@@ -20,14 +27,11 @@ from batchjobs.models import (
     StepExecution,
     Trigger,
 )
-from batchjobs.models.execution import RUNNING_STATUSES
+from batchjobs.models.execution import ACTIVE_STATUSES, RESTARTABLE_STATUSES
 
 from .audit import audit_record
 from .executions import execution_params, execution_start
 from .jobs import job_create
-
-ACTIVE_STATUSES = (ExecutionStatus.QUEUED, *RUNNING_STATUSES)
-RESTARTABLE_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.STOPPED)
 
 
 def job_names() -> list[str]:
@@ -61,10 +65,17 @@ def instance_key(job: BatchJob, params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def start(job_name: str, params: dict[str, Any] | None = None, *, user=None,
-          trigger: Trigger = Trigger.API, idempotency_key: str = "") -> BatchLog:  # fmt: skip
-    """Start a job now. For a batch job this is a new job instance: refused if the instance
-    already completed, is running, or failed (restart that execution instead)."""
+def job_start(
+    *,
+    job_name: str,
+    params: dict[str, Any] | None = None,
+    user=None,
+    trigger: Trigger = Trigger.API,
+    idempotency_key: str = "",
+) -> BatchLog:
+    """Start a job now: the one door for every start by hand, from the admin, the API and the
+    command line. For a batch job this is a new job instance: refused if the instance already
+    completed, is running, or failed (restart that execution instead)."""
     job = _job(job_name, user=user)
     if job.kind != JobKind.BATCH:
         return execution_start(job=job, trigger=trigger, params=params, user=user,
@@ -101,7 +112,7 @@ def start(job_name: str, params: dict[str, Any] | None = None, *, user=None,
                                idempotency_key=idempotency_key, instance_key=key)  # fmt: skip
 
 
-def start_next_instance(job_name: str, *, user=None) -> BatchLog:
+def job_start_next_instance(*, job_name: str, user=None) -> BatchLog:
     """Start the instance after the last one, with the parameters its incrementer makes."""
     job = _job(job_name, user=user)
     registered = batch_job_get(job.batch_job_name) if job.kind == JobKind.BATCH else None
@@ -109,119 +120,50 @@ def start_next_instance(job_name: str, *, user=None) -> BatchLog:
         raise Conflict(f"{job_name} has no parameter incrementer, so it has no next instance")
     last = BatchLog.objects.filter(job=job).exclude(instance_key="").order_by("-pk").first()
     params = registered.incrementer(dict(last.params) if last else dict(job.params))
-    return start(job_name, params, user=user)
+    return job_start(job_name=job_name, params=params, user=user)
 
 
-def stop(execution_id: int, *, user=None) -> BatchLog:
+def execution_stop(*, execution_id: int, user=None) -> BatchLog:
     """A queued execution stops at once; a running one is asked to (STOPPING), and ends
     STOPPED at its next chunk boundary, or at once for an HTTP or handler job."""
     execution = _execution(execution_id)
     with transaction.atomic():
-        if BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.QUEUED).update(
-            status=ExecutionStatus.STOPPED, error="stopped by an operator before it started"
-        ):
-            changed = [ExecutionStatus.QUEUED, ExecutionStatus.STOPPED]
-        elif BatchLog.objects.filter(pk=execution.pk, status=ExecutionStatus.STARTED).update(
-            status=ExecutionStatus.STOPPING
-        ):
-            changed = [ExecutionStatus.STARTED, ExecutionStatus.STOPPING]
-        else:
-            execution.refresh_from_db()
-            if execution.status != ExecutionStatus.STOPPING:
-                raise Conflict(
-                    f"execution {execution.pk} is {execution.status}; it cannot be stopped"
-                )
-            changed = None  # asked before: nothing new to record
-        if changed:
+        changed = execution_stop_request(execution_id=execution.pk)
+        if changed:  # None: asked before, nothing new to record
             audit_record(action=AuditAction.STOPPED, obj=execution, user=user,
-                         changes={"status": changed})  # fmt: skip
+                         changes={"status": list(changed)})  # fmt: skip
     execution.refresh_from_db()
     return execution
 
 
-def restart(execution_id: int, *, user=None) -> BatchLog:
+def execution_restart(*, execution_id: int, user=None) -> BatchLog:
     """A new execution of the same instance: completed steps are not run again, an unfinished
     step resumes from its last checkpoint, partitions that completed are kept."""
     source = _execution(execution_id)
-    if source.status not in RESTARTABLE_STATUSES:
-        raise Conflict(
-            f"execution {source.pk} is {source.status}; only FAILED or STOPPED ones restart"
-        )
     with transaction.atomic():
-        key = source.instance_key or f"run-{source.pk}"
-        if not source.instance_key:
-            BatchLog.objects.filter(pk=source.pk).update(instance_key=key)
-        later = BatchLog.objects.filter(instance_key=key, pk__gt=source.pk)
-        taken = Q(status__in=ACTIVE_STATUSES) | Q(status=ExecutionStatus.COMPLETED)
-        if later.filter(taken).exists():
-            raise Conflict(f"execution {source.pk} was already restarted")
-        done, resume = _restart_state(source, key)
+        plan = execution_restart_prepare(source=source)
         restarted = execution_start(
             job=source.job, trigger=Trigger.RESTART, params=source.params, user=user,
-            instance_key=key, restart_of=source,
-            execution_context={"job": (source.execution_context or {}).get("job", {}),
-                               "restart": {"done_steps": sorted(done), "resume": resume}},
+            instance_key=plan.instance_key, restart_of=source,
+            execution_context=plan.execution_context,
         )  # fmt: skip
-        _carry_partitions(source, restarted)
+        execution_partitions_carry(source=source, restarted=restarted)
     return restarted
 
 
-def _restart_state(source: BatchLog, key: str) -> tuple[set[str], dict[str, dict]]:
-    done: set[str] = set()
-    for row in StepExecution.objects.filter(execution__instance_key=key, partition="").filter(
-        status__in=(ExecutionStatus.COMPLETED, ExecutionStatus.ABANDONED)
-    ):
-        done.add(row.step_name)
-    done |= set((source.execution_context or {}).get("restart", {}).get("done_steps", []))
-    resume = {
-        row.step_name: row.execution_context
-        for row in StepExecution.objects.filter(execution=source, partition="").exclude(
-            status__in=(ExecutionStatus.COMPLETED, ExecutionStatus.ABANDONED)
-        )
-    }
-    return done, resume
-
-
-def _carry_partitions(source: BatchLog, restarted: BatchLog) -> None:
-    """Completed partitions are carried over as they are; the others start again from their
-    checkpoints."""
-    rows = StepExecution.objects.filter(execution=source).exclude(partition="")
-    StepExecution.objects.bulk_create(
-        StepExecution(
-            execution=restarted, step_name=row.step_name, partition=row.partition,
-            status=ExecutionStatus.COMPLETED if row.status == ExecutionStatus.COMPLETED
-            else ExecutionStatus.QUEUED,
-            execution_context=row.execution_context,
-            **({name: getattr(row, name) for name in COUNTERS}
-               if row.status == ExecutionStatus.COMPLETED else {}),
-        )
-        for row in rows
-    )  # fmt: skip
-
-
-def abandon(execution_id: int, *, user=None) -> BatchLog:
+def execution_abandon(*, execution_id: int, user=None) -> BatchLog:
     """Mark a STOPPED or FAILED execution ABANDONED: never restartable; its unfinished steps
     are ABANDONED too and a restart of the instance will not run them."""
     execution = _execution(execution_id)
     with transaction.atomic():
-        if not BatchLog.objects.filter(pk=execution.pk, status__in=RESTARTABLE_STATUSES).update(
-            status=ExecutionStatus.ABANDONED
-        ):
-            execution.refresh_from_db()
-            raise Conflict(
-                f"execution {execution.pk} is {execution.status}; "
-                "only STOPPED or FAILED executions can be abandoned"
-            )
-        StepExecution.objects.filter(execution=execution).exclude(
-            status=ExecutionStatus.COMPLETED
-        ).update(status=ExecutionStatus.ABANDONED)
+        was = execution_set_abandoned(execution_id=execution.pk)
         audit_record(action=AuditAction.ABANDONED, obj=execution, user=user,
-                     changes={"status": [execution.status, ExecutionStatus.ABANDONED]})  # fmt: skip
+                     changes={"status": [was, ExecutionStatus.ABANDONED]})  # fmt: skip
     execution.refresh_from_db()
     return execution
 
 
-def running_executions(job_name: str) -> list[int]:
+def job_running_executions(*, job_name: str) -> list[int]:
     if not BatchJob.objects.filter(name=job_name).exists():
         raise NotFound(f"no job named {job_name!r}")
     return list(
@@ -231,7 +173,7 @@ def running_executions(job_name: str) -> list[int]:
     )
 
 
-def summary(execution_id: int) -> dict[str, Any]:
+def execution_summary(*, execution_id: int) -> dict[str, Any]:
     execution = _execution(execution_id)
     return {
         "id": execution.pk,
@@ -248,7 +190,7 @@ def summary(execution_id: int) -> dict[str, Any]:
     }
 
 
-def step_summaries(execution_id: int) -> list[dict[str, Any]]:
+def execution_step_summaries(*, execution_id: int) -> list[dict[str, Any]]:
     execution = _execution(execution_id)
     return [
         {

@@ -124,7 +124,9 @@ def test_an_operator_in_a_real_browser(worker, beat, live_server, browser_page, 
     assert execution_status(run_now.pk) == ExecutionStatus.COMPLETED
 
     # --- a running batch job, watched on the dashboard, then stopped -----------------------
-    batch = operator.start("tests.numbers", {"run": 71, "count": 500, "delay": 0.02})
+    batch = operator.job_start(
+        job_name="tests.numbers", params={"run": 71, "count": 500, "delay": 0.02}
+    )
     running_row = dashboard.locator(f"#running tr[data-execution='{batch.pk}']")
     expect(running_row).to_be_visible(timeout=30_000)
     expect(running_row.locator(".bj-progress-text")).to_contain_text("items/s", timeout=30_000)

@@ -7,7 +7,8 @@ from django.db import IntegrityError, connections
 from django.test.utils import CaptureQueriesContext
 
 from batchjobs.errors import InvalidInput
-from batchjobs.handlers.builtin import SQL_RESULT_ROW_LIMIT, fail, noop, purge_logs, sleep, sql
+from batchjobs.execution.retention import purge_logs
+from batchjobs.handlers.builtin import SQL_RESULT_ROW_LIMIT, fail, noop, sleep, sql
 from batchjobs.handlers.registry import NonRetryableError
 from batchjobs.models import (
     AttemptStatus,

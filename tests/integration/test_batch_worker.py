@@ -32,7 +32,7 @@ def load_step(execution_id: int) -> StepExecution:
 def test_stop_during_a_chunk_step_then_restart_writes_every_item_once(worker, job):
     # given a slow import: 200 items, 5 per chunk, 20 ms per item (the second job reads each
     # chunk while the one before is written: a stop must discard what it read ahead)
-    execution = operator.start(job, {"run": 1, "count": 200, "delay": 0.02})
+    execution = operator.job_start(job_name=job, params={"run": 1, "count": 200, "delay": 0.02})
     wait_until(
         lambda: (
             load_step(execution.pk).commit_count >= 3
@@ -42,7 +42,7 @@ def test_stop_during_a_chunk_step_then_restart_writes_every_item_once(worker, jo
         timeout=30,
     )
     # when stopped mid-step
-    operator.stop(execution.pk)
+    operator.execution_stop(execution_id=execution.pk)
     stopped = ended(execution.pk)
     # then it ends STOPPED at a chunk boundary with what it committed, and nothing more
     assert stopped.status == ExecutionStatus.STOPPED
@@ -52,7 +52,7 @@ def test_stop_during_a_chunk_step_then_restart_writes_every_item_once(worker, jo
     assert written == list(range(1, first_load.write_count + 1))
     assert first_load.write_count % 5 == 0 and 0 < first_load.write_count < 200
     # when restarted, it resumes after the last committed chunk
-    restarted = ended(operator.restart(execution.pk).pk)
+    restarted = ended(operator.execution_restart(execution_id=execution.pk).pk)
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
     assert customer_numbers() == list(range(1, 201))  # every item exactly once
     assert load_step(restarted.pk).write_count == 200 - first_load.write_count
@@ -65,7 +65,9 @@ def test_killing_the_worker_mid_chunk_resumes_from_the_last_committed_chunk(work
     job.queue, job.max_attempts = "victim", 1
     job.save()
     try:
-        execution = operator.start("tests.numbers", {"run": 2, "count": 300, "delay": 0.02})
+        execution = operator.job_start(
+            job_name="tests.numbers", params={"run": 2, "count": 300, "delay": 0.02}
+        )
         wait_until(lambda: StepExecution.objects.filter(execution_id=execution.pk,
                    step_name="load", commit_count__gte=4).exists(), timeout=30)  # fmt: skip
         victim.kill()
@@ -80,7 +82,7 @@ def test_killing_the_worker_mid_chunk_resumes_from_the_last_committed_chunk(work
     # when restarted on the healthy worker
     job.queue = "batchjobs"
     job.save()
-    restarted = ended(operator.restart(execution.pk).pk)
+    restarted = ended(operator.execution_restart(execution_id=execution.pk).pk)
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
     assert customer_numbers() == list(range(1, 301))
 
@@ -88,7 +90,9 @@ def test_killing_the_worker_mid_chunk_resumes_from_the_last_committed_chunk(work
 def test_a_partitioned_step_runs_on_two_workers(worker):
     other = start_worker(concurrency=2)
     try:
-        execution = operator.start("tests.partitioned", {"count": 400, "delay": 0.005})
+        execution = operator.job_start(
+            job_name="tests.partitioned", params={"count": 400, "delay": 0.005}
+        )
         done = ended(execution.pk)
     finally:
         other.stop()
@@ -101,7 +105,9 @@ def test_a_partitioned_step_runs_on_two_workers(worker):
 
 def test_restart_of_a_partitioned_step_reruns_only_unfinished_partitions(worker):
     # p2 holds 201..300; number 250 fails it (no skip policy on the partition step)
-    execution = operator.start("tests.partitioned", {"count": 400, "bad": [250]})
+    execution = operator.job_start(
+        job_name="tests.partitioned", params={"count": 400, "bad": [250]}
+    )
     failed = ended(execution.pk)
     assert failed.status == ExecutionStatus.FAILED
     statuses = dict(StepExecution.objects.filter(execution=failed).exclude(partition="")
@@ -110,7 +116,7 @@ def test_restart_of_a_partitioned_step_reruns_only_unfinished_partitions(worker)
     completed = {name for name, status in statuses.items() if status == ExecutionStatus.COMPLETED}
     assert completed == {"p0", "p1", "p3"}
     # the restart runs p2 alone (it fails again at 250: same parameters), p0, p1, p3 untouched
-    restarted = ended(operator.restart(failed.pk).pk)
+    restarted = ended(operator.execution_restart(execution_id=failed.pk).pk)
     rerun = StepExecution.objects.filter(execution=restarted).exclude(partition="")
     assert dict(rerun.values_list("partition", "status"))["p2"] == ExecutionStatus.FAILED
     assert rerun.get(partition="p2").read_count == 0  # resumed at its checkpoint
@@ -124,7 +130,7 @@ def test_stop_cancels_a_running_handler_job(worker):
     wait_until(lambda: BatchLog.objects.filter(pk=execution.pk, status="STARTED").exists())
     time.sleep(0.5)
     asked = time.monotonic()
-    operator.stop(execution.pk)
+    operator.execution_stop(execution_id=execution.pk)
     stopped = ended(execution.pk, timeout=20)
     assert stopped.status == ExecutionStatus.STOPPED
     assert stopped.attempt_rows.get().status == AttemptStatus.STOPPED
@@ -139,6 +145,6 @@ def test_stop_cancels_a_running_http_call(worker, httpserver):
     httpserver.expect_request("/hang").respond_with_handler(hang)
     execution = start(http_job(httpserver.url_for("/hang"), timeout_seconds=60))
     wait_until(lambda: BatchLog.objects.filter(pk=execution.pk, status="STARTED").exists())
-    operator.stop(execution.pk)
+    operator.execution_stop(execution_id=execution.pk)
     stopped = ended(execution.pk, timeout=20)
     assert stopped.status == ExecutionStatus.STOPPED

@@ -129,10 +129,10 @@ def test_runs_stops_restarts_and_abandons_name_who_did_them(alice):
 
     from_cli = execution_start(job=job, trigger=Trigger.CLI)
     by_hand = execution_start(job=job, trigger=Trigger.MANUAL, user=alice)
-    operator.stop(by_hand.pk, user=alice)  # queued: stops at once
-    restarted = operator.restart(by_hand.pk, user=alice)
-    operator.stop(restarted.pk, user=alice)
-    operator.abandon(restarted.pk, user=alice)
+    operator.execution_stop(execution_id=by_hand.pk, user=alice)  # queued: stops at once
+    restarted = operator.execution_restart(execution_id=by_hand.pk, user=alice)
+    operator.execution_stop(execution_id=restarted.pk, user=alice)
+    operator.execution_abandon(execution_id=restarted.pk, user=alice)
 
     assert [(e.action, e.actor_name) for e in entries(from_cli)] == [(AuditAction.STARTED, "cli")]
     assert [(e.action, e.changes.get("status")) for e in entries(by_hand)] == [
@@ -150,7 +150,7 @@ def test_runs_stops_restarts_and_abandons_name_who_did_them(alice):
 def test_a_refused_operation_records_nothing(alice):
     execution = execution_start(job=handler_job("noop"), trigger=Trigger.API)
     with pytest.raises(Exception, match="only STOPPED or FAILED"):
-        operator.abandon(execution.pk, user=alice)
+        operator.execution_abandon(execution_id=execution.pk, user=alice)
     assert [e.action for e in entries(execution)] == [AuditAction.STARTED]
 
 

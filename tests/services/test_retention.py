@@ -9,8 +9,8 @@ from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from batchjobs.execution.retention import executions_purge_expired
 from batchjobs.models import AttemptStatus, BatchAttempt, BatchLog, ExecutionStatus, StepExecution
-from batchjobs.services.executions import executions_purge_expired
 from config.celery_app import app
 from tests.support.factories import handler_job
 
@@ -126,8 +126,9 @@ def test_an_execution_the_database_will_not_delete_is_set_aside_and_the_others_g
     referred.refresh_from_db()
     assert set(BatchLog.objects.values_list("pk", flat=True)) == {referred.pk}
     assert referred.set_aside_at is not None
+    # (what both engines say: PostgreSQL goes on to name the table, SQLite names nothing)
     assert referred.set_aside_reason.startswith("IntegrityError: ")
-    assert "test_report" in referred.set_aside_reason
+    assert "foreign key constraint" in referred.set_aside_reason.lower()
     # its attempts and steps are still there: its deletion was undone whole
     assert BatchAttempt.objects.filter(execution=referred).exists()
     assert StepExecution.objects.filter(execution=referred).exists()
