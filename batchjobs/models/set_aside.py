@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 DATABASE_OUTAGES = (OperationalError, InterfaceError)
 # Data the database refuses (a value out of range, a violated constraint): it fails a whole
 # multi-row statement, whose rows are then written in smaller groups to find the one refused.
-REFUSED_BY_DATABASE = (DataError, IntegrityError)
+# SQLite's driver refuses an integer past 64 bits itself, with OverflowError, before sending.
+REFUSED_BY_DATABASE = (DataError, IntegrityError, OverflowError)
 SET_ASIDE_REASON_CHARS = 500
 
 

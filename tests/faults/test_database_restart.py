@@ -8,19 +8,19 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connections
 
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
 from tests.support.checker import check_invariants
+from tests.support.engines import postgresql_only
 from tests.support.factories import http_job, start
 from tests.support.processes import PrivatePostgres, start_beat, start_worker, wait_until
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="a PostgreSQL restart: the tests must run on PostgreSQL to point workers at one",
+    postgresql_only(
+        "restarts a PostgreSQL server under the workers; SQLite, a file, has no server to restart"
     ),
 ]
 QUEUE = "faults-db-restart"
