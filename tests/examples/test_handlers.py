@@ -18,6 +18,7 @@ from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
 
 # Autouse: the heartbeat threads' sessions are ended so that the test databases can be dropped.
 from tests.handlers.conftest import no_session_left_on_the_test_databases  # noqa: F401
+from tests.support.engines import postgresql_only
 
 BOTH = ["default", "warehouse"]
 # Real transactions, flushed afterwards: what a handler commits or rolls back on either database
@@ -25,10 +26,6 @@ BOTH = ["default", "warehouse"]
 committing = pytest.mark.django_db(transaction=True, databases=BOTH)
 # Inside the test's transaction, rolled back afterwards: for logic, not for commit or rollback.
 in_test_transaction = pytest.mark.django_db(databases=BOTH)
-
-
-def postgresql_only(reason: str):
-    return pytest.mark.skipif(connections["default"].vendor != "postgresql", reason=reason)
 
 
 overlapping = postgresql_only(

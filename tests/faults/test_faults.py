@@ -11,6 +11,7 @@ from django.db import connection
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
 from batchjobs.models.execution import FINAL_STATUSES
 from tests.support.checker import check_invariants
+from tests.support.engines import postgresql_only
 from tests.support.factories import handler_job, http_job, start
 from tests.support.processes import FAST_RECOVERY_ENV, start_worker, wait_until
 
@@ -114,9 +115,7 @@ def test_4_a_backoff_longer_than_the_visibility_timeout_keeps_its_schedule(beat,
     check_invariants(sink=sink)
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="terminating connections is a PostgreSQL operation"
-)
+@postgresql_only("terminating the database's connections is a PostgreSQL operation")
 def test_7_all_database_connections_killed_nothing_needs_a_restart(beat, sink):
     worker = start_worker(queues=QUEUE, concurrency=2)
     try:
