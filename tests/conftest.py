@@ -3,6 +3,7 @@ from django.conf import settings
 
 from batchjobs.embedded_redis import embedded_redis_start
 from tests.support.processes import PrivateRedis, queue_purge, start_beat, start_worker
+from tests.support.runs import IN_PROCESS_QUEUE
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,6 +20,7 @@ def redis_broker():
         connection.ensure_connection(max_retries=3)
     # Messages left by an earlier, interrupted run would point at ids of another database.
     queue_purge()
+    queue_purge(IN_PROCESS_QUEUE)
     yield
     if process:
         process.terminate()

@@ -9,9 +9,6 @@ from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from batchjobs.execution.runner import execution_run
-from batchjobs.models import BatchLog
-
 READER = ("view_batchjob", "view_batchschedule", "view_batchlog")
 OPERATOR = (
     *READER,
@@ -61,14 +58,3 @@ def api(make_user) -> Callable[[str], APIClient]:
         return client
 
     return client_for
-
-
-@pytest.fixture
-def run_inline() -> Callable[[int], BatchLog]:
-    """Run an execution's attempt here, as a worker would, and return it afterwards."""
-
-    def run(execution_id: int) -> BatchLog:
-        execution_run(execution_id=execution_id, worker="test", task_id="t")
-        return BatchLog.objects.select_related("job").get(pk=execution_id)
-
-    return run

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from tests.support.factories import handler_job
+from tests.support.runs import run_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def record(job, status=ExecutionStatus.COMPLETED, trigger=Trigger.API, **fields)
 
 
 @pytest.fixture
-def failed_batch(api, run_inline) -> BatchLog:
+def failed_batch(api) -> BatchLog:
     """A FAILED execution of tests.numbers (instance run=1): its load step passed the skip
     limit after a committed chunk, so a restart has a checkpoint to resume from."""
     started = api("operator").post(
@@ -32,7 +33,7 @@ def failed_batch(api, run_inline) -> BatchLog:
         {"params": {"run": 1, "count": 12, "bad": [7, 8, 9, 10]}},
         format="json",
     )
-    execution = run_inline(started.json()["executionId"])
+    execution = run_in_process(started.json()["executionId"])
     assert execution.status == ExecutionStatus.FAILED
     return execution
 
@@ -110,12 +111,12 @@ def test_restart_resumes_the_instance_and_a_second_restart_is_a_conflict(api, fa
     assert BatchLog.objects.count() == 2
 
 
-def test_restart_of_a_completed_execution_is_a_conflict(api, run_inline):
+def test_restart_of_a_completed_execution_is_a_conflict(api):
     client = api("operator")
     started = client.post(
         "/api/jobs/tests.numbers/start", {"params": {"run": 2, "count": 3}}, format="json"
     )
-    completed = run_inline(started.json()["executionId"])
+    completed = run_in_process(started.json()["executionId"])
     assert completed.status == ExecutionStatus.COMPLETED
 
     response = client.post(url("restart", completed.pk))

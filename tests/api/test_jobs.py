@@ -13,6 +13,7 @@ from batchjobs.models import (
 )
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
 from tests.support.factories import handler_job, http_job
+from tests.support.runs import run_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -207,13 +208,13 @@ def test_start_of_a_disabled_job_is_a_conflict(api):
     assert not BatchLog.objects.exists()
 
 
-def test_start_of_a_completed_batch_instance_is_a_conflict(api, run_inline):
+def test_start_of_a_completed_batch_instance_is_a_conflict(api):
     # given: instance run=7 of tests.numbers completed
     client = api("operator")
     started = client.post(
         "/api/jobs/tests.numbers/start", {"params": {"run": 7, "count": 3}}, format="json"
     )
-    assert run_inline(started.json()["executionId"]).status == ExecutionStatus.COMPLETED
+    assert run_in_process(started.json()["executionId"]).status == ExecutionStatus.COMPLETED
     job = BatchJob.objects.get(name="tests.numbers")
 
     # when

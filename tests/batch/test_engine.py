@@ -1,52 +1,45 @@
-"""The batch engine in-process (each test runs attempts with execution_run), real database."""
+"""The batch engine in-process (each test runs attempts with run_in_process), real database."""
 
 import pytest
 from django.db import connection
 
 from batchjobs.errors import Conflict
-from batchjobs.execution.runner import execution_run
-from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
+from batchjobs.models import ExecutionStatus, StepExecution
 from batchjobs.services import operator
 from batchjobs_examples.models import ExampleCustomer
 from tests.support import batch_jobs as jobs
 from tests.support.batch_jobs import customer_numbers
+from tests.support.runs import run_in_process, step_execution
 
 pytestmark = pytest.mark.django_db
 
 
-def run(execution: BatchLog) -> BatchLog:
-    execution_run(execution_id=execution.pk, worker="test", task_id="t")
-    return BatchLog.objects.get(pk=execution.pk)
-
-
-def step(execution, name, partition=""):
-    return StepExecution.objects.get(execution=execution, step_name=name, partition=partition)
-
-
 def test_chunk_step_writes_everything_with_counts():
-    execution = run(operator.start("tests.numbers", {"run": 1, "count": 23}))
+    execution = run_in_process(operator.start("tests.numbers", {"run": 1, "count": 23}))
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
-    load = step(execution, "load")
+    load = step_execution(execution, "load")
     assert (load.read_count, load.write_count, load.commit_count) == (23, 23, 5)
     assert customer_numbers() == list(range(1, 24))
     assert execution.execution_context["job"]["customers"] == 23
 
 
 def test_read_and_write_skips_within_the_limit():
-    execution = run(
+    execution = run_in_process(
         operator.start("tests.numbers", {"run": 2, "count": 20, "bad": [3], "poison": [7, 12]})
     )
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
-    load = step(execution, "load")
+    load = step_execution(execution, "load")
     assert (load.read_skip_count, load.write_skip_count) == (1, 2)
     assert load.write_count == 17
     assert customer_numbers() == [n for n in range(1, 21) if n not in (3, 7, 12)]
 
 
 def test_skip_limit_exceeded_fails_with_the_counts():
-    execution = run(operator.start("tests.numbers", {"run": 3, "count": 20, "bad": [1, 2, 3, 4]}))
+    execution = run_in_process(
+        operator.start("tests.numbers", {"run": 3, "count": 20, "bad": [1, 2, 3, 4]})
+    )
     assert execution.status == ExecutionStatus.FAILED
-    load = step(execution, "load")
+    load = step_execution(execution, "load")
     assert load.status == ExecutionStatus.FAILED
     assert load.read_skip_count == 3
     assert "skip limit 3" in load.error
@@ -54,8 +47,8 @@ def test_skip_limit_exceeded_fails_with_the_counts():
 
 
 def test_processor_filters():
-    execution = run(operator.start("tests.odd_numbers", {"count": 9}))
-    load = step(execution, "load")
+    execution = run_in_process(operator.start("tests.odd_numbers", {"count": 9}))
+    load = step_execution(execution, "load")
     assert (load.read_count, load.filter_count, load.write_count) == (9, 4, 5)
     assert customer_numbers() == [1, 3, 5, 7, 9]
 
@@ -67,7 +60,7 @@ def test_item_listeners_see_every_read_process_and_write_in_order():
     jobs._checked_calls.clear()
 
     # when
-    execution = run(operator.start("tests.item_listeners", {"count": 6, "bad": [2]}))
+    execution = run_in_process(operator.start("tests.item_listeners", {"count": 6, "bad": [2]}))
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -80,35 +73,37 @@ def test_item_listeners_see_every_read_process_and_write_in_order():
         ("written", []),
     ]  # fmt: skip
     assert jobs._checked_calls == {1: 1, 3: 2, 5: 1}  # even numbers never reach the second
-    load = step(execution, "load")
+    load = step_execution(execution, "load")
     assert (load.read_count, load.read_skip_count, load.process_skip_count) == (5, 1, 1)
     assert (load.filter_count, load.write_count) == (2, 2)
     assert customer_numbers() == [1, 3]
 
 
 def test_write_retry():
-    execution = run(operator.start("tests.retry", {"count": 10}))
-    load = step(execution, "load")
+    execution = run_in_process(operator.start("tests.retry", {"count": 10}))
+    load = step_execution(execution, "load")
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     assert load.rollback_count == 2 and load.write_count == 10
 
 
 @pytest.mark.parametrize(("fail", "ran"), [(False, ["report"]), (True, ["recover"])])
 def test_conditional_flow_takes_each_branch(fail, ran):
-    execution = run(operator.start("tests.flow", {"fail": fail}))
+    execution = run_in_process(operator.start("tests.flow", {"fail": fail}))
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     assert execution.execution_context["job"]["ran"] == ran
-    assert step(execution, "first").status == (ExecutionStatus.FAILED if fail else "COMPLETED")
+    assert step_execution(execution, "first").status == (
+        ExecutionStatus.FAILED if fail else "COMPLETED"
+    )
 
 
 @pytest.mark.parametrize(("size", "branch"), [(9, "big"), (2, "small")])
 def test_decider(size, branch):
-    execution = run(operator.start("tests.decider", {"size": size}))
+    execution = run_in_process(operator.start("tests.decider", {"size": size}))
     assert execution.execution_context["job"]["ran"] == [branch]
 
 
 def test_a_completed_instance_is_refused_and_a_new_one_is_not():
-    run(operator.start("tests.numbers", {"run": 9, "count": 3}))
+    run_in_process(operator.start("tests.numbers", {"run": 9, "count": 3}))
     with pytest.raises(Conflict, match="already completed"):
         operator.start("tests.numbers", {"run": 9, "count": 3})
     assert operator.start("tests.numbers", {"run": 10, "count": 3}).status == ExecutionStatus.QUEUED
@@ -116,24 +111,28 @@ def test_a_completed_instance_is_refused_and_a_new_one_is_not():
 
 def test_restart_after_failure_skips_completed_steps_and_resumes_the_failed_one():
     # given a run that fails at the 4th skip, after 2 chunks were committed
-    first = run(operator.start("tests.numbers", {"run": 4, "count": 30, "bad": [11, 12, 13, 14]}))
+    first = run_in_process(
+        operator.start("tests.numbers", {"run": 4, "count": 30, "bad": [11, 12, 13, 14]})
+    )
     assert first.status == ExecutionStatus.FAILED
     written_before = customer_numbers()
     assert written_before == list(range(1, 11))
     # when restarted (the bad numbers were fixed in the meantime: new params are not allowed,
     # so this restart fails again at the same place, proving it resumed there)
-    second = run(operator.restart(first.pk))
+    second = run_in_process(operator.restart(first.pk))
     assert second.status == ExecutionStatus.FAILED
-    assert step(second, "load").read_count == 0  # resumed at the checkpoint, failed at once
+    assert (
+        step_execution(second, "load").read_count == 0
+    )  # resumed at the checkpoint, failed at once
     assert customer_numbers() == written_before
 
 
 def test_partitioned_step_in_process_runs_every_partition():
-    execution = run(operator.start("tests.partitioned", {"count": 95}))
+    execution = run_in_process(operator.start("tests.partitioned", {"count": 95}))
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     partitions = StepExecution.objects.filter(execution=execution).exclude(partition="")
     assert sorted(partitions.values_list("partition", flat=True)) == ["p0", "p1", "p2", "p3"]
-    assert step(execution, "load").write_count == 95
+    assert step_execution(execution, "load").write_count == 95
     assert customer_numbers() == list(range(1, 96))
 
 
@@ -150,7 +149,7 @@ def test_stop_of_a_queued_execution_and_abandon():
 
 
 def test_operator_summaries():
-    execution = run(operator.start("tests.numbers", {"run": 6, "count": 7}))
+    execution = run_in_process(operator.start("tests.numbers", {"run": 6, "count": 7}))
     assert operator.summary(execution.pk)["status"] == ExecutionStatus.COMPLETED
     steps = operator.step_summaries(execution.pk)
     assert [(s["step"], s["write_count"]) for s in steps] == [("load", 7), ("report", 0)]
@@ -159,7 +158,7 @@ def test_operator_summaries():
 
 
 def _load_counts(execution) -> dict:
-    load = step(execution, "load")
+    load = step_execution(execution, "load")
     names = ("read_count", "write_count", "read_skip_count", "write_skip_count", "commit_count")
     return {name: getattr(load, name) for name in names} | {"position": load.execution_context}
 
@@ -169,10 +168,12 @@ def test_overlapped_writes_commit_what_chunk_by_chunk_writing_does():
     # fails, is written again the usual way, then scanned, and 7 skipped as a duplicate
     ExampleCustomer.objects.create(email="n7@example.com", name="already")
     params = {"count": 23, "bad": [3]}
-    by_chunk = run(operator.start("tests.copied_numbers", {"run": 1, **params}))
+    by_chunk = run_in_process(operator.start("tests.copied_numbers", {"run": 1, **params}))
     written = customer_numbers()
     ExampleCustomer.objects.exclude(email="n7@example.com").delete()
-    overlapped = run(operator.start("tests.copied_numbers_overlapped", {"run": 1, **params}))
+    overlapped = run_in_process(
+        operator.start("tests.copied_numbers_overlapped", {"run": 1, **params})
+    )
 
     assert by_chunk.status == overlapped.status == ExecutionStatus.COMPLETED, overlapped.error
     assert customer_numbers() == written == [n for n in range(1, 24) if n != 3]
@@ -183,18 +184,18 @@ def test_overlapped_writes_commit_what_chunk_by_chunk_writing_does():
     # the streamed attempt that failed counts as one more rollback (on PostgreSQL, where the
     # step overlaps; elsewhere it writes chunk by chunk)
     extra = 1 if connection.vendor == "postgresql" else 0
-    rollbacks = step(overlapped, "load").rollback_count
-    assert rollbacks == step(by_chunk, "load").rollback_count + extra
+    rollbacks = step_execution(overlapped, "load").rollback_count
+    assert rollbacks == step_execution(by_chunk, "load").rollback_count + extra
 
 
 @pytest.mark.parametrize("job", ["tests.copied_numbers", "tests.copied_numbers_overlapped"])
 def test_a_read_failure_in_the_next_chunk_comes_after_this_chunk_commits(job):
     # given a 4th unreadable number in the 3rd chunk, past the skip limit of 3, read (when
     # overlapping) while the 2nd chunk's rows are still being written
-    execution = run(operator.start(job, {"run": 1, "count": 20, "bad": [4, 9, 12, 14]}))
+    execution = run_in_process(operator.start(job, {"run": 1, "count": 20, "bad": [4, 9, 12, 14]}))
 
     assert execution.status == ExecutionStatus.FAILED
-    load = step(execution, "load")
+    load = step_execution(execution, "load")
     assert "skip limit 3" in load.error
     assert customer_numbers() == [1, 2, 3, 5, 6, 7, 8, 10, 11, 13]  # two chunks of 5
     assert load.execution_context == {"numbers.position": 13}  # a restart reads on from 14

@@ -31,50 +31,20 @@ from batchjobs.batch.writers import (
     copy_text,
 )
 from batchjobs.execution.http_client import BlockedDestination
-from batchjobs.execution.runner import execution_run
 from batchjobs.models import (
-    BatchJob,
-    BatchLog,
     ExecutionStatus,
-    JobKind,
-    StepExecution,
 )
 from batchjobs.services import operator
-from batchjobs.services.jobs import job_create
 from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
 from tests.support.batch_jobs import NumbersReader
+from tests.support.factories import batch_start
+from tests.support.runs import run_in_process, step_execution
 
 BOTH = ["default", "warehouse"]
 postgresql_only = pytest.mark.skipif(
     connections["default"].vendor != "postgresql",
     reason="COPY ... FROM STDIN is PostgreSQL's; other databases have no COPY",
 )
-
-
-# The tests run executions here (run()). In a transactional test the start's message is sent at
-# once: on a queue no worker consumes, so that the session's worker (started for the integration
-# tests) cannot run the same execution at the same time.
-INLINE_QUEUE = "tests-run-inline"
-
-
-def start(job_name: str, params: dict) -> BatchLog:
-    """operator.start, on a job of one attempt: a failure ends the execution FAILED at once,
-    ready to restart, instead of waiting for a retry."""
-    if not BatchJob.objects.filter(name=job_name).exists():
-        job_create(
-            name=job_name, kind=JobKind.BATCH, batch_job_name=job_name, max_attempts=1,
-            queue=INLINE_QUEUE,
-        )  # fmt: skip
-    return operator.start(job_name, params)
-
-
-def run(execution: BatchLog) -> BatchLog:
-    execution_run(execution_id=execution.pk, worker="test", task_id="t")
-    return BatchLog.objects.get(pk=execution.pk)
-
-
-def step(execution: BatchLog, name: str) -> StepExecution:
-    return StepExecution.objects.get(execution=execution, step_name=name, partition="")
 
 
 def read_all(reader) -> list:
@@ -460,17 +430,17 @@ def test_sql_cursor_reader_in_a_step_whose_chunks_commit_on_the_same_database(ke
     # given a step that fails at the 18th row, after 3 chunks committed
     created = sorted(customers(23), key=lambda c: c.pk)
     FAIL_AT["value"] = created[17].email
-    failed = run(start("tests.rw.sql_mark_synced", {"key": key}))
+    failed = run_in_process(batch_start("tests.rw.sql_mark_synced", {"key": key}))
     assert failed.status == ExecutionStatus.FAILED
     assert ExampleCustomer.objects.filter(synced_at__isnull=False).count() == 15
 
     # when restarted
     FAIL_AT["value"] = None
-    restarted = run(operator.restart(failed.pk))
+    restarted = run_in_process(operator.restart(failed.pk))
 
     # then the reader resumed at the checkpoint, behind the 15 rows committed
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
-    assert step(restarted, "mark").read_count == 8
+    assert step_execution(restarted, "mark").read_count == 8
     assert not ExampleCustomer.objects.filter(synced_at__isnull=True).exists()
 
 
@@ -727,15 +697,15 @@ def test_csv_to_csv_counts_bad_lines_as_read_skips_and_restarts_without_duplicat
 
     # when the step fails at record 14, in its 3rd chunk, then is restarted
     FAIL_AT["value"] = "14"
-    failed = run(start("tests.rw.csv_to_csv", params))
+    failed = run_in_process(batch_start("tests.rw.csv_to_csv", params))
     assert failed.status == ExecutionStatus.FAILED
     FAIL_AT["value"] = None
-    restarted = run(operator.restart(failed.pk))
+    restarted = run_in_process(operator.restart(failed.pk))
 
     # then every good record once, the bad lines skipped with their line numbers
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
     assert target.read_text() == "id,name\n" + "".join(f"{n},name {n}\n" for n in good)
-    first, second = step(failed, "copy"), step(restarted, "copy")
+    first, second = step_execution(failed, "copy"), step_execution(restarted, "copy")
     assert (first.read_skip_count, first.commit_count) == (2, 2)
     assert second.read_skip_count == 1
     assert [entry["line"] for entry in second.execution_context["bad_lines"]] == [5, 9]
@@ -771,7 +741,7 @@ def test_http_writer_posts_each_chunk_with_its_idempotency_key(httpserver):
     httpserver.expect_request("/sink", method="POST", headers={"X-Token": "t"}).respond_with_data(
         "", status=204
     )
-    execution = run(start("tests.rw.http_post",
+    execution = run_in_process(batch_start("tests.rw.http_post",
                                    {"count": 7, "url": httpserver.url_for("/sink")}))  # fmt: skip
 
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -791,11 +761,11 @@ def test_http_writer_retried_and_restarted_chunks_keep_their_key(httpserver):
         lambda request: Response("", status=next(answers))
     )
     url = httpserver.url_for("/sink")
-    failed = run(start("tests.rw.http_post", {"count": 8, "url": url}))
+    failed = run_in_process(batch_start("tests.rw.http_post", {"count": 8, "url": url}))
     assert failed.status == ExecutionStatus.FAILED
 
     # when the execution is restarted (an execution with an id of its own)
-    restarted = run(operator.restart(failed.pk))
+    restarted = run_in_process(operator.restart(failed.pk))
 
     # then chunk 2 went three times under one key, the one the instance's first execution gave
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error

@@ -6,7 +6,6 @@ import pytest
 
 from tests.handlers.conftest import (  # noqa: F401
     handler_context,
-    in_process_queue,
     run_handler_job,
     start_handler_job,
 )

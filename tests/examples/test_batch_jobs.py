@@ -10,7 +10,8 @@ from batchjobs.models import ExecutionStatus, StepExecution
 from batchjobs.services import operator
 from batchjobs_examples import batch_jobs
 from batchjobs_examples.models import ExampleCustomer, WarehouseCustomer
-from tests.batch.test_readers_writers import run, start, step
+from tests.support.factories import batch_start
+from tests.support.runs import run_in_process, step_execution
 
 BOTH = ["default", "warehouse"]
 
@@ -49,7 +50,7 @@ def test_csv_import_skips_and_reports_bad_lines_and_imports_the_rest(tmp_path):
         file.write(b"user2501@example.com,Caf\xe9,yes\n")  # Latin-1, not UTF-8: line 2502
 
     # when
-    execution = run(operator.start("examples.csv_import", {"file": str(path)}))
+    execution = run_in_process(operator.start("examples.csv_import", {"file": str(path)}))
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -57,7 +58,7 @@ def test_csv_import_skips_and_reports_bad_lines_and_imports_the_rest(tmp_path):
     assert emails() == sorted(expected)
     customer = ExampleCustomer.objects.get(email="user3@example.com")
     assert (customer.name, customer.active) == ("Customer 3", False)
-    load = step(execution, "import")
+    load = step_execution(execution, "import")
     assert (load.read_count, load.write_count) == (2498, 2495)
     assert (load.read_skip_count, load.process_skip_count, load.write_skip_count) == (3, 2, 1)
     report = execution.execution_context["job"]["import"]
@@ -77,19 +78,19 @@ def test_csv_import_restarts_from_its_last_chunk_and_imports_each_line_once(tmp_
     bad = {2100: "x", 2200: "y", 2300: "z"}
     expected = customers_csv(path, 3100, bad=bad)
     monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 2)
-    failed = run(start("examples.csv_import", {"file": str(path)}))
+    failed = run_in_process(batch_start("examples.csv_import", {"file": str(path)}))
     assert failed.status == ExecutionStatus.FAILED
-    assert "skip limit 2" in step(failed, "import").error
+    assert "skip limit 2" in step_execution(failed, "import").error
     assert len(emails()) == 2000  # the two chunks committed; the third rolled back
 
     # when restarted with a larger limit
     monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 10)
-    restarted = run(operator.restart(failed.pk))
+    restarted = run_in_process(operator.restart(failed.pk))
 
     # then it read on from line 2002, and wrote each customer once: no duplicate was
     # attempted (write_skip_count 0), so no committed line was read again
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
-    load = step(restarted, "import")
+    load = step_execution(restarted, "import")
     assert (load.read_count, load.read_skip_count, load.write_skip_count) == (1097, 3, 0)
     assert emails() == sorted(expected)
     lines = [line["line"] for line in load.execution_context["bad_lines"]]
@@ -103,7 +104,7 @@ def test_csv_import_partitioned_imports_every_range_with_file_line_numbers(tmp_p
     expected = customers_csv(path, 3000, bad={5: "a", 1499: "b,c,d,e", 2990: "f"})
 
     # when
-    execution = run(
+    execution = run_in_process(
         operator.start("examples.csv_import_partitioned", {"file": str(path), "partitions": 3})
     )
 
@@ -128,7 +129,7 @@ def test_csv_import_partitioned_restart_reruns_only_the_failed_partition(tmp_pat
     expected = customers_csv(path, 3000, bad={2500: "broken"})
     monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 0)
     params = {"file": str(path), "partitions": 3}
-    failed = run(start("examples.csv_import_partitioned", params))
+    failed = run_in_process(batch_start("examples.csv_import_partitioned", params))
     assert failed.status == ExecutionStatus.FAILED
     statuses = dict(
         StepExecution.objects.filter(execution=failed)
@@ -139,7 +140,7 @@ def test_csv_import_partitioned_restart_reruns_only_the_failed_partition(tmp_pat
 
     # when
     monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 10)
-    restarted = run(operator.restart(failed.pk))
+    restarted = run_in_process(operator.restart(failed.pk))
 
     # then p2 resumed from its own checkpoint; p0 and p1 were not run again
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
@@ -161,7 +162,7 @@ def test_db_migration_transforms_every_customer_into_the_warehouse():
     )
 
     # when
-    execution = run(operator.start("examples.db_migration", {"page_size": 300}))
+    execution = run_in_process(operator.start("examples.db_migration", {"page_size": 300}))
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -169,7 +170,7 @@ def test_db_migration_transforms_every_customer_into_the_warehouse():
     copy = WarehouseCustomer.objects.get(email="person8@example.com")
     source = ExampleCustomer.objects.get(email="  Person8@Example.COM ")
     assert (copy.name, copy.active, copy.source_updated_at) == ("Person 8", True, source.updated_at)
-    migrate = step(execution, "migrate")
+    migrate = step_execution(execution, "migrate")
     assert (migrate.read_count, migrate.write_count, migrate.commit_count) == (1201, 1201, 3)
 
 
@@ -188,24 +189,24 @@ def test_db_migration_restarts_after_the_last_committed_key_and_a_rerun_is_harml
         return transform(customer)
 
     monkeypatch.setattr(batch_jobs, "warehouse_row", failing_row)
-    failed = run(start("examples.db_migration", {}))
+    failed = run_in_process(batch_start("examples.db_migration", {}))
     assert failed.status == ExecutionStatus.FAILED
     assert WarehouseCustomer.objects.count() == 500
 
     # when restarted
     monkeypatch.undo()
-    restarted = run(operator.restart(failed.pk))
+    restarted = run_in_process(operator.restart(failed.pk))
 
     # then it read only what the committed chunk had not
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
-    assert step(restarted, "migrate").read_count == 500
+    assert step_execution(restarted, "migrate").read_count == 500
     assert WarehouseCustomer.objects.count() == 1000
 
     # and a whole new run writes every row again without duplicating any, picking up changes
     ExampleCustomer.objects.filter(email="p1@example.com").update(name="Renamed")
-    again = run(operator.start_next_instance("examples.db_migration"))
+    again = run_in_process(operator.start_next_instance("examples.db_migration"))
     assert again.status == ExecutionStatus.COMPLETED, again.error
-    assert step(again, "migrate").write_count == 1000
+    assert step_execution(again, "migrate").write_count == 1000
     assert WarehouseCustomer.objects.count() == 1000
     assert WarehouseCustomer.objects.get(email="p1@example.com").name == "Renamed"
 

@@ -7,17 +7,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from batchjobs.errors import InvalidInput
-from batchjobs.execution.runner import execution_run
-from batchjobs.models import AttemptStatus, BatchJob, BatchLog, ExecutionStatus
+from batchjobs.models import AttemptStatus, BatchJob, ExecutionStatus
 from tests.execution.test_ssrf import AcceptCounter
 from tests.support.factories import http_job, start
+from tests.support.runs import run_in_process
 
 pytestmark = pytest.mark.django_db
-
-
-def run_once(execution: BatchLog) -> BatchLog:
-    execution_run(execution_id=execution.pk, worker="test", task_id="t")
-    return BatchLog.objects.get(pk=execution.pk)
 
 
 def test_success_sends_idempotency_key_and_attempt_and_stores_excerpt(httpserver):
@@ -30,7 +25,7 @@ def test_success_sends_idempotency_key_and_attempt_and_stores_excerpt(httpserver
         http_headers=[{"name": "X-Token", "value": "s3cret", "secret": True}],
     )
     # when
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
     # then
     assert execution.status == ExecutionStatus.COMPLETED
     request, _ = httpserver.log[0]
@@ -50,11 +45,11 @@ def test_503_then_success_takes_two_attempts_with_the_same_key(httpserver):
     job = http_job(httpserver.url_for("/flaky"), max_attempts=3)
     execution = start(job)
 
-    first = run_once(execution)
+    first = run_in_process(execution)
     assert first.status == ExecutionStatus.QUEUED
     assert first.next_attempt_at is not None
     assert "HTTP 503" in first.error
-    second = run_once(execution)
+    second = run_in_process(execution)
 
     assert second.status == ExecutionStatus.COMPLETED
     assert second.attempts == 2
@@ -68,7 +63,7 @@ def test_503_then_success_takes_two_attempts_with_the_same_key(httpserver):
 
 def test_404_is_not_retried(httpserver):
     httpserver.expect_request("/missing").respond_with_data("no", status=404)
-    execution = run_once(start(http_job(httpserver.url_for("/missing"), max_attempts=3)))
+    execution = run_in_process(start(http_job(httpserver.url_for("/missing"), max_attempts=3)))
     assert execution.status == ExecutionStatus.FAILED
     assert execution.attempts == 1
     assert execution.attempt_rows.get().retryable is False
@@ -78,8 +73,8 @@ def test_404_is_retried_when_the_job_says_so(httpserver):
     httpserver.expect_request("/missing").respond_with_data("no", status=404)
     job = http_job(httpserver.url_for("/missing"), max_attempts=2, retry_on_4xx=True)
     execution = start(job)
-    assert run_once(execution).status == ExecutionStatus.QUEUED
-    assert run_once(execution).status == ExecutionStatus.FAILED
+    assert run_in_process(execution).status == ExecutionStatus.QUEUED
+    assert run_in_process(execution).status == ExecutionStatus.FAILED
     assert len(httpserver.log) == 2
 
 
@@ -91,7 +86,7 @@ def test_timeout_ends_the_attempt_at_the_timeout(httpserver):
     httpserver.expect_request("/slow").respond_with_handler(slow)
     job = http_job(httpserver.url_for("/slow"), timeout_seconds=0.5, max_attempts=1)
     started = time.monotonic()
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
     elapsed = time.monotonic() - started
     assert execution.status == ExecutionStatus.FAILED
     assert execution.attempt_rows.get().status == AttemptStatus.TIMED_OUT
@@ -104,7 +99,7 @@ def test_timeout_is_retryable(httpserver):
         return Response("late")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
-    execution = run_once(start(http_job(httpserver.url_for("/slow"), timeout_seconds=0.3)))
+    execution = run_in_process(start(http_job(httpserver.url_for("/slow"), timeout_seconds=0.3)))
     assert execution.status == ExecutionStatus.QUEUED
     assert execution.attempt_rows.get().retryable is True
 
@@ -116,7 +111,7 @@ def test_regex_assertion_failure_fails_without_retry(httpserver):
         http_assertion_kind="regex",
         http_assertion=r"status: (ok|fine)",
     )
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
     assert execution.status == ExecutionStatus.FAILED
     assert "does not match" in execution.error
     assert execution.attempts == 1
@@ -142,7 +137,7 @@ def test_json_path_assertion(httpserver, body, expected_status, message):
         http_assertion="$.data.items[0].ready",
         http_assertion_value="true",
     )
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
     assert execution.status == expected_status
     assert message in execution.error
 
@@ -150,7 +145,7 @@ def test_json_path_assertion(httpserver, body, expected_status, message):
 def test_expected_status_list(httpserver):
     httpserver.expect_request("/accepted").respond_with_data("", status=202)
     job = http_job(httpserver.url_for("/accepted"), http_expected_status="200,204")
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
     assert execution.status == ExecutionStatus.FAILED
     assert "HTTP 202, expected 200,204" in execution.error
 
@@ -158,7 +153,7 @@ def test_expected_status_list(httpserver):
 def test_response_excerpt_is_truncated(httpserver, settings):
     settings.BATCHJOBS_RESPONSE_EXCERPT_CHARS = 100
     httpserver.expect_request("/big").respond_with_data("x" * 5000)
-    execution = run_once(start(http_job(httpserver.url_for("/big"))))
+    execution = run_in_process(start(http_job(httpserver.url_for("/big"))))
     assert execution.status == ExecutionStatus.COMPLETED
     assert execution.attempt_rows.get().response_excerpt == "x" * 100
 
@@ -166,7 +161,7 @@ def test_response_excerpt_is_truncated(httpserver, settings):
 def test_response_over_the_size_cap_fails(httpserver, settings):
     settings.BATCHJOBS_HTTP_MAX_RESPONSE_BYTES = 1000
     httpserver.expect_request("/huge").respond_with_data("y" * 5000)
-    execution = run_once(start(http_job(httpserver.url_for("/huge"))))
+    execution = run_in_process(start(http_job(httpserver.url_for("/huge"))))
     assert execution.status == ExecutionStatus.FAILED
     assert "cap" in execution.error
 
@@ -177,7 +172,7 @@ def test_redirect_to_a_blocked_address_is_refused_before_connecting(httpserver, 
     httpserver.expect_request("/hop").respond_with_data(
         "", status=302, headers={"Location": "http://127.0.0.2:9/secret"}
     )
-    execution = run_once(start(http_job(httpserver.url_for("/hop"), max_attempts=3)))
+    execution = run_in_process(start(http_job(httpserver.url_for("/hop"), max_attempts=3)))
     assert execution.status == ExecutionStatus.FAILED
     assert "non-public address" in execution.error
     assert execution.attempts == 1
@@ -188,7 +183,7 @@ def test_redirect_is_followed_to_an_allowed_address(httpserver):
         "", status=301, headers={"Location": "/new"}
     )
     httpserver.expect_request("/new").respond_with_data("moved here")
-    execution = run_once(start(http_job(httpserver.url_for("/old"))))
+    execution = run_in_process(start(http_job(httpserver.url_for("/old"))))
     assert execution.status == ExecutionStatus.COMPLETED
     assert execution.result["url"].endswith("/new")
 
@@ -197,7 +192,7 @@ def test_connection_refused_is_retryable(httpserver):
     url = httpserver.url_for("/gone")
     httpserver.stop()
     try:
-        execution = run_once(start(http_job(url, max_attempts=2)))
+        execution = run_in_process(start(http_job(url, max_attempts=2)))
     finally:
         httpserver.start()
     assert execution.status == ExecutionStatus.QUEUED
@@ -248,7 +243,7 @@ def test_a_backslash_url_stored_behind_validation_fails_at_run_without_a_connect
     job.refresh_from_db()
 
     # when
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
 
     # then: refused for good, and nothing was dialled
     assert execution.status == ExecutionStatus.FAILED
@@ -271,7 +266,9 @@ def test_a_redirect_to_a_backslash_url_fails_the_job_without_a_connection(
     ).encode()
 
     # when
-    execution = run_once(start(http_job(f"http://127.0.0.1:{allowed.port}/jump", max_attempts=3)))
+    execution = run_in_process(
+        start(http_job(f"http://127.0.0.1:{allowed.port}/jump", max_attempts=3))
+    )
 
     # then
     assert execution.status == ExecutionStatus.FAILED
@@ -326,7 +323,7 @@ def test_secret_headers_are_not_sent_after_a_redirect_to_another_origin(
     job = http_job(f"http://127.0.0.1:{httpserver.port}/start", http_headers=SECRET_HEADERS)
 
     # when
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -347,7 +344,7 @@ def test_secret_headers_are_sent_after_a_redirect_within_the_origin(httpserver, 
     httpserver.expect_request("/landing").respond_with_data("landed")
     job = http_job(f"http://127.0.0.1:{httpserver.port}/start", http_headers=SECRET_HEADERS)
 
-    execution = run_once(start(job))
+    execution = run_in_process(start(job))
 
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     landed = landing_request(httpserver)

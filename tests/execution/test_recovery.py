@@ -17,10 +17,10 @@ from batchjobs.execution.lifecycle import (
 )
 from batchjobs.execution.outcome import AttemptOutcome
 from batchjobs.execution.retry import retry_delay
-from batchjobs.execution.runner import execution_run
 from batchjobs.models import AttemptStatus, BatchJob, BatchLog, ExecutionStatus
 from batchjobs.rules.bounds import MAX_BACKOFF_SECONDS
 from tests.support.factories import handler_job, http_job, start
+from tests.support.runs import run_in_process
 
 pytestmark = pytest.mark.django_db
 # A queue no worker reads: a worker another test started must not take these runs, whose
@@ -114,9 +114,8 @@ def test_a_job_with_a_huge_backoff_completes_normally(backoff):
     _set_backoff(job, backoff)
     execution = start(job)
 
-    execution_run(execution_id=execution.pk, worker="w", task_id="t")
+    execution = run_in_process(execution)
 
-    execution.refresh_from_db()
     assert execution.status == ExecutionStatus.COMPLETED
     assert list(execution.attempt_rows.values_list("status", flat=True)) == [
         AttemptStatus.SUCCEEDED
@@ -164,8 +163,8 @@ def test_a_failed_run_keeps_its_backoff_whatever_its_overlap_policy(
 
     # hand-overs run as they would after the worker's commit
     with django_capture_on_commit_callbacks(execute=True):
-        execution_run(execution_id=execution.pk, worker="w", task_id="a")
-        execution_run(execution_id=execution.pk, worker="w", task_id="b")  # redelivered at once
+        run_in_process(execution, task_id="a")
+        run_in_process(execution, task_id="b")  # redelivered at once
 
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.QUEUED

@@ -15,7 +15,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 
-from batchjobs.execution.runner import execution_run
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.secrets import secret_decrypt
 from batchjobs.services import operator
@@ -23,6 +22,7 @@ from batchjobs.services.jobs import job_create
 from batchjobs.services.schedules import schedule_create
 from tests.support.factories import handler_job, http_job
 from tests.support.processes import ROOT, process_env
+from tests.support.runs import run_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -46,15 +46,10 @@ def cli_text(*args: str) -> str:
     return out.getvalue()
 
 
-def run_here(execution: BatchLog) -> BatchLog:
-    execution_run(execution_id=execution.pk, worker="test", task_id="t")
-    return BatchLog.objects.get(pk=execution.pk)
-
-
 @pytest.fixture
 def failed_batch() -> BatchLog:
     """A FAILED execution of tests.numbers: the load step passed its skip limit."""
-    execution = run_here(
+    execution = run_in_process(
         operator.start("tests.numbers", {"run": 1, "count": 10, "bad": [2, 3, 4, 5]})
     )
     assert execution.status == ExecutionStatus.FAILED
@@ -174,7 +169,7 @@ def test_restart_a_failed_execution_then_again_is_a_conflict(failed_batch):
 
 
 def test_restart_of_a_completed_execution_is_a_conflict_without_json():
-    completed = run_here(operator.start("tests.numbers", {"run": 9, "count": 2}))
+    completed = run_in_process(operator.start("tests.numbers", {"run": 9, "count": 2}))
     assert completed.status == ExecutionStatus.COMPLETED
 
     with pytest.raises(CommandError) as refused:
@@ -194,7 +189,7 @@ def test_abandon_then_restart_is_a_conflict(failed_batch):
 
 
 def test_run_of_a_completed_batch_instance_is_a_conflict():
-    run_here(operator.start("tests.numbers", {"run": 4, "count": 2}))
+    run_in_process(operator.start("tests.numbers", {"run": 4, "count": 2}))
 
     code, error = cli("run", "tests.numbers", "--param", "run=4", "--param", "count=2")
 

@@ -7,12 +7,12 @@ import pytest
 from django.conf import settings
 
 from batchjobs.errors import InvalidInput
-from batchjobs.execution.runner import execution_run
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.clock import database_now
 from batchjobs.tasks import execute
 from tests.support.factories import handler_job, start
 from tests.support.processes import wait_until
+from tests.support.runs import run_in_process
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -78,9 +78,8 @@ def test_a_handler_name_outside_the_registry_runs_nothing():
     execution = BatchLog.objects.create(job=job, trigger="api", next_attempt_at=now,
                                         published_at=now, max_attempts=3)  # fmt: skip
     # when a worker takes it
-    execution_run(execution_id=execution.pk, worker="test", task_id="t")
+    execution = run_in_process(execution)
     # then it fails without retry, naming the unknown handler
-    execution.refresh_from_db()
     assert execution.status == ExecutionStatus.FAILED
     assert "'os.system' is not registered" in execution.error
     assert execution.attempts == 1

@@ -2,9 +2,12 @@
 
 from typing import Any
 
-from batchjobs.models import BatchJob, BatchLog, Trigger
+from batchjobs.models import BatchJob, BatchLog, JobKind, Trigger
+from batchjobs.services import operator
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_create
+
+from .runs import IN_PROCESS_QUEUE
 
 _counter = iter(range(1, 10**9))
 
@@ -34,3 +37,15 @@ def handler_job(handler_name: str, **fields: Any) -> BatchJob:
 
 def start(job: BatchJob, **params: Any) -> BatchLog:
     return execution_start(job=job, trigger=Trigger.API, params=params or None)
+
+
+def batch_start(batch_job_name: str, params: dict) -> BatchLog:
+    """operator.job_start of a batch job, on a job of one attempt (created if missing, on the queue
+    no worker consumes): a failure ends the execution FAILED at once, ready to restart, instead
+    of waiting for a retry."""
+    if not BatchJob.objects.filter(name=batch_job_name).exists():
+        job_create(
+            name=batch_job_name, kind=JobKind.BATCH, batch_job_name=batch_job_name,
+            max_attempts=1, queue=IN_PROCESS_QUEUE,
+        )  # fmt: skip
+    return operator.job_start(job_name=batch_job_name, params=params)

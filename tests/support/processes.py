@@ -146,12 +146,13 @@ def start_beat(**env: str) -> Process:
     return process
 
 
-def queue_purge() -> None:
-    """Drop the messages waiting in the default queue (ids of rows a test flushed away)."""
+def queue_purge(queue: str | None = None) -> None:
+    """Drop the messages waiting in `queue` (by default the default queue): ids of rows a test
+    flushed away."""
     from config.celery_app import app
 
     with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+        connection.default_channel.queue_purge(queue or settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = ""):
