@@ -1,5 +1,6 @@
-"""Admin forms. Validation is the services' (reached through Model.clean()); these forms only
-turn what a person types into the values the services judge, and put service errors on fields."""
+"""Admin forms. Validation is the services': each model form runs its service's rules on the
+instance (services/validation.py), as the service's save does; these forms only turn what a
+person types into the values the services judge, and put service errors on fields."""
 
 import json
 from collections.abc import Callable
@@ -14,9 +15,13 @@ from django.utils.text import capfirst
 from batchjobs.batch.registry import batch_job_names
 from batchjobs.errors import InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
-from batchjobs.models import BatchJob, BatchSchedule
+from batchjobs.models import BatchJob, BatchSchedule, JobNotification
 from batchjobs.secrets import headers_masked, headers_unmasked
+from batchjobs.services.jobs import job_validate
+from batchjobs.services.notifications import notification_validate
 from batchjobs.services.permissions import job_handler_permission_check
+from batchjobs.services.schedules import schedule_validate
+from batchjobs.services.validation import service_rules
 
 
 class JSONTextField(forms.JSONField):
@@ -68,7 +73,21 @@ def form_add_permission_errors(form: forms.Form, job: BatchJob | None, *, user) 
         form.add_error(error.field if error.field in form.fields else None, str(error))
 
 
-class BatchJobAdminForm(forms.ModelForm):
+class ServiceRulesForm(forms.ModelForm):
+    """A model form whose model validation runs the service's rules where Model.clean() would:
+    after the field checks, before the unique and constraint checks. A bad value shows next to
+    its field, with the message the API gives."""
+
+    def service_validate(self) -> None:
+        """Raise Django's ValidationError by field for what the service refuses."""
+        raise NotImplementedError
+
+    def _post_clean(self) -> None:
+        with service_rules(self.instance, self.service_validate):
+            super()._post_clean()
+
+
+class BatchJobAdminForm(ServiceRulesForm):
     http_headers = json_field_for(BatchJob, "http_headers", empty=list, label="Headers")
     params = json_field_for(BatchJob, "params", empty=dict, label="Parameters")
     user = None  # set by the ModelAdmin's get_form: who is saving
@@ -108,6 +127,9 @@ class BatchJobAdminForm(forms.ModelForm):
     def clean_http_headers(self) -> Any:
         return headers_unmasked(self.cleaned_data["http_headers"], stored=self.stored_headers)
 
+    def service_validate(self) -> None:
+        job_validate(job=self.instance)
+
     def _post_clean(self) -> None:
         # After the instance has the submitted values (and was validated with them): an error
         # added in clean() would take handler_name out of them first.
@@ -115,13 +137,16 @@ class BatchJobAdminForm(forms.ModelForm):
         form_add_permission_errors(self, self.instance, user=self.user)
 
 
-class BatchScheduleAdminForm(forms.ModelForm):
+class BatchScheduleAdminForm(ServiceRulesForm):
     params = json_field_for(BatchSchedule, "params", empty=dict)
     user = None  # set by the ModelAdmin's get_form: who is saving
 
     class Meta:
         model = BatchSchedule
         fields = "__all__"  # noqa: DJ007 - ModelAdmin.get_form narrows it to the fieldsets
+
+    def service_validate(self) -> None:
+        schedule_validate(schedule=self.instance)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -130,10 +155,22 @@ class BatchScheduleAdminForm(forms.ModelForm):
         return cleaned
 
 
-class BatchScheduleInlineForm(forms.ModelForm):
+class BatchScheduleInlineForm(ServiceRulesForm):
     class Meta:
         model = BatchSchedule
         fields = "__all__"  # noqa: DJ007 - the inline narrows it to its fields
+
+    def service_validate(self) -> None:
+        schedule_validate(schedule=self.instance)
+
+
+class JobNotificationInlineForm(ServiceRulesForm):
+    class Meta:
+        model = JobNotification
+        fields = "__all__"  # noqa: DJ007 - the inline narrows it to its fields
+
+    def service_validate(self) -> None:
+        notification_validate(notification=self.instance)
 
 
 class RunJobForm(forms.Form):

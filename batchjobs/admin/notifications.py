@@ -7,10 +7,12 @@ from django.http import HttpRequest
 from batchjobs.models import BatchLog, JobNotification, NotificationSent
 
 from .display import change_link, text_pre
+from .forms import JobNotificationInlineForm
 
 
 class JobNotificationInline(admin.StackedInline):
     model = JobNotification
+    form = JobNotificationInlineForm
     extra = 0
     fields = (
         ("channel", "enabled"),

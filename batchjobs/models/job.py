@@ -208,11 +208,6 @@ class BatchJob(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        from batchjobs.services.jobs import job_validate
-
-        job_validate(job=self)
-
     @property
     def target(self) -> str:
         """What the job calls, in one line."""

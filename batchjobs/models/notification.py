@@ -113,11 +113,6 @@ class JobNotification(models.Model):
 
         BatchJob.objects.filter(pk=self.job_id).update(updated_at=Now())
 
-    def clean(self) -> None:
-        from batchjobs.services.notifications import notification_validate
-
-        notification_validate(notification=self)
-
     @property
     def events(self) -> list[str]:
         return [event for event in NotificationEvent.values if getattr(self, f"on_{event}")]

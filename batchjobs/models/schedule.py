@@ -199,8 +199,3 @@ class BatchSchedule(models.Model):
         if self.kind == ScheduleKind.INTERVAL:
             return f"every {self.interval_every} {self.interval_unit}"
         return f"cron '{self.cron_expression}' {self.timezone}"
-
-    def clean(self) -> None:
-        from batchjobs.services.schedules import schedule_validate
-
-        schedule_validate(schedule=self)

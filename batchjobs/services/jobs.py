@@ -1,5 +1,5 @@
-"""Writes to jobs. Validation lives in job_validate, which the admin's forms reach through
-BatchJob.clean(), so the same rules guard every way in."""
+"""Writes to jobs. Validation lives in job_validate, which job_save and the admin's forms run
+(services/validation.py), so the same rules guard every way in."""
 
 import json
 import math
@@ -24,11 +24,11 @@ from batchjobs.handlers.registry import handler_get, handler_names, handler_para
 from batchjobs.models import AuditAction, BatchJob, ExecutionStatus, JobKind
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import AssertionKind
-from batchjobs.rules.bounds import non_finite_errors
 from batchjobs.secrets import headers_masked, secret_encrypt, secret_rotate
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
 from .permissions import job_handler_permission_check
+from .validation import instance_validate
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 RESERVED_HEADERS = {"idempotency-key", "x-batchjobs-attempt", "host", "content-length"}
@@ -160,19 +160,6 @@ def _validate_batch(job: BatchJob, add) -> None:
         add("params", message)
 
 
-def _full_clean(job: BatchJob) -> None:
-    # NaN passes every bound (it compares false) and int(inf) raises: refuse both by name first.
-    errors = non_finite_errors(
-        {field.name: getattr(job, field.attname) for field in job._meta.concrete_fields}
-    )
-    if errors:
-        raise InvalidInput(errors)
-    try:
-        job.full_clean()
-    except DjangoValidationError as exc:
-        raise InvalidInput(exc.message_dict) from exc
-
-
 JOB_FIELDS = {
     field.name
     for field in BatchJob._meta.get_fields()
@@ -195,7 +182,7 @@ def job_save(*, job: BatchJob, user=None) -> BatchJob:
     before = audit_stored(job)
     if before is None and job.created_by_id is None and getattr(user, "is_authenticated", False):
         job.created_by = user
-    _full_clean(job)
+    instance_validate(job, validate=lambda: job_validate(job=job))
     job.http_headers = _headers_encrypted(job.http_headers)
     changes = audit_changes(before, audit_snapshot(job))
     try:

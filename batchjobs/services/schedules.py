@@ -1,5 +1,6 @@
-"""Writes to schedules, their preview and description. schedule_validate is also reached from
-BatchSchedule.clean(), so admin forms apply the same rules."""
+"""Writes to schedules, their preview and description. schedule_validate is run by
+schedule_save and by the admin's forms (services/validation.py), so the same rules guard every
+way in."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from django.db import transaction
 from batchjobs.errors import InvalidInput
 from batchjobs.models import AuditAction, BatchJob, BatchSchedule, ScheduleKind
 from batchjobs.models.clock import database_now
-from batchjobs.rules.bounds import MAX_DELAY_SECONDS, interval_every_error, non_finite_errors
+from batchjobs.rules.bounds import MAX_DELAY_SECONDS, interval_every_error
 from batchjobs.rules.cron import cron_errors
 from batchjobs.rules.zone import timezone_errors
 from batchjobs.scheduling.fire_times import Timing, jitter_offset, jittered, next_fire_after
@@ -21,6 +22,7 @@ from batchjobs.scheduling.wakeup import schedules_changed_notify
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
 from .permissions import job_handler_permission_check
+from .validation import instance_validate
 
 # A once-schedule this little in the past is "now", not "in the past" (a form's round trip).
 ONCE_PAST_TOLERANCE = timedelta(seconds=5)
@@ -108,7 +110,7 @@ def schedule_save(
         schedule.run_at = now
     if schedule.kind == ScheduleKind.INTERVAL and schedule.start_at is None:
         schedule.start_at = now  # the grid is anchored at creation: no drift, ever
-    _full_clean(schedule)
+    instance_validate(schedule, validate=lambda: schedule_validate(schedule=schedule))
     with transaction.atomic():
         # Saving a schedule beat set aside (firing it raised) is how an operator puts it back:
         # its next fire is computed again, from now, as for a changed timing.
@@ -129,19 +131,6 @@ def schedule_save(
             audit_record(action=action, obj=schedule, user=user, changes=changes)
         schedules_changed_notify()
     return schedule
-
-
-def _full_clean(schedule: BatchSchedule) -> None:
-    # NaN passes every bound (it compares false) and int(inf) raises: refuse both by name first.
-    errors = non_finite_errors(
-        {field.name: getattr(schedule, field.attname) for field in schedule._meta.concrete_fields}
-    )
-    if errors:
-        raise InvalidInput(errors)
-    try:
-        schedule.full_clean()
-    except DjangoValidationError as exc:
-        raise InvalidInput(exc.message_dict) from exc
 
 
 def _once_in_the_past(schedule: BatchSchedule, *, now: datetime) -> bool:

@@ -4,7 +4,14 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
+from batchjobs.models import (
+    BatchJob,
+    BatchLog,
+    BatchSchedule,
+    ExecutionStatus,
+    JobNotification,
+    Trigger,
+)
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
 from tests.support.factories import handler_job, http_job
 
@@ -135,6 +142,61 @@ def test_inline_once_schedule_in_the_past_is_refused_and_saves_nothing(admin_cli
     inline_errors = response.context["inline_admin_formsets"][0].formset.errors
     assert "in the past" in inline_errors[0]["run_at"][0]
     assert not BatchJob.objects.exists()
+
+
+def notification_inline(**fields: str | bool) -> dict[str, str]:
+    """The job form with one inline notification; `fields` override it (False: left out)."""
+    notification = {
+        "channel": "email",
+        "enabled": "on",
+        "target": "ops@example.com",
+        "on_failure": "on",
+        "missed_grace_seconds": "300",
+    } | fields
+    return job_form_data(
+        **{"notifications-TOTAL_FORMS": "1"},
+        **{f"notifications-0-{name}": value for name, value in notification.items()},
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"target": "ops@example.com, not-an-address"}, "target", "is not an email address"),
+        (
+            {"channel": "webhook", "target": "ftp://example.com/hook"},
+            "target",
+            "scheme must be http or https",
+        ),
+        ({"on_failure": False}, "on_failure", "Choose at least one event"),
+    ],
+)
+def test_invalid_inline_notification_is_a_field_error_and_saves_nothing(
+    admin_client, fields, field, message
+):
+    # The notification service's rules run in the inline's form (the model has no clean()).
+    response = admin_client.post(ADD, notification_inline(**fields))
+
+    assert response.status_code == 200
+    inline_errors = response.context["inline_admin_formsets"][1].formset.errors
+    assert any(message in error for error in inline_errors[0][field]), inline_errors
+    assert not BatchJob.objects.exists()
+    assert not JobNotification.objects.exists()
+
+
+def test_valid_inline_notification_is_saved_with_the_job(admin_client):
+    response = admin_client.post(ADD, notification_inline())
+
+    assert response.status_code == 302, response.context["inline_admin_formsets"][1].formset.errors
+    assert JobNotification.objects.get().target == "ops@example.com"
+
+
+def test_missing_url_is_the_url_field_error_not_a_constraint_name(admin_client):
+    response = admin_client.post(ADD, job_form_data(http_url=""))
+
+    assert response.status_code == 200
+    assert form_errors(response)["http_url"] == ["An HTTP job needs a URL."]
+    assert "__all__" not in form_errors(response)  # the rules run before the constraints
 
 
 @pytest.mark.parametrize(
