@@ -7,60 +7,18 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from batchjobs.http.client import DeadlineExceeded, ResponseTooLarge, http_call
+from batchjobs.http.guard import BlockedDestination
 from batchjobs.models import AttemptStatus, BatchJob
 from batchjobs.models.job import AssertionKind
+from batchjobs.rules.json_path import MISSING, json_path_parse, json_path_value
+from batchjobs.rules.status_spec import status_in_spec, status_spec_parse
 from batchjobs.secrets import secret_decrypt
 
-from .http_client import BlockedDestination, DeadlineExceeded, ResponseTooLarge, http_call
 from .outcome import AttemptOutcome
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ATTEMPT_HEADER = "X-Batchjobs-Attempt"
-_JSON_PATH_TOKEN = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
-
-
-def status_spec_parse(spec: str) -> list[tuple[int, int]]:
-    """'200-299,304' -> [(200, 299), (304, 304)]; ValueError with a readable reason."""
-    ranges = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            raise ValueError("empty entry; use e.g. '200-299' or '200,204'")
-        low_text, _, high_text = part.partition("-")
-        if not low_text.strip().isdigit() or (high_text and not high_text.strip().isdigit()):
-            raise ValueError(f"{part!r} is not a status code or a range of them")
-        low, high = int(low_text), int(high_text or low_text)
-        if not (100 <= low <= high <= 599):
-            raise ValueError(f"{part!r} must lie within 100-599, low to high")
-        ranges.append((low, high))
-    return ranges
-
-
-def json_path_parse(path: str) -> list[str | int]:
-    """'$.items[0].id' -> ['items', 0, 'id']; ValueError for anything else."""
-    if not path.startswith("$"):
-        raise ValueError("a JSON path starts with $, e.g. $.status or $.items[0].id")
-    tokens: list[str | int] = []
-    position = 1
-    while position < len(path):
-        match = _JSON_PATH_TOKEN.match(path, position)
-        if not match:
-            raise ValueError(f"cannot read the JSON path at {path[position:]!r}")
-        key, index, quoted = match.groups()
-        tokens.append(int(index) if index is not None else (key or quoted))
-        position = match.end()
-    return tokens
-
-
-_MISSING = object()
-
-
-def json_path_value(document: Any, tokens: list[str | int]) -> Any:
-    for token in tokens:
-        try:
-            document = document[token]
-        except (KeyError, IndexError, TypeError):
-            return _MISSING
-    return document
 
 
 def headers_for_request(job: BatchJob, *, execution_id: int, attempt: int) -> dict[str, str]:
@@ -82,7 +40,7 @@ def assertion_failure(job: BatchJob, body: str) -> str | None:
         except ValueError:
             return "response body is not JSON, so the JSON path assertion cannot hold"
         actual = json_path_value(document, json_path_parse(job.http_assertion))
-        if actual is _MISSING:
+        if actual is MISSING:
             return f"{job.http_assertion} is not in the response"
         expected = json.loads(job.http_assertion_value)
         if actual != expected:
@@ -119,9 +77,11 @@ def run_http_job(
         )
 
     text = response.text()
-    common = {"http_status": response.status, "response_excerpt": text[:excerpt_chars]}
-    expected = status_spec_parse(job.http_expected_status)
-    if not any(low <= response.status <= high for low, high in expected):
+    common: dict[str, Any] = {
+        "http_status": response.status,
+        "response_excerpt": text[:excerpt_chars],
+    }
+    if not status_in_spec(response.status, status_spec_parse(job.http_expected_status)):
         retryable = response.status >= 500 or (400 <= response.status < 500 and job.retry_on_4xx)
         return AttemptOutcome(
             status=AttemptStatus.FAILED,

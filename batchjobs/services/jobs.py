@@ -13,17 +13,14 @@ from django.db import IntegrityError, transaction
 
 from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
-from batchjobs.execution.http_client import url_errors
-from batchjobs.execution.http_job import (
-    headers_for_request,
-    json_path_parse,
-    run_http_job,
-    status_spec_parse,
-)
+from batchjobs.execution.http_job import headers_for_request, run_http_job
 from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
+from batchjobs.http.guard import url_errors
 from batchjobs.models import AuditAction, BatchJob, ExecutionStatus, JobKind
 from batchjobs.models.execution import RUNNING_STATUSES
 from batchjobs.models.job import AssertionKind
+from batchjobs.rules.json_path import json_path_parse
+from batchjobs.rules.status_spec import status_spec_parse
 from batchjobs.secrets import headers_masked, secret_encrypt, secret_rotate
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, connections, transaction
 from werkzeug import Response
 
-from batchjobs.batch import JobBuilder, RetryPolicy, SkipPolicy, batch_job, chunk_step, readers
+from batchjobs.batch import JobBuilder, RetryPolicy, SkipPolicy, batch_job, chunk_step
 from batchjobs.batch.readers import (
     BadLine,
     BadLineReport,
@@ -21,6 +21,7 @@ from batchjobs.batch.readers import (
     SqlCursorReader,
     file_ranges,
 )
+from batchjobs.batch.readers import files as file_readers
 from batchjobs.batch.writers import (
     CsvWriter,
     DjangoWriter,
@@ -30,7 +31,7 @@ from batchjobs.batch.writers import (
     PostgresCopyWriter,
     copy_text,
 )
-from batchjobs.execution.http_client import BlockedDestination
+from batchjobs.http.guard import BlockedDestination
 from batchjobs.models import (
     ExecutionStatus,
 )
@@ -214,7 +215,7 @@ def test_csv_reader_reads_the_same_whatever_the_batches_of_lines(tmp_path, monke
     whole = read_with_checkpoints(opened(CsvReader(path)))
 
     # when
-    monkeypatch.setattr(readers, "LINE_BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(file_readers, "LINE_BATCH_BYTES", batch_bytes)
     batched = read_with_checkpoints(opened(CsvReader(path)))
 
     # then the same items, bad lines and checkpoints, and each checkpoint resumes exactly
@@ -233,7 +234,7 @@ def test_csv_reader_reads_the_same_whatever_the_batches_of_lines(tmp_path, monke
 def test_file_ranges_read_in_small_batches_of_lines(tmp_path, monkeypatch):
     path = tmp_path / "ranges.csv"
     path.write_text("id\n" + "".join(f"{n}\n" for n in range(1, 200)))
-    monkeypatch.setattr(readers, "LINE_BATCH_BYTES", 16)
+    monkeypatch.setattr(file_readers, "LINE_BATCH_BYTES", 16)
     ids = [
         int(item["id"])
         for file_range in file_ranges(path, 5)
@@ -318,7 +319,7 @@ def test_json_lines_reader_skips_blank_lines_reports_bad_ones_and_restarts(tmp_p
 def test_json_lines_reader_in_small_batches_of_lines(tmp_path, monkeypatch):
     path = tmp_path / "events.jsonl"
     path.write_bytes(b'{"n": 1}\n\n{"n": 2}\n\xff\n{"n": 3}\n')
-    monkeypatch.setattr(readers, "LINE_BATCH_BYTES", 3)
+    monkeypatch.setattr(file_readers, "LINE_BATCH_BYTES", 3)
     first = opened(JsonLinesReader(path))
     assert first.read() == {"n": 1}
     saved = checkpoint(first)

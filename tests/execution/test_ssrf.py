@@ -9,11 +9,11 @@ import time
 import pytest
 from pytest_httpserver import HTTPServer
 
-from batchjobs.execution.http_client import (
+from batchjobs.http.client import http_call
+from batchjobs.http.guard import (
     BlockedDestination,
     address_is_public,
     destination_check,
-    http_call,
     url_errors,
 )
 from batchjobs.rules.url import http_url_parse

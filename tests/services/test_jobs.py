@@ -49,11 +49,11 @@ pytestmark = pytest.mark.django_db
         (
             {
                 "http_assertion_kind": "json_path",
-                "http_assertion": "data.x",
+                "http_assertion": "$.items.0",
                 "http_assertion_value": "1",
             },
             "http_assertion",
-            "starts with $",
+            "list index goes in brackets",
         ),
         (
             {
@@ -84,6 +84,16 @@ def test_bad_http_job_input_names_the_field_and_saves_nothing(fields, field, mes
     assert any(message in text for text in raised.value.field_errors[field]), raised.value
     assert "__all__" not in raised.value.field_errors  # never a constraint's name instead
     assert not BatchJob.objects.exists()
+
+
+def test_a_json_path_assertion_may_leave_out_the_dollar():
+    job = job_create(
+        name="job", kind="http", http_url="https://example.com/hook",
+        http_assertion_kind="json_path", http_assertion="data.items[0].ready",
+        http_assertion_value="true",
+    )  # fmt: skip
+
+    assert BatchJob.objects.get(pk=job.pk).http_assertion == "data.items[0].ready"
 
 
 def test_unknown_handler_is_refused_at_save():
