@@ -145,11 +145,13 @@ def test_poisoned_schedules_are_set_aside_and_the_others_keep_firing():
     }
     poisoned = {}
     for assignments, reason in poisons.items():
-        schedule = schedule_create(job=job, kind="interval", interval_every=1)
+        # Created paused: a beat left running by another test must not fire it before the
+        # poison is in place; the same UPDATE resumes it.
+        schedule = schedule_create(job=job, kind="interval", interval_every=1, paused=True)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE batchjobs_batchschedule SET {assignments}, next_fire_at = start_at "
-                "WHERE id = %s",
+                f"UPDATE batchjobs_batchschedule SET {assignments}, next_fire_at = start_at, "
+                "paused = false WHERE id = %s",
                 [schedule.pk],
             )
         poisoned[schedule.pk] = reason
