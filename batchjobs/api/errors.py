@@ -13,8 +13,6 @@ field (or `body` for an unreadable body, `non_field_errors` for the whole object
 Registered as REST_FRAMEWORK["EXCEPTION_HANDLER"].
 """
 
-from typing import Any
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -28,31 +26,9 @@ from batchjobs.errors import (
     PermissionRequired,
     Unavailable,
 )
+from batchjobs.services.definition_serializers import NON_FIELD, field_errors
 
 BODY_FIELD = "body"
-NON_FIELD = "non_field_errors"
-
-
-def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error detail as {"field": [...], "field.sub": [...], "list[2]": [...]}."""
-    if isinstance(detail, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in detail.items():
-            for name, messages in field_errors(
-                value, f"{prefix}.{key}" if prefix else str(key)
-            ).items():
-                flat.setdefault(name, []).extend(messages)
-        return flat
-    if isinstance(detail, list):
-        if all(not isinstance(item, dict | list) for item in detail):
-            return {prefix or NON_FIELD: [str(item) for item in detail]}
-        flat = {}
-        for index, item in enumerate(detail):
-            if item:  # a list serializer reports {} for each valid item
-                for name, messages in field_errors(item, f"{prefix}[{index}]").items():
-                    flat.setdefault(name, []).extend(messages)
-        return flat
-    return {prefix or NON_FIELD: [str(detail)]}
 
 
 def _invalid(errors: dict[str, list[str]], detail: str = "Invalid input.") -> Response:

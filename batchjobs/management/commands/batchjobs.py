@@ -25,6 +25,7 @@ Exit codes a script can rely on:
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,13 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from batchjobs import selectors
-from batchjobs.api import serializers as s
-from batchjobs.api.definitions import definitions_export, definitions_import
 from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound
-from batchjobs.models import BatchLog, ExecutionStatus, Trigger
+from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.models.execution import FINAL_STATUSES
+from batchjobs.scheduling.preview import PreviewFire
 from batchjobs.services import operator
+from batchjobs.services.definition_serializers import JobDefinitionSerializer
+from batchjobs.services.definitions import definitions_export, definitions_import
 from batchjobs.services.schedules import schedule_preview
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_WAIT_TIMEOUT, EXIT_CONFLICT = 0, 1, 2, 3, 4
@@ -77,6 +79,89 @@ def document_load(text: str, fmt: str) -> Any:
         return json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise InvalidInput({"file": f"Not valid {fmt.upper()}: {exc}"}) from exc
+
+
+# --- what --json prints: the command's own view of the services' results ----------------------
+
+EXECUTION_JSON_FIELDS = (
+    "trigger", "status", "scheduled_for", "params", "attempts", "max_attempts",
+    "next_attempt_at", "created_at", "started_at", "finished_at", "worker", "result", "error",
+    "note", "instance_key", "idempotency_key",
+)  # fmt: skip
+
+
+def json_default(value: Any) -> Any:
+    """Times as ISO 8601 (as the API writes them); anything else as its text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def job_json(job: BatchJob) -> dict[str, Any]:
+    """A job of selectors.job_list() as `list --json` prints it: its definition (secrets masked)
+    and what it has done."""
+    annotations = vars(job)  # the selector's annotations, which BatchJob's type does not know
+    latest = None
+    if annotations["latest_execution_id"] is not None:
+        latest = {
+            "id": annotations["latest_execution_id"],
+            "status": annotations["latest_execution_status"],
+            "created_at": annotations["latest_execution_created_at"],
+        }
+    return {
+        "id": job.pk,
+        **JobDefinitionSerializer(job).data,
+        "target": job.target,
+        "schedule_count": annotations["schedule_count"] or 0,
+        "latest_execution": latest,
+    }
+
+
+def execution_json(execution: BatchLog) -> dict[str, Any]:
+    return {
+        "id": execution.pk,
+        "job": execution.job_id,
+        "job_name": execution.job.name,
+        "schedule": execution.schedule_id,
+        **{name: getattr(execution, name) for name in EXECUTION_JSON_FIELDS},
+        "restart_of": execution.restart_of_id,
+    }
+
+
+def scheduler_status_json(status: selectors.SchedulerStatus) -> dict[str, Any]:
+    due = status.next_due
+    return {
+        "beat_alive": status.beat_alive,
+        "beats": [{"id": beat.beat_id, "last_seen": beat.last_seen} for beat in status.beats],
+        "broker_reachable": status.broker_reachable,
+        "workers": status.workers,
+        "total_jobs": status.total_jobs,
+        "executions": status.counts,
+        "next_due": None
+        if due is None
+        else {
+            "schedule": due.schedule_id,
+            "schedule_kind": due.schedule_kind,
+            "job": due.job_id,
+            "job_name": due.job_name,
+            "job_kind": due.job_kind,
+            "at": due.at,
+        },
+    }
+
+
+def preview_json(schedule: BatchSchedule, fires: list[PreviewFire]) -> dict[str, Any]:
+    return {
+        "schedule": schedule.pk,
+        "timezone": schedule.timezone,
+        "fires": [
+            {
+                "at": fire.at,
+                "local": fire.local,
+                "utc_offset_seconds": int(fire.utc_offset.total_seconds()),
+                "dst_change": fire.dst_change,
+            }
+            for fire in fires
+        ],
+    }
 
 
 class Command(BaseCommand):
@@ -173,29 +258,29 @@ class Command(BaseCommand):
         raise CommandError(message, returncode=code)
 
     def _print(self, data: Any) -> None:
-        self.stdout.write(json.dumps(data, default=str, ensure_ascii=False))
+        self.stdout.write(json.dumps(data, default=json_default, ensure_ascii=False))
 
     # --- subcommands -------------------------------------------------------------------------
 
     def _list(self, *, as_json: bool, **_) -> int:
-        jobs = selectors.job_list()
+        jobs = [job_json(job) for job in selectors.job_list()]
         if as_json:
-            self._print(s.JobSerializer(jobs, many=True).data)
+            self._print(jobs)
             return EXIT_OK
         for job in jobs:
-            latest = job.latest_execution_status or "-"
-            state = "enabled" if job.enabled else "disabled"
+            latest = job["latest_execution"]["status"] if job["latest_execution"] else "-"
+            state = "enabled" if job["enabled"] else "disabled"
             self.stdout.write(
-                f"{job.name}\t{job.kind}\t{state}\t{job.schedule_count or 0} schedule(s)\t"
-                f"latest: {latest}\t{job.target}"
+                f"{job['name']}\t{job['kind']}\t{state}\t{job['schedule_count']} schedule(s)\t"
+                f"latest: {latest}\t{job['target']}"
             )
         return EXIT_OK
 
     def _run(self, *, name, param, wait, timeout, idempotency_key, as_json: bool, **_) -> int:
         params = dict(parse_param(text) for text in param)
         try:
-            execution = operator.start(
-                name, params, trigger=Trigger.CLI, idempotency_key=idempotency_key
+            execution = operator.job_start(
+                job_name=name, params=params, trigger=Trigger.CLI, idempotency_key=idempotency_key
             )
         except NotFound as exc:
             raise InvalidInput({"name": str(exc)}) from exc
@@ -234,7 +319,7 @@ class Command(BaseCommand):
 
     def _operate(self, execution: BatchLog, verb: str, *, as_json: bool) -> int:
         if as_json:
-            self._print(s.ExecutionSerializer(execution).data)
+            self._print(execution_json(execution))
         else:
             self.stdout.write(
                 f"{verb} execution {execution.pk} of {execution.job.name}: {execution.status}"
@@ -242,21 +327,23 @@ class Command(BaseCommand):
         return EXIT_OK
 
     def _stop(self, *, id: int, as_json: bool, **_) -> int:
-        return self._operate(operator.stop(id), "stop:", as_json=as_json)
+        return self._operate(operator.execution_stop(execution_id=id), "stop:", as_json=as_json)
 
     def _restart(self, *, id: int, as_json: bool, **_) -> int:
-        restarted = operator.restart(id)
+        restarted = operator.execution_restart(execution_id=id)
         return self._operate(restarted, f"restarted {id} as", as_json=as_json)
 
     def _abandon(self, *, id: int, as_json: bool, **_) -> int:
-        return self._operate(operator.abandon(id), "abandon:", as_json=as_json)
+        return self._operate(
+            operator.execution_abandon(execution_id=id), "abandon:", as_json=as_json
+        )
 
     def _status(self, *, id: int | None, as_json: bool, **_) -> int:
         if id is not None:
             return self._execution_status(id, as_json=as_json)
         status = selectors.scheduler_status()
         if as_json:
-            self._print(s.SchedulerStatusSerializer(status).data)
+            self._print(scheduler_status_json(status))
             return EXIT_OK
         now = timezone.now()
         if not status.broker_reachable:
@@ -284,8 +371,8 @@ class Command(BaseCommand):
         return EXIT_OK
 
     def _execution_status(self, execution_id: int, *, as_json: bool) -> int:
-        summary = s.ExecutionSummarySerializer(operator.summary(execution_id)).data
-        steps = s.StepSummarySerializer(operator.step_summaries(execution_id), many=True).data
+        summary = operator.execution_summary(execution_id=execution_id)
+        steps = operator.execution_step_summaries(execution_id=execution_id)
         if as_json:
             self._print({**summary, "steps": steps})
             return EXIT_OK
@@ -308,11 +395,7 @@ class Command(BaseCommand):
         found = selectors.schedule_get(schedule_id=schedule)
         fires = schedule_preview(schedule=found, count=count)
         if as_json:
-            self._print(
-                s.PreviewSerializer(
-                    {"schedule": found.pk, "timezone": found.timezone, "fires": fires}
-                ).data
-            )
+            self._print(preview_json(found, fires))
             return EXIT_OK
         self.stdout.write(f"schedule {found.pk} of {found.job.name}: {found.summary}")
         if not fires:

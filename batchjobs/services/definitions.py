@@ -1,6 +1,6 @@
 """Jobs as code: jobs with their schedules as one document, exported and imported through the
-API's definition serializers, so a file is checked exactly as an API call is, by the same
-services. Round trip: export, delete, import, export again gives the same document.
+definition serializers the API's extend, so a file is checked exactly as an API call is, by the
+same services. Round trip: export, delete, import, export again gives the same document.
 
     {"version": 1, "jobs": [{"name": ..., <job fields>, "schedules": [{<schedule fields>}]}]}
 
@@ -19,13 +19,15 @@ from rest_framework import serializers
 
 from batchjobs.errors import InvalidInput, NotFound
 from batchjobs.models import BatchJob
+from batchjobs.rules.text import unstorable_text_path
 from batchjobs.selectors import jobs_with_schedules
+from batchjobs.services.definition_serializers import (
+    JobDefinitionSerializer,
+    ScheduleDefinitionSerializer,
+    field_errors,
+)
 from batchjobs.services.jobs import job_create, job_update
 from batchjobs.services.schedules import schedule_create, schedule_delete, schedule_update
-
-from .errors import field_errors
-from .parsers import unstorable_text_path
-from .serializers import JobDefinitionSerializer, ScheduleDefinitionSerializer
 
 DOCUMENT_VERSION = 1
 
@@ -99,9 +101,10 @@ def _entries(document: Any) -> list[dict]:
         if not isinstance(entry, dict):
             raise InvalidInput({f"jobs[{index}]": "Must be an object."})
         name = entry.get("name")
-        if isinstance(name, str) and name in names:
-            raise InvalidInput({f"jobs[{index}].name": f"Job {name!r} appears twice."})
-        names.add(name)
+        if isinstance(name, str):
+            if name in names:
+                raise InvalidInput({f"jobs[{index}].name": f"Job {name!r} appears twice."})
+            names.add(name)
     return entries
 
 
