@@ -12,7 +12,7 @@ from batchjobs.models import BatchJob, BatchLog, JobKind, ScheduleKind, Trigger
 from batchjobs.models.clock import database_now
 from batchjobs.models.job import AssertionKind
 from batchjobs.models.schedule import IntervalUnit
-from batchjobs.services.executions import execution_start
+from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
 from batchjobs.services.schedules import schedule_create
 
@@ -112,7 +112,7 @@ def demo_seed(*, base_url: str) -> list[DemoJobOutcome]:
                 job = job_create(**demo.job)
                 if demo.schedule:
                     schedule_create(job=job, **demo.schedule)
-                first_run = execution_start(job=job, trigger=Trigger.CLI)
+                first_run = operator.job_start(job_name=job.name, trigger=Trigger.CLI)
         except InvalidInput as exc:
             outcomes.append(DemoJobOutcome(name=demo.name, job=None, created=False, error=str(exc)))
             continue

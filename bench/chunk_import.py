@@ -6,7 +6,7 @@ The same generated file of customers (email,name,active) goes into the same kind
 - copy: one psycopg 3 `COPY ... FROM STDIN (FORMAT csv, HEADER)` stream of the file's bytes, one
   transaction: the ceiling (DESIGN.md §7 measured ~180,000 rows/s on this kind of machine).
 - engine: the examples.csv_import batch job, run in-process as a worker runs it
-  (operator.start, then execution_run): CsvReader -> CustomerRow processor ->
+  (operator.job_start, then execution_run): CsvReader -> CustomerRow processor ->
   PostgresCopyWriter, chunks of 1,000, each chunk one transaction with its checkpoint; the
   step overlaps its writes (overlap_writes): chunk k+1 is read while PostgreSQL takes in k.
 

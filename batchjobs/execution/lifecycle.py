@@ -40,6 +40,15 @@ from batchjobs.models.job import OverlapPolicy
 from batchjobs.models.set_aside import row_isolated, set_aside_reason
 
 from .hooks import execution_ended
+from .hot_sql import (
+    ATTEMPT_INSERT,
+    CLAIM_POSTGRESQL,
+    CLAIM_UPDATE,
+    CLAIMED_FIELDS,
+    FINISH_ATTEMPT,
+    FINISH_EXECUTION,
+    attempt_values,
+)
 from .outcome import AttemptOutcome
 from .retry import retry_delay
 
@@ -61,25 +70,6 @@ class Claim:
     attempt: int
 
 
-_BATCHLOG = BatchLog._meta.db_table
-_ATTEMPT = BatchAttempt._meta.db_table
-_RUNNING_SQL = ", ".join(f"'{status}'" for status in RUNNING_STATUSES)
-_CLAIM_UPDATE = f"""
-    UPDATE {_BATCHLOG} SET status = 'STARTED', attempts = attempts + 1,
-        started_at = COALESCE(started_at, {{now}}), heartbeat_at = {{now}}, worker = {{p}}
-    WHERE id = {{p}} AND status = 'QUEUED' AND next_attempt_at <= {{now}}
-        AND attempts < max_attempts
-    RETURNING id, job_id, attempts, max_attempts, exclusive, params, execution_context,
-        heartbeat_at
-"""
-_ATTEMPT_INSERT = f"""
-    INSERT INTO {_ATTEMPT} (execution_id, number, status, worker, task_id, started_at,
-        response_excerpt, error)
-"""
-_CLAIMED_COLUMNS = ("id", "job_id", "attempts", "max_attempts", "exclusive", "params",
-                    "execution_context", "heartbeat_at")  # fmt: skip
-
-
 def execution_claim(*, execution_id: int, worker: str, task_id: str) -> Claim | None:
     """QUEUED -> STARTED and a new RUNNING attempt, or None if this message has nothing to do
     (a duplicate, an early retry, an execution already finished, or an overlap).
@@ -95,7 +85,7 @@ def execution_claim(*, execution_id: int, worker: str, task_id: str) -> Claim | 
     if row is None:
         return None
     *claimed, job_updated_at = row
-    values = dict(zip(_CLAIMED_COLUMNS, claimed, strict=True))
+    values = dict(zip(CLAIMED_FIELDS, claimed, strict=True))
     for name in ("params", "execution_context"):
         values[name] = _json_from_db(name, values[name])
     values["heartbeat_at"] = _datetime_from_db(values["heartbeat_at"])
@@ -106,27 +96,17 @@ def execution_claim(*, execution_id: int, worker: str, task_id: str) -> Claim | 
 
 def _claim_row(*, execution_id: int, worker: str, task_id: str):
     if connection.vendor == "postgresql":
-        sql = f"""
-            WITH claimed AS ({_CLAIM_UPDATE.format(now="STATEMENT_TIMESTAMP()", p="%s")}),
-            attempt AS ({_ATTEMPT_INSERT}
-                SELECT id, attempts, 'RUNNING', %s, %s, heartbeat_at, '', '' FROM claimed)
-            SELECT {", ".join(_CLAIMED_COLUMNS)},
-                (SELECT updated_at FROM {BatchJob._meta.db_table} WHERE id = claimed.job_id)
-            FROM claimed
-        """
         with connection.cursor() as cursor:
-            cursor.execute(sql, [worker, execution_id, worker, task_id])
+            cursor.execute(CLAIM_POSTGRESQL, [worker, execution_id, worker, task_id])
             return cursor.fetchone()
     now = connection.ops.adapt_datetimefield_value(database_now())
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_UPDATE.format(now="%s", p="%s"), [now, now, worker, execution_id, now]
-        )
+        cursor.execute(CLAIM_UPDATE.format(now="%s", p="%s"), [now, now, worker, execution_id, now])
         row = cursor.fetchone()
         if row is None:
             return None
         cursor.execute(
-            _ATTEMPT_INSERT + " VALUES (%s, %s, 'RUNNING', %s, %s, %s, '', '')",
+            f"{ATTEMPT_INSERT} VALUES ({attempt_values('%s', '%s', '%s', '%s', '%s')})",
             [row[0], row[2], worker, task_id, now],
         )
         return (*row, None)
@@ -196,27 +176,6 @@ def execution_heartbeat(
     return ExecutionStatus.STOPPING if owned.update(**fields) else None
 
 
-_FINISH_EXECUTION = f"""
-    UPDATE {_BATCHLOG} SET
-        status = CASE WHEN status = 'STOPPING' AND %(planned)s <> 'COMPLETED' THEN 'STOPPED'
-                      ELSE %(planned)s END,
-        finished_at = CASE WHEN status = 'STOPPING' OR %(planned)s <> 'QUEUED' THEN {{now}}
-                           ELSE NULL END,
-        next_attempt_at = CASE WHEN status <> 'STOPPING' AND %(planned)s = 'QUEUED'
-                               THEN {{retry_at}} ELSE next_attempt_at END,
-        result = CASE WHEN %(planned)s = 'COMPLETED' THEN %(result)s{{json}} ELSE result END,
-        error = %(error)s, heartbeat_at = NULL
-    WHERE id = %(id)s AND status IN ({_RUNNING_SQL}) AND attempts = %(number)s
-    RETURNING status
-"""
-_FINISH_ATTEMPT = f"""
-    UPDATE {_ATTEMPT} SET status = %(attempt_status)s, finished_at = {{now}},
-        http_status = %(http_status)s, response_excerpt = %(excerpt)s, error = %(error)s,
-        retryable = %(retryable)s
-    WHERE execution_id = %(id)s AND number = %(number)s AND status = 'RUNNING'
-"""
-
-
 def execution_finish_attempt(
     *, execution: BatchLog, attempt: int, outcome: AttemptOutcome, job: BatchJob
 ) -> ExecutionStatus | None:
@@ -254,8 +213,8 @@ def execution_finish_attempt(
         now = "STATEMENT_TIMESTAMP()"
         retry_at = f"{now} + make_interval(secs => %(delay)s)" if retrying else "NULL"
         sql = f"""
-            WITH ended AS ({_FINISH_EXECUTION.format(now=now, retry_at=retry_at, json="::jsonb")}),
-            noted AS ({_FINISH_ATTEMPT.format(now=now)} AND EXISTS (SELECT 1 FROM ended))
+            WITH ended AS ({FINISH_EXECUTION.format(now=now, retry_at=retry_at, json="::jsonb")}),
+            noted AS ({FINISH_ATTEMPT.format(now=now)} AND EXISTS (SELECT 1 FROM ended))
             SELECT status FROM ended
         """
         with connection.cursor() as cursor:
@@ -268,11 +227,11 @@ def execution_finish_attempt(
         params |= {"now": adapt(now_value), "retry_at": adapt(retry_value)}
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                _FINISH_EXECUTION.format(now="%(now)s", retry_at="%(retry_at)s", json=""), params
+                FINISH_EXECUTION.format(now="%(now)s", retry_at="%(retry_at)s", json=""), params
             )
             row = cursor.fetchone()
             if row is not None:
-                cursor.execute(_FINISH_ATTEMPT.format(now="%(now)s"), params)
+                cursor.execute(FINISH_ATTEMPT.format(now="%(now)s"), params)
     if row is None:
         return None
     status = ExecutionStatus(row[0])

@@ -16,8 +16,8 @@ from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.http_job import headers_for_request, run_http_job
 from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
 from batchjobs.http.guard import url_errors
-from batchjobs.models import AuditAction, BatchJob, ExecutionStatus, JobKind
-from batchjobs.models.execution import RUNNING_STATUSES
+from batchjobs.models import AuditAction, BatchJob, JobKind
+from batchjobs.models.execution import ACTIVE_STATUSES
 from batchjobs.models.job import AssertionKind
 from batchjobs.rules.json_path import json_path_parse
 from batchjobs.rules.status_spec import status_spec_parse
@@ -242,9 +242,7 @@ def job_delete(*, job: BatchJob, user=None) -> None:
     Refused while an execution is queued or running: stop it first."""
     with transaction.atomic():
         active = list(
-            job.executions.filter(
-                status__in=(ExecutionStatus.QUEUED, *RUNNING_STATUSES)
-            ).values_list("pk", flat=True)
+            job.executions.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
         )
         if active:
             raise Conflict(

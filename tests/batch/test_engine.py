@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_chunk_step_writes_everything_with_counts():
-    execution = run_in_process(operator.start("tests.numbers", {"run": 1, "count": 23}))
+    execution = run_in_process(
+        operator.job_start(job_name="tests.numbers", params={"run": 1, "count": 23})
+    )
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     load = step_execution(execution, "load")
     assert (load.read_count, load.write_count, load.commit_count) == (23, 23, 5)
@@ -25,7 +27,9 @@ def test_chunk_step_writes_everything_with_counts():
 
 def test_read_and_write_skips_within_the_limit():
     execution = run_in_process(
-        operator.start("tests.numbers", {"run": 2, "count": 20, "bad": [3], "poison": [7, 12]})
+        operator.job_start(
+            job_name="tests.numbers", params={"run": 2, "count": 20, "bad": [3], "poison": [7, 12]}
+        )
     )
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     load = step_execution(execution, "load")
@@ -36,7 +40,9 @@ def test_read_and_write_skips_within_the_limit():
 
 def test_skip_limit_exceeded_fails_with_the_counts():
     execution = run_in_process(
-        operator.start("tests.numbers", {"run": 3, "count": 20, "bad": [1, 2, 3, 4]})
+        operator.job_start(
+            job_name="tests.numbers", params={"run": 3, "count": 20, "bad": [1, 2, 3, 4]}
+        )
     )
     assert execution.status == ExecutionStatus.FAILED
     load = step_execution(execution, "load")
@@ -47,7 +53,9 @@ def test_skip_limit_exceeded_fails_with_the_counts():
 
 
 def test_processor_filters():
-    execution = run_in_process(operator.start("tests.odd_numbers", {"count": 9}))
+    execution = run_in_process(
+        operator.job_start(job_name="tests.odd_numbers", params={"count": 9})
+    )
     load = step_execution(execution, "load")
     assert (load.read_count, load.filter_count, load.write_count) == (9, 4, 5)
     assert customer_numbers() == [1, 3, 5, 7, 9]
@@ -60,7 +68,9 @@ def test_item_listeners_see_every_read_process_and_write_in_order():
     jobs._checked_calls.clear()
 
     # when
-    execution = run_in_process(operator.start("tests.item_listeners", {"count": 6, "bad": [2]}))
+    execution = run_in_process(
+        operator.job_start(job_name="tests.item_listeners", params={"count": 6, "bad": [2]})
+    )
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -80,7 +90,7 @@ def test_item_listeners_see_every_read_process_and_write_in_order():
 
 
 def test_write_retry():
-    execution = run_in_process(operator.start("tests.retry", {"count": 10}))
+    execution = run_in_process(operator.job_start(job_name="tests.retry", params={"count": 10}))
     load = step_execution(execution, "load")
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     assert load.rollback_count == 2 and load.write_count == 10
@@ -88,7 +98,7 @@ def test_write_retry():
 
 @pytest.mark.parametrize(("fail", "ran"), [(False, ["report"]), (True, ["recover"])])
 def test_conditional_flow_takes_each_branch(fail, ran):
-    execution = run_in_process(operator.start("tests.flow", {"fail": fail}))
+    execution = run_in_process(operator.job_start(job_name="tests.flow", params={"fail": fail}))
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     assert execution.execution_context["job"]["ran"] == ran
     assert step_execution(execution, "first").status == (
@@ -98,28 +108,33 @@ def test_conditional_flow_takes_each_branch(fail, ran):
 
 @pytest.mark.parametrize(("size", "branch"), [(9, "big"), (2, "small")])
 def test_decider(size, branch):
-    execution = run_in_process(operator.start("tests.decider", {"size": size}))
+    execution = run_in_process(operator.job_start(job_name="tests.decider", params={"size": size}))
     assert execution.execution_context["job"]["ran"] == [branch]
 
 
 def test_a_completed_instance_is_refused_and_a_new_one_is_not():
-    run_in_process(operator.start("tests.numbers", {"run": 9, "count": 3}))
+    run_in_process(operator.job_start(job_name="tests.numbers", params={"run": 9, "count": 3}))
     with pytest.raises(Conflict, match="already completed"):
-        operator.start("tests.numbers", {"run": 9, "count": 3})
-    assert operator.start("tests.numbers", {"run": 10, "count": 3}).status == ExecutionStatus.QUEUED
+        operator.job_start(job_name="tests.numbers", params={"run": 9, "count": 3})
+    assert (
+        operator.job_start(job_name="tests.numbers", params={"run": 10, "count": 3}).status
+        == ExecutionStatus.QUEUED
+    )
 
 
 def test_restart_after_failure_skips_completed_steps_and_resumes_the_failed_one():
     # given a run that fails at the 4th skip, after 2 chunks were committed
     first = run_in_process(
-        operator.start("tests.numbers", {"run": 4, "count": 30, "bad": [11, 12, 13, 14]})
+        operator.job_start(
+            job_name="tests.numbers", params={"run": 4, "count": 30, "bad": [11, 12, 13, 14]}
+        )
     )
     assert first.status == ExecutionStatus.FAILED
     written_before = customer_numbers()
     assert written_before == list(range(1, 11))
     # when restarted (the bad numbers were fixed in the meantime: new params are not allowed,
     # so this restart fails again at the same place, proving it resumed there)
-    second = run_in_process(operator.restart(first.pk))
+    second = run_in_process(operator.execution_restart(execution_id=first.pk))
     assert second.status == ExecutionStatus.FAILED
     assert (
         step_execution(second, "load").read_count == 0
@@ -128,7 +143,9 @@ def test_restart_after_failure_skips_completed_steps_and_resumes_the_failed_one(
 
 
 def test_partitioned_step_in_process_runs_every_partition():
-    execution = run_in_process(operator.start("tests.partitioned", {"count": 95}))
+    execution = run_in_process(
+        operator.job_start(job_name="tests.partitioned", params={"count": 95})
+    )
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     partitions = StepExecution.objects.filter(execution=execution).exclude(partition="")
     assert sorted(partitions.values_list("partition", flat=True)) == ["p0", "p1", "p2", "p3"]
@@ -137,24 +154,28 @@ def test_partitioned_step_in_process_runs_every_partition():
 
 
 def test_stop_of_a_queued_execution_and_abandon():
-    execution = operator.start("tests.numbers", {"run": 5, "count": 3})
-    stopped = operator.stop(execution.pk)
+    execution = operator.job_start(job_name="tests.numbers", params={"run": 5, "count": 3})
+    stopped = operator.execution_stop(execution_id=execution.pk)
     assert stopped.status == ExecutionStatus.STOPPED
-    abandoned = operator.abandon(execution.pk)
+    abandoned = operator.execution_abandon(execution_id=execution.pk)
     assert abandoned.status == ExecutionStatus.ABANDONED
     with pytest.raises(Conflict):
-        operator.restart(execution.pk)
+        operator.execution_restart(execution_id=execution.pk)
     with pytest.raises(Conflict):
-        operator.abandon(execution.pk)
+        operator.execution_abandon(execution_id=execution.pk)
 
 
 def test_operator_summaries():
-    execution = run_in_process(operator.start("tests.numbers", {"run": 6, "count": 7}))
-    assert operator.summary(execution.pk)["status"] == ExecutionStatus.COMPLETED
-    steps = operator.step_summaries(execution.pk)
+    execution = run_in_process(
+        operator.job_start(job_name="tests.numbers", params={"run": 6, "count": 7})
+    )
+    assert (
+        operator.execution_summary(execution_id=execution.pk)["status"] == ExecutionStatus.COMPLETED
+    )
+    steps = operator.execution_step_summaries(execution_id=execution.pk)
     assert [(s["step"], s["write_count"]) for s in steps] == [("load", 7), ("report", 0)]
     assert "tests.numbers" in operator.job_names()
-    assert operator.running_executions("tests.numbers") == []
+    assert operator.job_running_executions(job_name="tests.numbers") == []
 
 
 def _load_counts(execution) -> dict:
@@ -168,11 +189,13 @@ def test_overlapped_writes_commit_what_chunk_by_chunk_writing_does():
     # fails, is written again the usual way, then scanned, and 7 skipped as a duplicate
     ExampleCustomer.objects.create(email="n7@example.com", name="already")
     params = {"count": 23, "bad": [3]}
-    by_chunk = run_in_process(operator.start("tests.copied_numbers", {"run": 1, **params}))
+    by_chunk = run_in_process(
+        operator.job_start(job_name="tests.copied_numbers", params={"run": 1, **params})
+    )
     written = customer_numbers()
     ExampleCustomer.objects.exclude(email="n7@example.com").delete()
     overlapped = run_in_process(
-        operator.start("tests.copied_numbers_overlapped", {"run": 1, **params})
+        operator.job_start(job_name="tests.copied_numbers_overlapped", params={"run": 1, **params})
     )
 
     assert by_chunk.status == overlapped.status == ExecutionStatus.COMPLETED, overlapped.error
@@ -192,7 +215,9 @@ def test_overlapped_writes_commit_what_chunk_by_chunk_writing_does():
 def test_a_read_failure_in_the_next_chunk_comes_after_this_chunk_commits(job):
     # given a 4th unreadable number in the 3rd chunk, past the skip limit of 3, read (when
     # overlapping) while the 2nd chunk's rows are still being written
-    execution = run_in_process(operator.start(job, {"run": 1, "count": 20, "bad": [4, 9, 12, 14]}))
+    execution = run_in_process(
+        operator.job_start(job_name=job, params={"run": 1, "count": 20, "bad": [4, 9, 12, 14]})
+    )
 
     assert execution.status == ExecutionStatus.FAILED
     load = step_execution(execution, "load")

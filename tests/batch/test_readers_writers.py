@@ -437,7 +437,7 @@ def test_sql_cursor_reader_in_a_step_whose_chunks_commit_on_the_same_database(ke
 
     # when restarted
     FAIL_AT["value"] = None
-    restarted = run_in_process(operator.restart(failed.pk))
+    restarted = run_in_process(operator.execution_restart(execution_id=failed.pk))
 
     # then the reader resumed at the checkpoint, behind the 15 rows committed
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
@@ -701,7 +701,7 @@ def test_csv_to_csv_counts_bad_lines_as_read_skips_and_restarts_without_duplicat
     failed = run_in_process(batch_start("tests.rw.csv_to_csv", params))
     assert failed.status == ExecutionStatus.FAILED
     FAIL_AT["value"] = None
-    restarted = run_in_process(operator.restart(failed.pk))
+    restarted = run_in_process(operator.execution_restart(execution_id=failed.pk))
 
     # then every good record once, the bad lines skipped with their line numbers
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
@@ -766,7 +766,7 @@ def test_http_writer_retried_and_restarted_chunks_keep_their_key(httpserver):
     assert failed.status == ExecutionStatus.FAILED
 
     # when the execution is restarted (an execution with an id of its own)
-    restarted = run_in_process(operator.restart(failed.pk))
+    restarted = run_in_process(operator.execution_restart(execution_id=failed.pk))
 
     # then chunk 2 went three times under one key, the one the instance's first execution gave
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error

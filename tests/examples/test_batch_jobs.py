@@ -50,7 +50,9 @@ def test_csv_import_skips_and_reports_bad_lines_and_imports_the_rest(tmp_path):
         file.write(b"user2501@example.com,Caf\xe9,yes\n")  # Latin-1, not UTF-8: line 2502
 
     # when
-    execution = run_in_process(operator.start("examples.csv_import", {"file": str(path)}))
+    execution = run_in_process(
+        operator.job_start(job_name="examples.csv_import", params={"file": str(path)})
+    )
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -85,7 +87,7 @@ def test_csv_import_restarts_from_its_last_chunk_and_imports_each_line_once(tmp_
 
     # when restarted with a larger limit
     monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 10)
-    restarted = run_in_process(operator.restart(failed.pk))
+    restarted = run_in_process(operator.execution_restart(execution_id=failed.pk))
 
     # then it read on from line 2002, and wrote each customer once: no duplicate was
     # attempted (write_skip_count 0), so no committed line was read again
@@ -105,7 +107,9 @@ def test_csv_import_partitioned_imports_every_range_with_file_line_numbers(tmp_p
 
     # when
     execution = run_in_process(
-        operator.start("examples.csv_import_partitioned", {"file": str(path), "partitions": 3})
+        operator.job_start(
+            job_name="examples.csv_import_partitioned", params={"file": str(path), "partitions": 3}
+        )
     )
 
     # then
@@ -140,7 +144,7 @@ def test_csv_import_partitioned_restart_reruns_only_the_failed_partition(tmp_pat
 
     # when
     monkeypatch.setattr(batch_jobs, "IMPORT_SKIP_LIMIT", 10)
-    restarted = run_in_process(operator.restart(failed.pk))
+    restarted = run_in_process(operator.execution_restart(execution_id=failed.pk))
 
     # then p2 resumed from its own checkpoint; p0 and p1 were not run again
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
@@ -162,7 +166,9 @@ def test_db_migration_transforms_every_customer_into_the_warehouse():
     )
 
     # when
-    execution = run_in_process(operator.start("examples.db_migration", {"page_size": 300}))
+    execution = run_in_process(
+        operator.job_start(job_name="examples.db_migration", params={"page_size": 300})
+    )
 
     # then
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
@@ -195,7 +201,7 @@ def test_db_migration_restarts_after_the_last_committed_key_and_a_rerun_is_harml
 
     # when restarted
     monkeypatch.undo()
-    restarted = run_in_process(operator.restart(failed.pk))
+    restarted = run_in_process(operator.execution_restart(execution_id=failed.pk))
 
     # then it read only what the committed chunk had not
     assert restarted.status == ExecutionStatus.COMPLETED, restarted.error
@@ -204,7 +210,7 @@ def test_db_migration_restarts_after_the_last_committed_key_and_a_rerun_is_harml
 
     # and a whole new run writes every row again without duplicating any, picking up changes
     ExampleCustomer.objects.filter(email="p1@example.com").update(name="Renamed")
-    again = run_in_process(operator.start_next_instance("examples.db_migration"))
+    again = run_in_process(operator.job_start_next_instance(job_name="examples.db_migration"))
     assert again.status == ExecutionStatus.COMPLETED, again.error
     assert step_execution(again, "migrate").write_count == 1000
     assert WarehouseCustomer.objects.count() == 1000

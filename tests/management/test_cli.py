@@ -50,7 +50,9 @@ def cli_text(*args: str) -> str:
 def failed_batch() -> BatchLog:
     """A FAILED execution of tests.numbers: the load step passed its skip limit."""
     execution = run_in_process(
-        operator.start("tests.numbers", {"run": 1, "count": 10, "bad": [2, 3, 4, 5]})
+        operator.job_start(
+            job_name="tests.numbers", params={"run": 1, "count": 10, "bad": [2, 3, 4, 5]}
+        )
     )
     assert execution.status == ExecutionStatus.FAILED
     return execution
@@ -148,7 +150,7 @@ def test_preview_count_out_of_range_exits_2_naming_count():
 
 
 def test_stop_a_queued_execution_then_again_is_a_conflict():
-    execution = operator.start(handler_job("noop").name)
+    execution = operator.job_start(job_name=handler_job("noop").name)
 
     code, stopped = cli("stop", str(execution.pk))
     again, error = cli("stop", str(execution.pk))
@@ -169,7 +171,9 @@ def test_restart_a_failed_execution_then_again_is_a_conflict(failed_batch):
 
 
 def test_restart_of_a_completed_execution_is_a_conflict_without_json():
-    completed = run_in_process(operator.start("tests.numbers", {"run": 9, "count": 2}))
+    completed = run_in_process(
+        operator.job_start(job_name="tests.numbers", params={"run": 9, "count": 2})
+    )
     assert completed.status == ExecutionStatus.COMPLETED
 
     with pytest.raises(CommandError) as refused:
@@ -189,7 +193,7 @@ def test_abandon_then_restart_is_a_conflict(failed_batch):
 
 
 def test_run_of_a_completed_batch_instance_is_a_conflict():
-    run_in_process(operator.start("tests.numbers", {"run": 4, "count": 2}))
+    run_in_process(operator.job_start(job_name="tests.numbers", params={"run": 4, "count": 2}))
 
     code, error = cli("run", "tests.numbers", "--param", "run=4", "--param", "count=2")
 
@@ -212,8 +216,8 @@ def test_run_with_an_idempotency_key_returns_the_same_execution():
 def test_exit_codes_of_the_real_process():
     """What a shell script sees: the process's exit status and a message on stderr."""
     # On a queue no worker reads: a worker another test left running must not take it.
-    execution = operator.start(handler_job("noop", queue="parked").name)
-    operator.stop(execution.pk)
+    execution = operator.job_start(job_name=handler_job("noop", queue="parked").name)
+    operator.execution_stop(execution_id=execution.pk)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(

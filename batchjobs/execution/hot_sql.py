@@ -1,0 +1,195 @@
+"""The statements of the hot paths, written as SQL for speed (beat's fire INSERT, a worker's
+claim and finish: DESIGN.md §7), built from the models' _meta and the status enums rather
+than spelled by hand: a renamed column or status is followed, and a column the fire INSERT
+cannot fill stops the import of this module (and tests/execution/test_hot_sql.py), instead
+of failing beat's first fire at run time."""
+
+import json
+from collections.abc import Iterable, Mapping
+from types import SimpleNamespace
+from typing import Any
+
+from django.db import models
+from django.db.models import NOT_PROVIDED
+
+from batchjobs.models import (
+    AttemptStatus,
+    BatchAttempt,
+    BatchJob,
+    BatchLog,
+    ExecutionStatus,
+    Trigger,
+)
+from batchjobs.models.execution import RUNNING_STATUSES
+
+
+class Table:
+    """A model's table as SQL names: str() is the table, an attribute the column of the field
+    of that name (`Table(BatchLog).job` is "job_id")."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self._model_meta = model._meta
+
+    def __str__(self) -> str:
+        return self._model_meta.db_table
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._model_meta.get_field(name).column  # type: ignore[union-attr]
+
+
+def sql_literal(value: Any, field: models.Field | None = None) -> str:
+    """A constant of our own (a default, a status: never user input) as an SQL literal, for a
+    statement sent with parameters (a % is doubled)."""
+    if value is None:
+        return "NULL"
+    if isinstance(field, models.JSONField) or isinstance(value, dict | list):
+        value = json.dumps(value)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''").replace("%", "%%") + "'"
+
+
+def _literals(choices: type[models.TextChoices]) -> Any:
+    return SimpleNamespace(**{member.name: sql_literal(member.value) for member in choices})
+
+
+LOG, ATTEMPT, JOB = Table(BatchLog), Table(BatchAttempt), Table(BatchJob)
+STATUS = _literals(ExecutionStatus)  # STATUS.QUEUED is "'QUEUED'"
+ATTEMPT_STATUS = _literals(AttemptStatus)
+RUNNING_SQL = ", ".join(sql_literal(status.value) for status in RUNNING_STATUSES)
+
+
+class UnfilledColumns(Exception):
+    """An INSERT written by hand would leave NOT NULL columns without a value."""
+
+
+def insert_constants(
+    fields: Iterable[models.Field], *, filled: Iterable[str], constants: Mapping[str, Any] = {}
+) -> dict[str, str]:
+    """column -> SQL literal for every concrete field an INSERT does not take from its rows
+    (`filled`, field names): `constants` first, else the field's default (as the ORM would
+    save it), else NULL if the column allows it, else '' for text. A column with a database
+    default is left to the database. UnfilledColumns names those left without a value."""
+    filled = set(filled)
+    values: dict[str, str] = {}
+    unfilled = []
+    for field in fields:
+        if field.primary_key or field.name in filled:
+            continue
+        if field.name in constants:
+            value = constants[field.name]
+        elif field.has_default():
+            value = field.get_default()
+        elif field.null:
+            value = None
+        elif field.db_default is not NOT_PROVIDED:
+            continue
+        elif field.empty_strings_allowed:
+            value = ""
+        else:
+            unfilled.append(field.column)
+            continue
+        values[field.column] = sql_literal(value, field)
+    if unfilled:
+        raise UnfilledColumns(
+            f"no value for the NOT NULL column(s) {', '.join(unfilled)}: give the field a "
+            "default (or db_default), or fill it in the rows"
+        )
+    return values
+
+
+# --- beat: one execution row per fire (scheduling/firing.py) ---------------------------------
+
+# The fields of the rows firing builds, in the order of their tuples; then what every fired
+# execution starts with that the model's defaults do not say.
+FIRE_ROW_FIELDS = (
+    "job", "schedule", "scheduled_for", "params", "status", "exclusive", "max_attempts",
+    "next_attempt_at", "published_at", "finished_at", "error", "note", "created_at",
+)  # fmt: skip
+FIRE_ROW_COLUMNS = tuple(getattr(LOG, name) for name in FIRE_ROW_FIELDS)
+FIRE_CONSTANTS = insert_constants(
+    BatchLog._meta.concrete_fields,
+    filled=FIRE_ROW_FIELDS,
+    constants={"trigger": Trigger.SCHEDULE.value},
+)
+FIRE_RETURNING = f"ON CONFLICT DO NOTHING RETURNING {LOG.id}, {LOG.status}, {LOG.job}"
+
+
+def fire_row_types(connection) -> tuple[str, ...]:
+    """The database types of FIRE_ROW_FIELDS, for the arrays PostgreSQL's INSERT unnests."""
+    return tuple(BatchLog._meta.get_field(name).db_type(connection) for name in FIRE_ROW_FIELDS)
+
+
+# --- a worker: claim an execution, record an attempt's end (execution/lifecycle.py) ----------
+
+# What a claim reads back of the execution (attnames: they build a BatchLog).
+CLAIMED_FIELDS = ("id", "job_id", "attempts", "max_attempts", "exclusive", "params",
+                  "execution_context", "heartbeat_at")  # fmt: skip
+_CLAIMED_COLUMNS = ", ".join(getattr(LOG, name) for name in CLAIMED_FIELDS)
+
+# {now} and {p}: the database's clock and a parameter, as the vendor writes them.
+CLAIM_UPDATE = f"""
+    UPDATE {LOG} SET {LOG.status} = {STATUS.STARTED}, {LOG.attempts} = {LOG.attempts} + 1,
+        {LOG.started_at} = COALESCE({LOG.started_at}, {{now}}), {LOG.heartbeat_at} = {{now}},
+        {LOG.worker} = {{p}}
+    WHERE {LOG.id} = {{p}} AND {LOG.status} = {STATUS.QUEUED}
+        AND {LOG.next_attempt_at} <= {{now}} AND {LOG.attempts} < {LOG.max_attempts}
+    RETURNING {_CLAIMED_COLUMNS}
+"""
+# The attempt a claim opens, RUNNING: its rows are (execution, number, worker, task_id,
+# started_at); ATTEMPT_VALUES puts the status and the constants around them.
+_ATTEMPT_FIELDS = ("execution", "number", "status", "worker", "task_id", "started_at")
+_ATTEMPT_CONSTANTS = insert_constants(BatchAttempt._meta.concrete_fields, filled=_ATTEMPT_FIELDS)
+ATTEMPT_INSERT = (
+    f"INSERT INTO {ATTEMPT} ({', '.join(getattr(ATTEMPT, name) for name in _ATTEMPT_FIELDS)}, "
+    f"{', '.join(_ATTEMPT_CONSTANTS)})"
+)
+
+
+def attempt_values(execution: str, number: str, worker: str, task_id: str, started_at: str) -> str:
+    """The values of ATTEMPT_INSERT's row, from SQL expressions for the ones that vary."""
+    constants = ", ".join(_ATTEMPT_CONSTANTS.values())
+    running = ATTEMPT_STATUS.RUNNING
+    return f"{execution}, {number}, {running}, {worker}, {task_id}, {started_at}, {constants}"
+
+
+# PostgreSQL: the claim and its attempt in one statement, with the job's updated_at.
+CLAIM_POSTGRESQL = f"""
+    WITH claimed AS ({CLAIM_UPDATE.format(now="STATEMENT_TIMESTAMP()", p="%s")}),
+    attempt AS ({ATTEMPT_INSERT}
+        SELECT {attempt_values(LOG.id, LOG.attempts, "%s", "%s", LOG.heartbeat_at)} FROM claimed)
+    SELECT {_CLAIMED_COLUMNS},
+        (SELECT {JOB.updated_at} FROM {JOB} WHERE {JOB.id} = claimed.{LOG.job})
+    FROM claimed
+"""
+
+# %(planned)s: the status the attempt's outcome asks for. {now}, {retry_at}: SQL for the
+# database's clock and the retry's time; {json}: the cast a JSON parameter needs.
+FINISH_EXECUTION = f"""
+    UPDATE {LOG} SET
+        {LOG.status} = CASE
+            WHEN {LOG.status} = {STATUS.STOPPING} AND %(planned)s <> {STATUS.COMPLETED}
+            THEN {STATUS.STOPPED} ELSE %(planned)s END,
+        {LOG.finished_at} = CASE
+            WHEN {LOG.status} = {STATUS.STOPPING} OR %(planned)s <> {STATUS.QUEUED}
+            THEN {{now}} ELSE NULL END,
+        {LOG.next_attempt_at} = CASE
+            WHEN {LOG.status} <> {STATUS.STOPPING} AND %(planned)s = {STATUS.QUEUED}
+            THEN {{retry_at}} ELSE {LOG.next_attempt_at} END,
+        {LOG.result} = CASE
+            WHEN %(planned)s = {STATUS.COMPLETED} THEN %(result)s{{json}} ELSE {LOG.result} END,
+        {LOG.error} = %(error)s, {LOG.heartbeat_at} = NULL
+    WHERE {LOG.id} = %(id)s AND {LOG.status} IN ({RUNNING_SQL}) AND {LOG.attempts} = %(number)s
+    RETURNING {LOG.status}
+"""
+FINISH_ATTEMPT = f"""
+    UPDATE {ATTEMPT} SET {ATTEMPT.status} = %(attempt_status)s, {ATTEMPT.finished_at} = {{now}},
+        {ATTEMPT.http_status} = %(http_status)s, {ATTEMPT.response_excerpt} = %(excerpt)s,
+        {ATTEMPT.error} = %(error)s, {ATTEMPT.retryable} = %(retryable)s
+    WHERE {ATTEMPT.execution} = %(id)s AND {ATTEMPT.number} = %(number)s
+        AND {ATTEMPT.status} = {ATTEMPT_STATUS.RUNNING}
+"""
