@@ -18,6 +18,8 @@ from typing import Any
 
 from django.db import transaction
 
+from batchjobs.models import ExecutionStatus
+
 from .job import (
     END,
     FAIL,
@@ -35,7 +37,12 @@ from .policies import RetryPolicy, SkipLimitExceeded
 from .protocols import ItemStream
 from .repository import READ_COUNTERS, WRITE_COUNTERS, JobRepository, StepRecord
 
-COMPLETED, FAILED, STOPPED = "COMPLETED", "FAILED", "STOPPED"
+# The statuses a step or a job run ends with (the execution statuses: models/execution.py).
+COMPLETED, FAILED, STOPPED = (
+    ExecutionStatus.COMPLETED,
+    ExecutionStatus.FAILED,
+    ExecutionStatus.STOPPED,
+)
 PARTITION_POLL_SECONDS = 0.2
 
 
@@ -207,7 +214,7 @@ class JobRunner:
             if self.run_one_partition(step) is not None:
                 continue
             summary = self.repository.partitions_summary(step.name)
-            if not summary.get("QUEUED") and not summary.get("STARTED"):
+            if not summary.get(ExecutionStatus.QUEUED) and not summary.get(ExecutionStatus.STARTED):
                 break
             self.repository.partitions_requeue_silent(step.name, silent_for=self.partition_silence)
             time.sleep(PARTITION_POLL_SECONDS)

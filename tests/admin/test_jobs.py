@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from batchjobs.models import (
     BatchJob,
@@ -13,9 +14,9 @@ from batchjobs.models import (
     Trigger,
 )
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
-from tests.support.factories import handler_job, http_job
-
-from .conftest import form_errors, job_form_data
+from tests.support.admin_forms import form_errors, job_form_data
+from tests.support.factories import batch_start, handler_job, http_job
+from tests.support.runs import run_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -455,6 +456,35 @@ def test_run_view_refuses_a_disabled_job(admin_client):
     assert response.status_code == 200
     assert "is disabled" in response.context["form"].non_field_errors()[0]
     assert not BatchLog.objects.exists()
+
+
+def test_run_now_of_a_completed_batch_instance_is_refused_as_the_api_refuses_it(
+    admin_client, admin_user
+):
+    # given: the instance of tests.numbers its default parameters make has completed
+    completed = run_in_process(batch_start("tests.numbers", {"run": 31, "count": 3}))
+    assert completed.status == ExecutionStatus.COMPLETED
+    job = BatchJob.objects.get(name="tests.numbers")
+    job.params = {"run": 31, "count": 3}
+    job.save(update_fields=["params"])
+    api = APIClient()
+    api.force_authenticate(admin_user)
+
+    # when the admin's Run now (the action, and the run page) and the API start it again
+    action = admin_client.post(
+        CHANGELIST, {"action": "run_now", "_selected_action": [job.pk]}, follow=True
+    )
+    page = admin_client.post(run_url(job), {"params": "{}"})
+    by_api = api.post(reverse("api:job-start", args=[job.pk]), {}, format="json")
+
+    # then each door refuses it, with the one message the operator words
+    assert by_api.status_code == 409
+    refusal = by_api.json()["detail"]
+    assert "already completed" in refusal
+    shown = [str(message) for message in action.context["messages"]]
+    assert shown == [f"Job 'tests.numbers' was not started: {refusal}"]
+    assert page.context["form"].non_field_errors() == [refusal]
+    assert BatchLog.objects.filter(job=job).count() == 1
 
 
 def test_user_without_run_permission_is_not_offered_run_now(staff_client):
