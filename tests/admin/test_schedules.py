@@ -8,9 +8,8 @@ from django.utils import timezone
 
 from batchjobs.models import BatchJob, BatchSchedule
 from batchjobs.services.schedules import schedule_create
+from tests.support.admin_forms import form_errors
 from tests.support.factories import handler_job
-
-from .conftest import form_errors
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,8 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from batchjobs.models import BatchJob, BatchLog
+from tests.support.admin_forms import job_form_data
 from tests.support.factories import handler_job
-
-from .conftest import job_form_data
 
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 

@@ -8,9 +8,9 @@ from werkzeug import Response
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import AttemptStatus, BatchJob, ExecutionStatus
-from tests.execution.test_ssrf import AcceptCounter
 from tests.support.factories import http_job, start
 from tests.support.runs import run_in_process
+from tests.support.sockets import AcceptCounter
 
 pytestmark = pytest.mark.django_db
 

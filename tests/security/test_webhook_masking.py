@@ -15,8 +15,7 @@ from batchjobs.services.notifications import (
     notification_save,
     notifications_execution_ended,
 )
-from tests.services.test_notifications import finished
-from tests.support.factories import handler_job
+from tests.support.factories import finished, handler_job
 
 TOKEN = "xoxTOKENb1c2d3e4f5"
 SLACK = f"https://hooks.slack.com/services/T0001/B0002/{TOKEN}"

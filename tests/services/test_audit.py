@@ -20,7 +20,7 @@ from batchjobs.services.schedules import (
     schedule_resume,
     schedule_update,
 )
-from tests.admin.conftest import job_form_data
+from tests.support.admin_forms import job_form_data
 from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db

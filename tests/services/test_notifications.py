@@ -7,7 +7,6 @@ import socket
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from werkzeug import Response
 
 from batchjobs.errors import InvalidInput
@@ -20,7 +19,6 @@ from batchjobs.models import (
     NotificationEvent,
     NotificationSent,
     NotificationStatus,
-    Trigger,
 )
 from batchjobs.models.clock import database_now
 from batchjobs.services.notifications import (
@@ -32,31 +30,13 @@ from batchjobs.services.notifications import (
 )
 from batchjobs.services.schedules import schedule_create
 from tests.support.engines import refuse_rows
-from tests.support.factories import handler_job, start
+from tests.support.factories import finished, handler_job, start
 from tests.support.processes import wait_until
-
-TRACEBACK = 'Traceback (most recent call last):\n  File "job.py", line 3\nRuntimeError: boom'
 
 
 def subscribe(job: BatchJob, channel: str, target: str, **events: bool) -> JobNotification:
     return notification_save(
         notification=JobNotification(job=job, channel=channel, target=target, **events)
-    )
-
-
-def finished(job: BatchJob, status: str, *, seconds: float = 10.0, **fields) -> BatchLog:
-    """An execution as the lifecycle leaves it when it ends (the lifecycle's own hook is
-    exercised through a real worker at the end of this module)."""
-    end = timezone.now()
-    return BatchLog.objects.create(
-        job=job,
-        trigger=Trigger.SCHEDULE,
-        status=status,
-        attempts=1,
-        max_attempts=1,
-        started_at=end - timedelta(seconds=seconds),
-        finished_at=end,
-        **({"error": TRACEBACK} if status == ExecutionStatus.FAILED else {}) | fields,
     )
 
 
@@ -104,7 +84,7 @@ class TestConfiguration:
     def test_the_job_admin_edits_notifications_inline(self, admin_client):
         from django.urls import reverse
 
-        from tests.admin.conftest import job_form_data
+        from tests.support.admin_forms import job_form_data
 
         data = job_form_data(
             name="with-hook",

@@ -1,8 +1,12 @@
-"""Jobs and executions for tests, created through the services so they pass validation."""
+"""Jobs and executions for tests, created through the services so they pass validation; and
+ended executions (finished) written as the lifecycle leaves them."""
 
+from datetime import timedelta
 from typing import Any
 
-from batchjobs.models import BatchJob, BatchLog, JobKind, Trigger
+from django.utils import timezone
+
+from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, JobKind, Trigger
 from batchjobs.services import operator
 from batchjobs.services.executions import execution_start
 from batchjobs.services.jobs import job_create
@@ -10,6 +14,8 @@ from batchjobs.services.jobs import job_create
 from .runs import IN_PROCESS_QUEUE
 
 _counter = iter(range(1, 10**9))
+# The error of a FAILED execution made by finished().
+TRACEBACK = 'Traceback (most recent call last):\n  File "job.py", line 3\nRuntimeError: boom'
 
 
 def http_job(url: str, **fields: Any) -> BatchJob:
@@ -49,3 +55,19 @@ def batch_start(batch_job_name: str, params: dict) -> BatchLog:
             max_attempts=1, queue=IN_PROCESS_QUEUE,
         )  # fmt: skip
     return operator.job_start(job_name=batch_job_name, params=params)
+
+
+def finished(job: BatchJob, status: str, *, seconds: float = 10.0, **fields) -> BatchLog:
+    """An execution as the lifecycle leaves it when it ends (the notification tests
+    exercise the lifecycle's own hook through a real worker)."""
+    end = timezone.now()
+    return BatchLog.objects.create(
+        job=job,
+        trigger=Trigger.SCHEDULE,
+        status=status,
+        attempts=1,
+        max_attempts=1,
+        started_at=end - timedelta(seconds=seconds),
+        finished_at=end,
+        **({"error": TRACEBACK} if status == ExecutionStatus.FAILED else {}) | fields,
+    )

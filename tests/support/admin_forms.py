@@ -1,0 +1,53 @@
+"""Submissions of the admin's forms, as a browser sends them, and the errors they come back with."""
+
+from typing import Any
+
+# The inline formset of schedules on the job form is prefixed by the relation's name.
+NO_SCHEDULES = {
+    "schedules-TOTAL_FORMS": "0",
+    "schedules-INITIAL_FORMS": "0",
+    "schedules-MIN_NUM_FORMS": "0",
+    "schedules-MAX_NUM_FORMS": "1000",
+    # ... and so is the inline formset of notifications.
+    "notifications-TOTAL_FORMS": "0",
+    "notifications-INITIAL_FORMS": "0",
+    "notifications-MIN_NUM_FORMS": "0",
+    "notifications-MAX_NUM_FORMS": "1000",
+}
+
+
+def job_form_data(**fields: Any) -> dict[str, Any]:
+    """A complete, valid submission of the job form (an HTTP job); `fields` override it.
+    A field set to False is left out, as a browser leaves out an unchecked checkbox."""
+    data = {
+        "name": "nightly-report",
+        "description": "",
+        "kind": "http",
+        "enabled": "on",
+        "http_method": "GET",
+        "http_url": "http://127.0.0.1:8000/demo/ping",
+        "http_headers": "[]",
+        "http_body": "",
+        "http_expected_status": "200-299",
+        "http_assertion_kind": "",
+        "http_assertion": "",
+        "http_assertion_value": "",
+        "handler_name": "",
+        "params": "{}",
+        "timeout_seconds": "60",
+        "max_attempts": "3",
+        "retry_backoff_seconds": "10",
+        "retry_backoff_max_seconds": "600",
+        "retry_jitter": "on",
+        "overlap_policy": "allow",
+        "queue": "batchjobs",
+        "priority": "5",
+        **NO_SCHEDULES,
+    }
+    data.update(fields)
+    return {name: value for name, value in data.items() if value is not False}
+
+
+def form_errors(response) -> dict[str, list[str]]:
+    """The errors of the admin page's main form, by field."""
+    return response.context["adminform"].form.errors
