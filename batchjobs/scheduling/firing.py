@@ -15,6 +15,12 @@ from datetime import datetime, timedelta
 import psycopg
 from django.db import connection, transaction
 
+from batchjobs.execution.hot_sql import (
+    FIRE_CONSTANTS,
+    FIRE_RETURNING,
+    FIRE_ROW_COLUMNS,
+    fire_row_types,
+)
 from batchjobs.execution.publish import Route
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, MisfirePolicy
 from batchjobs.models.clock import database_now
@@ -281,6 +287,7 @@ def _set_aside(errors: dict[int, Exception], *, now: datetime) -> None:
 def _execution_rows(
     schedule: DueSchedule, plan: FirePlan, *, params: str, now: datetime
 ) -> list[tuple]:
+    """The rows of the executions the plan makes, with FIRE_ROW_FIELDS in order."""
     exclusive = schedule.job_overlap_policy != OverlapPolicy.ALLOW
     job_id, schedule_id, max_attempts = schedule.job_id, schedule.pk, schedule.job_max_attempts
     rows = []
@@ -294,50 +301,34 @@ def _execution_rows(
     return rows
 
 
-# The columns _execution_rows fills, then the ones every fired execution starts with.
-_ROW_COLUMNS = (
-    "job_id", "schedule_id", "scheduled_for", "params", "status", "exclusive", "max_attempts",
-    "next_attempt_at", "published_at", "finished_at", "error", "note", "created_at",
-)  # fmt: skip
-_ROW_TYPES = (
-    "bigint", "bigint", "timestamptz", "jsonb", "text", "boolean", "integer",
-    "timestamptz", "timestamptz", "timestamptz", "text", "text", "timestamptz",
-)  # fmt: skip
-_CONSTANT_COLUMNS = {
-    "trigger": "'schedule'", "attempts": "0", "worker": "''", "execution_context": "'{}'",
-    "idempotency_key": "''", "instance_key": "''", "started_at": "NULL", "heartbeat_at": "NULL",
-    "result": "NULL", "progress_done": "NULL", "progress_total": "NULL", "created_by_id": "NULL",
-    "set_aside_at": "NULL", "set_aside_reason": "''",
-}  # fmt: skip
-
-
 def _insert_ignoring_duplicates(rows: list[tuple]) -> list[tuple[int, str, int]]:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id, status, job_id: the unique fire key
-    turns a duplicate fire into nothing instead of an error that would roll back the batch."""
+    turns a duplicate fire into nothing instead of an error that would roll back the batch.
+    Rows hold FIRE_ROW_FIELDS; every other column gets its FIRE_CONSTANTS value."""
     if not rows:
         return []
     table = BatchLog._meta.db_table
-    columns = ", ".join((*_ROW_COLUMNS, *_CONSTANT_COLUMNS))
-    constants = ", ".join(_CONSTANT_COLUMNS.values())
-    returning = "ON CONFLICT DO NOTHING RETURNING id, status, job_id"
+    columns = ", ".join((*FIRE_ROW_COLUMNS, *FIRE_CONSTANTS))
+    constants = ", ".join(FIRE_CONSTANTS.values())
     if connection.vendor == "postgresql":
         # One array per column: a short statement whatever the batch size, bound server-side
         # (Django's client-side binding spends longer splicing 6,000 values than the INSERT).
-        arrays = ", ".join(f"%b::{kind.replace('jsonb', 'text')}[]" for kind in _ROW_TYPES)
+        types = fire_row_types(connection)
+        arrays = ", ".join(f"%b::{kind.replace('jsonb', 'text')}[]" for kind in types)
         values = ", ".join(
             f"v.{name}::jsonb" if kind == "jsonb" else f"v.{name}"
-            for name, kind in zip(_ROW_COLUMNS, _ROW_TYPES, strict=True)
+            for name, kind in zip(FIRE_ROW_COLUMNS, types, strict=True)
         )
         sql = (
             f"INSERT INTO {table} ({columns}) SELECT {values}, {constants} "
-            f"FROM unnest({arrays}) AS v({', '.join(_ROW_COLUMNS)}) {returning}"
+            f"FROM unnest({arrays}) AS v({', '.join(FIRE_ROW_COLUMNS)}) {FIRE_RETURNING}"
         )
         with _server_bound_cursor() as cursor:
             cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
             return cursor.fetchall()
     adapt = connection.ops.adapt_datetimefield_value
-    one = "(" + ", ".join("%s" for _ in _ROW_COLUMNS) + f", {constants})"
-    sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(rows))} {returning}"
+    one = "(" + ", ".join("%s" for _ in FIRE_ROW_COLUMNS) + f", {constants})"
+    sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(rows))} {FIRE_RETURNING}"
     params = [
         adapt(value) if isinstance(value, datetime) else value for row in rows for value in row
     ]
