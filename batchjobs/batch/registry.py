@@ -2,8 +2,9 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-import jsonschema
+from batchjobs.rules.registry import ParameterSchema, Registry, first_doc_line
 
 from .job import Job
 
@@ -12,39 +13,42 @@ from .job import Job
 class RegisteredBatchJob:
     name: str
     build: Callable[[], Job]
-    parameters_schema: dict
+    parameters: ParameterSchema
     # The parameters that identify a job instance (None: all of them). A job instance
     # completes at most once.
     identifying: tuple[str, ...] | None
     # Makes the parameters of the next instance from the last one's (start_next_instance).
-    incrementer: Callable[[dict], dict] | None
+    incrementer: Callable[[dict[str, Any]], dict[str, Any]] | None
     description: str
 
+    @property
+    def parameters_schema(self) -> dict[str, Any]:
+        return self.parameters.schema
 
-_REGISTRY: dict[str, RegisteredBatchJob] = {}
+
+_REGISTRY: Registry[RegisteredBatchJob] = Registry("batch job")
 
 
 def batch_job(
     name: str,
     *,
-    parameters_schema: dict | None = None,
+    parameters_schema: dict[str, Any] | None = None,
     identifying: list[str] | tuple[str, ...] | None = None,
-    incrementer: Callable[[dict], dict] | None = None,
+    incrementer: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     description: str = "",
-):
-    schema = parameters_schema or {"type": "object"}
-    jsonschema.Draft202012Validator.check_schema(schema)
+) -> Callable[[Callable[[], Job]], Callable[[], Job]]:
+    parameters = ParameterSchema.checked(parameters_schema)
 
     def register(build: Callable[[], Job]) -> Callable[[], Job]:
-        existing = _REGISTRY.get(name)
-        if existing and existing.build is not build:
-            raise ValueError(f"batch job {name!r} is already registered")
-        _REGISTRY[name] = RegisteredBatchJob(
-            name=name, build=build, parameters_schema=schema,
+        entry = RegisteredBatchJob(
+            name=name,
+            build=build,
+            parameters=parameters,
             identifying=tuple(identifying) if identifying is not None else None,
             incrementer=incrementer,
-            description=description or (build.__doc__ or "").strip().split("\n")[0],
-        )  # fmt: skip
+            description=description or first_doc_line(build),
+        )
+        _REGISTRY.add(name, entry, source=build)
         return build
 
     return register
@@ -55,18 +59,13 @@ def batch_job_get(name: str) -> RegisteredBatchJob | None:
 
 
 def batch_job_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
-def batch_params_errors(name: str, params, *, partial: bool = False) -> list[str]:
+def batch_params_errors(name: str, params: Any, *, partial: bool = False) -> list[str]:
     """Ways `params` break the job's schema. `partial`: a job's saved defaults, to which a
     start adds the rest, so required parameters may still be missing."""
-    schema = _REGISTRY[name].parameters_schema
-    if partial:
-        schema = {key: value for key, value in schema.items() if key != "required"}
-    validator = jsonschema.Draft202012Validator(schema)
-    messages = []
-    for error in sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path)):
-        where = ".".join(str(part) for part in error.absolute_path)
-        messages.append(f"{where}: {error.message}" if where else error.message)
-    return messages
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise KeyError(name)
+    return entry.parameters.errors(params, partial=partial)

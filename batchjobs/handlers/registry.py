@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 from django.conf import settings
+
+from batchjobs.rules.registry import ParameterSchema, Registry, first_doc_line
 
 
 class NonRetryableError(Exception):
@@ -49,32 +50,31 @@ class HandlerContext:
 class RegisteredHandler:
     name: str
     fn: Callable[..., Any]
-    schema: dict
+    parameters: ParameterSchema
     description: str
-    # Built once: compiling a schema costs more than running a small handler.
-    validator: jsonschema.Draft202012Validator = field(repr=False, compare=False)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.parameters.schema
 
 
-_REGISTRY: dict[str, RegisteredHandler] = {}
-_OPEN_OBJECT_SCHEMA = {"type": "object"}
+_REGISTRY: Registry[RegisteredHandler] = Registry("handler")
 
 
-def handler(name: str, *, schema: dict | None = None, description: str = ""):
+def handler(
+    name: str, *, schema: dict[str, Any] | None = None, description: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function under ``name`` with its parameter schema."""
-    checked_schema = schema or _OPEN_OBJECT_SCHEMA
-    jsonschema.Draft202012Validator.check_schema(checked_schema)
+    parameters = ParameterSchema.checked(schema)
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        existing = _REGISTRY.get(name)
-        if existing and existing.fn is not fn:
-            raise ValueError(f"handler {name!r} is already registered by {existing.fn!r}")
-        _REGISTRY[name] = RegisteredHandler(
+        entry = RegisteredHandler(
             name=name,
             fn=fn,
-            schema=checked_schema,
-            description=description or (fn.__doc__ or "").strip().split("\n")[0],
-            validator=jsonschema.Draft202012Validator(checked_schema),
+            parameters=parameters,
+            description=description or first_doc_line(fn),
         )
+        _REGISTRY.add(name, entry, source=fn)
         return fn
 
     return register
@@ -85,21 +85,19 @@ def handler_get(name: str) -> RegisteredHandler | None:
 
 
 def handler_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def handlers_all() -> list[RegisteredHandler]:
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    return _REGISTRY.entries()
 
 
 def handler_params_errors(name: str, params: Any) -> list[str]:
     """Every way ``params`` breaks the handler's schema, as readable messages (empty: valid)."""
-    messages = []
-    errors = _REGISTRY[name].validator.iter_errors(params)
-    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
-        where = ".".join(str(part) for part in error.absolute_path)
-        messages.append(f"{where}: {error.message}" if where else error.message)
-    return messages
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise KeyError(name)
+    return entry.parameters.errors(params)
 
 
 def load_handler_modules() -> None:

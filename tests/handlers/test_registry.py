@@ -32,7 +32,7 @@ BUNDLED = {
 @pytest.fixture
 def fresh_name():
     """A handler name no one uses; whatever a test registers under it is dropped afterwards
-    (the registry is process-wide and has no unregister)."""
+    (the registry is process-wide)."""
     names = []
 
     def make() -> str:
@@ -41,7 +41,7 @@ def fresh_name():
 
     yield make
     for name in names:
-        registry._REGISTRY.pop(name, None)
+        registry._REGISTRY.remove(name)
 
 
 def test_handler_registers_the_function_with_its_schema_and_description(fresh_name):
