@@ -33,7 +33,7 @@ from batchjobs.models import (
 )
 from batchjobs.models.clock import database_now
 from batchjobs.models.execution import ACTIVE_STATUSES, FINAL_STATUSES
-from batchjobs.selectors import set_aside_counts
+from batchjobs.selectors.set_aside import set_aside_counts
 
 # The classic text format, which every Prometheus reads and generate_latest() writes; spelled out
 # because prometheus_client's own name for it (and its default) changed in 0.23.
@@ -240,7 +240,7 @@ class BatchJobsCollector:
         from kombu.exceptions import OperationalError
         from redis import RedisError
 
-        from batchjobs.selectors import beat_heartbeats
+        from batchjobs.selectors.liveness import beat_heartbeats
 
         up = GaugeMetricFamily("batchjobs_broker_up", "1 if the broker (Redis) answered.")
         try:

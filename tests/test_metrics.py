@@ -18,7 +18,7 @@ from batchjobs.models import (
     ExecutionStatus,
     Trigger,
 )
-from batchjobs.selectors import beat_heartbeat_record
+from batchjobs.scheduling.heartbeat import beat_heartbeat_record
 from batchjobs.services.schedules import schedule_create
 from config.celery_app import app
 from tests.support.factories import handler_job

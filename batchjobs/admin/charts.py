@@ -7,7 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from batchjobs.models import ExecutionStatus
-from batchjobs.services.dashboard import HourCounts, JobDurations
+from batchjobs.selectors.dashboard import HourCounts, JobDurations
 
 from .display import STATUS_COLOURS, duration_text
 

@@ -16,7 +16,8 @@ from django.urls import reverse
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
 from batchjobs.models.execution import ACTIVE_STATUSES, RUNNING_STATUSES
-from batchjobs.services.dashboard import Dashboard, dashboard, error_summary
+from batchjobs.selectors.dashboard import Dashboard, dashboard
+from batchjobs.selectors.executions import error_summary
 
 from .charts import durations_svg, executions_per_hour_svg
 from .display import STATUS_COLOURS, duration_text, progress_bars, status_badge

@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from batchjobs.models import ExecutionStatus
-from batchjobs.services.dashboard import Progress
+from batchjobs.selectors.progress import Progress
 
 STATUS_COLOURS = {
     ExecutionStatus.QUEUED: "#5b7083",

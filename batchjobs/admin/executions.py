@@ -14,8 +14,9 @@ from django.views.decorators.http import require_POST
 
 from batchjobs.errors import BatchJobsError
 from batchjobs.models import BatchAttempt, BatchLog, StepExecution
+from batchjobs.selectors.executions import execution_operations
+from batchjobs.selectors.progress import execution_progress
 from batchjobs.services import operator
-from batchjobs.services.dashboard import execution_operations, execution_progress
 
 from .dashboard import DashboardViews
 from .display import (

@@ -18,7 +18,7 @@ from batchjobs.models import (
     ScheduleKind,
     Trigger,
 )
-from batchjobs.selectors import execution_list
+from batchjobs.selectors.executions import execution_list
 
 
 class UtcDateTimeField(IsoDateTimeField):

@@ -42,7 +42,10 @@ class BatchScheduler(DatabaseScheduler):
         more_due = self._guarded(self._fire_due, "firing")
         now = time.monotonic()
         if now >= self._next_heartbeat:  # "beat alive" on the dashboard and /metrics
-            from batchjobs.selectors import BEAT_HEARTBEAT_EVERY_SECONDS, beat_heartbeat_record
+            from batchjobs.scheduling.heartbeat import (
+                BEAT_HEARTBEAT_EVERY_SECONDS,
+                beat_heartbeat_record,
+            )
 
             self._next_heartbeat = now + BEAT_HEARTBEAT_EVERY_SECONDS
             try:
@@ -110,7 +113,7 @@ class BatchScheduler(DatabaseScheduler):
 
     def _housekeeping(self) -> None:
         from batchjobs.execution.lifecycle import executions_reap_lost
-        from batchjobs.services.executions import executions_relay
+        from batchjobs.execution.relay import executions_relay
 
         reaped = executions_reap_lost()
         relayed = executions_relay()

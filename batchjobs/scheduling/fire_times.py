@@ -21,7 +21,13 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy, IntervalUnit, ScheduleKind
+from batchjobs.models.schedule import (
+    BatchSchedule,
+    DstFoldPolicy,
+    DstGapPolicy,
+    IntervalUnit,
+    ScheduleKind,
+)
 from batchjobs.rules.bounds import UNIT_SECONDS
 from batchjobs.rules.cron import croniter_order
 
@@ -238,3 +244,14 @@ def jitter_offset(schedule_id: int, jitter_seconds: int) -> timedelta:
         return timedelta(0)
     digest = hashlib.sha256(f"batchjobs-jitter-{schedule_id}".encode()).digest()
     return timedelta(seconds=int.from_bytes(digest[:8], "big") % (jitter_seconds + 1))
+
+
+def schedule_next_fire(*, schedule: BatchSchedule, after: datetime) -> datetime | None:
+    """When the schedule is next due after `after`: its nominal fire time plus its jitter,
+    or None once it has finished (past its end, its max runs, or its one run)."""
+    if schedule.max_runs is not None and schedule.run_count >= schedule.max_runs:
+        return None
+    nominal = next_fire_after(Timing.of(schedule), after)
+    if nominal is None:
+        return None
+    return jittered(nominal, jitter_offset(schedule.pk or 0, schedule.jitter_seconds))

@@ -26,9 +26,8 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, MisfirePo
 from batchjobs.models.clock import database_now
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.models.set_aside import REFUSED_BY_DATABASE, set_aside_reason
-from batchjobs.services.schedules import schedule_next_fire
 
-from .fire_times import Timing, fires_between, jitter_offset
+from .fire_times import Timing, fires_between, jitter_offset, schedule_next_fire
 
 logger = logging.getLogger(__name__)
 

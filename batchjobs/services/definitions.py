@@ -20,7 +20,7 @@ from rest_framework import serializers
 from batchjobs.errors import InvalidInput, NotFound
 from batchjobs.models import BatchJob
 from batchjobs.rules.text import unstorable_text_path
-from batchjobs.selectors import jobs_with_schedules
+from batchjobs.selectors.jobs import jobs_with_schedules
 from batchjobs.services.definition_serializers import (
     JobDefinitionSerializer,
     ScheduleDefinitionSerializer,

@@ -2,10 +2,8 @@
 schedule_save and by the admin's forms (services/validation.py), so the same rules guard every
 way in."""
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cron_descriptor import get_description
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,7 +15,8 @@ from batchjobs.models.clock import database_now
 from batchjobs.rules.bounds import MAX_DELAY_SECONDS, interval_every_error
 from batchjobs.rules.cron import cron_errors
 from batchjobs.rules.zone import timezone_errors
-from batchjobs.scheduling.fire_times import Timing, jitter_offset, jittered, next_fire_after
+from batchjobs.scheduling.fire_times import schedule_next_fire
+from batchjobs.scheduling.preview import PreviewFire, fires_preview
 from batchjobs.scheduling.wakeup import schedules_changed_notify
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
@@ -78,17 +77,6 @@ def schedule_validate(*, schedule: BatchSchedule) -> None:
         errors["run_at"] = ["This time is in the past; choose a time to come, or run it now."]
     if errors:
         raise DjangoValidationError(errors)
-
-
-def schedule_next_fire(*, schedule: BatchSchedule, after: datetime) -> datetime | None:
-    """When the schedule is next due after `after`: its nominal fire time plus its jitter,
-    or None once it has finished (past its end, its max runs, or its one run)."""
-    if schedule.max_runs is not None and schedule.run_count >= schedule.max_runs:
-        return None
-    nominal = next_fire_after(Timing.of(schedule), after)
-    if nominal is None:
-        return None
-    return jittered(nominal, jitter_offset(schedule.pk or 0, schedule.jitter_seconds))
 
 
 def schedule_save(
@@ -226,50 +214,15 @@ def schedule_delete(*, schedule: BatchSchedule, user=None) -> None:
         schedules_changed_notify()
 
 
-@dataclass(frozen=True)
-class PreviewFire:
-    at: datetime  # UTC
-    local: datetime  # in the schedule's zone
-    utc_offset: timedelta
-    dst_change: bool  # the offset differs from the previous fire's: a DST transition between
-
-
 def schedule_preview(
     *, schedule: BatchSchedule, count: int = 10, after: datetime | None = None
 ) -> list[PreviewFire]:
     """The next `count` fire times (with jitter), marking where a DST transition falls. A
     schedule stored behind validation's back with a timing that cannot be worked out is
-    refused naming the field; fires past year 9999 do not exist and are not listed."""
+    refused naming the field."""
     if not 1 <= count <= 1000:
         raise InvalidInput({"count": "Must be between 1 and 1000."})
     errors = _timing_errors(schedule)
     if errors:
         raise InvalidInput(errors)
-    zone = ZoneInfo(schedule.timezone)
-    cursor = after or database_now()
-    fires: list[PreviewFire] = []
-    previous_offset = cursor.astimezone(zone).utcoffset()
-    runs_left = None if schedule.max_runs is None else schedule.max_runs - schedule.run_count
-    jitter = jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
-    timing = Timing.of(schedule)
-    while len(fires) < count and (runs_left is None or len(fires) < runs_left):
-        nominal = next_fire_after(timing, cursor)
-        at = nominal and jittered(nominal, jitter)
-        if at is None:
-            break
-        try:
-            local = nominal.astimezone(zone)
-            at_local = at.astimezone(zone)
-        except OverflowError:  # in the zone it is already past year 9999: shown as no fire
-            break
-        fires.append(
-            PreviewFire(
-                at=at,
-                local=at_local,
-                utc_offset=local.utcoffset(),
-                dst_change=local.utcoffset() != previous_offset,
-            )
-        )
-        previous_offset = local.utcoffset()
-        cursor = nominal
-    return fires
+    return fires_preview(schedule=schedule, count=count, after=after or database_now())

@@ -17,14 +17,15 @@ from django.utils.html import escape
 from batchjobs.admin.dashboard import live_context
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, StepExecution, Trigger
 from batchjobs.models.clock import database_now
-from batchjobs.selectors import Liveness, SetAsideCounts
-from batchjobs.services.dashboard import (
+from batchjobs.selectors.dashboard import (
     dashboard,
     duration_percentiles,
-    execution_progress,
     executions_per_hour,
     percentile,
 )
+from batchjobs.selectors.liveness import Liveness
+from batchjobs.selectors.progress import execution_progress
+from batchjobs.selectors.set_aside import SetAsideCounts
 from batchjobs.services.schedules import schedule_create
 from tests.support.factories import handler_job
 from tests.support.processes import start_beat, wait_until

@@ -11,8 +11,9 @@ from django.urls import reverse
 
 from batchjobs.execution.retry import retry_delay
 from batchjobs.models import AuditEntry, BatchJob, BatchLog, BatchSchedule, Trigger
+from batchjobs.scheduling.fire_times import schedule_next_fire
 from batchjobs.scheduling.firing import schedules_fire_due
-from batchjobs.services.schedules import schedule_create, schedule_next_fire, schedule_preview
+from batchjobs.services.schedules import schedule_create, schedule_preview
 from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db

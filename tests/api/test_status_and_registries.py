@@ -8,7 +8,7 @@ from celery import current_app
 from django.urls import reverse
 
 from batchjobs.models import BatchLog, Trigger
-from batchjobs.selectors import BEAT_HEARTBEAT_PREFIX, beat_heartbeat_record
+from batchjobs.scheduling.heartbeat import BEAT_HEARTBEAT_PREFIX, beat_heartbeat_record
 from batchjobs.services.schedules import schedule_create, schedule_pause
 from tests.support.factories import handler_job
 

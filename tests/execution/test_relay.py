@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from batchjobs.execution.publish import BROKER_READ_MAX_MESSAGES, Route, executions_publish
+from batchjobs.execution.relay import executions_relay
 from batchjobs.models import BatchLog, ExecutionStatus
-from batchjobs.services.executions import executions_relay
 from tests.support.factories import handler_job, start
 
 from .conftest import QUEUE, execution_id

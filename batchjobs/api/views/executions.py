@@ -6,7 +6,7 @@ from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from batchjobs import selectors
+from batchjobs.selectors.executions import execution_get, execution_list
 from batchjobs.services import operator
 
 from .. import serializers as s
@@ -24,7 +24,7 @@ class ExecutionList(ApiListView, generics.ListAPIView):
     required_permissions = {"GET": (VIEW_EXECUTION,)}
 
     def get_queryset(self):
-        return selectors.execution_list()
+        return execution_list()
 
 
 @extend_schema(responses={200: s.ExecutionDetailSerializer})
@@ -34,7 +34,7 @@ class ExecutionDetail(ApiView):
     required_permissions = {"GET": (VIEW_EXECUTION,)}
 
     def get(self, request: Request, pk: int) -> Response:
-        execution = selectors.execution_get(execution_id=pk)
+        execution = execution_get(execution_id=pk)
         return Response(s.ExecutionDetailSerializer(execution).data)
 
 

@@ -6,8 +6,8 @@ from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from batchjobs import selectors
 from batchjobs.models import BatchJob, Trigger
+from batchjobs.selectors.jobs import job_get, job_list
 from batchjobs.services import operator
 from batchjobs.services.jobs import (
     job_create,
@@ -35,13 +35,13 @@ class JobListCreate(ApiListView, generics.ListCreateAPIView):
     required_permissions = {"GET": (VIEW_JOB,), "POST": (ADD_JOB,)}
 
     def get_queryset(self):
-        return selectors.job_list()
+        return job_list()
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = valid(s.JobSerializer, request.data)
         job = job_create(user=request.user, **data)
         return Response(
-            s.JobSerializer(selectors.job_get(job_id=job.pk)).data, status=status.HTTP_201_CREATED
+            s.JobSerializer(job_get(job_id=job.pk)).data, status=status.HTTP_201_CREATED
         )
 
 
@@ -65,13 +65,13 @@ class JobDetail(ApiView, generics.RetrieveUpdateDestroyAPIView):
     conflict = "a job with queued or running executions cannot be deleted."
 
     def get_queryset(self):
-        return selectors.job_list()
+        return job_list()
 
     def update(self, request: Request, *args, partial: bool = False, **kwargs) -> Response:
         job = self.get_object()
         data = valid(s.JobSerializer, request.data, instance=job, partial=partial)
         job_update(job=job, user=request.user, **data)
-        return Response(s.JobSerializer(selectors.job_get(job_id=job.pk)).data)
+        return Response(s.JobSerializer(job_get(job_id=job.pk)).data)
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
         job = self.get_object()
@@ -131,7 +131,7 @@ class JobEnable(ApiView):
     def post(self, request: Request, pk: int) -> Response:
         no_body(request)
         job = job_set_enabled(job=self.get_object(), enabled=self.enabled, user=request.user)
-        return Response(s.JobSerializer(selectors.job_get(job_id=job.pk)).data)
+        return Response(s.JobSerializer(job_get(job_id=job.pk)).data)
 
 
 class JobDisable(JobEnable):

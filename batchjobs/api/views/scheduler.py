@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from batchjobs import selectors
+from batchjobs.selectors.scheduler import scheduler_status
 
 from .. import serializers as s
 from ..permissions import VIEW_EXECUTION
@@ -18,4 +18,4 @@ class SchedulerStatus(ApiView):
     required_permissions = {"GET": (VIEW_EXECUTION,)}
 
     def get(self, request: Request) -> Response:
-        return Response(s.SchedulerStatusSerializer(selectors.scheduler_status()).data)
+        return Response(s.SchedulerStatusSerializer(scheduler_status()).data)

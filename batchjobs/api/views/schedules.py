@@ -5,8 +5,8 @@ from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from batchjobs import selectors
 from batchjobs.models import BatchSchedule
+from batchjobs.selectors.schedules import schedule_list
 from batchjobs.services.schedules import (
     schedule_create,
     schedule_delete,
@@ -34,7 +34,7 @@ class ScheduleListCreate(ApiListView, generics.ListCreateAPIView):
     required_permissions = {"GET": (VIEW_SCHEDULE,), "POST": (ADD_SCHEDULE,)}
 
     def get_queryset(self):
-        return selectors.schedule_list()
+        return schedule_list()
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = valid(s.ScheduleSerializer, request.data)
@@ -60,7 +60,7 @@ class ScheduleDetail(ApiView, generics.RetrieveUpdateDestroyAPIView):
     }
 
     def get_queryset(self):
-        return selectors.schedule_list()
+        return schedule_list()
 
     def update(self, request: Request, *args, partial: bool = False, **kwargs) -> Response:
         schedule = self.get_object()

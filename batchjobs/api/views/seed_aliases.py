@@ -8,11 +8,13 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from batchjobs import selectors
 from batchjobs.errors import InvalidInput, NotFound
 from batchjobs.models import JobKind, ScheduleKind, Trigger
 from batchjobs.models.job import job_name_validator
 from batchjobs.models.schedule import IntervalUnit
+from batchjobs.selectors.executions import execution_list
+from batchjobs.selectors.jobs import job_get
+from batchjobs.selectors.scheduler import scheduler_status
 from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
 from batchjobs.services.schedules import schedule_create
@@ -101,8 +103,8 @@ class SeedJobLogs(ApiView):
 
     def get(self, request: Request, jobId: int) -> Response:
         limit = valid(s.SeedLogsQuerySerializer, request.query_params)["limit"]
-        job = selectors.job_get(job_id=jobId)
-        executions = selectors.execution_list(job_id=job.pk)[:limit]
+        job = job_get(job_id=jobId)
+        executions = execution_list(job_id=job.pk)[:limit]
         return Response(s.ExecutionSerializer(executions, many=True).data)
 
 
@@ -144,5 +146,5 @@ class SeedScheduler(ApiView):
     required_permissions = {"GET": (VIEW_EXECUTION,)}
 
     def get(self, request: Request) -> Response:
-        status_now = selectors.scheduler_status(ask_workers=False)
+        status_now = scheduler_status(ask_workers=False)
         return Response(s.SeedSchedulerSerializer(status_now).data)

@@ -36,11 +36,13 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from batchjobs import selectors
 from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.scheduling.preview import PreviewFire
+from batchjobs.selectors.jobs import job_list
+from batchjobs.selectors.scheduler import SchedulerStatus, scheduler_status
+from batchjobs.selectors.schedules import schedule_get
 from batchjobs.services import operator
 from batchjobs.services.definition_serializers import JobDefinitionSerializer
 from batchjobs.services.definitions import definitions_export, definitions_import
@@ -96,7 +98,7 @@ def json_default(value: Any) -> Any:
 
 
 def job_json(job: BatchJob) -> dict[str, Any]:
-    """A job of selectors.job_list() as `list --json` prints it: its definition (secrets masked)
+    """A job of job_list() as `list --json` prints it: its definition (secrets masked)
     and what it has done."""
     annotations = vars(job)  # the selector's annotations, which BatchJob's type does not know
     latest = None
@@ -126,7 +128,7 @@ def execution_json(execution: BatchLog) -> dict[str, Any]:
     }
 
 
-def scheduler_status_json(status: selectors.SchedulerStatus) -> dict[str, Any]:
+def scheduler_status_json(status: SchedulerStatus) -> dict[str, Any]:
     due = status.next_due
     return {
         "beat_alive": status.beat_alive,
@@ -263,7 +265,7 @@ class Command(BaseCommand):
     # --- subcommands -------------------------------------------------------------------------
 
     def _list(self, *, as_json: bool, **_) -> int:
-        jobs = [job_json(job) for job in selectors.job_list()]
+        jobs = [job_json(job) for job in job_list()]
         if as_json:
             self._print(jobs)
             return EXIT_OK
@@ -341,7 +343,7 @@ class Command(BaseCommand):
     def _status(self, *, id: int | None, as_json: bool, **_) -> int:
         if id is not None:
             return self._execution_status(id, as_json=as_json)
-        status = selectors.scheduler_status()
+        status = scheduler_status()
         if as_json:
             self._print(scheduler_status_json(status))
             return EXIT_OK
@@ -392,7 +394,7 @@ class Command(BaseCommand):
         return EXIT_OK
 
     def _preview(self, *, schedule: int, count: int, as_json: bool, **_) -> int:
-        found = selectors.schedule_get(schedule_id=schedule)
+        found = schedule_get(schedule_id=schedule)
         fires = schedule_preview(schedule=found, count=count)
         if as_json:
             self._print(preview_json(found, fires))

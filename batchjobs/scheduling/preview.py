@@ -1,0 +1,53 @@
+"""A schedule's next fire times as an operator previews them (admin, API, command line), with
+the DST transitions between them marked."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from batchjobs.models.schedule import BatchSchedule
+
+from .fire_times import Timing, jitter_offset, jittered, next_fire_after
+
+
+@dataclass(frozen=True)
+class PreviewFire:
+    at: datetime  # UTC
+    local: datetime  # in the schedule's zone
+    utc_offset: timedelta
+    dst_change: bool  # the offset differs from the previous fire's: a DST transition between
+
+
+def fires_preview(*, schedule: BatchSchedule, count: int, after: datetime) -> list[PreviewFire]:
+    """The next `count` fire times after `after` (with jitter, within the runs the schedule
+    has left), marking where a DST transition falls. The schedule's timing must be one that
+    can be worked out (services.schedules checks it first); fires past year 9999 do not exist
+    and are not listed."""
+    zone = ZoneInfo(schedule.timezone)
+    cursor = after
+    fires: list[PreviewFire] = []
+    previous_offset = cursor.astimezone(zone).utcoffset()
+    runs_left = None if schedule.max_runs is None else schedule.max_runs - schedule.run_count
+    jitter = jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
+    timing = Timing.of(schedule)
+    while len(fires) < count and (runs_left is None or len(fires) < runs_left):
+        nominal = next_fire_after(timing, cursor)
+        at = nominal and jittered(nominal, jitter)
+        if at is None:
+            break
+        try:
+            local = nominal.astimezone(zone)
+            at_local = at.astimezone(zone)
+        except OverflowError:  # in the zone it is already past year 9999: shown as no fire
+            break
+        fires.append(
+            PreviewFire(
+                at=at,
+                local=at_local,
+                utc_offset=local.utcoffset(),
+                dst_change=local.utcoffset() != previous_offset,
+            )
+        )
+        previous_offset = local.utcoffset()
+        cursor = nominal
+    return fires
