@@ -16,6 +16,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from batchjobs.rules.masking import text_url_masked
 from batchjobs.rules.url import DEFAULT_PORTS, HttpUrl, UrlRefused, http_url_join, http_url_parse
 
 from .guard import BlockedDestination, IPAddress, destination_check
@@ -129,6 +130,16 @@ def http_call(
     raise BlockedDestination(
         f"more than {settings.BATCHJOBS_HTTP_MAX_REDIRECTS} redirects; last to {target.url}"
     )
+
+
+def request_error_masked(
+    error: requests.RequestException, *, url: str
+) -> requests.RequestException:
+    """`error` as an exception of the same class (a retry policy naming it still matches) whose
+    message has `url`'s path and query masked: requests and urllib3 quote them ("Max retries
+    exceeded with url: /items?token=..."). Raise it `from None`, so that the chain of errors
+    quoting them is not printed with it."""
+    return type(error)(text_url_masked(str(error), url=url))
 
 
 def _send(session, method, target: HttpUrl, address, headers, body, remaining) -> requests.Response:

@@ -1,13 +1,28 @@
 """The batch HTTP reader and writer: JSON paths in the one dialect, and errors that name the
 URL without its path and query (a token there must not reach a step's error)."""
 
+import socket
+import traceback
+
 import pytest
+import requests
 
 from batchjobs.batch.job import StepContext
 from batchjobs.batch.readers import HttpJsonReader, HttpReadError
 from batchjobs.batch.writers import HttpWriteError, HttpWriter
 
 TOKEN = "s3cret-token"
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: a connection to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def step_context() -> StepContext:
+    return StepContext(params={}, job_context={}, context={}, step_name="post", execution_id=1)
 
 
 def read_all(reader) -> list:
@@ -74,8 +89,7 @@ def test_http_json_reader_errors_do_not_show_the_query(httpserver, status, body,
 def test_http_writer_error_does_not_show_the_query(httpserver):
     # given a writer posting to a URL whose query carries a token
     httpserver.expect_request("/sink").respond_with_data("down", status=500)
-    step = StepContext(params={}, job_context={}, context={}, step_name="post", execution_id=1)
-    writer = HttpWriter(httpserver.url_for(f"/sink?token={TOKEN}"), step=step)
+    writer = HttpWriter(httpserver.url_for(f"/sink?token={TOKEN}"), step=step_context())
     writer.open({})
 
     # when the service refuses a chunk
@@ -87,3 +101,31 @@ def test_http_writer_error_does_not_show_the_query(httpserver):
     assert "HTTP 500" in error and "(1:post:1)" in error
     assert httpserver.url_for("/••••••") in error
     assert TOKEN not in error and "/sink" not in error
+
+
+def test_http_json_reader_connection_error_does_not_show_the_query():
+    # given a page URL whose query carries a token, on a port nothing listens on
+    url = f"http://127.0.0.1:{closed_port()}/items?token={TOKEN}"
+
+    # when the connection is refused
+    with pytest.raises(requests.ConnectionError) as raised:
+        read_all(HttpJsonReader(url))
+
+    # then it is still a ConnectionError (for retry policies), and neither its message nor
+    # the traceback a failed step records quotes the token
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "Max retries exceeded" in printed
+    assert TOKEN not in printed and "/items" not in printed
+
+
+@pytest.mark.django_db
+def test_http_writer_connection_error_does_not_show_the_query():
+    writer = HttpWriter(f"http://127.0.0.1:{closed_port()}/sink?token={TOKEN}", step=step_context())
+    writer.open({})
+
+    with pytest.raises(requests.ConnectionError) as raised:
+        writer.write([{"id": 1}])
+
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "Max retries exceeded" in printed
+    assert TOKEN not in printed and "/sink" not in printed

@@ -7,7 +7,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from batchjobs.http.client import http_call
+import requests
+
+from batchjobs.http.client import http_call, request_error_masked
 from batchjobs.rules.json_path import json_path_parse, json_path_value
 from batchjobs.rules.masking import url_masked
 
@@ -120,10 +122,13 @@ class HttpJsonReader:
             self._url, self._index, self._fetched = self._next, 0, False
 
     def _fetch(self, url: str) -> None:
-        response = http_call(
-            method="GET", url=url, headers=self.headers, body=None,
-            deadline=time.monotonic() + self.timeout_seconds,
-        )  # fmt: skip
+        try:
+            response = http_call(
+                method="GET", url=url, headers=self.headers, body=None,
+                deadline=time.monotonic() + self.timeout_seconds,
+            )  # fmt: skip
+        except requests.RequestException as error:
+            raise request_error_masked(error, url=url) from None
         shown = url_masked(url)  # a token in the page's query string stays out of errors
         if not 200 <= response.status < 300:
             raise HttpReadError(f"GET {shown}: HTTP {response.status}: {response.text()[:200]}")

@@ -6,9 +6,10 @@ import json
 import time
 from collections.abc import Mapping
 
+import requests
 from django.core.serializers.json import DjangoJSONEncoder
 
-from batchjobs.http.client import http_call
+from batchjobs.http.client import http_call, request_error_masked
 from batchjobs.models import BatchLog
 from batchjobs.rules.masking import url_masked
 
@@ -112,10 +113,13 @@ class HttpWriter:
             return
         headers = {**self.headers, "Idempotency-Key": self.idempotency_key(items)}
         body = json.dumps(items, cls=DjangoJSONEncoder).encode()
-        response = http_call(
-            method=self.method, url=self.url, headers=headers, body=body,
-            deadline=time.monotonic() + self.timeout_seconds,
-        )  # fmt: skip
+        try:
+            response = http_call(
+                method=self.method, url=self.url, headers=headers, body=body,
+                deadline=time.monotonic() + self.timeout_seconds,
+            )  # fmt: skip
+        except requests.RequestException as error:
+            raise request_error_masked(error, url=self.url) from None
         if not 200 <= response.status < 300:
             raise HttpWriteError(
                 f"{self.method} {url_masked(self.url)} ({headers['Idempotency-Key']}): "
