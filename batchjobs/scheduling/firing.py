@@ -26,6 +26,7 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, MisfirePo
 from batchjobs.models.clock import database_now
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.models.set_aside import REFUSED_BY_DATABASE, set_aside_reason
+from batchjobs.rules.misfire import misfire_skip_note
 
 from .fire_times import Timing, fires_between, jitter_offset, schedule_next_fire
 
@@ -90,7 +91,7 @@ def plan_fires(schedule: "DueSchedule", *, now: datetime) -> tuple[FirePlan, dat
     elif schedule.misfire_policy == MisfirePolicy.SKIP:
         plan.run = on_time
         plan.skipped = late[-1] if late else None
-        plan.note = f"misfire skip: {missed_text} not run"
+        plan.note = misfire_skip_note(missed_text)
     else:  # catch_up
         window_start = now - timedelta(seconds=schedule.catch_up_window_seconds)
         in_window = [fire for fire in late if fire >= window_start]

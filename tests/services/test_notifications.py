@@ -21,6 +21,7 @@ from batchjobs.models import (
     NotificationStatus,
 )
 from batchjobs.models.clock import database_now
+from batchjobs.rules.misfire import misfire_skip_note
 from batchjobs.services.notifications import (
     notification_deliver,
     notification_save,
@@ -201,7 +202,7 @@ class TestDeciding:
         skipped = finished(
             job,
             ExecutionStatus.SKIPPED,
-            error="misfire skip: 3 missed fire(s) since 2026-01-01 03:00:00 UTC not run",
+            error=misfire_skip_note("3 missed fire(s) since 2026-01-01 03:00:00 UTC"),
         )
         overlap = finished(job, ExecutionStatus.SKIPPED, error="skipped by the overlap policy")
 
