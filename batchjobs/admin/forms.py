@@ -52,18 +52,19 @@ def json_field_for(
     model: type[models.Model], name: str, *, empty: Callable[[], Any], label: str = ""
 ) -> JSONTextField:
     field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)  # a column of the model, not a reverse relation
     return JSONTextField(
         empty=empty, label=label or capfirst(field.verbose_name), help_text=field.help_text
     )
 
 
-def form_add_service_errors(form: forms.Form, error: InvalidInput) -> None:
+def form_add_service_errors(form: forms.BaseForm, error: InvalidInput) -> None:
     """Show a service's InvalidInput next to the fields it names (or above the form)."""
     for field, messages in error.field_errors.items():
         form.add_error(field if field in form.fields else None, messages)
 
 
-def form_add_permission_errors(form: forms.Form, job: BatchJob | None, *, user) -> None:
+def form_add_permission_errors(form: forms.BaseForm, job: BatchJob | None, *, user) -> None:
     """Show, next to the field, that the user may not save this job (or a schedule of it)."""
     if job is None:
         return
@@ -84,7 +85,7 @@ class ServiceRulesForm(forms.ModelForm):
 
     def _post_clean(self) -> None:
         with service_rules(self.instance, self.service_validate):
-            super()._post_clean()
+            super()._post_clean()  # type: ignore[misc]  # Django's hook; django-stubs omits it
 
 
 class BatchJobAdminForm(ServiceRulesForm):
@@ -149,7 +150,7 @@ class BatchScheduleAdminForm(ServiceRulesForm):
         schedule_validate(schedule=self.instance)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}  # a ModelForm's is its cleaned_data, never None
         job = cleaned.get("job") or (self.instance.job if self.instance.job_id else None)
         form_add_permission_errors(self, job, user=self.user)
         return cleaned

@@ -3,6 +3,7 @@ the DST transitions between them marked."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from batchjobs.models.schedule import BatchSchedule
@@ -18,6 +19,11 @@ class PreviewFire:
     dst_change: bool  # the offset differs from the previous fire's: a DST transition between
 
 
+def _utc_offset(instant: datetime, zone: ZoneInfo) -> timedelta:
+    # An aware datetime always has an offset; typeshed allows None for naive ones.
+    return cast(timedelta, instant.astimezone(zone).utcoffset())
+
+
 def fires_preview(*, schedule: BatchSchedule, count: int, after: datetime) -> list[PreviewFire]:
     """The next `count` fire times after `after` (with jitter, within the runs the schedule
     has left), marking where a DST transition falls. The schedule's timing must be one that
@@ -26,28 +32,25 @@ def fires_preview(*, schedule: BatchSchedule, count: int, after: datetime) -> li
     zone = ZoneInfo(schedule.timezone)
     cursor = after
     fires: list[PreviewFire] = []
-    previous_offset = cursor.astimezone(zone).utcoffset()
+    previous_offset = _utc_offset(cursor, zone)
     runs_left = None if schedule.max_runs is None else schedule.max_runs - schedule.run_count
     jitter = jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
     timing = Timing.of(schedule)
     while len(fires) < count and (runs_left is None or len(fires) < runs_left):
         nominal = next_fire_after(timing, cursor)
-        at = nominal and jittered(nominal, jitter)
-        if at is None:
+        at = None if nominal is None else jittered(nominal, jitter)
+        if nominal is None or at is None:
             break
         try:
-            local = nominal.astimezone(zone)
+            offset = _utc_offset(nominal, zone)
             at_local = at.astimezone(zone)
         except OverflowError:  # in the zone it is already past year 9999: shown as no fire
             break
         fires.append(
             PreviewFire(
-                at=at,
-                local=at_local,
-                utc_offset=local.utcoffset(),
-                dst_change=local.utcoffset() != previous_offset,
+                at=at, local=at_local, utc_offset=offset, dst_change=offset != previous_offset
             )
         )
-        previous_offset = local.utcoffset()
+        previous_offset = offset
         cursor = nominal
     return fires

@@ -86,7 +86,8 @@ def duration_percentiles(*, since: datetime | None = None, limit: int = 15) -> l
     )
     durations: dict[tuple[int, str], list[float]] = defaultdict(list)
     for job_id, name, started, finished in rows:
-        durations[(job_id, name)].append((finished - started).total_seconds())
+        if started and finished:  # both set, as filtered: said again for the type checker
+            durations[(job_id, name)].append((finished - started).total_seconds())
     result = []
     for (job_id, name), values in durations.items():
         values.sort()

@@ -50,7 +50,7 @@ def workers_seen(*, timeout: float = WORKERS_PING_SECONDS) -> list[str]:
     def ping() -> list[str]:
         return sorted(current_app.control.inspect(timeout=timeout).ping() or {})
 
-    return cache.get_or_set("batchjobs:workers-seen", ping, WORKERS_SEEN_CACHE_SECONDS)
+    return cache.get_or_set("batchjobs:workers-seen", ping, WORKERS_SEEN_CACHE_SECONDS) or []
 
 
 @dataclass(frozen=True)
