@@ -293,6 +293,45 @@ class RunningSerializer(serializers.Serializer):
     execution_ids = serializers.ListField(child=serializers.IntegerField())
 
 
+# --- jobs as code ----------------------------------------------------------------------------
+
+
+class DefinitionsExportQuerySerializer(serializers.Serializer):
+    job = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Only the jobs of these names (repeat: ?job=a&job=b); default: every job.",
+    )
+
+
+class DefinitionsImportQuerySerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="Check everything, change nothing."
+    )
+
+
+class DefinitionsDocumentSerializer(serializers.Serializer):
+    """For the schema: a document of batchjobs.services.definitions (the service checks it)."""
+
+    version = serializers.IntegerField(help_text="1, the only version.")
+    jobs = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Each job's definition (the fields of a job) with `schedules`, a list of "
+        "schedule definitions. Secret header values are masked.",
+    )
+
+
+class DefinitionsImportResultSerializer(serializers.Serializer):
+    """One batchjobs.services.definitions.ImportResult."""
+
+    jobs_created = serializers.IntegerField()
+    jobs_updated = serializers.IntegerField()
+    schedules_created = serializers.IntegerField()
+    schedules_updated = serializers.IntegerField()
+    schedules_deleted = serializers.IntegerField()
+    dry_run = serializers.BooleanField(help_text="Nothing was changed: what would have been.")
+
+
 # --- registries ------------------------------------------------------------------------------
 
 

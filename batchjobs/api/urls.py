@@ -6,7 +6,17 @@ No trailing slashes: the paths are the issue's (jobs/{id}/start, schedules/{id}/
 from django.urls import include, path, re_path
 
 from .throttling import PROCESS_LOCAL_THROTTLES
-from .views import base, docs, executions, jobs, registries, scheduler, schedules, seed_aliases
+from .views import (
+    base,
+    definitions,
+    docs,
+    executions,
+    jobs,
+    registries,
+    scheduler,
+    schedules,
+    seed_aliases,
+)
 
 v1 = [
     path("jobs", jobs.JobListCreate.as_view(), name="job-list"),
@@ -51,6 +61,7 @@ v1 = [
         executions.ExecutionStepSummaries.as_view(),
         name="execution-steps",
     ),
+    path("definitions", definitions.Definitions.as_view(), name="definitions"),
     path("handlers", registries.HandlerList.as_view(), name="handler-list"),
     path("batch-jobs", registries.BatchJobList.as_view(), name="batch-job-list"),
     path("scheduler", scheduler.SchedulerStatus.as_view(), name="scheduler-status"),
