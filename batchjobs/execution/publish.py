@@ -44,9 +44,13 @@ NOTIFICATION_SEND_TASK = "batchjobs.notification_send"
 
 
 def _task(name: str) -> Task:
-    """The task registered as `name` (the registry is filled when the app is finalised, by
-    the autodiscovery of config/celery_app.py)."""
-    return current_app.tasks[name]
+    """The task registered as `name`. A worker imports batchjobs/tasks.py when it starts; any
+    other process (web, command line, beat) on its first send here, by running the app's
+    autodiscovery (config/celery_app.py), which Celery defers until then."""
+    tasks = current_app.tasks
+    if name not in tasks:
+        current_app.loader.import_default_modules()
+    return tasks[name]
 
 
 def task_send(name: str, args: Sequence[Any], **options: Any) -> None:

@@ -1,5 +1,9 @@
 """The pipelined publisher sends what apply_async would, and workers run it."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from django.conf import settings
 from redis.exceptions import ResponseError
@@ -107,3 +111,29 @@ def test_a_list_redis_refuses_in_the_pipeline_fails_its_own_messages(
     assert list(failed) == [refused.pk]
     assert isinstance(failed[refused.pk], ResponseError)  # from the pipeline, not apply_async
     assert [execution_id(m) for m in raw_queue()] == [sent.pk]
+
+
+def test_a_process_that_never_imported_the_tasks_finds_them_by_name():
+    """The web and the command line never import batchjobs/tasks.py, which execution may not
+    import (it sits below it): publishing looks the tasks up by their registered names."""
+    script = (
+        "import sys, django; django.setup(); "
+        "assert 'batchjobs.tasks' not in sys.modules; "
+        "from batchjobs.execution import publish; "
+        "names = (publish.EXECUTE_TASK, publish.EXECUTE_PARTITION_TASK, "
+        "publish.NOTIFICATION_SEND_TASK); "
+        "print(*(publish._task(name).name for name in names))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "batchjobs.execute",
+        "batchjobs.execute_partition",
+        "batchjobs.notification_send",
+    ]
