@@ -39,10 +39,14 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ValidationErrorSerializer(ErrorSerializer):
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Each bad field (or 'body', or 'non_field_errors') with its messages.",
-    )
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Added here, not declared: `errors` is also the name of Serializer's own property.
+        fields = super().get_fields()
+        fields["errors"] = serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            help_text="Each bad field (or 'body', or 'non_field_errors') with its messages.",
+        )
+        return fields
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -56,7 +60,7 @@ class LatestExecutionSerializer(serializers.Serializer):
 
 class JobSerializer(JobDefinitionSerializer):
     target = serializers.CharField(read_only=True, help_text="What the job calls, in one line.")
-    created_by = serializers.SlugRelatedField(
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
     schedule_count = serializers.SerializerMethodField()
@@ -67,7 +71,7 @@ class JobSerializer(JobDefinitionSerializer):
             "id", *JOB_DEFINITION_FIELDS, "target", "created_at", "updated_at", "created_by",
             "schedule_count", "latest_execution",
         )  # fmt: skip
-        read_only_fields = ("created_at", "updated_at")
+        read_only_fields: tuple[str, ...] = ("created_at", "updated_at")
 
     def get_schedule_count(self, job: BatchJob) -> int:
         count = getattr(job, "schedule_count", None)
@@ -78,13 +82,14 @@ class JobSerializer(JobDefinitionSerializer):
         if not hasattr(job, "latest_execution_id"):
             latest = job.executions.order_by("-created_at", "-id").first()
             return LatestExecutionSerializer(latest).data if latest else None
-        if job.latest_execution_id is None:
+        annotations = vars(job)  # selectors.job_list's, which BatchJob's type does not know
+        if annotations["latest_execution_id"] is None:
             return None
         return {
-            "id": job.latest_execution_id,
-            "status": job.latest_execution_status,
+            "id": annotations["latest_execution_id"],
+            "status": annotations["latest_execution_status"],
             "created_at": serializers.DateTimeField().to_representation(
-                job.latest_execution_created_at
+                annotations["latest_execution_created_at"]
             ),
         }
 
@@ -197,7 +202,7 @@ class PreviewSerializer(serializers.Serializer):
 
 class ExecutionSerializer(serializers.ModelSerializer):
     job_name = serializers.CharField(source="job.name", read_only=True)
-    created_by = serializers.SlugRelatedField(
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
@@ -205,7 +210,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BatchLog
-        fields = (
+        fields: tuple[str, ...] = (
             "id", "job", "job_name", "schedule", "trigger", "status", "scheduled_for", "params",
             "attempts", "max_attempts", "next_attempt_at", "created_at", "started_at",
             "finished_at", "heartbeat_at", "duration_seconds", "worker", "result", "error",

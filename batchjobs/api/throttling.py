@@ -11,18 +11,24 @@ per process, which is enough to keep a caller from making each process regenerat
 a loop.
 """
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework import throttling
 
 from batchjobs.shared_cache import shared_cache_needed
 
+if TYPE_CHECKING:  # rest_framework.views loads the throttles named in settings: no cycle
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
 RATE_LIMITING = "rate limiting"
 PROCESS_LOCAL_CACHE_NAME = "batchjobs-process-local-throttle"
 
 
-class SharedStoreThrottleMixin:
-    def allow_request(self, request, view) -> bool:
+class SharedStoreThrottleMixin(throttling.SimpleRateThrottle):
+    def allow_request(self, request: "Request", view: "APIView") -> bool:
         with shared_cache_needed(RATE_LIMITING):
             return super().allow_request(request, view)
 
@@ -35,13 +41,13 @@ class SharedUserRateThrottle(SharedStoreThrottleMixin, throttling.UserRateThrott
     """The "user" rate per user (per address for the anonymous), counted in the shared cache."""
 
 
-class ProcessLocalThrottleMixin:
-    @property
-    def cache(self) -> LocMemCache:
+class ProcessLocalThrottleMixin(throttling.SimpleRateThrottle):
+    def __init__(self) -> None:
+        super().__init__()
         # Instances of one name share their entries. The default cache's KEY_PREFIX keeps
         # namespaces apart here as it does there (two sites in one process, or one test from
-        # the next).
-        return LocMemCache(
+        # the next), read per request as the settings may change.
+        self.cache = LocMemCache(
             PROCESS_LOCAL_CACHE_NAME,
             {"KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "")},
         )

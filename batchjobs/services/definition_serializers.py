@@ -179,7 +179,7 @@ class JobDefinitionSerializer(StrictModelSerializer):
 
     class Meta:
         model = BatchJob
-        fields = JOB_DEFINITION_FIELDS
+        fields: tuple[str, ...] = JOB_DEFINITION_FIELDS
 
     def validate_http_headers(self, value: list) -> list:
         stored = self.instance.http_headers if self.instance is not None else []
@@ -221,4 +221,4 @@ class ScheduleDefinitionSerializer(StrictModelSerializer):
 
     class Meta:
         model = BatchSchedule
-        fields = SCHEDULE_DEFINITION_FIELDS
+        fields: tuple[str, ...] = SCHEDULE_DEFINITION_FIELDS
