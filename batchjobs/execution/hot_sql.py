@@ -36,7 +36,15 @@ class Table:
     def __getattr__(self, name: str) -> str:
         if name.startswith("_"):
             raise AttributeError(name)
-        return self._model_meta.get_field(name).column  # type: ignore[union-attr]
+        return column_of(self._model_meta.get_field(name))
+
+
+def column_of(field: object) -> str:
+    """The column of a concrete field (a relation's reverse side, or a field without a
+    column, has none to write)."""
+    if not isinstance(field, models.Field) or not field.column:
+        raise TypeError(f"{field!r} has no column")
+    return field.column
 
 
 def sql_literal(value: Any, field: models.Field | None = None) -> str:
@@ -91,9 +99,9 @@ def insert_constants(
         elif field.empty_strings_allowed:
             value = ""
         else:
-            unfilled.append(field.column)
+            unfilled.append(column_of(field))
             continue
-        values[field.column] = sql_literal(value, field)
+        values[column_of(field)] = sql_literal(value, field)
     if unfilled:
         raise UnfilledColumns(
             f"no value for the NOT NULL column(s) {', '.join(unfilled)}: give the field a "
@@ -121,7 +129,8 @@ FIRE_RETURNING = f"ON CONFLICT DO NOTHING RETURNING {LOG.id}, {LOG.status}, {LOG
 
 def fire_row_types(connection) -> tuple[str, ...]:
     """The database types of FIRE_ROW_FIELDS, for the arrays PostgreSQL's INSERT unnests."""
-    return tuple(BatchLog._meta.get_field(name).db_type(connection) for name in FIRE_ROW_FIELDS)
+    types = tuple(BatchLog._meta.get_field(name).db_type(connection) for name in FIRE_ROW_FIELDS)
+    return tuple(str(kind) for kind in types)  # never None: each is a column (column_of)
 
 
 # --- a worker: claim an execution, record an attempt's end (execution/lifecycle.py) ----------

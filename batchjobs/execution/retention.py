@@ -5,6 +5,7 @@ imports this module when the app starts, which registers it)."""
 
 import logging
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -93,7 +94,7 @@ def executions_purge_expired(*, batch_size: int = 1000) -> int:
     )
     for days in periods:
         try:
-            older_than = timedelta(days=days)
+            older_than = timedelta(days=cast(int, days))  # filtered: never None
         except OverflowError:  # longer than a timedelta holds: nothing of these jobs expires
             continue
         deleted += execution_purge_finished(
