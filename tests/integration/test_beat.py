@@ -15,6 +15,7 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
 from batchjobs.models.clock import database_now
 from batchjobs.scheduling.fire_times import Timing, fires_between
 from batchjobs.services.schedules import schedule_create
+from tests.support.engines import integer_column_overflow
 from tests.support.factories import handler_job
 from tests.support.processes import queue_purge, start_beat, wait_until
 
@@ -138,10 +139,11 @@ def test_poisoned_schedules_are_set_aside_and_the_others_keep_firing():
     # back: an unknown zone, a cron out of range, and a run count one fire would overflow
     job = handler_job("noop")
     control = schedule_create(job=job, kind="interval", interval_every=1, interval_unit="seconds")
+    run_count_limit, overflow = integer_column_overflow()
     poisons = {
         "timezone = 'Nowhere/Land'": "ZoneInfoNotFoundError: ",
         "kind = 'cron', cron_expression = '99 99 * * *'": "CroniterBadCronError: ",
-        f"run_count = {2**31 - 1}": "DataError: ",
+        f"run_count = {run_count_limit}": overflow,
     }
     poisoned = {}
     for assignments, reason in poisons.items():

@@ -10,7 +10,7 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from batchjobs.models.set_aside import SET_ASIDE_REASON_CHARS
 from batchjobs.scheduling.firing import schedules_fire_due, schedules_next_due
 from batchjobs.services.schedules import schedule_create, schedule_save
-from tests.support.engines import refuse_rows
+from tests.support.engines import integer_column_overflow, refuse_rows
 from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
@@ -300,25 +300,18 @@ def test_a_database_that_refuses_every_row_sets_nothing_aside():
     assert set(BatchSchedule.objects.values_list("next_fire_at", flat=True)) == {T0}
 
 
-# The largest run count each engine's column holds, and how it refuses one more: PostgreSQL's
-# integer column, and SQLite's 64-bit integers (its driver refuses a larger Python int).
-RUN_COUNT_LIMIT, RUN_COUNT_OVERFLOW = {
-    "postgresql": (2**31 - 1, "DataError: integer out of range"),
-    "sqlite": (2**63 - 1, "OverflowError: Python int too large to convert to SQLite INTEGER"),
-}[connection.vendor]
-
-
 def test_a_schedule_whose_advance_the_database_refuses_is_set_aside_and_the_others_fire():
     # given a schedule whose run count is at its column's limit: one more fire overflows it
     job = handler_job("noop")
     schedules = [hourly(job) for _ in range(3)]
     full = schedules[0]
-    BatchSchedule.objects.filter(pk=full.pk).update(run_count=RUN_COUNT_LIMIT)
+    limit, overflow = integer_column_overflow()
+    BatchSchedule.objects.filter(pk=full.pk).update(run_count=limit)
     # when
     execution_ids = fire_all(T0 + timedelta(seconds=1))
     # then the others fired and advanced, and the full one neither fired nor moved
     assert fired_schedules(execution_ids) == {s.pk for s in schedules[1:]}
     full.refresh_from_db()
-    assert full.set_aside_reason == RUN_COUNT_OVERFLOW
-    assert (full.next_fire_at, full.run_count) == (T0, RUN_COUNT_LIMIT)
+    assert full.set_aside_reason == overflow
+    assert (full.next_fire_at, full.run_count) == (T0, limit)
     assert not BatchLog.objects.filter(schedule=full).exists()

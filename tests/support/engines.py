@@ -14,6 +14,16 @@ def postgresql_only(reason: str) -> pytest.MarkDecorator:
     )
 
 
+def integer_column_overflow() -> tuple[int, str]:
+    """The largest value an integer column of the default database holds (PostgreSQL's
+    integer; SQLite's integers, 64-bit whatever the column says), and the error that writing
+    one more raises, as a set-aside reason starts: PostgreSQL refuses it, SQLite's driver
+    refuses a larger Python int before sending it."""
+    if connections["default"].vendor == "postgresql":
+        return 2**31 - 1, "DataError: integer out of range"
+    return 2**63 - 1, "OverflowError: Python int too large to convert to SQLite INTEGER"
+
+
 def refuse_rows(
     *, name: str, table: str, where: str, operation: str = "INSERT", data_error: bool = False
 ) -> None:

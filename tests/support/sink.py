@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -15,8 +15,11 @@ class Seen:
     path: str
     key: str
     attempt: str
-    started: float
+    started: float  # time.monotonic()
     finished: float | None = None
+    # The wall clock (time.time()) at arrival: the clock backoffs are scheduled by (the
+    # database's), which a clock step moves apart from the monotonic one.
+    arrived_at: float = field(default_factory=time.time)
 
 
 class Sink:
