@@ -128,9 +128,10 @@ FIRE_RETURNING = f"ON CONFLICT DO NOTHING RETURNING {LOG.id}, {LOG.status}, {LOG
 
 
 def fire_row_types(connection) -> tuple[str, ...]:
-    """The database types of FIRE_ROW_FIELDS, for the arrays PostgreSQL's INSERT unnests."""
+    """The database types of FIRE_ROW_FIELDS, for the arrays PostgreSQL's INSERT unnests;
+    without a length (varchar, not varchar(16)): the column checks it once, on assignment."""
     types = tuple(BatchLog._meta.get_field(name).db_type(connection) for name in FIRE_ROW_FIELDS)
-    return tuple(str(kind) for kind in types)  # never None: each is a column (column_of)
+    return tuple(str(kind).split("(")[0] for kind in types)  # each is a column: never None
 
 
 # --- a worker: claim an execution, record an attempt's end (execution/lifecycle.py) ----------
