@@ -1,4 +1,4 @@
-"""Starting executions by hand."""
+"""Creating executions started by hand (through the operator, services/operator.py)."""
 
 from typing import Any
 
@@ -43,8 +43,10 @@ def execution_start(
     restart_of: BatchLog | None = None,
     execution_context: dict | None = None,
 ) -> BatchLog:
-    """Queue a run of `job` now ("run now"). The same idempotency key returns the same
-    execution instead of starting another. The JobOperator passes a batch job's instance key,
+    """Create and queue one execution of `job`: the operator's building block, not a door of
+    its own (the admin, the API and the command line start runs with operator.job_start, which
+    applies a batch job's instance rules first). The same idempotency key returns the same
+    execution instead of starting another. The operator passes a batch job's instance key,
     and for a restart the execution restarted and the context to resume from."""
     job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
     if not job.enabled:
