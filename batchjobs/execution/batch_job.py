@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from batchjobs.batch.engine import COMPLETED, STOPPED, JobRunner
+from batchjobs.batch.job import PartitionStep
 from batchjobs.batch.registry import batch_job_get
 from batchjobs.batch.repository import JobRepository
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
@@ -64,7 +65,9 @@ def partition_work(*, execution_id: int, step_name: str) -> int:
             return ran  # the execution ended, or is stopping: claim nothing more
         runner = _runner(execution)
         step = runner.job.nodes.get(step_name) if runner else None
-        if step is None or runner.run_one_partition(step) is None:
+        if runner is None or not isinstance(step, PartitionStep):
+            return ran
+        if runner.run_one_partition(step) is None:
             return ran
         ran += 1
 

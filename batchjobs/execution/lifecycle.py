@@ -10,11 +10,12 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, JSONField, Max, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
@@ -112,8 +113,10 @@ def _claim_row(*, execution_id: int, worker: str, task_id: str):
         return (*row, None)
 
 
-def _json_from_db(name: str, value):
-    return BatchLog._meta.get_field(name).from_db_value(value, None, connection)
+def _json_from_db(name: str, value: Any) -> Any:
+    field = BatchLog._meta.get_field(name)
+    assert isinstance(field, JSONField), name  # only the JSON columns come back raw
+    return field.from_db_value(value, field.cached_col, connection)
 
 
 def _datetime_from_db(value):
@@ -167,7 +170,7 @@ def execution_heartbeat(
 ) -> ExecutionStatus | None:
     """Mark the attempt alive. Returns the execution's status (STOPPING asks the attempt to
     end), or None if the attempt no longer owns the execution (reaped)."""
-    fields = {"heartbeat_at": Now()}
+    fields: dict[str, Any] = {"heartbeat_at": Now()}
     if progress is not None:
         fields["progress_done"], fields["progress_total"] = progress
     owned = BatchLog.objects.filter(pk=execution_id, status__in=RUNNING_STATUSES, attempts=attempt)
@@ -194,7 +197,7 @@ def execution_finish_attempt(
         planned = ExecutionStatus.QUEUED
     else:
         planned = ExecutionStatus.FAILED
-    params = {
+    params: dict[str, Any] = {
         "planned": planned.value,
         "result": json.dumps(outcome.result, cls=DjangoJSONEncoder),
         "error": outcome.error or ("stopped by an operator" if planned == "STOPPED" else ""),
@@ -266,7 +269,7 @@ def _after_finish(*, execution: BatchLog, job: BatchJob, status: ExecutionStatus
     # The hooks tell the job's notifications (registered by apps.py): a worker's cached job
     # knows whether it has any, which spares the hot path a call per run; any other job is
     # looked up. A hook never fails the job: robust, so an error there is only logged.
-    if getattr(job, "notifies", True):
+    if job.notifies:
         transaction.on_commit(lambda: execution_ended(
             execution_id=execution.pk, status=status), robust=True)  # fmt: skip
 

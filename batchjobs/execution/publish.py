@@ -102,10 +102,10 @@ def executions_publish(
     execution_ids = sorted(execution_ids)
     if routes is None:
         routes = {
-            pk: Route(*route)
-            for pk, *route in BatchLog.objects.filter(pk__in=execution_ids).values_list(
-                "pk", "job__queue", "job__priority", "job__timeout_seconds"
-            )
+            pk: Route(queue, priority, timeout_seconds)
+            for pk, queue, priority, timeout_seconds in BatchLog.objects.filter(
+                pk__in=execution_ids
+            ).values_list("pk", "job__queue", "job__priority", "job__timeout_seconds")
         }
     refused: dict[int, Exception] = {}
     groups: dict[tuple[str, int, float], list[int]] = defaultdict(list)

@@ -205,6 +205,11 @@ class BatchJob(models.Model):
             ),
         ]
 
+    # Not a column: a worker's job cache (execution/lifecycle.py job_cached) sets whether any
+    # enabled notification is attached, so a run's end skips the look-up when none is; any
+    # other instance says True and the notification service looks.
+    notifies: bool = True
+
     def __str__(self) -> str:
         return self.name
 
