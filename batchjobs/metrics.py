@@ -11,11 +11,12 @@ otherwise a staff user, logged in to the admin or sending a staff user's API tok
 (`Authorization: Token <key>`; Prometheus: `authorization: {type: Token, credentials: <key>}`).
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -49,9 +50,9 @@ def _seconds(value: timedelta | None) -> float:
     return value.total_seconds() if value is not None else 0.0
 
 
-def _histogram_aggregates(field: str, buckets: Iterable[float]) -> dict:
+def _histogram_aggregates(field: str, buckets: Iterable[float]) -> dict[str, Aggregate]:
     """Cumulative bucket counts, count and sum of the duration annotated as `field`."""
-    aggregates = {
+    aggregates: dict[str, Aggregate] = {
         f"le_{index}": Count("pk", filter=Q(**{f"{field}__lte": timedelta(seconds=bound)}))
         for index, bound in enumerate(buckets)
     }
@@ -60,10 +61,15 @@ def _histogram_aggregates(field: str, buckets: Iterable[float]) -> dict:
     return aggregates
 
 
-def _histogram_buckets(row: dict, buckets: Iterable[float]) -> list[tuple[str, float]]:
+def _histogram_buckets(row: Mapping[str, Any], buckets: Iterable[float]) -> list[tuple[str, float]]:
     return [(str(bound), row[f"le_{index}"]) for index, bound in enumerate(buckets)] + [
         ("+Inf", row["count"])
     ]
+
+
+def _histogram_sum(row: Mapping[str, Any]) -> float:
+    # Read through a Mapping: the stubs' row type does not see the **-spread aggregates.
+    return _seconds(row["sum"])
 
 
 def _recent(since) -> QuerySet[BatchLog]:
@@ -137,8 +143,8 @@ class BatchJobsCollector:
             .annotate(n=Count("pk"))
             .values_list("status", "n")
         )
-        for status in ExecutionStatus.values:
-            recent.add_metric([status], counts.get(status, 0))
+        for value in ExecutionStatus.values:
+            recent.add_metric([value], counts.get(value, 0))
         yield recent
 
     def _fires(self, since) -> Iterator[Metric]:
@@ -200,7 +206,7 @@ class BatchJobsCollector:
             histogram.add_metric(
                 [row["job__name"]],
                 _histogram_buckets(row, DURATION_BUCKETS),
-                sum_value=_seconds(row["sum"]),
+                sum_value=_histogram_sum(row),
             )
         yield histogram
 
@@ -274,9 +280,10 @@ def metrics_allowed(request: HttpRequest) -> bool:
     if not user.is_authenticated:
         from rest_framework.authentication import TokenAuthentication
         from rest_framework.exceptions import AuthenticationFailed
+        from rest_framework.request import Request
 
         try:
-            authenticated = TokenAuthentication().authenticate(request)
+            authenticated = TokenAuthentication().authenticate(Request(request))
         except AuthenticationFailed:
             return False
         user = authenticated[0] if authenticated else user

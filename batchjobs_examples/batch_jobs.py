@@ -128,7 +128,7 @@ def _report(step_name: str):
     return report
 
 
-IMPORT_PARAMETERS = {
+IMPORT_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
         "file": {"type": "string", "minLength": 1, "description": "Path of the CSV file."},

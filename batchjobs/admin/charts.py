@@ -75,7 +75,7 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
         )
     for index, hour in enumerate(hours):
         x = left + index * slot + 1
-        base = top + plot_height
+        base: float = top + plot_height  # each bar stacked lowers it by a fractional height
         for status in STACK_ORDER:
             count = hour.counts.get(status, 0)
             if not count:

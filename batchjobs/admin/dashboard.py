@@ -36,9 +36,11 @@ def refresh_seconds(request: HttpRequest) -> int:
     return min(max(wanted, REFRESH_RANGE[0]), REFRESH_RANGE[1])
 
 
-def local_time(instant: datetime, zone: str) -> str:
+def local_time(instant: datetime | None, zone: str) -> str:
     """Formatted here: the template's date filter would turn it back into UTC. A zone stored
     behind validation's back is named, not a 500 (beat sets such a schedule aside)."""
+    if instant is None:  # no fire ahead (upcoming_fires lists only schedules with one)
+        return "-"
     try:
         return f"{instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S %Z}"
     except (ZoneInfoNotFoundError, ValueError):

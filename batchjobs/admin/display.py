@@ -1,7 +1,8 @@
 """How statuses, durations, JSON and links look on admin pages."""
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from django.contrib import admin
 from django.core.serializers.json import DjangoJSONEncoder
@@ -13,7 +14,7 @@ from django.utils.safestring import SafeString
 from batchjobs.models import ExecutionStatus
 from batchjobs.selectors.progress import Progress
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {  # ExecutionStatus members are str
     ExecutionStatus.QUEUED: "#5b7083",
     ExecutionStatus.STARTED: "#1f6fd1",
     ExecutionStatus.STOPPING: "#c77700",
@@ -127,7 +128,16 @@ class SetAsideFilter(admin.SimpleListFilter):
         return queryset
 
 
-def set_aside_marker(row: models.Model) -> SafeString | str:
+class SetAsideRow(Protocol):
+    """A row beat or housekeeping can set aside: a BatchSchedule or a BatchLog."""
+
+    @property
+    def set_aside_at(self) -> datetime | None: ...
+    @property
+    def set_aside_reason(self) -> str: ...
+
+
+def set_aside_marker(row: SetAsideRow) -> SafeString | str:
     """A warning sign on a list row that is set aside; its reason shows on hover."""
     if row.set_aside_at is None:
         return ""
@@ -137,7 +147,7 @@ def set_aside_marker(row: models.Model) -> SafeString | str:
     )
 
 
-def set_aside_text(row: models.Model, *, what_to_do: str) -> SafeString | str:
+def set_aside_text(row: SetAsideRow, *, what_to_do: str) -> SafeString | str:
     """The detail page's account of a set-aside row: when, the error, and what to do."""
     if row.set_aside_at is None:
         return "-"

@@ -246,7 +246,7 @@ class BatchLogAdmin(admin.ModelAdmin):
                 continue
             if name == "restart":
                 link = change_link(BatchLog, result.pk, f"#{result.pk}")
-                text = format_html("Execution #{} restarted as {}.", execution.pk, link)
+                text: str = format_html("Execution #{} restarted as {}.", execution.pk, link)
             else:
                 text = f"Execution #{execution.pk} {done}: now {result.status}."
             self.message_user(request, text, messages.SUCCESS)
@@ -270,7 +270,10 @@ class BatchLogAdmin(admin.ModelAdmin):
             raise PermissionDenied
         execution = self.get_object(request, unquote(object_id))
         if execution is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Django's own not-found redirect (ModelAdmin), missing from django-stubs.
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
         if not self.has_view_permission(request, execution):
             raise PermissionDenied
         result = self._operate(request, operation, [execution])

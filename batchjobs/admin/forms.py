@@ -8,6 +8,8 @@ from typing import Any
 
 from django import forms
 from django.contrib.admin.widgets import AdminTextareaWidget
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 from django.utils.html import escape
 from django.utils.text import capfirst
@@ -91,7 +93,8 @@ class ServiceRulesForm(forms.ModelForm):
 class BatchJobAdminForm(ServiceRulesForm):
     http_headers = json_field_for(BatchJob, "http_headers", empty=list, label="Headers")
     params = json_field_for(BatchJob, "params", empty=dict, label="Parameters")
-    user = None  # set by the ModelAdmin's get_form: who is saving
+    # Set by the ModelAdmin's get_form: who is saving.
+    user: AbstractBaseUser | AnonymousUser | None = None
 
     class Meta:
         model = BatchJob
@@ -140,7 +143,8 @@ class BatchJobAdminForm(ServiceRulesForm):
 
 class BatchScheduleAdminForm(ServiceRulesForm):
     params = json_field_for(BatchSchedule, "params", empty=dict)
-    user = None  # set by the ModelAdmin's get_form: who is saving
+    # Set by the ModelAdmin's get_form: who is saving.
+    user: AbstractBaseUser | AnonymousUser | None = None
 
     class Meta:
         model = BatchSchedule

@@ -2,12 +2,13 @@
 run-now (with parameters at <job>/run/), enable and disable operations, all through services."""
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import model_ngettext, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -26,9 +27,26 @@ from .display import change_link, json_pre, status_badge
 from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
 from .notifications import JobNotificationInline
 
+if TYPE_CHECKING:  # django-stubs is a development dependency
+    from django_stubs_ext import WithAnnotations
+
 RUN_PERMISSION = "batchjobs.run_batchjob"
 # Read-only pages render fields as stored, so they show this masked stand-in for the headers.
 MASKED_HEADERS_FIELD = "http_headers_masked"
+
+
+class JobListAnnotations(TypedDict):
+    """What BatchJobAdmin.get_queryset adds to each job."""
+
+    schedule_count: int
+    last_execution_id: int | None
+    last_execution_status: str | None
+
+
+if TYPE_CHECKING:
+    ListedJob = WithAnnotations[BatchJob, JobListAnnotations]
+else:
+    ListedJob = BatchJob
 
 
 class BatchScheduleInline(admin.TabularInline):
@@ -134,8 +152,12 @@ class BatchJobAdmin(admin.ModelAdmin):
             for name, options in self.fieldsets
         ]
 
-    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj=None, change=False, **kwargs
+    ) -> type[BatchJobAdminForm]:
+        # A subclass of self.form made for this request, which django-stubs types only as a
+        # ModelForm class.
+        form = cast(type[BatchJobAdminForm], super().get_form(request, obj, change, **kwargs))
         form.user = request.user  # a class of this request's own
         return form
 
@@ -151,10 +173,12 @@ class BatchJobAdmin(admin.ModelAdmin):
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         # Through the services: schedules get next_fire_at and wake beat; both are audited.
-        save, delete = {
+        services: dict[type[Model], tuple[Callable[..., object], Callable[..., object]]]
+        services = {
             BatchSchedule: (schedule_save, schedule_delete),
             JobNotification: (notification_save, notification_delete),
-        }[formset.model]
+        }
+        save, delete = services[formset.model]
         field = "schedule" if formset.model is BatchSchedule else "notification"
         changed = formset.save(commit=False)
         for obj in formset.deleted_objects:
@@ -170,13 +194,14 @@ class BatchJobAdmin(admin.ModelAdmin):
         return job.target
 
     @admin.display(description="last execution")
-    def last_execution(self, job: BatchJob) -> str:
-        if job.last_execution_id is None:
+    def last_execution(self, job: ListedJob) -> str:
+        # Both come from the same latest row: both None when the job never ran.
+        if job.last_execution_id is None or job.last_execution_status is None:
             return "-"
         return change_link(BatchLog, job.last_execution_id, status_badge(job.last_execution_status))
 
     @admin.display(description="schedules", ordering="schedule_count")
-    def schedule_count(self, job: BatchJob) -> int:
+    def schedule_count(self, job: ListedJob) -> int:
         return job.schedule_count
 
     @admin.display(description="HTTP headers")
@@ -249,7 +274,10 @@ class BatchJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         job = self.get_object(request, unquote(object_id))
         if job is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Django's own not-found redirect (ModelAdmin), missing from django-stubs.
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
         context = {**self.admin_site.each_context(request), "opts": self.opts, "job": job,
                    "title": f"Test fire {job.name}"}  # fmt: skip
         if request.method == "POST":
@@ -265,7 +293,10 @@ class BatchJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         job = self.get_object(request, unquote(object_id))
         if job is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Django's own not-found redirect (ModelAdmin), missing from django-stubs.
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
         # The page shows the job's target and defaults: as much as its change page shows.
         if not self.has_view_permission(request, job):
             raise PermissionDenied

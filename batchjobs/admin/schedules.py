@@ -1,6 +1,8 @@
 """Schedules: when each job runs. Saves, deletes, pauses and resumes go through the schedule
 services, which compute next_fire_at and wake beat; the fire state is beat's to write."""
 
+from typing import cast
+
 from django.contrib import admin
 from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import PermissionDenied
@@ -92,8 +94,12 @@ class BatchScheduleAdmin(admin.ModelAdmin):
         ),
     ]
 
-    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj=None, change=False, **kwargs
+    ) -> type[BatchScheduleAdminForm]:
+        # A subclass of self.form made for this request, which django-stubs types only as a
+        # ModelForm class.
+        form = cast(type[BatchScheduleAdminForm], super().get_form(request, obj, change, **kwargs))
         form.user = request.user  # a class of this request's own
         return form
 

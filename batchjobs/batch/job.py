@@ -100,6 +100,7 @@ def chunk_step(name: str, *, reader, writer, processor=None, chunk_size: int = 1
                **options) -> ChunkStep:  # fmt: skip
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    processors: tuple[Any, ...]
     if processor is None:
         processors = ()
     elif isinstance(processor, list | tuple):

@@ -18,10 +18,8 @@ def _masked(field: str, value: Any) -> Any:
     return headers_masked(value) if field == "http_headers" else value
 
 
-def audit_snapshot(obj: models.Model | None) -> dict[str, Any] | None:
-    """The audited field values of `obj` (foreign keys as ids), or None for no object."""
-    if obj is None:
-        return None
+def audit_snapshot(obj: models.Model) -> dict[str, Any]:
+    """The audited field values of `obj` (foreign keys as ids)."""
     return {
         field.name: getattr(obj, field.attname)
         for field in obj._meta.concrete_fields
@@ -33,7 +31,8 @@ def audit_stored(obj: models.Model) -> dict[str, Any] | None:
     """The snapshot of `obj` as the database holds it now: None if it is not saved yet."""
     if obj.pk is None:
         return None
-    return audit_snapshot(type(obj)._default_manager.filter(pk=obj.pk).first())
+    stored = type(obj)._default_manager.filter(pk=obj.pk).first()
+    return None if stored is None else audit_snapshot(stored)  # None: deleted meanwhile
 
 
 def audit_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, list]:

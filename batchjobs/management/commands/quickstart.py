@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from typing import IO
 
 from django.apps import apps
 from django.conf import settings
@@ -70,11 +71,13 @@ class Supervisor:
             process_group=0,
         )
         self.processes[name] = process
+        if process.stdout is None:  # never with stdout=PIPE: Popen's type cannot say so
+            raise RuntimeError(f"{name} started without its output pipe")
         prefix = f"[{name}]".ljust(self._prefix_width)
         ready = threading.Event()
         reader = threading.Thread(
             target=self._relay_output,
-            args=(process, prefix, ready_text, ready),
+            args=(process.stdout, prefix, ready_text, ready),
             name=f"output-{name}",
             daemon=True,
         )
@@ -83,9 +86,9 @@ class Supervisor:
         return ready
 
     def _relay_output(
-        self, process: subprocess.Popen, prefix: str, ready_text: str, ready: threading.Event
+        self, output: IO[str], prefix: str, ready_text: str, ready: threading.Event
     ) -> None:
-        for line in process.stdout:
+        for line in output:
             self.say(line.rstrip("\n"), prefix=prefix)
             if ready_text and ready_text in line:
                 ready.set()

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         for outcome in demo_seed(base_url=base_url):
             if outcome.error:
                 self.stderr.write(f"demo job {outcome.name} not created: {outcome.error}")
-            elif outcome.created:
+            elif outcome.first_run is not None:  # created: every new job gets a first run
                 self.stdout.write(
                     f"demo job {outcome.name} created; first run: execution #{outcome.first_run.pk}"
                 )
