@@ -17,12 +17,12 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from batchjobs.models.schedule import (
-    BatchSchedule,
     DstFoldPolicy,
     DstGapPolicy,
     IntervalUnit,
@@ -33,6 +33,44 @@ from batchjobs.rules.cron import croniter_order
 
 # Wider than any DST shift in the tz database (Troll station shifts by two hours).
 DST_WINDOW = timedelta(hours=3)
+
+
+class TimingFields(Protocol):
+    """The schedule fields Timing.of reads: a BatchSchedule, or firing's DueSchedule."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def run_at(self) -> datetime | None: ...
+    @property
+    def interval_every(self) -> int | None: ...
+    @property
+    def interval_unit(self) -> str: ...
+    @property
+    def cron_expression(self) -> str: ...
+    @property
+    def start_at(self) -> datetime | None: ...
+    @property
+    def end_at(self) -> datetime | None: ...
+    @property
+    def dst_gap_policy(self) -> str: ...
+    @property
+    def dst_fold_policy(self) -> str: ...
+
+
+class NextFireFields(TimingFields, Protocol):
+    """The schedule fields schedule_next_fire reads, on top of its timing."""
+
+    @property
+    def pk(self) -> int | None: ...
+    @property
+    def max_runs(self) -> int | None: ...
+    @property
+    def run_count(self) -> int: ...
+    @property
+    def jitter_seconds(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -50,8 +88,15 @@ class Timing:
     dst_gap_policy: str = DstGapPolicy.SKIP
     dst_fold_policy: str = DstFoldPolicy.FIRST
 
+    @property
+    def interval_count(self) -> int:
+        """interval_every, which an interval schedule must have (validation requires it)."""
+        if self.interval_every is None:  # a row stored behind validation's back
+            raise ValueError("an interval schedule needs interval_every")
+        return self.interval_every
+
     @classmethod
-    def of(cls, schedule) -> "Timing":
+    def of(cls, schedule: TimingFields) -> "Timing":
         return cls(
             kind=schedule.kind,
             timezone=schedule.timezone,
@@ -106,8 +151,9 @@ def local_instants(
 
 def dst_shift_near(zone: ZoneInfo, instant: datetime) -> timedelta:
     """How far the zone's UTC offset moves within DST_WINDOW of `instant` (0 almost always)."""
+    # An aware datetime in a ZoneInfo always has an offset: `or timedelta(0)` only narrows None.
     offsets = {
-        (instant + delta).astimezone(zone).utcoffset()
+        (instant + delta).astimezone(zone).utcoffset() or timedelta(0)
         for delta in (-DST_WINDOW, timedelta(0), DST_WINDOW)
     }
     return max(offsets) - min(offsets)
@@ -186,7 +232,7 @@ def _next_unbounded(timing: Timing, after: datetime) -> datetime | None:
     if timing.kind == ScheduleKind.ONCE:
         return timing.run_at if timing.run_at and timing.run_at > after else None
     if timing.kind == ScheduleKind.INTERVAL and timing.interval_unit != IntervalUnit.DAYS:
-        step = timing.interval_every * UNIT_SECONDS[timing.interval_unit]
+        step = timing.interval_count * UNIT_SECONDS[timing.interval_unit]
         anchor = _interval_anchor(timing)
         if after < anchor:
             return anchor
@@ -198,7 +244,7 @@ def _next_unbounded(timing: Timing, after: datetime) -> datetime | None:
     start_naive = _local_naive(after, zone) - dst_shift_near(zone, after)
     if timing.kind == ScheduleKind.INTERVAL:  # days: a fixed local time every N days
         anchor_local = _interval_anchor(timing).astimezone(zone).replace(tzinfo=None)
-        naive_times = _days_naive_times(anchor_local, timing.interval_every, start_naive)
+        naive_times = _days_naive_times(anchor_local, timing.interval_count, start_naive)
         return _next_local(naive_times, after, zone, real_time=False, timing=timing)
     naive_times = _cron_naive_times(timing.cron_expression, start_naive)
     real_time = cron_follows_real_time(timing.cron_expression)
@@ -220,9 +266,11 @@ def next_fire_after(timing: Timing, after: datetime) -> datetime | None:
     return fire
 
 
-def fires_between(timing: Timing, after: datetime, until: datetime, *, limit: int) -> list:
+def fires_between(
+    timing: Timing, after: datetime, until: datetime, *, limit: int
+) -> list[datetime]:
     """Nominal fire times in (after, until], at most `limit` of them, earliest first."""
-    fires = []
+    fires: list[datetime] = []
     fire = next_fire_after(timing, after)
     while fire is not None and fire <= until and len(fires) < limit:
         fires.append(fire)
@@ -246,7 +294,7 @@ def jitter_offset(schedule_id: int, jitter_seconds: int) -> timedelta:
     return timedelta(seconds=int.from_bytes(digest[:8], "big") % (jitter_seconds + 1))
 
 
-def schedule_next_fire(*, schedule: BatchSchedule, after: datetime) -> datetime | None:
+def schedule_next_fire(*, schedule: NextFireFields, after: datetime) -> datetime | None:
     """When the schedule is next due after `after`: its nominal fire time plus its jitter,
     or None once it has finished (past its end, its max runs, or its one run)."""
     if schedule.max_runs is not None and schedule.run_count >= schedule.max_runs:

@@ -68,6 +68,8 @@ def _due_fires(
 def plan_fires(schedule: "DueSchedule", *, now: datetime) -> tuple[FirePlan, datetime]:
     """Which fires of a due schedule run, and the instant the schedule moves past."""
     timing = Timing.of(schedule)
+    if schedule.next_fire_at is None:  # the claim takes only schedules with a fire due
+        raise ValueError(f"schedule {schedule.pk} has no next fire to plan")
     first = schedule.next_fire_at - jitter_offset(schedule.pk, schedule.jitter_seconds)
     grace = timedelta(seconds=schedule.misfire_grace_seconds)
     horizon = grace
@@ -140,7 +142,7 @@ class DueSchedule:
     catch_up_max: int
     jitter_seconds: int
     params: dict
-    next_fire_at: datetime
+    next_fire_at: datetime | None  # set when claimed (due); None once _plan finds it finished
     last_fire_at: datetime | None
     job_id: int
     job_enabled: bool
@@ -171,7 +173,12 @@ def _claim_due(*, now: datetime, batch_size: int) -> list[DueSchedule]:
         )[:batch_size]
     )
     route_at = len(_SCHEDULE_FIELDS) + len(_JOB_FIELDS)
-    return [DueSchedule(*row[:route_at], Route(*row[route_at:])) for row in rows]
+    # mypy lets the unsized *row fill every field, leaving none for the route; the columns are
+    # DueSchedule's fields before job_route, in order, by construction of _SCHEDULE_FIELDS.
+    return [
+        DueSchedule(*row[:route_at], Route(*row[route_at:]))  # type: ignore[call-arg]
+        for row in rows
+    ]
 
 
 def schedules_fire_due(
@@ -238,7 +245,9 @@ def _plan(schedule: DueSchedule, *, job_params: dict[int, str], now: datetime) -
         plan.run = plan.run[: max(0, schedule.max_runs - schedule.run_count)]
     if schedule.params:
         params = json.dumps({**schedule.job_params, **schedule.params})
-    elif (params := job_params.get(schedule.job_id)) is None:
+    elif schedule.job_id in job_params:
+        params = job_params[schedule.job_id]
+    else:
         params = job_params[schedule.job_id] = json.dumps(schedule.job_params)
     rows = _execution_rows(schedule, plan, params=params, now=now)
     schedule.run_count += len(plan.run)

@@ -6,8 +6,12 @@ quick start): beat polls the earliest next_fire_at at least every POLL_SECONDS.
 
 import select
 import time
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+
+if TYPE_CHECKING:  # for the annotations; _connect imports it where it connects, as before
+    import psycopg
 
 CHANNEL = "batchjobs_schedules"
 POLL_SECONDS = 0.5
@@ -28,14 +32,14 @@ def schedules_changed_notify() -> None:
 class ScheduleChangeListener:
     """Beat's side: a dedicated autocommit connection LISTENing on CHANNEL."""
 
-    def __init__(self, database_settings: dict | None) -> None:
+    def __init__(self, database_settings: dict[str, Any] | None) -> None:
         self._settings = database_settings
-        self._connection = None
+        self._connection: psycopg.Connection[Any] | None = None
 
-    def _connect(self):
+    @staticmethod
+    def _connect(options: dict[str, Any]) -> "psycopg.Connection[Any]":
         import psycopg
 
-        options = self._settings
         conn = psycopg.connect(
             dbname=options["NAME"],
             user=options.get("USER") or None,
@@ -49,16 +53,18 @@ class ScheduleChangeListener:
 
     def wait(self, seconds: float) -> bool:
         """Block up to `seconds`; True if a change was announced (the wait was cut short)."""
-        if self._settings is None:  # no LISTEN/NOTIFY: a short poll instead
+        settings = self._settings
+        if settings is None:  # no LISTEN/NOTIFY: a short poll instead
             time.sleep(min(seconds, POLL_SECONDS))
             return False
         try:
-            if self._connection is None or self._connection.closed:
-                self._connection = self._connect()
-            ready, _, _ = select.select([self._connection.fileno()], [], [], max(0.0, seconds))
+            listening = self._connection
+            if listening is None or listening.closed:
+                listening = self._connection = self._connect(settings)
+            ready, _, _ = select.select([listening.fileno()], [], [], max(0.0, seconds))
             if not ready:
                 return False
-            return any(True for _ in self._connection.notifies(timeout=0, stop_after=1000))
+            return any(True for _ in listening.notifies(timeout=0, stop_after=1000))
         except Exception:
             # The database went away: drop the connection; the caller's loop retries.
             self.close()
