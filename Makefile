@@ -2,7 +2,7 @@
 # project into it; later uses reinstall only when pyproject.toml has changed.
 #   make run   web + worker + beat on this machine, with the demo jobs (SQLite and an embedded
 #              Redis by default)
-#   make test  ruff and the whole test suite
+#   make test  ruff, the import contracts, mypy and the whole test suite
 # `make run PORT=8001 HOST=0.0.0.0` serves elsewhere; PYTHON=python3.12 picks the interpreter.
 
 PYTHON ?= python3
@@ -22,6 +22,8 @@ run: $(INSTALLED)
 
 test: $(INSTALLED) browser
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 # The admin's browser tests drive Debian's Chromium (Playwright never downloads a browser):

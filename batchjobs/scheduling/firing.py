@@ -299,7 +299,7 @@ def _execution_rows(
     """The rows of the executions the plan makes, with FIRE_ROW_FIELDS in order."""
     exclusive = schedule.job_overlap_policy != OverlapPolicy.ALLOW
     job_id, schedule_id, max_attempts = schedule.job_id, schedule.pk, schedule.job_max_attempts
-    rows = []
+    rows: list[tuple] = []
     for index, fire in enumerate(plan.run):
         note = plan.note if index == 0 else ""
         rows.append((job_id, schedule_id, fire, params, ExecutionStatus.QUEUED.value, exclusive,
