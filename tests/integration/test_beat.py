@@ -166,9 +166,11 @@ def test_poisoned_schedules_are_set_aside_and_the_others_keep_firing():
             message="the control schedule stopped firing",
         )
         fired_from = database_now()
+        set_aside_first = _set_aside_times(poisoned)
         time.sleep(3)
         fired_since = BatchLog.objects.filter(schedule=control, created_at__gte=fired_from)
         fires = fired_since.count()
+        set_aside_later = _set_aside_times(poisoned)
     finally:
         beat.stop()
     # then the control kept firing every second, and each poisoned schedule is set aside
@@ -176,9 +178,15 @@ def test_poisoned_schedules_are_set_aside_and_the_others_keep_firing():
     for schedule in BatchSchedule.objects.filter(pk__in=poisoned):
         assert schedule.set_aside_reason.startswith(poisoned[schedule.pk]), schedule
         assert not BatchLog.objects.filter(schedule=schedule).exists()
-    log = beat.log()
-    assert "beat firing failed" not in log  # no batch rolled back
-    assert log.count("set aside: firing it raised") == len(poisoned)  # each once: not re-claimed
+    # each set aside once, never claimed again (a re-claim would stamp it anew); which beat
+    # set it aside does not matter: another test's beat may still be running
+    assert set_aside_later == set_aside_first
+    assert None not in set_aside_first.values()
+    assert "beat firing failed" not in beat.log()  # no batch rolled back
+
+
+def _set_aside_times(schedule_ids) -> dict:
+    return dict(BatchSchedule.objects.filter(pk__in=schedule_ids).values_list("pk", "set_aside_at"))
 
 
 def test_a_periodic_task_whose_schedule_raises_is_skipped_and_the_others_run():
