@@ -464,7 +464,9 @@ def execution_stop_request(*, execution_id: int) -> tuple[ExecutionStatus, Execu
     its attempt ends it. Returns the change made, None if it was asked before (STOPPING).
     Conflict if it cannot be stopped."""
     if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED).update(
-        status=ExecutionStatus.STOPPED, error="stopped by an operator before it started"
+        status=ExecutionStatus.STOPPED,
+        finished_at=Now(),  # it ended: retention counts its age from here
+        error="stopped by an operator before it started",
     ):
         return ExecutionStatus.QUEUED, ExecutionStatus.STOPPED
     if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.STARTED).update(

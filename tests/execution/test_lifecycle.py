@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from batchjobs.execution.lifecycle import (
     execution_claim,
+    execution_stop_request,
     executions_due_for_publish,
     executions_reap_lost,
 )
@@ -31,6 +32,17 @@ def test_a_duplicate_message_claims_nothing():
     assert execution_claim(execution_id=execution.pk, worker="w1", task_id="a")
     assert execution_claim(execution_id=execution.pk, worker="w2", task_id="a") is None
     assert BatchAttempt.objects.filter(execution=execution).count() == 1
+
+
+def test_a_queued_execution_stopped_by_an_operator_ends_with_its_end_time():
+    execution = start(handler_job("noop"))
+
+    change = execution_stop_request(execution_id=execution.pk)
+
+    execution.refresh_from_db()
+    assert change == (ExecutionStatus.QUEUED, ExecutionStatus.STOPPED)
+    assert execution.status == ExecutionStatus.STOPPED
+    assert execution.finished_at is not None  # it ended: durations and lists show when
 
 
 def test_a_retry_is_not_claimed_before_its_backoff():
