@@ -8,6 +8,7 @@ from .execution import (
     Trigger,
 )
 from .job import BatchJob, JobKind, OverlapPolicy
+from .limit import LimitScope, RunLimit, limit_key
 from .notification import (
     JobNotification,
     NotificationChannel,
@@ -30,13 +31,16 @@ __all__ = [
     "ExecutionStatus",
     "JobKind",
     "JobNotification",
+    "LimitScope",
     "MisfirePolicy",
     "NotificationChannel",
     "NotificationEvent",
     "NotificationSent",
     "NotificationStatus",
     "OverlapPolicy",
+    "RunLimit",
     "ScheduleKind",
     "StepExecution",
+    "limit_key",
     "Trigger",
 ]

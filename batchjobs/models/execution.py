@@ -151,6 +151,17 @@ class BatchLog(models.Model):
     set_aside_reason = models.TextField(
         blank=True, help_text="The error that made housekeeping set the execution aside."
     )
+    held_by = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text=(
+            'The limit a QUEUED execution waits for ("host:example.com", "queue:reports", '
+            '"job:12"); the first run of it to end sends the oldest one waiting.'
+        ),
+    )
+    held_reason = models.CharField(
+        max_length=500, blank=True, help_text="Why the execution waits: the limit and its count."
+    )
     instance_key = models.CharField(
         max_length=64,
         blank=True,
@@ -195,6 +206,12 @@ class BatchLog(models.Model):
                 name="execution_running_idx",
             ),
             models.Index(fields=["status", "-created_at"], name="execution_status_idx"),
+            # The runs waiting for a limit, oldest first: each run's end wakes the next one.
+            models.Index(
+                fields=["held_by", "created_at"],
+                condition=Q(status=ExecutionStatus.QUEUED) & ~Q(held_by=""),
+                name="execution_held_idx",
+            ),
             # The few set aside, counted on the dashboard and /metrics without a scan.
             models.Index(
                 fields=["set_aside_at"],

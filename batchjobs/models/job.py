@@ -4,12 +4,29 @@ from django.db import models
 from django.db.models import Q
 
 from batchjobs.rules import bounds
+from batchjobs.rules.url import UrlRefused, http_url_parse
 
 
 class JobKind(models.TextChoices):
     HTTP = "http", "HTTP call"
     HANDLER = "handler", "Python handler"
     BATCH = "batch", "Batch job (steps)"
+
+
+def default_queue(kind: str) -> str:
+    """The queue a job of `kind` goes to unless it names one: HTTP calls to the I/O lane,
+    where one worker process keeps hundreds in flight; the rest to the prefork workers."""
+    if kind == JobKind.HTTP:
+        return settings.BATCHJOBS_HTTP_QUEUE
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def url_host(url: str) -> str:
+    """The host an HTTP job's URL names ("" if the URL is refused: validation says why)."""
+    try:
+        return http_url_parse(url).host
+    except UrlRefused:
+        return ""
 
 
 class HttpMethod(models.TextChoices):
@@ -143,8 +160,28 @@ class BatchJob(models.Model):
     )
     queue = models.CharField(
         max_length=100,
-        default="batchjobs",
-        help_text="The Celery queue the job's executions are sent to.",
+        blank=True,
+        help_text=(
+            "The Celery queue the job's executions are sent to. Empty: by kind, HTTP jobs to "
+            "the I/O lane (BATCHJOBS_HTTP_QUEUE), the others to CELERY_TASK_DEFAULT_QUEUE."
+        ),
+    )
+    max_running = models.PositiveIntegerField(
+        validators=bounds.between(1, bounds.MAX_RUNNING_LIMIT),
+        null=True,
+        blank=True,
+        help_text=(
+            "At most this many runs of the job at once; a run past it waits QUEUED, with the "
+            "reason shown, until one ends. Empty: no limit (the overlap policy's skip and "
+            "queue allow one)."
+        ),
+    )
+    target_host = models.CharField(
+        max_length=255,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text="HTTP jobs: the host the URL names, as its host limit is looked up.",
     )
     priority = models.PositiveSmallIntegerField(
         validators=bounds.between(0, bounds.MAX_PRIORITY),
@@ -212,6 +249,15 @@ class BatchJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.queue:
+            self.queue = default_queue(self.kind)
+        self.target_host = url_host(self.http_url) if self.kind == JobKind.HTTP else ""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "http_url" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "target_host"}
+        super().save(*args, **kwargs)
 
     @property
     def target(self) -> str:

