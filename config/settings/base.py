@@ -276,6 +276,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # declares its attempt lost. Recovery after a worker dies is bounded by timeout + reaper period.
 BATCHJOBS_HEARTBEAT_SECONDS = env.float("BATCHJOBS_HEARTBEAT_SECONDS", default=5.0)
 BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS = env.float("BATCHJOBS_HEARTBEAT_TIMEOUT_SECONDS", default=30.0)
+# Each worker says which queues it consumes every BATCHJOBS_WORKER_PRESENCE_SECONDS (in the
+# broker's Redis); one silent for BATCHJOBS_WORKER_PRESENCE_TIMEOUT_SECONDS (about three periods)
+# counts as gone, and a job on a queue no present worker consumes is flagged in the admin, the
+# API and the dashboard. A worker that stops cleanly says so at once.
+BATCHJOBS_WORKER_PRESENCE_SECONDS = env.float("BATCHJOBS_WORKER_PRESENCE_SECONDS", default=5.0)
+BATCHJOBS_WORKER_PRESENCE_TIMEOUT_SECONDS = env.float(
+    "BATCHJOBS_WORKER_PRESENCE_TIMEOUT_SECONDS", default=16.0
+)
 # A QUEUED execution whose message has not been picked up after this long is published again.
 BATCHJOBS_RELAY_AFTER_SECONDS = env.float("BATCHJOBS_RELAY_AFTER_SECONDS", default=60.0)
 # How often beat looks for due retries and dead heartbeats.
