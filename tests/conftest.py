@@ -2,7 +2,13 @@ import pytest
 from django.conf import settings
 
 from batchjobs.embedded_redis import embedded_redis_start
-from tests.support.processes import PrivateRedis, queue_purge, start_beat, start_worker
+from tests.support.processes import (
+    PrivateRedis,
+    queue_purge,
+    start_beat,
+    start_lane,
+    start_worker,
+)
 from tests.support.runs import IN_PROCESS_QUEUE
 
 
@@ -20,6 +26,7 @@ def redis_broker():
         connection.ensure_connection(max_retries=3)
     # Messages left by an earlier, interrupted run would point at ids of another database.
     queue_purge()
+    queue_purge(settings.BATCHJOBS_HTTP_QUEUE)
     queue_purge(IN_PROCESS_QUEUE)
     yield
     if process:
@@ -29,10 +36,14 @@ def redis_broker():
 
 @pytest.fixture(scope="session")
 def worker(django_db_setup, django_db_blocker):
-    """One prefork worker (2 children) shared by the integration tests."""
+    """The workers as production runs them, shared by the integration tests: one prefork
+    worker (2 children) on the default queue, and an I/O lane (gevent) for HTTP jobs. The
+    prefork one is returned."""
     with django_db_blocker.unblock():
         process = start_worker()
+        lane = start_lane()
     yield process
+    lane.stop()
     process.stop()
 
 

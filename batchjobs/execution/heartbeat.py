@@ -12,8 +12,8 @@ from django.db.models.functions import Now
 
 from batchjobs.models import ExecutionStatus, StepExecution
 
-from .lifecycle import execution_heartbeat
-from .timeout import request_stop
+from .lifecycle import execution_heartbeat, executions_heartbeat
+from .timeout import cooperative, request_stop
 
 logger = logging.getLogger(__name__)
 
@@ -73,17 +73,36 @@ class _Heartbeat:
                 connections.close_all()  # idle: hold no database session (this thread's only)
                 continue
             try:
-                for execution_id, (attempt, progress) in running.items():
-                    status = execution_heartbeat(
-                        execution_id=execution_id, attempt=attempt, progress=progress
-                    )
-                    if status == ExecutionStatus.STOPPING and execution_id in interruptible:
-                        request_stop()
-                if steps:
-                    StepExecution.objects.filter(pk__in=steps).update(heartbeat_at=Now())
+                self._beat(running, interruptible, steps)
             except Exception:  # a database blip must not end the thread
                 logger.exception("heartbeat failed")
                 connections.close_all()
+
+    def _beat(
+        self,
+        running: dict[int, tuple[int, tuple[int, int | None] | None]],
+        interruptible: set[int],
+        steps: list[int],
+    ) -> None:
+        """One statement for every attempt without news of progress (an I/O lane process has
+        hundreds), one each for those that report progress (a handler's, a batch job's)."""
+        silent = {pk: attempt for pk, (attempt, progress) in running.items() if progress is None}
+        statuses: dict[int, ExecutionStatus | None] = {}
+        if silent:
+            statuses.update(executions_heartbeat(silent))
+        for execution_id, (attempt, progress) in running.items():
+            if progress is not None:
+                statuses[execution_id] = execution_heartbeat(
+                    execution_id=execution_id, attempt=attempt, progress=progress
+                )
+        for execution_id, status in statuses.items():
+            if status == ExecutionStatus.STOPPING and execution_id in interruptible:
+                request_stop(execution_id)
+        if steps:
+            StepExecution.objects.filter(pk__in=steps).update(heartbeat_at=Now())
+        if cooperative():
+            # Give the pooled connection back: the lane's few are for claims and outcomes.
+            connections.close_all()
 
 
 heartbeat = _Heartbeat()

@@ -145,7 +145,7 @@ _CLAIMED_COLUMNS = ", ".join(getattr(LOG, name) for name in CLAIMED_FIELDS)
 CLAIM_UPDATE = f"""
     UPDATE {LOG} SET {LOG.status} = {STATUS.STARTED}, {LOG.attempts} = {LOG.attempts} + 1,
         {LOG.started_at} = COALESCE({LOG.started_at}, {{now}}), {LOG.heartbeat_at} = {{now}},
-        {LOG.worker} = {{p}}
+        {LOG.worker} = {{p}}, {LOG.held_by} = '', {LOG.held_reason} = ''
     WHERE {LOG.id} = {{p}} AND {LOG.status} = {STATUS.QUEUED}
         AND {LOG.next_attempt_at} <= {{now}} AND {LOG.attempts} < {LOG.max_attempts}
     RETURNING {_CLAIMED_COLUMNS}
@@ -202,4 +202,14 @@ FINISH_ATTEMPT = f"""
         {ATTEMPT.error} = %(error)s, {ATTEMPT.retryable} = %(retryable)s
     WHERE {ATTEMPT.execution} = %(id)s AND {ATTEMPT.number} = %(number)s
         AND {ATTEMPT.status} = {ATTEMPT_STATUS.RUNNING}
+"""
+
+# The heartbeat of every attempt a worker process runs, in one statement: {beating} is a
+# relation (id, attempt) of the attempts, {now} the database's clock. Returns each execution
+# still owned, with its status (STOPPING asks the attempt to end).
+HEARTBEAT_MANY = f"""
+    UPDATE {LOG} SET {LOG.heartbeat_at} = {{now}}
+    WHERE {LOG.status} IN ({RUNNING_SQL})
+        AND ({LOG.id}, {LOG.attempts}) IN (SELECT id, attempt FROM {{beating}})
+    RETURNING {LOG.id}, {LOG.status}
 """

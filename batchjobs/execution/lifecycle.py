@@ -8,6 +8,7 @@ nothing (DESIGN.md §4, invariants 2-5).
 import json
 import logging
 from collections.abc import Collection, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +49,19 @@ from .hot_sql import (
     CLAIMED_FIELDS,
     FINISH_ATTEMPT,
     FINISH_EXECUTION,
+    HEARTBEAT_MANY,
     attempt_values,
+)
+from .limits import (
+    HELD_RECHECK_SECONDS,
+    execution_hold,
+    execution_limits,
+    first_full,
+    held_wake_after_run,
+    job_limits,
+    limits_lock,
+    rate_admit,
+    running_reason,
 )
 from .outcome import AttemptOutcome
 from .retry import retry_delay
@@ -95,9 +108,40 @@ def execution_claim(*, execution_id: int, worker: str, task_id: str) -> Claim | 
     return Claim(execution=execution, attempt=execution.attempts)
 
 
+def execution_claim_within_limits(*, execution_id: int, worker: str, task_id: str) -> Claim | None:
+    """execution_claim, once every limit that applies to the execution's job has room (see
+    limits.py); None also when a limit holds it QUEUED, its reason on view. Costs nothing
+    more than execution_claim while no limit applies."""
+    applying = execution_limits(execution_id)
+    if applying is None:
+        return None  # deleted
+    if not applying:
+        return execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
+    if not rate_admit(execution_id=execution_id, limits=applying):
+        return None
+    with transaction.atomic():
+        limits_lock(limit.key for limit in applying if limit.max_running is not None)
+        full = first_full(applying)
+        if full is not None:
+            limit, running = full
+            execution_hold(
+                execution_id=execution_id,
+                limit=limit,
+                reason=running_reason(limit, running),
+                until_seconds=HELD_RECHECK_SECONDS,
+            )
+            return None
+        return execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
+
+
 def _claim_row(*, execution_id: int, worker: str, task_id: str):
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        # Inside a caller's transaction (a claim under limits), in a savepoint: the refusal
+        # of an exclusive job's second run must not end the caller's transaction.
+        with (
+            transaction.atomic() if connection.in_atomic_block else nullcontext(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(CLAIM_POSTGRESQL, [worker, execution_id, worker, task_id])
             return cursor.fetchone()
     now = connection.ops.adapt_datetimefield_value(database_now())
@@ -177,6 +221,32 @@ def execution_heartbeat(
     if owned.filter(status=ExecutionStatus.STARTED).update(**fields):
         return ExecutionStatus.STARTED
     return ExecutionStatus.STOPPING if owned.update(**fields) else None
+
+
+def executions_heartbeat(attempts: Mapping[int, int]) -> dict[int, ExecutionStatus]:
+    """Mark alive every attempt of `attempts` (execution id -> attempt number) in one
+    statement. Returns the status of each execution the attempt still owns (STOPPING asks it
+    to end); an execution missing from the answer was reaped."""
+    ids, numbers = list(attempts), list(attempts.values())
+    if connection.vendor == "postgresql":
+        sql = HEARTBEAT_MANY.format(
+            now="STATEMENT_TIMESTAMP()",
+            beating="unnest(%s::bigint[], %s::integer[]) AS beating(id, attempt)",
+        )
+        params: list[Any] = [ids, numbers]
+    else:
+        sql = HEARTBEAT_MANY.format(
+            now="%s",
+            beating=(
+                "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS "
+                "attempt FROM json_each(%s))"
+            ),
+        )
+        now = connection.ops.adapt_datetimefield_value(database_now())
+        params = [now, json.dumps([[pk, number] for pk, number in attempts.items()])]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {pk: ExecutionStatus(status) for pk, status in cursor.fetchall()}
 
 
 def execution_finish_attempt(
@@ -266,6 +336,11 @@ def execution_attempt_recorded(
 def _after_finish(*, execution: BatchLog, job: BatchJob, status: ExecutionStatus) -> None:
     if execution.exclusive:
         transaction.on_commit(lambda: _hand_over(job_id=execution.job_id, ended_id=execution.pk))
+    # Its slot of each limit goes to the oldest run waiting for one (also after a retry's
+    # failed attempt: the retry waits its backoff outside the slot).
+    limits = job_limits(job)
+    if limits:
+        transaction.on_commit(lambda: held_wake_after_run(limits))
     # The hooks tell the job's notifications (registered by apps.py): a worker's cached job
     # knows whether it has any, which spares the hot path a call per run; any other job is
     # looked up. A hook never fails the job: robust, so an error there is only logged.

@@ -15,9 +15,13 @@ from .batch_job import run_batch_job
 from .handler_job import run_handler_job
 from .heartbeat import heartbeat
 from .http_job import run_http_job
-from .lifecycle import execution_attempt_recorded, execution_claim, execution_finish_attempt
+from .lifecycle import (
+    execution_attempt_recorded,
+    execution_claim_within_limits,
+    execution_finish_attempt,
+)
 from .outcome import AttemptOutcome
-from .timeout import AttemptStopped, AttemptTimeout, time_limit
+from .timeout import AttemptStopped, AttemptTimeout, cooperative, time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +34,17 @@ RECORD_MAX_PAUSE_SECONDS = 5.0
 
 def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
     claimed_at = time.monotonic()
-    claim = execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
+    claim = execution_claim_within_limits(execution_id=execution_id, worker=worker, task_id=task_id)
     if claim is None:
         return
     execution, number = claim.execution, claim.attempt
     job = execution.job
     heartbeat.watch(execution.pk, number, interruptible=job.kind != JobKind.BATCH)
     try:
+        if cooperative() and job.kind == JobKind.HTTP:
+            # An I/O lane process: the call needs no database, so this greenlet's pooled
+            # connection serves other claims and outcomes while the call is in flight.
+            connections.close_all()
         outcome = _run_attempt(execution, attempt=number)
         # Still beating while the outcome is recorded, so that the reaper does not take the
         # attempt as lost while a database outage makes us wait; giving up a moment before
@@ -113,7 +121,7 @@ def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
     # only catches what the client could not (a handler has nothing else).
     signal_after = job.timeout_seconds + (HTTP_SIGNAL_MARGIN if job.kind == JobKind.HTTP else 0)
     try:
-        with time_limit(signal_after):
+        with time_limit(signal_after, execution_id=execution.pk):
             if job.kind == JobKind.HTTP:
                 return run_http_job(
                     job, execution_id=execution.pk, attempt=attempt, deadline=deadline

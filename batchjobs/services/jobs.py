@@ -18,7 +18,7 @@ from batchjobs.handlers.registry import handler_get, handler_names, handler_para
 from batchjobs.http.guard import url_errors
 from batchjobs.models import AuditAction, BatchJob, JobKind
 from batchjobs.models.execution import ACTIVE_STATUSES
-from batchjobs.models.job import AssertionKind
+from batchjobs.models.job import AssertionKind, default_queue
 from batchjobs.rules.json_path import json_path_parse
 from batchjobs.rules.status_spec import status_spec_parse
 from batchjobs.secrets import headers_masked, secret_encrypt, secret_rotate
@@ -54,8 +54,8 @@ def job_validate(*, job: BatchJob) -> None:
         and job.retry_backoff_max_seconds < job.retry_backoff_seconds
     ):
         add("retry_backoff_max_seconds", "Must not be below retry_backoff_seconds.")
-    if not (job.queue or "").strip():
-        add("queue", "Name the Celery queue.")
+    # No queue named: the kind's (HTTP jobs to the I/O lane), as BatchJob.save would choose.
+    job.queue = (job.queue or "").strip() or default_queue(job.kind)
 
     if job.kind == JobKind.HTTP:
         _validate_http(job, add)

@@ -139,6 +139,25 @@ def start_worker(*, concurrency: int = 2, queues: str = "batchjobs", **env: str)
     return process
 
 
+def lane_command(name: str, *args: str, queues: str = "", concurrency: int = 500) -> list[str]:
+    """The I/O lane's `celery worker -P gevent` named `name`@host, as production runs it."""
+    return celery_command(
+        "worker", "-n", f"{name}@%h", "-Q", queues or settings.BATCHJOBS_HTTP_QUEUE,
+        "-c", str(concurrency), "-l", "INFO", "--without-gossip", "--without-mingle",
+        "-P", "gevent", *args,
+    )  # fmt: skip
+
+
+def start_lane(*, concurrency: int = 500, queues: str = "", **env: str) -> Process:
+    """An I/O lane worker (gevent), consuming BATCHJOBS_HTTP_QUEUE unless `queues` says."""
+    name = f"lane-{uuid.uuid4().hex[:8]}"
+    process = Process(
+        name, lane_command(name, queues=queues, concurrency=concurrency), process_env(**env)
+    )
+    process.wait_for_log("ready.")
+    return process
+
+
 def start_beat(**env: str) -> Process:
     name = f"beat-{uuid.uuid4().hex[:8]}"
     process = Process(name, beat_command(), process_env(**env))

@@ -1,0 +1,313 @@
+"""Limits that hold an execution QUEUED until it may run: runs at once per job
+(`BatchJob.max_running`), per queue and per target host (`RunLimit`), and calls started per
+second per target host.
+
+Runs at once are counted in the database, where the running attempts are: a claim that a limit
+applies to takes a transaction-scoped lock per limit (an advisory lock on PostgreSQL; SQLite's
+IMMEDIATE transactions are serialised already), counts the runs of that limit and claims, or
+marks the execution held (`held_by`, `held_reason`) with a late `next_attempt_at`. Each run that
+ends sends the oldest execution held by each of its limits, under the same lock, so that a run
+is woken as soon as a slot frees and none is forgotten between a count and a hold; the late
+`next_attempt_at` lets the relay send a held one whose wake-up was lost (a worker killed
+between its commit and its publish). Nothing polls.
+
+Calls per second are a moving window on Redis (the `limits` library), checked before the
+claim: a call over the rate waits for the window in an I/O lane process (a greenlet's sleep
+costs nothing) when the wait is short, and is held with `next_attempt_at` at the window's end
+otherwise.
+
+A process reads the limits at most once a second; a system without any pays nothing on the
+hot path.
+"""
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.functions import Now
+
+from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, LimitScope, RunLimit, limit_key
+from batchjobs.models.clock import database_now
+from batchjobs.models.execution import RUNNING_STATUSES
+
+from .timeout import cooperative
+
+if TYPE_CHECKING:
+    from limits.strategies import MovingWindowRateLimiter
+
+logger = logging.getLogger(__name__)
+
+# How long a process trusts the limits it read.
+LIMITS_REFRESH_SECONDS = 1.0
+# A held execution is sent again after this long even if no run's end woke it (the relay's
+# net under a lost wake-up); a run's end or a changed limit wakes it long before.
+HELD_RECHECK_SECONDS = 30.0
+# Over the rate, an I/O lane process waits in place for the window up to this long; a prefork
+# process (one run at a time) up to the shorter one; a longer wait is a hold.
+RATE_WAIT_LANE_SECONDS = 5.0
+RATE_WAIT_PREFORK_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Limit:
+    key: str  # "job:12", "queue:reports", "host:example.com"
+    max_running: int | None
+    max_per_second: int | None
+
+    @property
+    def label(self) -> str:
+        scope, name = self.key.split(":", 1)
+        return f"job #{name}" if scope == "job" else f"{scope} {name}"
+
+
+@dataclass(frozen=True)
+class _Target:
+    job_id: int
+    queue: str
+    target_host: str
+    max_running: int | None
+
+
+class _LimitTable:
+    """The limits as this process last read them: RunLimits by key, and the jobs that have
+    a limit of their own (job id -> max_running)."""
+
+    def __init__(self) -> None:
+        self._read_at = float("-inf")
+        self.run_limits: dict[str, Limit] = {}
+        self.job_limits: dict[int, int] = {}
+
+    def fresh(self) -> "_LimitTable":
+        if time.monotonic() - self._read_at > LIMITS_REFRESH_SECONDS:
+            self.run_limits = {
+                limit_key(scope, name): Limit(limit_key(scope, name), running, per_second)
+                for scope, name, running, per_second in RunLimit.objects.values_list(
+                    "scope", "name", "max_running", "max_per_second"
+                )
+            }
+            self.job_limits = {
+                pk: running
+                for pk, running in BatchJob.objects.filter(max_running__isnull=False).values_list(
+                    "pk", "max_running"
+                )
+                if running is not None
+            }
+            self._read_at = time.monotonic()
+        return self
+
+    def forget(self) -> None:
+        self._read_at = float("-inf")
+
+    @property
+    def empty(self) -> bool:
+        return not self.run_limits and not self.job_limits
+
+    def for_target(self, target: _Target) -> list[Limit]:
+        found = []
+        if target.max_running is not None:
+            found.append(Limit(limit_key("job", str(target.job_id)), target.max_running, None))
+        scoped = ((LimitScope.QUEUE, target.queue), (LimitScope.HOST, target.target_host))
+        for scope, name in scoped:
+            limit = self.run_limits.get(limit_key(scope, name)) if name else None
+            if limit is not None:
+                found.append(limit)
+        return found
+
+
+_table = _LimitTable()
+
+
+def limits_forget() -> None:
+    """Read the limits again at the next claim (a test, or a limit just changed here)."""
+    _table.forget()
+
+
+def execution_limits(execution_id: int) -> list[Limit] | None:
+    """The limits that apply to the execution's job; [] when none does, at no database cost
+    while the system has no limit at all. None if the execution is gone."""
+    table = _table.fresh()
+    if table.empty:
+        return []
+    row = (
+        BatchLog.objects.filter(pk=execution_id)
+        .values_list("job_id", "job__queue", "job__target_host", "job__max_running")
+        .first()
+    )
+    if row is None:
+        return None
+    return table.for_target(_Target(*row))
+
+
+def job_limits(job: BatchJob) -> list[Limit]:
+    """The limits that apply to `job`'s runs (for a run's end, which wakes their waiters)."""
+    table = _table.fresh()
+    if table.empty:
+        return []
+    return table.for_target(_Target(job.pk, job.queue, job.target_host, job.max_running))
+
+
+# --- runs at once ----------------------------------------------------------------------------
+
+
+def limits_lock(keys: Iterable[str]) -> None:
+    """Take the transaction's lock on each limit, in one order (no deadlock between two
+    claims of overlapping limits). SQLite's IMMEDIATE transaction holds its only lock already."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for key in sorted(set(keys)):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"batchjobs:{key}"])
+
+
+def running_count(key: str) -> int:
+    scope, name = key.split(":", 1)
+    running = BatchLog.objects.filter(status__in=RUNNING_STATUSES)
+    if scope == "job":
+        return running.filter(job_id=int(name)).count()
+    if scope == LimitScope.QUEUE:
+        return running.filter(job__queue=name).count()
+    return running.filter(job__target_host=name).count()
+
+
+def first_full(limits: Iterable[Limit]) -> tuple[Limit, int] | None:
+    """The first limit on runs at once with no slot free, and its count; call under
+    limits_lock."""
+    for limit in limits:
+        if limit.max_running is not None:
+            running = running_count(limit.key)
+            if running >= limit.max_running:
+                return limit, running
+    return None
+
+
+def execution_hold(*, execution_id: int, limit: Limit, reason: str, until_seconds: float) -> bool:
+    """Keep the QUEUED execution waiting for `limit`, with `reason` on view; sent again when a
+    run of the limit ends, or by the relay after `until_seconds`."""
+    return bool(
+        BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED).update(
+            held_by=limit.key,
+            held_reason=reason[:500],
+            next_attempt_at=database_now() + timedelta(seconds=until_seconds),
+        )
+    )
+
+
+def running_reason(limit: Limit, running: int) -> str:
+    return (
+        f"waiting for a slot: {limit.label} has {running} running "
+        f"(limit {limit.max_running} at once)"
+    )
+
+
+def held_wake(key: str, *, count: int = 1) -> list[int]:
+    """Send the `count` oldest executions held by limit `key` (a run of it ended, or the limit
+    changed). Under the limit's lock, so that a claim that counted the run still running has
+    already marked itself held. Returns the ids sent."""
+    from .publish import executions_publish_or_defer
+
+    with transaction.atomic():
+        limits_lock([key])
+        woken = list(
+            BatchLog.objects.select_for_update(skip_locked=True)
+            .filter(status=ExecutionStatus.QUEUED, held_by=key)
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)[:count]
+        )
+        if woken:
+            BatchLog.objects.filter(pk__in=woken, status=ExecutionStatus.QUEUED).update(
+                held_by="", next_attempt_at=Now()
+            )
+    if woken:
+        executions_publish_or_defer(woken)
+    return woken
+
+
+def held_wake_after_run(limits: Iterable[Limit]) -> None:
+    """A run ended: its slot of each limit on runs at once goes to the oldest one waiting."""
+    for limit in limits:
+        if limit.max_running is not None:
+            held_wake(limit.key)
+
+
+def limit_changed(key: str) -> int:
+    """A limit was created, changed or removed: the executions it holds are sent again to
+    count anew (as many as it now has room for; all if it holds no runs at once any more).
+    Returns how many were sent."""
+    _table.forget()
+    limit = _table.fresh().run_limits.get(key)
+    if limit is None or limit.max_running is None:
+        room = BatchLog.objects.filter(status=ExecutionStatus.QUEUED, held_by=key).count()
+    else:
+        room = max(0, limit.max_running - running_count(key))
+    return len(held_wake(key, count=room)) if room else 0
+
+
+# --- calls per second ------------------------------------------------------------------------
+
+
+_rate_limiter: "MovingWindowRateLimiter | None" = None
+
+
+def _limiter() -> "MovingWindowRateLimiter":
+    global _rate_limiter
+    if _rate_limiter is None:
+        from limits.storage import RedisStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        # kombu spells the embedded Redis's unix socket redis+socket://, `limits` redis+unix://.
+        url = settings.REDIS_URL.replace("redis+socket://", "redis+unix://")
+        storage = RedisStorage(url, key_prefix="batchjobs-rate", socket_timeout=2)
+        _rate_limiter = MovingWindowRateLimiter(storage)
+    return _rate_limiter
+
+
+def rate_wait(limit: Limit) -> float:
+    """Take a call from `limit`'s rate: 0.0 if it may start now, else the seconds until the
+    window has room."""
+    from limits import RateLimitItemPerSecond
+
+    assert limit.max_per_second is not None
+    item = RateLimitItemPerSecond(limit.max_per_second)
+    limiter = _limiter()
+    if limiter.hit(item, limit.key):
+        return 0.0
+    reset_at = limiter.get_window_stats(item, limit.key).reset_time
+    return max(0.001, reset_at - time.time())
+
+
+def rate_reason(limit: Limit) -> str:
+    return f"waiting for {limit.label}'s rate: {limit.max_per_second} calls per second"
+
+
+def rate_admit(*, execution_id: int, limits: Iterable[Limit]) -> bool:
+    """Wait for each rate of `limits` to have room for one call; True once all have, False if
+    the execution was held instead (a long wait) or is no longer QUEUED."""
+    longest = RATE_WAIT_LANE_SECONDS if cooperative() else RATE_WAIT_PREFORK_SECONDS
+    for limit in limits:
+        if limit.max_per_second is None:
+            continue
+        waited = 0.0
+        marked = False
+        while (wait := rate_wait(limit)) > 0:
+            if waited + wait > longest:
+                execution_hold(
+                    execution_id=execution_id,
+                    limit=limit,
+                    reason=rate_reason(limit),
+                    until_seconds=wait,
+                )
+                return False
+            if not marked:
+                marked = True
+                if not BatchLog.objects.filter(
+                    pk=execution_id, status=ExecutionStatus.QUEUED
+                ).update(held_reason=rate_reason(limit)[:500]):
+                    return False
+            time.sleep(wait)
+            waited += wait
+    return True
