@@ -18,9 +18,11 @@ workers and beat are up, for the next whole second at least --lead seconds away.
 - peak calls in flight, counted by the endpoint;
 - drain: due time to the last call answered and to the last execution finished (the later);
 - fire->request lag p50/p99/max: each execution's first request at the endpoint minus its
-  scheduled_for;
+  scheduled_for; and its parts: due->inserted by beat (created_at), ->claimed by a worker
+  (started_at), ->request at the endpoint;
 - CPU per call: user+sys CPU (/proc) of the worker processes (a prefork worker's children
-  too) from the arming on, over the calls answered; the PostgreSQL backends serving them apart;
+  too) from the arming on, over the calls answered; the PostgreSQL backends serving them, and
+  beat, the endpoint and the bench itself (which share the cores), apart;
 - peak PostgreSQL connections: pg_stat_activity of the bench database polled every 0.1 s,
   told apart by application_name (each process gets PGAPPNAME);
 - calls that never arrived, keys called more than once, executions not COMPLETED;
@@ -65,7 +67,7 @@ from bench import support  # noqa: E402
 from bench.scheduler_support import BeatProcess  # noqa: E402
 from bench.support import BenchError, cpu_seconds, peak_rss_mb, percentile  # noqa: E402
 from tests.support.endpoint import Call, Endpoint  # noqa: E402
-from tests.support.processes import Process, celery_command  # noqa: E402
+from tests.support.processes import Process, lane_command, worker_command  # noqa: E402
 
 DATABASE_SUFFIX = "_http_bench"
 OUR_SCHEDULER = "batchjobs.scheduling.beat:BatchScheduler"
@@ -201,23 +203,13 @@ class Jobs:
             job__id__range=(self.first_id, self.last_id), status__in=FINAL_STATUSES
         ).count()
 
-    def executions(self) -> list[tuple[int, str, float, float | None]]:
-        """(id, status, scheduled_for, finished_at) of every execution, times as unix time."""
+    def executions(self) -> list["Execution"]:
         from batchjobs.models import BatchLog
 
         rows = BatchLog.objects.filter(job__id__range=(self.first_id, self.last_id)).values_list(
-            "pk", "status", "scheduled_for", "finished_at"
+            "pk", "status", "scheduled_for", "created_at", "started_at", "finished_at"
         )
-        return [
-            (
-                pk,
-                status,
-                # Every execution here is a schedule's fire, which has a scheduled_for.
-                scheduled.timestamp() if scheduled else NAN,
-                finished.timestamp() if finished else None,
-            )
-            for pk, status, scheduled, finished in rows
-        ]
+        return [Execution(pk, status, *map(_unix, times)) for pk, status, *times in rows]
 
     def attempts(self) -> int:
         from batchjobs.models import BatchAttempt
@@ -225,6 +217,22 @@ class Jobs:
         return BatchAttempt.objects.filter(
             execution__job__id__range=(self.first_id, self.last_id)
         ).count()
+
+
+@dataclass
+class Execution:
+    """An execution's times, as unix time (None: not yet)."""
+
+    pk: int
+    status: str
+    scheduled_for: float | None  # due (every execution here is a schedule's fire)
+    created_at: float | None  # beat inserted it
+    started_at: float | None  # a worker claimed it (its first attempt)
+    finished_at: float | None
+
+
+def _unix(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment else None
 
 
 # --- what the processes of a mode use -----------------------------------------------------------
@@ -315,13 +323,14 @@ class ModeResult:
     capped: bool
     calls: list[Call]
     peak_in_flight: int
-    executions: list[tuple[int, str, float, float | None]]
+    executions: list[Execution]
     attempts: int
     worker_cpu: float
     backend_cpu: float
     peak_worker_sessions: int
     peak_sessions: int
     worker_rss_mb: list[float]
+    other_cpu: dict[str, float]
 
     @property
     def first_arrival(self) -> dict[str, float]:
@@ -336,12 +345,23 @@ class ModeResult:
 
     @property
     def lags(self) -> list[float]:
+        """Fire->request lag of each execution whose call arrived."""
+        return [lag for lag, *_ in self.lag_parts()]
+
+    def lag_parts(self) -> list[tuple[float, float, float, float]]:
+        """(whole lag, due->inserted by beat, inserted->claimed, claimed->request arrived) of
+        each execution whose call arrived."""
         first = self.first_arrival
-        return [
-            first[str(pk)] - scheduled
-            for pk, _, scheduled, _ in self.executions
-            if str(pk) in first and not math.isnan(scheduled)
-        ]
+        parts = []
+        for execution in self.executions:
+            arrived = first.get(str(execution.pk))
+            due, created, claimed = (
+                execution.scheduled_for, execution.created_at, execution.started_at
+            )  # fmt: skip
+            if arrived is None or due is None or created is None or claimed is None:
+                continue
+            parts.append((arrived - due, created - due, claimed - created, arrived - claimed))
+        return parts
 
     @property
     def drain(self) -> float:
@@ -350,8 +370,11 @@ class ModeResult:
         if self.capped:
             answered = len(self.answered)
             return self.n * (self.stopped_at - self.due) / answered if answered else math.inf
-        finished = [finished for _, _, _, finished in self.executions if finished is not None]
-        return max([*self.answered, *finished]) - self.due
+        return max([*self.answered, *self.finished]) - self.due
+
+    @property
+    def finished(self) -> list[float]:
+        return [e.finished_at for e in self.executions if e.finished_at is not None]
 
     @property
     def p99(self) -> float:
@@ -375,6 +398,12 @@ def run_mode(bench: "Bench", mode: str) -> ModeResult:
         beat.wait_started(READY_TIMEOUT_SECONDS)
         usage = Usage([worker.popen.pid for worker in workers], workers_app)
         usage.start()
+        others = {
+            "beat": beat.popen.pid,
+            "endpoint": bench.endpoint.process.popen.pid,
+            "this bench": os.getpid(),
+        }
+        others_at_start = {name: cpu_seconds(pid) for name, pid in others.items()}
         due = jobs.arm(args.lead)
         print(
             f"{mode}: {description}; {args.n} jobs due at "
@@ -384,6 +413,7 @@ def run_mode(bench: "Bench", mode: str) -> ModeResult:
         capped = wait_for_drain(bench, jobs, workers, beat, usage, due=due, budget=budget)
         stopped_at = time.time()
         usage.sample_cpu()
+        other_cpu = {name: cpu_seconds(pid) - others_at_start[name] for name, pid in others.items()}
         stats = bench.endpoint.stats(label)
         return ModeResult(
             mode=mode,
@@ -401,6 +431,7 @@ def run_mode(bench: "Bench", mode: str) -> ModeResult:
             peak_worker_sessions=usage.peak_worker_sessions,
             peak_sessions=usage.peak_sessions,
             worker_rss_mb=[peak_rss_mb(worker.popen.pid) for worker in workers],
+            other_cpu=other_cpu,
         )
     finally:
         for process in [*workers, *([beat] if beat else [])]:
@@ -467,19 +498,19 @@ class Bench:
     def start_workers(self, mode: str, app_name: str) -> tuple[list[Process], str]:
         args = self.args
         env = dict(os.environ, **self.process_env(app_name))
+        # The commands the tests start, as production runs them.
         if mode == "lane":
-            count, pool, concurrency = args.processes, "gevent", args.concurrency
+            count, pool, concurrency, command = (
+                args.processes, "gevent", args.concurrency, lane_command
+            )  # fmt: skip
         else:
-            count, pool, concurrency = 1, "prefork", PREFORK_CONCURRENCY
+            count, pool, concurrency, command = 1, "prefork", PREFORK_CONCURRENCY, worker_command
         workers = []
         try:
             for number in range(count):
                 name = f"{mode}{number}-{self.tag}"
-                command = celery_command(
-                    "worker", "-n", f"{name}@%h", "-P", pool, "-c", str(concurrency),
-                    "-Q", self.queue, "--without-mingle", "--without-gossip", "-l", "INFO",
-                )  # fmt: skip
-                workers.append(Process(name, command, env, log_dir=self.log_dir))
+                argv = command(name, queues=self.queue, concurrency=concurrency)
+                workers.append(Process(name, argv, env, log_dir=self.log_dir))
             for worker in workers:
                 support.process_wait_for_log(worker, " ready.", timeout=READY_TIMEOUT_SECONDS)
         except BaseException:
@@ -531,10 +562,10 @@ def max_in_window(times: list[float], seconds: float = 1.0) -> int:
 def print_mode(result: ModeResult, args: argparse.Namespace) -> None:
     n, calls = result.n, len(result.calls)
     first = result.first_arrival
-    ids = {str(pk) for pk, *_ in result.executions}
+    ids = {str(execution.pk) for execution in result.executions}
     arrived = len(ids & first.keys())
     twice = sum(1 for count in Counter(call.key for call in result.calls).values() if count > 1)
-    statuses = Counter(status for _, status, _, _ in result.executions)
+    statuses = Counter(execution.status for execution in result.executions)
     not_completed = n - statuses.get("COMPLETED", 0)
     answered = result.answered
     lags = result.lags
@@ -556,7 +587,7 @@ def print_mode(result: ModeResult, args: argparse.Namespace) -> None:
         )
     else:
         last_call = max(answered) - result.due if answered else NAN
-        finished = [f for _, _, _, f in result.executions if f is not None]
+        finished = result.finished
         last_finished = max(finished) - result.due if finished else NAN
         span = max(answered) - min(call.arrived for call in result.calls) if answered else NAN
         print(
@@ -569,12 +600,25 @@ def print_mode(result: ModeResult, args: argparse.Namespace) -> None:
         f"  fire->request lag{made}: p50 {percentile(lags, 0.5):.3f} s, p99 "
         f"{percentile(lags, 0.99):.3f} s, max {max(lags, default=NAN):.3f} s"
     )
+    parts = result.lag_parts()
+    if parts:
+        spans = ("due->fired by beat", "fired->claimed", "claimed->request")
+        print(
+            "    of which p50/p99: "
+            + "; ".join(
+                f"{name} {percentile([p[i + 1] for p in parts], 0.5):.3f}/"
+                f"{percentile([p[i + 1] for p in parts], 0.99):.3f} s"
+                for i, name in enumerate(spans)
+            )
+        )
     per_call = 1000 / len(answered) if answered else NAN
     print(
         f"  CPU per call: workers {result.worker_cpu * per_call:.2f} ms "
         f"({result.worker_cpu:.1f} s), their PostgreSQL backends "
         f"{result.backend_cpu * per_call:.2f} ms ({result.backend_cpu:.1f} s)"
     )
+    others = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.other_cpu.items())
+    print(f"  CPU of the other processes on these cores meanwhile: {others}")
     print(
         f"  PostgreSQL sessions, peak: workers {result.peak_worker_sessions}, workers and "
         f"beat {result.peak_sessions}"
