@@ -1,10 +1,11 @@
-"""The Django admin: jobs, schedules and executions. Importing the modules registers them."""
+"""The Django admin: jobs, schedules, executions and run limits. Importing the modules
+registers them."""
 
 from django.contrib import admin
 
 from batchjobs.auth import LockoutAdminLoginForm
 
-from . import audit, executions, jobs, notifications, schedules
+from . import audit, executions, jobs, limits, notifications, schedules
 
 admin.site.site_header = "batchjobs"
 admin.site.site_title = "batchjobs"
@@ -14,4 +15,4 @@ admin.site.login_form = LockoutAdminLoginForm
 # The index leads with a link to the dashboard (executions admin: dashboard/).
 admin.site.index_template = "admin/batchjobs/index.html"
 
-__all__ = ["audit", "executions", "jobs", "notifications", "schedules"]
+__all__ = ["audit", "executions", "jobs", "limits", "notifications", "schedules"]

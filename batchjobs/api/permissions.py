@@ -18,6 +18,10 @@ ADD_SCHEDULE = "batchjobs.add_batchschedule"
 CHANGE_SCHEDULE = "batchjobs.change_batchschedule"
 DELETE_SCHEDULE = "batchjobs.delete_batchschedule"
 VIEW_EXECUTION = "batchjobs.view_batchlog"
+VIEW_LIMIT = "batchjobs.view_runlimit"
+ADD_LIMIT = "batchjobs.add_runlimit"
+CHANGE_LIMIT = "batchjobs.change_runlimit"
+DELETE_LIMIT = "batchjobs.delete_runlimit"
 
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 

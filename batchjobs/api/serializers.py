@@ -19,8 +19,10 @@ from batchjobs.models import (
 )
 from batchjobs.services.definition_serializers import (
     JOB_DEFINITION_FIELDS,
+    LIMIT_DEFINITION_FIELDS,
     SCHEDULE_DEFINITION_FIELDS,
     JobDefinitionSerializer,
+    LimitDefinitionSerializer,
     ScheduleDefinitionSerializer,
     StrictBooleanField,
     StrictCharField,
@@ -321,8 +323,15 @@ class DefinitionsDocumentSerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="1, the only version.")
     jobs = serializers.ListField(
         child=serializers.DictField(),
+        required=False,
         help_text="Each job's definition (the fields of a job) with `schedules`, a list of "
         "schedule definitions. Secret header values are masked.",
+    )
+    limits = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Run limits (scope, name, max_running, max_per_second), matched by scope and "
+        "name. An export of named jobs holds the limits of their queues and target hosts.",
     )
 
 
@@ -334,7 +343,27 @@ class DefinitionsImportResultSerializer(serializers.Serializer):
     schedules_created = serializers.IntegerField()
     schedules_updated = serializers.IntegerField()
     schedules_deleted = serializers.IntegerField()
+    limits_created = serializers.IntegerField()
+    limits_updated = serializers.IntegerField()
     dry_run = serializers.BooleanField(help_text="Nothing was changed: what would have been.")
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+class LimitSerializer(LimitDefinitionSerializer):
+    waiting = serializers.IntegerField(
+        read_only=True, help_text="Executions QUEUED now because this limit holds them."
+    )
+    running = serializers.IntegerField(
+        read_only=True,
+        help_text="Executions running now that it counts (of the queue's jobs, or of the jobs "
+        "calling the host).",
+    )
+
+    class Meta(LimitDefinitionSerializer.Meta):
+        fields = ("id", *LIMIT_DEFINITION_FIELDS, "waiting", "running", "updated_at")
+        read_only_fields: tuple[str, ...] = ("updated_at",)
 
 
 # --- registries ------------------------------------------------------------------------------

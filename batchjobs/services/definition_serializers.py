@@ -13,7 +13,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from batchjobs.models import BatchJob, BatchSchedule
+from batchjobs.models import BatchJob, BatchSchedule, RunLimit
 from batchjobs.secrets import headers_masked, headers_unmasked, secret_decrypt
 
 NON_FIELD = "non_field_errors"
@@ -147,7 +147,7 @@ JOB_DEFINITION_FIELDS = (
     "http_assertion_kind", "http_assertion", "http_assertion_value",
     "handler_name", "batch_job_name", "params",
     "timeout_seconds", "max_attempts", "retry_backoff_seconds", "retry_backoff_max_seconds",
-    "retry_jitter", "retry_on_4xx", "overlap_policy", "queue", "priority",
+    "retry_jitter", "retry_on_4xx", "overlap_policy", "queue", "max_running", "priority",
 )  # fmt: skip
 
 
@@ -222,3 +222,19 @@ class ScheduleDefinitionSerializer(StrictModelSerializer):
     class Meta:
         model = BatchSchedule
         fields: tuple[str, ...] = SCHEDULE_DEFINITION_FIELDS
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+LIMIT_DEFINITION_FIELDS = ("scope", "name", "max_running", "max_per_second")
+
+
+class LimitDefinitionSerializer(StrictModelSerializer):
+    """A run limit as defined by a person: what export writes and import reads."""
+
+    class Meta:
+        model = RunLimit
+        fields: tuple[str, ...] = LIMIT_DEFINITION_FIELDS
+        # No unique-together check here: the limit service refuses a second limit of the same
+        # scope and name on `name`, where DRF's would say it of the whole object.
+        validators: list = []

@@ -1,13 +1,18 @@
-"""Jobs as code: jobs with their schedules as one document, exported and imported through the
-definition serializers the API's extend, so a file is checked exactly as an API call is, by the
-same services. Round trip: export, delete, import, export again gives the same document.
+"""Jobs as code: jobs with their schedules, and the run limits, as one document, exported and
+imported through the definition serializers the API's extend, so a file is checked exactly as
+an API call is, by the same services. Round trip: export, delete, import, export again gives
+the same document.
 
-    {"version": 1, "jobs": [{"name": ..., <job fields>, "schedules": [{<schedule fields>}]}]}
+    {"version": 1,
+     "limits": [{"scope": "host", "name": ..., "max_running": ..., "max_per_second": ...}],
+     "jobs": [{"name": ..., <job fields>, "schedules": [{<schedule fields>}]}]}
 
-Import is an upsert by job name, all or nothing: a job's schedules are matched by position (the
-first in the file updates the job's oldest schedule, and so on); extra ones are created, missing
-ones deleted. Jobs absent from the document are left alone. Secret header values are exported
-masked unless asked for; a masked value imports only onto a job that already holds that secret.
+Import is an upsert by job name (and by scope and name for a limit), all or nothing: a job's
+schedules are matched by position (the first in the file updates the job's oldest schedule, and
+so on); extra ones are created, missing ones deleted. Jobs and limits absent from the document
+are left alone. Secret header values are exported masked unless asked for; a masked value
+imports only onto a job that already holds that secret. An export of named jobs holds the
+limits of their queues and target hosts. Either list may be left out of a document.
 """
 
 import json
@@ -18,24 +23,27 @@ from django.db import transaction
 from rest_framework import serializers
 
 from batchjobs.errors import InvalidInput, NotFound
-from batchjobs.models import BatchJob
+from batchjobs.models import BatchJob, LimitScope, RunLimit
 from batchjobs.rules.text import unstorable_text_path
 from batchjobs.selectors.jobs import jobs_with_schedules
 from batchjobs.services.definition_serializers import (
     JobDefinitionSerializer,
+    LimitDefinitionSerializer,
     ScheduleDefinitionSerializer,
     field_errors,
 )
 from batchjobs.services.jobs import job_create, job_update
+from batchjobs.services.limits import limit_create, limit_name_normalised, limit_update
 from batchjobs.services.schedules import schedule_create, schedule_delete, schedule_update
 
 DOCUMENT_VERSION = 1
 
 
 def definitions_export(
-    *, names: list[str] | None = None, include_secrets: bool = False
+    *, names: list[str] | None = None, include_secrets: bool = False, include_limits: bool = True
 ) -> dict[str, Any]:
-    """The jobs (all, or those named) with their schedules, as plain JSON-able data."""
+    """The jobs (all, or those named) with their schedules, and the limits (all, or those of
+    the named jobs' queues and hosts; none unless `include_limits`), as plain JSON-able data."""
     jobs = list(jobs_with_schedules(names=names))
     missing = sorted(set(names or ()) - {job.name for job in jobs})
     if missing:
@@ -43,6 +51,10 @@ def definitions_export(
     context = {"include_secrets": include_secrets}
     document = {
         "version": DOCUMENT_VERSION,
+        "limits": [
+            LimitDefinitionSerializer(limit).data
+            for limit in (_limits_of(jobs if names else None) if include_limits else ())
+        ],
         "jobs": [
             {
                 **JobDefinitionSerializer(job, context=context).data,
@@ -56,6 +68,20 @@ def definitions_export(
     return json.loads(json.dumps(document))  # plain dicts and lists, for any dumper
 
 
+def _limits_of(jobs: list[BatchJob] | None) -> list[RunLimit]:
+    """Every limit (`jobs` None), or those that apply to these jobs."""
+    limits = RunLimit.objects.order_by("scope", "name")
+    if jobs is None:
+        return list(limits)
+    queues = {job.queue for job in jobs}
+    hosts = {job.target_host for job in jobs if job.target_host}
+    return [
+        limit
+        for limit in limits.filter(name__in=queues | hosts)
+        if limit.name in (queues if limit.scope == LimitScope.QUEUE else hosts)
+    ]
+
+
 @dataclass
 class ImportResult:
     jobs_created: int = 0
@@ -63,16 +89,21 @@ class ImportResult:
     schedules_created: int = 0
     schedules_updated: int = 0
     schedules_deleted: int = 0
+    limits_created: int = 0
+    limits_updated: int = 0
     dry_run: bool = False
 
 
 def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> ImportResult:
-    """Create or update the document's jobs and schedules, all in one transaction. Raises
-    InvalidInput naming each bad field as `<job name>.<field>` or
+    """Create or update the document's limits, jobs and schedules, all in one transaction.
+    Raises InvalidInput naming each bad field as `limits[<n>].<field>`, `<job name>.<field>` or
     `<job name>.schedules[<n>].<field>`; then nothing was changed."""
     entries = _entries(document)
+    limits = _limit_entries(document)
     result = ImportResult(dry_run=dry_run)
     with transaction.atomic():
+        for index, entry in enumerate(limits):
+            _import_limit(entry, label=f"limits[{index}]", user=user, result=result)
         for index, entry in enumerate(entries):
             _import_job(entry, label=_label(entry, index), user=user, result=result)
         if dry_run:
@@ -88,12 +119,12 @@ def _entries(document: Any) -> list[dict]:
         raise InvalidInput(
             {where or "document": "Text may not contain NUL characters or lone surrogates."}
         )
-    unknown = sorted(set(document) - {"version", "jobs"})
+    unknown = sorted(set(document) - {"version", "jobs", "limits"})
     if unknown:
         raise InvalidInput({name: "Unknown field." for name in unknown})
     if document.get("version", DOCUMENT_VERSION) != DOCUMENT_VERSION:
         raise InvalidInput({"version": f"Only version {DOCUMENT_VERSION} is understood."})
-    entries = document.get("jobs")
+    entries = document.get("jobs", [])
     if not isinstance(entries, list):
         raise InvalidInput({"jobs": "Must be a list of jobs."})
     names: set[str] = set()
@@ -105,6 +136,25 @@ def _entries(document: Any) -> list[dict]:
             if name in names:
                 raise InvalidInput({f"jobs[{index}].name": f"Job {name!r} appears twice."})
             names.add(name)
+    return entries
+
+
+def _limit_entries(document: dict) -> list[dict]:
+    entries = document.get("limits", [])
+    if not isinstance(entries, list):
+        raise InvalidInput({"limits": "Must be a list of limits."})
+    keys: set[tuple[str, str]] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InvalidInput({f"limits[{index}]": "Must be an object."})
+        scope, name = entry.get("scope"), entry.get("name")
+        if isinstance(scope, str) and isinstance(name, str):
+            key = (scope, limit_name_normalised(scope=scope, name=name))
+            if key in keys:
+                raise InvalidInput(
+                    {f"limits[{index}].name": f"The {scope} limit {key[1]!r} appears twice."}
+                )
+            keys.add(key)
     return entries
 
 
@@ -167,3 +217,21 @@ def _import_job(entry: dict, *, label: str, user, result: ImportResult) -> None:
     for surplus in existing[len(schedules) :]:
         schedule_delete(schedule=surplus, user=user)
         result.schedules_deleted += 1
+
+
+def _import_limit(entry: dict, *, label: str, user, result: ImportResult) -> None:
+    scope, name = entry.get("scope"), entry.get("name")
+    limit = None
+    if isinstance(scope, str) and isinstance(name, str):
+        normalised = limit_name_normalised(scope=scope, name=name)
+        limit = RunLimit.objects.filter(scope=scope, name=normalised).first()
+    data = _validated(LimitDefinitionSerializer(instance=limit, data=entry), label)
+    try:
+        if limit is None:
+            limit_create(user=user, **data)
+            result.limits_created += 1
+        else:
+            limit_update(limit=limit, user=user, **data)
+            result.limits_updated += 1
+    except InvalidInput as exc:
+        raise _prefixed(exc, label) from exc

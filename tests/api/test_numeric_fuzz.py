@@ -1,6 +1,7 @@
-"""Extreme numbers in every numeric field of every write endpoint (issue #11): never a 500; a
-refused request writes nothing (rows and audit trail alike); an accepted value is one the code
-can compute with (next fire, preview, retry delay); and firing still works afterwards."""
+"""Extreme numbers in every numeric field of every write endpoint (issue #11; run limits, issue
+#13): never a 500; a refused request writes nothing (rows and audit trail alike); an accepted
+value is one the code can compute with (next fire, preview, retry delay, a limit's bounds); and
+firing still works afterwards."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,11 @@ import pytest
 from django.urls import reverse
 
 from batchjobs.execution.retry import retry_delay
-from batchjobs.models import AuditEntry, BatchJob, BatchLog, BatchSchedule, Trigger
+from batchjobs.models import AuditEntry, BatchJob, BatchLog, BatchSchedule, RunLimit, Trigger
+from batchjobs.rules.bounds import MAX_PER_SECOND_LIMIT, MAX_RUNNING_LIMIT
 from batchjobs.scheduling.fire_times import schedule_next_fire
 from batchjobs.scheduling.firing import schedules_fire_due
+from batchjobs.services.limits import limit_create
 from batchjobs.services.schedules import schedule_create, schedule_preview
 from tests.support.factories import handler_job
 
@@ -20,8 +23,9 @@ pytestmark = pytest.mark.django_db
 
 JOB_NUMBERS = (
     "timeout_seconds", "max_attempts", "retry_backoff_seconds", "retry_backoff_max_seconds",
-    "priority",
+    "max_running", "priority",
 )  # fmt: skip
+LIMIT_NUMBERS = {"max_running": MAX_RUNNING_LIMIT, "max_per_second": MAX_PER_SECOND_LIMIT}
 SCHEDULE_NUMBERS = (
     "interval_every", "max_runs", "misfire_grace_seconds", "catch_up_window_seconds",
     "catch_up_max", "jitter_seconds",
@@ -59,7 +63,7 @@ def send(client, method: str, url: str, body: str):
 def table_state() -> dict[str, int]:
     return {
         model.__name__: model.objects.count()
-        for model in (BatchJob, BatchSchedule, BatchLog, AuditEntry)
+        for model in (BatchJob, BatchSchedule, BatchLog, AuditEntry, RunLimit)
     }
 
 
@@ -123,6 +127,45 @@ def test_job_update(api, field, label, raw):
         assert_computable_job(job)
     else:
         assert BatchJob.objects.filter(pk=job.pk).values().get() == stored
+
+
+def assert_bounded_limit(limit: RunLimit) -> None:
+    limit.refresh_from_db()
+    for field, most in LIMIT_NUMBERS.items():
+        value = getattr(limit, field)
+        assert value is None or (isinstance(value, int) and 1 <= value <= most), (field, value)
+
+
+@pytest.mark.parametrize(("label", "raw"), EXTREMES)
+@pytest.mark.parametrize("field", LIMIT_NUMBERS)
+def test_limit_create(api, field, label, raw):
+    before = table_state()
+    body = body_with({"scope": "host", "name": "fuzz.example.com"}, field, raw)
+
+    response = send(api("admin"), "POST", reverse("api:limit-list"), body)
+
+    if assert_outcome(response, before, field):
+        assert_bounded_limit(RunLimit.objects.get(pk=response.json()["id"]))
+
+
+@pytest.mark.parametrize(("label", "raw"), EXTREMES)
+@pytest.mark.parametrize("field", LIMIT_NUMBERS)
+def test_limit_update(api, field, label, raw):
+    limit = limit_create(scope="host", name="fuzz.example.com", max_running=5, max_per_second=5)
+    stored = RunLimit.objects.filter(pk=limit.pk).values().get()
+    before = table_state()
+
+    response = send(
+        api("admin"),
+        "PATCH",
+        reverse("api:limit-detail", args=[limit.pk]),
+        body_with({}, field, raw),
+    )
+
+    if assert_outcome(response, before, field):
+        assert_bounded_limit(limit)
+    else:
+        assert RunLimit.objects.filter(pk=limit.pk).values().get() == stored
 
 
 def schedule_fields(field: str, unit: str) -> dict[str, Any]:

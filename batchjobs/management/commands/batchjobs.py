@@ -212,9 +212,15 @@ class Command(BaseCommand):
         preview.add_argument("schedule", type=int, help="The schedule's id.")
         preview.add_argument("--count", type=int, default=10, help="How many (1-1000).")
 
-        export = command("export", "Write jobs and their schedules as YAML or JSON.")
+        export = command(
+            "export", "Write jobs and their schedules, and the run limits, as YAML or JSON."
+        )
         export.add_argument(
-            "--job", action="append", dest="jobs", metavar="NAME", help="Only this job (repeat)."
+            "--job",
+            action="append",
+            dest="jobs",
+            metavar="NAME",
+            help="Only this job (repeat), with the limits of its queue and host.",
         )
         export.add_argument("--format", choices=FORMATS, help="Default: from --output, else yaml.")
         export.add_argument("--output", "-o", help="Write to this file instead of stdout.")
@@ -224,7 +230,9 @@ class Command(BaseCommand):
             help="Write secret header values in clear (default: masked).",
         )
 
-        load = command("import", "Create or update jobs and schedules from a YAML or JSON file.")
+        load = command(
+            "import", "Create or update jobs, schedules and limits from a YAML or JSON file."
+        )
         load.add_argument("file", help="The file, or - for stdin.")
         load.add_argument("--format", choices=FORMATS, help="Default: from the file's extension.")
         load.add_argument(
@@ -434,7 +442,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{prefix}jobs: {result.jobs_created} created, {result.jobs_updated} updated; "
             f"schedules: {result.schedules_created} created, {result.schedules_updated} "
-            f"updated, {result.schedules_deleted} deleted"
+            f"updated, {result.schedules_deleted} deleted; limits: {result.limits_created} "
+            f"created, {result.limits_updated} updated"
         )
         return EXIT_OK
 
