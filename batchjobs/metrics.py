@@ -131,6 +131,23 @@ class BatchJobsCollector:
             active.add_metric([status], counts.get(status, 0))
         yield active
 
+        held = GaugeMetricFamily(
+            "batchjobs_executions_held",
+            "QUEUED executions waiting for a limit (runs at once or calls per second), by the "
+            'limit that holds them ("host:example.com", "queue:reports", "job:12").',
+            labels=["limit"],
+        )
+        for key, n in (
+            BatchLog.objects.filter(status=ExecutionStatus.QUEUED)
+            .exclude(held_by="")
+            .order_by()
+            .values("held_by")
+            .annotate(n=Count("pk"))
+            .values_list("held_by", "n")
+        ):
+            held.add_metric([key], n)
+        yield held
+
         recent = GaugeMetricFamily(
             "batchjobs_executions_24h",
             "Executions created in the last 24 hours, by current status.",

@@ -102,6 +102,9 @@ def test_figures_come_from_the_last_24_hours_of_executions(staff):
     run(job, ExecutionStatus.STARTED, lag=0.1, hours_ago=0.02)
     run(job, ExecutionStatus.COMPLETED, lag=999, seconds=999, attempts=3, hours_ago=30)  # too old
     old_queued = run(job, ExecutionStatus.QUEUED, hours_ago=48, lag=1)
+    BatchLog.objects.filter(pk=old_queued.pk).update(
+        held_by="host:api.example.com", held_reason="waiting for a slot"
+    )
     overdue = schedule_create(job=job, kind="interval", interval_every=5)
     BatchSchedule.objects.filter(pk=overdue.pk).update(
         next_fire_at=timezone.now() - timedelta(minutes=10)
@@ -118,6 +121,9 @@ def test_figures_come_from_the_last_24_hours_of_executions(staff):
     assert got[("batchjobs_executions_24h", (("status", "ABANDONED"),))] == 0
     assert got[("batchjobs_executions_active", (("status", "QUEUED"),))] == 2  # old one too
     assert old_queued.pk and got[("batchjobs_executions_active", (("status", "STARTED"),))] == 1
+    # the queued ones a limit holds, by limit (the other queued one waits for nothing)
+    assert got[("batchjobs_executions_held", (("limit", "host:api.example.com"),))] == 1
+    assert len([name for name, _ in got if name == "batchjobs_executions_held"]) == 1
     # fires per job, and the fire lag histogram (cumulative buckets, sum in seconds)
     assert got[("batchjobs_fires_24h", (("job", "import"),))] == 5
     assert ("batchjobs_fires_24h", (("job", "export"),)) not in got  # no schedule fired it

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from batchjobs.errors import BatchJobsError
-from batchjobs.models import BatchAttempt, BatchLog, StepExecution
+from batchjobs.models import BatchAttempt, BatchLog, ExecutionStatus, StepExecution
 from batchjobs.selectors.executions import execution_operations
 from batchjobs.selectors.progress import execution_progress
 from batchjobs.services import operator
@@ -314,7 +314,11 @@ class BatchLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, execution: BatchLog) -> str:
-        return status_badge(execution.status)
+        badge = status_badge(execution.status)
+        if execution.status == ExecutionStatus.QUEUED and execution.held_reason:
+            # Held by a limit: why it waits, where the operator looks first.
+            return format_html('{}<div class="help">{}</div>', badge, execution.held_reason)
+        return badge
 
     @admin.display(description="set aside")
     def set_aside(self, execution: BatchLog) -> str:

@@ -63,6 +63,24 @@ def test_list_shows_status_badge_attempts_and_duration(admin_client, jobs):
     assert "1 min 15 s" in content
 
 
+def test_a_run_held_by_a_limit_shows_why_it_waits_in_the_list_and_on_its_page(admin_client, jobs):
+    reason = "waiting for a slot: host api.example.com has 50 running (limit 50 at once)"
+    held = execution(
+        jobs[0], ExecutionStatus.QUEUED, attempts=0, held_by="host:api.example.com",
+        held_reason=reason,
+    )  # fmt: skip
+    # a reason left from an earlier hold is not shown once the run went on
+    ran = execution(jobs[1], ExecutionStatus.COMPLETED, held_reason="waiting for a slot: old")
+
+    listed = admin_client.get(CHANGELIST).content.decode()
+    page = admin_client.get(reverse("admin:batchjobs_batchlog_change", args=[held.pk]))
+    other = admin_client.get(reverse("admin:batchjobs_batchlog_change", args=[ran.pk]))
+
+    assert reason in listed and "waiting for a slot: old" not in listed
+    assert reason in page.content.decode()
+    assert "waiting for a slot" not in other.content.decode()
+
+
 def test_list_filters_by_job_status_trigger_and_date(admin_client, jobs):
     alpha, beta = jobs
     completed = execution(alpha, ExecutionStatus.COMPLETED, Trigger.SCHEDULE)
