@@ -1,8 +1,13 @@
-"""Thin Celery tasks: take an id, call one function."""
+"""Thin Celery tasks: take an id, call one function; and the worker's presence step."""
 
+import logging
 import os
+import threading
 
-from celery import shared_task
+from celery import bootsteps, current_app, shared_task
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="batchjobs.execute", bind=True, ignore_result=True, acks_late=True)
@@ -48,3 +53,75 @@ def purge_expired_executions() -> dict:
     from batchjobs.execution.retention import executions_purge_expired
 
     return {"deleted": executions_purge_expired()}
+
+
+class WorkerPresence(bootsteps.StartStopStep):
+    """Announces the queues this worker consumes, with its pool and concurrency, every
+    BATCHJOBS_WORKER_PRESENCE_SECONDS (selectors/workers.py reads it), and withdraws it when
+    the worker stops consuming. A consumer step: started again, with the worker's timer, after
+    the broker connection is re-established (Celery clears the timer when it is lost)."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent, **kwargs) -> None:
+        super().__init__(parent, **kwargs)
+        self.timer_entry = None
+        # An announcement in flight when the worker stops (the timer runs in a greenlet or a
+        # thread of its own with some pools) must not land after the withdrawal.
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def start(self, consumer) -> None:
+        self.closed = False
+        self.announce(consumer)
+        self.timer_entry = consumer.timer.call_repeatedly(
+            settings.BATCHJOBS_WORKER_PRESENCE_SECONDS, self.announce, (consumer,), priority=10
+        )
+
+    def stop(self, consumer) -> None:
+        """Connection lost, or the worker stopping: no more announcements."""
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+            self.timer_entry = None
+
+    def close(self, consumer) -> None:
+        """Only when the worker stops (a lost connection restarts the steps without closing):
+        its queues stop counting now, not after the presence timeout."""
+        from batchjobs.selectors.workers import presence_store_errors
+        from batchjobs.services.workers import worker_presence_withdraw
+
+        self.stop(consumer)
+        with self.lock:
+            self.closed = True
+            try:
+                worker_presence_withdraw(worker=consumer.hostname)
+            except presence_store_errors() as exc:
+                logger.warning("worker presence not withdrawn (it times out instead): %s", exc)
+
+    def announce(self, consumer) -> None:
+        from batchjobs.selectors.workers import presence_store_errors
+        from batchjobs.services.workers import worker_presence_announce
+
+        task_consumer = consumer.task_consumer
+        queues = (
+            [queue.name for queue in task_consumer.queues]
+            if task_consumer is not None
+            else list(consumer.app.amqp.queues.consume_from)
+        )
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                worker_presence_announce(
+                    worker=consumer.hostname,
+                    queues=queues,
+                    pool=type(consumer.pool).__module__.rsplit(".", 1)[-1],
+                    concurrency=consumer.controller.concurrency,
+                    pid=os.getpid(),
+                )
+            except presence_store_errors() as exc:  # the broker is away; the consumer says so
+                logger.warning("worker presence not announced: %s", exc)
+
+
+# Read when a worker builds its consumer, after it imported this module (autodiscovery).
+current_app.steps["consumer"].add(WorkerPresence)

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from django.contrib import admin, messages
 from django.contrib.admin.utils import model_ngettext, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Model,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,6 +28,7 @@ from batchjobs.errors import Conflict, InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, JobNotification, Trigger
 from batchjobs.secrets import headers_masked
+from batchjobs.selectors.workers import queues_consumed
 from batchjobs.services import operator
 from batchjobs.services.jobs import job_delete, job_save, job_set_enabled, job_test_fire
 from batchjobs.services.notifications import notification_delete, notification_save
@@ -41,6 +52,8 @@ class JobListAnnotations(TypedDict):
     schedule_count: int
     last_execution_id: int | None
     last_execution_status: str | None
+    # Whether a running worker consumes the job's queue; None when Redis cannot tell.
+    queue_consumed: bool | None
 
 
 if TYPE_CHECKING:
@@ -71,7 +84,10 @@ class BatchScheduleInline(admin.TabularInline):
 @admin.register(BatchJob)
 class BatchJobAdmin(admin.ModelAdmin):
     form = BatchJobAdminForm
-    list_display = ("name", "kind", "target", "enabled", "last_execution", "schedule_count")
+    list_display = (
+        "name", "kind", "target", "enabled", "queue_with_consumer", "last_execution",
+        "schedule_count",
+    )  # fmt: skip
     list_filter = ("kind", "enabled", "overlap_policy", "queue")
     search_fields = ("name", "description", "http_url", "handler_name")
     readonly_fields = (
@@ -112,7 +128,7 @@ class BatchJobAdmin(admin.ModelAdmin):
                     "max_attempts",
                     ("retry_backoff_seconds", "retry_backoff_max_seconds"),
                     ("retry_jitter", "retry_on_4xx"),
-                    "overlap_policy",
+                    ("overlap_policy", "max_running"),
                     ("queue", "priority"),
                 )
             },
@@ -125,6 +141,7 @@ class BatchJobAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
         latest = BatchLog.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-id")
+        consumed = queues_consumed()
         return (
             super()
             .get_queryset(request)
@@ -132,8 +149,32 @@ class BatchJobAdmin(admin.ModelAdmin):
                 schedule_count=Count("schedules", distinct=True),
                 last_execution_id=Subquery(latest.values("pk")[:1]),
                 last_execution_status=Subquery(latest.values("status")[:1]),
+                queue_consumed=(
+                    Value(None, output_field=BooleanField())
+                    if consumed is None
+                    else Case(
+                        When(queue__in=sorted(consumed), then=Value(True)),
+                        default=Value(False),
+                        output_field=BooleanField(),
+                    )
+                ),
             )
         )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: BatchJob | None = None,
+    ) -> HttpResponse:
+        if obj is not None:  # got through get_queryset: annotated
+            warning = queue_warning(obj.queue, cast("ListedJob", obj).queue_consumed)
+            if warning:
+                self.message_user(request, warning, messages.WARNING)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_fieldsets(self, request: HttpRequest, obj: BatchJob | None = None):
         if self.has_change_permission(request, obj):
@@ -192,6 +233,17 @@ class BatchJobAdmin(admin.ModelAdmin):
     @admin.display(description="target")
     def target(self, job: BatchJob) -> str:
         return job.target
+
+    @admin.display(description="queue", ordering="queue")
+    def queue_with_consumer(self, job: ListedJob) -> str:
+        if job.queue_consumed is False:
+            return format_html(
+                '{} <span class="bj-no-consumer" style="color:#c62828" title="{}">'
+                "&#9888; no worker</span>",
+                job.queue,
+                queue_warning(job.queue, False),
+            )
+        return job.queue
 
     @admin.display(description="last execution")
     def last_execution(self, job: ListedJob) -> str:
@@ -332,3 +384,18 @@ class BatchJobAdmin(admin.ModelAdmin):
         if self.admin_site.get_model_admin(BatchLog).has_view_permission(request, execution):
             return reverse("admin:batchjobs_batchlog_change", args=[execution.pk])
         return reverse("admin:batchjobs_batchjob_change", args=[execution.job_id])
+
+
+def queue_warning(queue: str, consumed: bool | None) -> str:
+    """What the job's page says when its runs would wait for a worker ("" when one runs)."""
+    if consumed is None:
+        return (
+            f"Whether a running worker consumes queue {queue!r} is unknown: the broker (Redis) "
+            "does not answer."
+        )
+    if not consumed:
+        return (
+            f"No running worker consumes queue {queue!r}: this job's runs wait QUEUED until a "
+            f"worker started with -Q {queue} announces itself."
+        )
+    return ""

@@ -1,6 +1,6 @@
 """The admin dashboard's read: scheduler health, executions by status, what runs now (with
-progress) and what is due next, recent failures, rows set aside, and the series the charts
-draw. Every query is bounded: by an index, a time window or a limit."""
+progress) and what is due next, recent failures, rows set aside, queues no worker consumes, and
+the series the charts draw. Every query is bounded: by an index, a time window or a limit."""
 
 import math
 import statistics
@@ -19,6 +19,7 @@ from .liveness import Liveness, liveness
 from .progress import RunningExecution, running_executions
 from .schedules import upcoming_fires
 from .set_aside import SetAsideCounts, set_aside_counts
+from .workers import QueueWithoutConsumer, queues_consumed, queues_without_consumer
 
 # Executions that ended are counted over this window, and durations measured over it.
 WINDOW = timedelta(hours=24)
@@ -115,13 +116,18 @@ class Dashboard:
     per_hour: list[HourCounts]
     durations: list[JobDurations]
     set_aside: SetAsideCounts
+    # Queues of jobs with runs due or waiting that no running worker consumes; None: unknown.
+    queues_without_consumer: list[QueueWithoutConsumer] | None
 
 
 def dashboard(*, now: datetime | None = None) -> Dashboard:
     now = now or database_now()
+    health = liveness()
+    # The broker did not answer the liveness read: do not wait for it a second time.
+    consumed = queues_consumed() if health.broker_reachable else None
     return Dashboard(
         now=now,
-        health=liveness(),
+        health=health,
         counts=execution_counts(since=now - WINDOW),
         running=running_executions(),
         upcoming=upcoming_fires(),
@@ -129,4 +135,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
         per_hour=executions_per_hour(now=now),
         durations=duration_percentiles(since=now - WINDOW),
         set_aside=set_aside_counts(),
+        queues_without_consumer=(
+            None if consumed is None else queues_without_consumer(consumed=consumed)
+        ),
     )
