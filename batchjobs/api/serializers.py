@@ -3,7 +3,7 @@ no unknown fields); every rule about the values is the services', so the API, th
 command line refuse the same things with the same messages."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -17,6 +17,7 @@ from batchjobs.models import (
     ScheduleKind,
     StepExecution,
 )
+from batchjobs.selectors.workers import queue_consumed, queues_consumed
 from batchjobs.services.definition_serializers import (
     JOB_DEFINITION_FIELDS,
     LIMIT_DEFINITION_FIELDS,
@@ -67,17 +68,32 @@ class JobSerializer(JobDefinitionSerializer):
     )
     schedule_count = serializers.SerializerMethodField()
     latest_execution = serializers.SerializerMethodField()
+    queue_consumed = serializers.SerializerMethodField(
+        help_text=(
+            "Whether a running worker consumes the job's queue: false means its runs wait "
+            "QUEUED until one starts; null when the broker (Redis) cannot tell."
+        )
+    )
 
     class Meta(JobDefinitionSerializer.Meta):
         fields = (
             "id", *JOB_DEFINITION_FIELDS, "target", "created_at", "updated_at", "created_by",
-            "schedule_count", "latest_execution",
+            "schedule_count", "latest_execution", "queue_consumed",
         )  # fmt: skip
         read_only_fields: tuple[str, ...] = ("created_at", "updated_at")
 
     def get_schedule_count(self, job: BatchJob) -> int:
         count = getattr(job, "schedule_count", None)
         return count if count is not None else job.schedules.count()
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_queue_consumed(self, job: BatchJob) -> bool | None:
+        # Asked once per response, whatever the number of jobs listed: the list's children
+        # share the root serializer's context (a dict, which DRF's types call a Mapping).
+        context = cast(dict[str, Any], self.context)
+        if "queues_consumed" not in context:
+            context["queues_consumed"] = queues_consumed()
+        return queue_consumed(job.queue, context["queues_consumed"])
 
     @extend_schema_field(LatestExecutionSerializer(allow_null=True))
     def get_latest_execution(self, job: BatchJob) -> dict | None:
