@@ -22,9 +22,12 @@ workers and beat are up, for the next whole second at least --lead seconds away.
   (started_at), ->request at the endpoint;
 - CPU per call: user+sys CPU (/proc) of the worker processes (a prefork worker's children
   too) from the arming on, over the calls answered; the PostgreSQL backends serving them, and
-  beat, the endpoint and the bench itself (which share the cores), apart;
+  beat, the endpoint and the bench itself (which share the cores), apart; and how long the
+  workers were runnable but waited for a core (/proc schedstat: other programs' share), with
+  the load average before and after;
 - peak PostgreSQL connections: pg_stat_activity of the bench database polled every 0.1 s,
-  told apart by application_name (each process gets PGAPPNAME);
+  told apart by application_name (each process gets PGAPPNAME), and what the workers'
+  sessions were doing (idle, active, in a transaction, the wait event) in those samples;
 - calls that never arrived, keys called more than once, executions not COMPLETED;
 - with --host-limit-running/--host-limit-per-second (a RunLimit on host 127.0.0.1, both
   modes): the peak in flight and the most calls in any 1-second window, against the limits.
@@ -238,6 +241,25 @@ def _unix(moment: datetime | None) -> float | None:
 # --- what the processes of a mode use -----------------------------------------------------------
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a core (schedstat): what
+    other programs on the machine took from it. 0 if it is gone."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return total / 1e9
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -261,25 +283,34 @@ class Usage:
     workers_app: str
     cpu_at_start: dict[int, float] = field(default_factory=dict)
     cpu_last: dict[int, float] = field(default_factory=dict)
+    wait_at_start: dict[int, float] = field(default_factory=dict)
+    wait_last: dict[int, float] = field(default_factory=dict)
     backend_cpu_at_start: dict[int, float] = field(default_factory=dict)
     backend_cpu_last: dict[int, float] = field(default_factory=dict)
     peak_worker_sessions: int = 0
     peak_sessions: int = 0
+    # What the workers' sessions were doing, one count per session per sample: "idle",
+    # "active", "idle in transaction", with the wait event if any ("active (IO:WALSync)").
+    worker_session_states: Counter[str] = field(default_factory=Counter)
     _next_cpu_sample: float = 0.0
 
     def start(self) -> None:
         self.sample_cpu()
         self.cpu_at_start = dict(self.cpu_last)
+        self.wait_at_start = dict(self.wait_last)
         self.backend_cpu_at_start = dict(self.backend_cpu_last)
 
     def sample(self) -> None:
         rows = _sql(
-            "SELECT application_name, count(*) FROM pg_stat_activity "
+            "SELECT application_name, state, wait_event_type, wait_event FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND application_name LIKE %s GROUP BY application_name",
+            "AND application_name LIKE %s",
             [APP_NAME_PREFIX + "%"],
         )
-        sessions = dict(rows)
+        sessions = Counter(app for app, *_ in rows)
+        for app, state, wait_type, wait in rows:
+            if app == self.workers_app:
+                self.worker_session_states[f"{state} ({wait_type}:{wait})" if wait else state] += 1
         workers = sessions.get(self.workers_app, 0)
         self.peak_worker_sessions = max(self.peak_worker_sessions, workers)
         self.peak_sessions = max(self.peak_sessions, sum(sessions.values()))
@@ -291,6 +322,7 @@ class Usage:
         for root in self.worker_pids:
             for pid in (root, *_children(root)):
                 self.cpu_last[pid] = cpu_seconds(pid) or self.cpu_last.get(pid, 0.0)
+                self.wait_last[pid] = runqueue_wait_seconds(pid) or self.wait_last.get(pid, 0.0)
         backends = _sql(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND application_name = %s",
@@ -301,6 +333,9 @@ class Usage:
 
     def worker_cpu(self) -> float:
         return _spent(self.cpu_last, self.cpu_at_start)
+
+    def worker_runqueue_wait(self) -> float:
+        return _spent(self.wait_last, self.wait_at_start)
 
     def backend_cpu(self) -> float:
         return _spent(self.backend_cpu_last, self.backend_cpu_at_start)
@@ -326,11 +361,15 @@ class ModeResult:
     executions: list[Execution]
     attempts: int
     worker_cpu: float
+    worker_runqueue_wait: float
     backend_cpu: float
     peak_worker_sessions: int
     peak_sessions: int
+    worker_session_states: Counter[str]
     worker_rss_mb: list[float]
     other_cpu: dict[str, float]
+    load_before: str
+    load_after: str
 
     @property
     def first_arrival(self) -> dict[str, float]:
@@ -404,6 +443,7 @@ def run_mode(bench: "Bench", mode: str) -> ModeResult:
             "this bench": os.getpid(),
         }
         others_at_start = {name: cpu_seconds(pid) for name, pid in others.items()}
+        load_before = load_average()
         due = jobs.arm(args.lead)
         print(
             f"{mode}: {description}; {args.n} jobs due at "
@@ -427,11 +467,15 @@ def run_mode(bench: "Bench", mode: str) -> ModeResult:
             executions=jobs.executions(),
             attempts=jobs.attempts(),
             worker_cpu=usage.worker_cpu(),
+            worker_runqueue_wait=usage.worker_runqueue_wait(),
             backend_cpu=usage.backend_cpu(),
             peak_worker_sessions=usage.peak_worker_sessions,
             peak_sessions=usage.peak_sessions,
+            worker_session_states=usage.worker_session_states,
             worker_rss_mb=[peak_rss_mb(worker.popen.pid) for worker in workers],
             other_cpu=other_cpu,
+            load_before=load_before,
+            load_after=load_average(),
         )
     finally:
         for process in [*workers, *([beat] if beat else [])]:
@@ -618,11 +662,20 @@ def print_mode(result: ModeResult, args: argparse.Namespace) -> None:
         f"{result.backend_cpu * per_call:.2f} ms ({result.backend_cpu:.1f} s)"
     )
     others = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.other_cpu.items())
-    print(f"  CPU of the other processes on these cores meanwhile: {others}")
+    print(
+        f"  the workers waited {result.worker_runqueue_wait:.1f} s for a core (runnable, not "
+        f"running); CPU of beat and the rest meanwhile: {others}; load average "
+        f"{result.load_before} -> {result.load_after}"
+    )
     print(
         f"  PostgreSQL sessions, peak: workers {result.peak_worker_sessions}, workers and "
         f"beat {result.peak_sessions}"
     )
+    states = result.worker_session_states
+    if states:
+        total = sum(states.values())
+        shares = ", ".join(f"{state} {count / total:.0%}" for state, count in states.most_common(6))
+        print(f"    the workers' sessions were (share of samples): {shares}")
     rss = ", ".join(f"{mb:.0f}" for mb in result.worker_rss_mb)
     print(f"  worker peak RSS (main process): {rss} MB")
     if args.host_limit_running or args.host_limit_per_second:
