@@ -39,6 +39,10 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
+# The largest id a BigAutoField holds: SQLite cannot even bind a larger number (a 500).
+MAX_ID = 2**63 - 1
+
+
 class IdFilter(django_filters.Filter):
     """An id: a whole number (django-filter's NumberFilter would take 1.5 and round it)."""
 
@@ -46,6 +50,7 @@ class IdFilter(django_filters.Filter):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
 
 

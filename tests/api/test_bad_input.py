@@ -153,6 +153,15 @@ def test_bad_filter_values_name_the_parameter(api):
     assert {"job", "status", "created_after", "schedule"} <= set(response.json()["errors"])
 
 
+@pytest.mark.parametrize("name", ["execution-list", "schedule-list"])
+def test_an_id_filter_beyond_any_id_is_a_400_naming_it(api, name):
+    # SQLite cannot bind an integer past 64 bits: unchecked, this was a 500 on the fresh path.
+    response = api("reader").get(reverse(f"api:{name}"), {"job": str(10**30)})
+
+    assert response.status_code == 400
+    assert "job" in response.json()["errors"]
+
+
 def test_start_with_bad_params_or_key_writes_nothing(api):
     job = handler_job("sleep", params={"seconds": 1})
     start = reverse("api:job-start", args=[job.pk])
