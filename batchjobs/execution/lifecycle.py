@@ -61,6 +61,7 @@ from .limits import (
     job_limits,
     limits_lock,
     rate_admit,
+    rate_pace_call,
     running_reason,
 )
 from .outcome import AttemptOutcome
@@ -110,8 +111,9 @@ def execution_claim(*, execution_id: int, worker: str, task_id: str) -> Claim | 
 
 def execution_claim_within_limits(*, execution_id: int, worker: str, task_id: str) -> Claim | None:
     """execution_claim, once every limit that applies to the execution's job has room (see
-    limits.py); None also when a limit holds it QUEUED, its reason on view. Costs nothing
-    more than execution_claim while no limit applies."""
+    limits.py); None also when a limit holds it QUEUED, its reason on view. Under a rate, the
+    claimed call's start is then paced, the last step before the call. Costs nothing more
+    than execution_claim while no limit applies."""
     applying = execution_limits(execution_id)
     if applying is None:
         return None  # deleted
@@ -131,7 +133,10 @@ def execution_claim_within_limits(*, execution_id: int, worker: str, task_id: st
                 until_seconds=HELD_RECHECK_SECONDS,
             )
             return None
-        return execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
+        claim = execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
+    if claim is not None:
+        rate_pace_call(applying)
+    return claim
 
 
 def _claim_row(*, execution_id: int, worker: str, task_id: str):

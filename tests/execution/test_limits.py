@@ -1,0 +1,458 @@
+"""Limits under real workers, counted where the calls land (issue #13, DESIGN.md §4.12): runs at
+once per target host, per job and per queue, calls per second per target host, each enforced
+across two worker processes; a limit raised while executions wait; a worker killed while it
+holds the slots. And the price of the check: nothing while no limit exists.
+
+The calls go to tests/support/endpoint.py, which records each call's arrival and answer and
+the peak in flight per label; every job of a test calls one label, so the endpoint's peak is
+the host's. The workers are started here, on queues of this module, and no beat runs before
+the last test: a held execution that starts does so because a run's end (or the limit's
+change) woke it, not because the relay's 30 s net sent it again.
+"""
+
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.functions import Now
+from django.test.utils import CaptureQueriesContext
+
+from batchjobs.execution.lifecycle import execution_claim, execution_claim_within_limits
+from batchjobs.execution.limits import (
+    HELD_RECHECK_SECONDS,
+    LIMITS_REFRESH_SECONDS,
+    RATE_WINDOW_SECONDS,
+    limit_changed,
+    limits_forget,
+    rate_reserve,
+)
+from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, LimitScope, RunLimit
+from batchjobs.models.execution import FINAL_STATUSES
+from tests.support.endpoint import Call, Endpoint
+from tests.support.factories import http_job, start
+from tests.support.processes import (
+    Process,
+    process_env,
+    process_log_dir,
+    start_lane,
+    wait_until,
+    worker_command,
+)
+from tests.support.runs import IN_PROCESS_QUEUE
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+
+HOST = "127.0.0.1"
+# Queues of this module: the two lanes consume the HTTP queue and LANE_QUEUE (the queue limit's),
+# the two prefork workers PREFORK_QUEUE; the victim of the kill test KILL_QUEUE.
+LANE_QUEUE = "tests-limits-lanes"
+PREFORK_QUEUE = "tests-limits-prefork"
+KILL_QUEUE = "tests-limits-kill"
+RUN_TIMEOUT_SECONDS = 60.0
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    server = Endpoint(process_log_dir())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lanes(django_db_setup, django_db_blocker, endpoint):
+    """Two I/O lane workers (gevent), each its own process and pool, each past its first HTTP
+    call: the first call of a process pays one-time costs (measured 0.37 s from its claim to
+    the host), which would spread the calls of the first second that a rate paces."""
+    started = []
+    with django_db_blocker.unblock():
+        for index in range(2):
+            warming = f"tests-limits-warm-{index}"
+            queues = f"{settings.BATCHJOBS_HTTP_QUEUE},{LANE_QUEUE},{warming}"
+            started.append(start_lane(queues=queues, concurrency=200))
+            first_call = start(http_job(endpoint.url("warm", 0), queue=warming)).pk
+            all_ended([first_call])
+    yield started
+    for lane in started:
+        lane.stop()
+
+
+@pytest.fixture(scope="module")
+def prefork_workers(django_db_setup, django_db_blocker):
+    """Two prefork workers of 4 children each, started side by side."""
+    with django_db_blocker.unblock():
+        started = [
+            Process(
+                name,
+                worker_command(name, queues=PREFORK_QUEUE, concurrency=4),
+                process_env(),
+            )
+            for name in ("limits-prefork-a", "limits-prefork-b")
+        ]
+        for worker in started:
+            worker.wait_for_log("ready.")
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def limit_set(scope: str, name: str, **values: int | None) -> RunLimit:
+    """Create or change a RunLimit as an operator's edit does: saved, then its waiters woken."""
+    limit, _ = RunLimit.objects.update_or_create(scope=scope, name=name, defaults=values)
+    limit_changed(limit.key)
+    return limit
+
+
+def limits_settle() -> None:
+    """Let every worker read the limits anew: a process trusts the limits it read for
+    LIMITS_REFRESH_SECONDS (limits.py), so a limit created a moment ago, or one a previous
+    test's flush removed, may not be known to a worker yet."""
+    time.sleep(LIMITS_REFRESH_SECONDS + 0.2)
+
+
+def start_at_once(jobs: Iterable[BatchJob], runs_each: int) -> list[int]:
+    """Start `runs_each` runs of every job in one transaction: their messages are published
+    together when it commits."""
+    with transaction.atomic():
+        return [start(job).pk for _ in range(runs_each) for job in jobs]
+
+
+def all_ended(ids: list[int], *, timeout: float = RUN_TIMEOUT_SECONDS, watch=None) -> float:
+    """Wait until every execution of `ids` has ended; return the seconds it took. `watch` is
+    called on every poll (to look at the executions while they wait)."""
+    started = time.monotonic()
+
+    def ended() -> bool:
+        if watch is not None:
+            watch()
+        return BatchLog.objects.filter(pk__in=ids, status__in=FINAL_STATUSES).count() == len(ids)
+
+    wait_until(ended, timeout=timeout, interval=0.05, message=f"{len(ids)} runs did not all end")
+    return time.monotonic() - started
+
+
+def assert_each_completed_once(ids: list[int], calls: list[Call]) -> None:
+    """Every execution COMPLETED after one attempt, whose call reached the endpoint once."""
+    statuses = Counter(
+        BatchLog.objects.filter(pk__in=ids).values_list("status", "attempts").iterator()
+    )
+    assert statuses == {(ExecutionStatus.COMPLETED, 1): len(ids)}
+    keys = Counter(call.key for call in calls)
+    assert keys == Counter({str(pk): 1 for pk in ids}), "a call lost or made twice"
+    assert {call.attempt for call in calls} == {"1"}
+
+
+def most_in_any_second(arrivals: list[float]) -> tuple[int, float]:
+    """The most arrivals in any 1-second window [t, t+1), sliding, and where that window
+    starts (the window that holds the most starts at an arrival)."""
+    ordered = sorted(arrivals)
+    most, at, first = 0, 0.0, 0
+    for last, arrived in enumerate(ordered):
+        while arrived - ordered[first] >= 1.0:
+            first += 1
+        if last - first + 1 > most:
+            most, at = last - first + 1, ordered[first]
+    return most, at
+
+
+class HeldWatch:
+    """What the waiting executions show, sampled on each poll: the reasons of those held."""
+
+    def __init__(self, ids: list[int]):
+        self.ids = ids
+        self.reasons: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self) -> None:
+        held = BatchLog.objects.filter(pk__in=self.ids, status=ExecutionStatus.QUEUED).exclude(
+            held_by=""
+        )
+        self.reasons.update(held.values_list("held_by", "held_reason").iterator())
+
+
+# --- 1. runs at once per target host ------------------------------------------------------------
+
+
+def test_host_limit_holds_calls_in_flight_at_the_host_across_two_lanes(lanes, endpoint):
+    # given a limit of 10 at once on the host four jobs call, and 100 runs started together
+    # against an endpoint that answers after 0.4 s
+    limit_set(LimitScope.HOST, HOST, max_running=10)
+    url = endpoint.url("host-running", 0.4)
+    jobs = [http_job(url, max_attempts=1) for _ in range(4)]
+    assert {job.queue for job in jobs} == {settings.BATCHJOBS_HTTP_QUEUE}
+    assert {job.target_host for job in jobs} == {HOST}
+    limits_settle()
+    # when
+    ids = start_at_once(jobs, runs_each=25)
+    watch = HeldWatch(ids)
+    drain = all_ended(ids, watch=watch)
+    # then the host never had more than 10 calls at once, and had 10 (the limit was used)
+    stats = endpoint.stats("host-running")
+    print(f"host limit 10: peak {stats.peak_in_flight} in flight, drained in {drain:.2f} s")
+    assert stats.peak_in_flight == 10
+    assert_each_completed_once(ids, stats.calls)
+    # ...the runs waited QUEUED with the host and its count on view...
+    assert watch.reasons, "no execution was seen held"
+    for held_by, reason in watch.reasons:
+        assert held_by == f"host:{HOST}"
+        assert re.fullmatch(
+            rf"waiting for a slot: host {re.escape(HOST)} has 1\d running \(limit 10 at once\)",
+            reason,
+        ), reason
+    # ...and started as slots freed, not after the held ones' 30 s net: 10 waves of 0.4 s
+    assert drain < 4.0 + 4.0, f"drained in {drain:.1f} s"
+    assert not BatchLog.objects.filter(pk__in=ids).exclude(held_by="").exists()
+
+
+# --- 2. calls per second per target host --------------------------------------------------------
+
+
+def test_host_rate_holds_calls_per_second_at_the_host_across_two_lanes(lanes, endpoint):
+    # given at most 20 calls per second at the host, and 100 runs started together against a
+    # fast endpoint
+    rate = 20
+    limit_set(LimitScope.HOST, HOST, max_per_second=rate)
+    jobs = [http_job(endpoint.url("host-rate", 0), max_attempts=1) for _ in range(2)]
+    limits_settle()
+    # when
+    started = time.time()
+    ids = start_at_once(jobs, runs_each=50)
+    drain = all_ended(ids)
+    # then no one-second window, sliding over the arrivals, saw more than 20 calls
+    calls = endpoint.stats("host-rate").calls
+    arrivals = [call.arrived for call in calls]
+    most, window_at = most_in_any_second(arrivals)
+    span = max(arrivals) - min(arrivals)
+    print(
+        f"host rate {rate}/s: at most {most} calls in any second (window at "
+        f"+{window_at - started:.3f} s), 100 calls over {span:.2f} s, drained in {drain:.2f} s"
+    )
+    assert most <= rate, f"{most} calls in the second from +{window_at - started:.3f} s"
+    assert_each_completed_once(ids, calls)
+    # ...and the rest drained right after: 20 calls in each window of RATE_WINDOW_SECONDS (a
+    # second and the margin that covers how late a paced call may reach the host)
+    windows = len(ids) / rate - 1
+    assert span >= windows * RATE_WINDOW_SECONDS - 0.05
+    assert drain < windows * RATE_WINDOW_SECONDS + 2.0, f"drained in {drain:.1f} s"
+
+
+# --- 3. runs at once per job --------------------------------------------------------------------
+
+
+def test_job_limit_holds_its_runs_across_two_prefork_workers(prefork_workers, endpoint):
+    # given a job of at most 3 runs at once, on a queue two prefork workers of 4 children
+    # each consume (8 runs could start), and 20 runs of it started together
+    job = http_job(
+        endpoint.url("job-running", 0.3), queue=PREFORK_QUEUE, max_running=3, max_attempts=1
+    )
+    limits_settle()
+    ids = start_at_once([job], runs_each=20)
+    watch = HeldWatch(ids)
+    drain = all_ended(ids, watch=watch)
+    # then
+    stats = endpoint.stats("job-running")
+    print(f"job limit 3: peak {stats.peak_in_flight} in flight, 20 runs drained in {drain:.2f} s")
+    assert stats.peak_in_flight == 3
+    assert_each_completed_once(ids, stats.calls)
+    assert {held_by for held_by, _ in watch.reasons} == {f"job:{job.pk}"}
+    assert all(
+        re.fullmatch(rf"waiting for a slot: job #{job.pk} has 3 running \(limit 3 at once\)", r)
+        for _, r in watch.reasons
+    ), watch.reasons
+    assert drain < 20 * 0.3 / 3 + 4.0, f"drained in {drain:.1f} s"
+
+
+# --- 4. runs at once per queue ------------------------------------------------------------------
+
+
+def test_queue_limit_holds_the_queues_runs_across_two_lanes(lanes, endpoint):
+    # given a queue limit of 5, on a queue both lanes consume, and 40 runs of 4 jobs there
+    limit_set(LimitScope.QUEUE, LANE_QUEUE, max_running=5)
+    url = endpoint.url("queue-running", 0.3)
+    jobs = [http_job(url, queue=LANE_QUEUE, max_attempts=1) for _ in range(4)]
+    limits_settle()
+    ids = start_at_once(jobs, runs_each=10)
+    watch = HeldWatch(ids)
+    drain = all_ended(ids, watch=watch)
+    # then
+    stats = endpoint.stats("queue-running")
+    print(f"queue limit 5: peak {stats.peak_in_flight} in flight, 40 runs drained in {drain:.2f} s")
+    assert stats.peak_in_flight == 5
+    assert_each_completed_once(ids, stats.calls)
+    assert {held_by for held_by, _ in watch.reasons} == {f"queue:{LANE_QUEUE}"}
+    assert drain < 40 * 0.3 / 5 + 4.0, f"drained in {drain:.1f} s"
+
+
+# --- 5. a limit changed while executions wait ---------------------------------------------------
+
+
+def test_a_raised_limit_starts_the_waiting_runs_at_once(lanes, endpoint):
+    # given a host limit of 1 and 20 runs of a slow call: one in flight, 19 held
+    limit_set(LimitScope.HOST, HOST, max_running=1)
+    label = "raised"
+    jobs = [http_job(endpoint.url(label, 3), max_attempts=1) for _ in range(2)]
+    limits_settle()
+    ids = start_at_once(jobs, runs_each=10)
+    held = BatchLog.objects.filter(
+        pk__in=ids, status=ExecutionStatus.QUEUED, held_by=f"host:{HOST}"
+    )
+    wait_until(lambda: held.count() == 19, timeout=10, message="19 runs were not held")
+    assert endpoint.stats(label).in_flight == 1
+    # when the limit is raised to 10 (as an operator's edit: saved, then limit_changed)
+    raised_at = time.monotonic()
+    limit_set(LimitScope.HOST, HOST, max_running=10)
+    # then 10 are in flight within moments, not after the held runs' net
+    wait_until(
+        lambda: endpoint.stats(label).in_flight >= 10,
+        timeout=HELD_RECHECK_SECONDS / 2,
+        interval=0.05,
+        message="the raised limit did not start the waiting runs",
+    )
+    rose_in = time.monotonic() - raised_at
+    print(f"limit 1 -> 10: 10 in flight {rose_in:.2f} s after the change")
+    assert rose_in < 2.0, f"in flight reached 10 only {rose_in:.1f} s after the change"
+    all_ended(ids)
+    stats = endpoint.stats(label)
+    assert stats.peak_in_flight == 10
+    assert_each_completed_once(ids, stats.calls)
+
+
+# --- 6. a worker killed while it holds the slots ------------------------------------------------
+
+
+def test_held_runs_complete_after_the_worker_holding_the_slots_is_killed(endpoint, beat):
+    # given a lane that took the 3 slots of a queue limit and held the other 17 runs
+    limit_set(LimitScope.QUEUE, KILL_QUEUE, max_running=3)
+    label = "killed"
+    job = http_job(endpoint.url(label, 1.5), queue=KILL_QUEUE, max_attempts=3)
+    victim = start_lane(queues=KILL_QUEUE)
+    survivor = None
+    try:
+        limits_settle()
+        ids = start_at_once([job], runs_each=20)
+        held = BatchLog.objects.filter(pk__in=ids, status=ExecutionStatus.QUEUED).exclude(
+            held_by=""
+        )
+        wait_until(lambda: held.count() == 17, timeout=10, message="17 runs were not held")
+        wait_until(lambda: endpoint.stats(label).in_flight == 3, timeout=10)
+        # when it is killed with its 3 calls in flight, and another lane takes the queue over
+        victim.kill()
+        killed_at = time.monotonic()
+        running = BatchLog.objects.filter(pk__in=ids, status=ExecutionStatus.STARTED)
+        assert running.count() == 3
+        assert {worker.split("@")[0] for worker in running.values_list("worker", flat=True)} == {
+            victim.name
+        }
+        survivor = start_lane(queues=KILL_QUEUE)
+        # then the reaper frees the slots, and every run completes
+        drain = all_ended(ids)
+    finally:
+        victim.stop()
+        if survivor is not None:
+            survivor.stop()
+    stats = endpoint.stats(label)
+    print(
+        f"killed lane: all 20 ended {time.monotonic() - killed_at:.2f} s after the kill "
+        f"(waited {drain:.2f} s), peak {stats.peak_in_flight} in flight"
+    )
+    assert set(BatchLog.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        ExecutionStatus.COMPLETED
+    }
+    lost = set(BatchLog.objects.filter(pk__in=ids, attempts=2).values_list("pk", flat=True))
+    assert len(lost) == 3, "the 3 killed attempts were not retried once each"
+    assert BatchLog.objects.filter(pk__in=ids, attempts=1).count() == 17
+    # each key was called once, the 3 killed ones a second time as attempt 2
+    keys = Counter((call.key, call.attempt) for call in stats.calls)
+    expected = {(str(pk), "1"): 1 for pk in ids} | {(str(pk), "2"): 1 for pk in lost}
+    assert keys == Counter(expected)
+    # the killed calls ended at the endpoint (1.5 s) before the reaper took their attempts (4 s
+    # without a heartbeat), so the retries never overlapped them
+    assert stats.peak_in_flight == 3
+
+
+# --- the price of the check ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_claim_pays_no_extra_query_while_no_limit_exists():
+    # given no limit anywhere, and a worker that read so (it keeps what it read a second) and
+    # knows the job already
+    assert not RunLimit.objects.exists()
+    assert not BatchJob.objects.filter(max_running__isnull=False).exists()
+    job = http_job("http://127.0.0.1:9/", queue=IN_PROCESS_QUEUE)
+    warming, limited, bare, later = (start(job).pk for _ in range(4))
+    limits_forget()
+    assert execution_claim_within_limits(execution_id=warming, worker="w", task_id="t1")
+    # when a claim is made within the second, and a bare one
+    with CaptureQueriesContext(connection) as within_limits:
+        assert execution_claim_within_limits(execution_id=limited, worker="w", task_id="t2")
+    with CaptureQueriesContext(connection) as bare_claim:
+        assert execution_claim(execution_id=bare, worker="w", task_id="t3")
+    # then the claim within limits costs what the bare claim costs
+    assert len(within_limits) == len(bare_claim), [query["sql"] for query in within_limits]
+    # and reading the (empty) limits again, a second later, two queries
+    limits_forget()
+    with CaptureQueriesContext(connection) as reading:
+        assert execution_claim_within_limits(execution_id=later, worker="w", task_id="t4")
+    assert len(reading) == len(bare_claim) + 2, [query["sql"][:60] for query in reading]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("change", ["raised", "removed"])
+def test_a_limit_that_looks_full_is_read_again_before_a_run_is_held(change):
+    # given a queue limit of 1 this process read, its slot taken and a second run held
+    limit = RunLimit.objects.create(scope=LimitScope.QUEUE, name=IN_PROCESS_QUEUE, max_running=1)
+    job = http_job("http://127.0.0.1:9/", queue=IN_PROCESS_QUEUE)
+    running, waiting = start(job).pk, start(job).pk
+    limits_forget()
+    assert execution_claim_within_limits(execution_id=running, worker="w", task_id="t1")
+    assert execution_claim_within_limits(execution_id=waiting, worker="w", task_id="t2") is None
+    held = BatchLog.objects.get(pk=waiting)
+    assert held.held_by == f"queue:{IN_PROCESS_QUEUE}"
+    assert held.held_reason == (
+        f"waiting for a slot: queue {IN_PROCESS_QUEUE} has 1 running (limit 1 at once)"
+    )
+    # when another process raises (or removes) the limit and wakes the held run, while this
+    # process's table still says 1
+    if change == "raised":
+        RunLimit.objects.filter(pk=limit.pk).update(max_running=2)
+    else:
+        limit.delete()
+    BatchLog.objects.filter(pk=waiting).update(held_by="", next_attempt_at=Now())
+    # then its claim counts against the limit as it stands
+    assert execution_claim_within_limits(execution_id=waiting, worker="w", task_id="t3")
+    assert BatchLog.objects.get(pk=waiting).held_reason == ""
+
+
+@pytest.mark.django_db
+def test_reserved_starts_never_hold_more_than_the_rate_in_a_window():
+    # given a window of 10 calls, 35 callers at once, and one that waits 1 s at most
+    key = f"tests-{uuid.uuid4().hex}"
+
+    def reserved_start() -> float:
+        wait, reserved = rate_reserve(key, 10, longest=10)
+        assert reserved
+        return time.monotonic() + wait
+
+    starts = [reserved_start() for _ in range(35)]
+    impatient = rate_reserve(key, 10, longest=1.0)
+    # then they start in bursts of 10, each RATE_WINDOW_SECONDS after the one before
+    bursts = [round((start - starts[0]) / RATE_WINDOW_SECONDS) for start in starts]
+    assert Counter(bursts) == {0: 10, 1: 10, 2: 10, 3: 5}
+    assert all(
+        later - earlier >= RATE_WINDOW_SECONDS - 0.005
+        for earlier, later in zip(starts, starts[10:], strict=False)
+    )
+    # and the impatient one reserved nothing, told how long it would have waited
+    wait, reserved = impatient
+    assert not reserved and 3 * RATE_WINDOW_SECONDS - 0.1 < wait <= 3 * RATE_WINDOW_SECONDS
+    assert rate_reserve(key, 10, longest=10)[0] == pytest.approx(3 * RATE_WINDOW_SECONDS, abs=0.1)
