@@ -1,5 +1,6 @@
 """`manage.py quickstart` as `make run` starts it on a fresh machine: SQLite and the embedded
-Redis in an empty var dir, web + worker + beat as children, all stopped by one Ctrl-C."""
+Redis in an empty var dir, web + worker + I/O lane + beat as children, all stopped by one
+Ctrl-C."""
 
 import os
 import re
@@ -31,7 +32,7 @@ UNSET_ENV = (
     "DJANGO_SUPERUSER_USERNAME",
     "DJANGO_SUPERUSER_PASSWORD",
 )
-PREFIXES = ("[quickstart] ", "[web] ", "[worker] ", "[beat] ")
+PREFIXES = ("[quickstart] ", "[web] ", "[worker] ", "[lane] ", "[beat] ")
 
 
 def free_port() -> int:
@@ -111,9 +112,11 @@ class Quickstart:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as connection:
             return connection.execute(sql, params).fetchall()
 
-    def first_execution_of(self, job_name: str) -> tuple[str, int] | None:
+    def first_execution_of(self, job_name: str, *columns: str) -> tuple | None:
+        """The status and attempts (and `columns`) of the job's first execution."""
+        selected = ", ".join(f"log.{column}" for column in ("status", "attempts", *columns))
         rows = self.query(
-            f"SELECT log.status, log.attempts FROM {BatchLog._meta.db_table} log "
+            f"SELECT {selected} FROM {BatchLog._meta.db_table} log "
             f"JOIN {BatchJob._meta.db_table} job ON job.id = log.job_id WHERE job.name = ? "
             "ORDER BY log.id LIMIT 1",
             job_name,
@@ -162,23 +165,34 @@ def test_quickstart_runs_the_demo_and_stops_cleanly_on_ctrl_c(quickstart):
     assert logged_in.url == f"{quickstart.base_url}/admin/"
     assert 'id="logout-form"' in logged_in.text
 
-    # and the demo jobs ran: the HTTP call against our own web, the flaky one after retries
+    # and the demo jobs ran: the HTTP call against our own web, through the I/O lane; the
+    # flaky one after retries
     demo_names = {
         demo.name for demo in demo_jobs(base_url=quickstart.base_url, now=datetime.now(UTC))
     }
     jobs = {name for (name,) in quickstart.query(f"SELECT name FROM {BatchJob._meta.db_table}")}
     assert jobs == demo_names
     completed = ExecutionStatus.COMPLETED.value
-    wait_until(
-        lambda: (run := quickstart.first_execution_of("demo-http-ping")) and run[0] == completed,
+
+    def http_run_completed() -> tuple | None:
+        run = quickstart.first_execution_of("demo-http-ping", "worker")
+        return run if run and run[0] == completed else None
+
+    http_run = wait_until(
+        http_run_completed,
         timeout=30,
         message=f"demo-http-ping did not complete:\n{quickstart.output()}",
     )
+    assert http_run[2].startswith("lane@"), http_run
     wait_until(
         lambda: quickstart.first_execution_of("demo-flaky") == (completed, 3),
         timeout=45,
         message=f"demo-flaky did not complete on attempt 3:\n{quickstart.output()}",
     )
+
+    # and every demo job's queue has a running consumer: the worker's, or the lane's
+    listed = browser.get(f"{quickstart.base_url}/api/v1/jobs", timeout=5).json()["results"]
+    assert {job["name"]: job["queue_consumed"] for job in listed} == dict.fromkeys(demo_names, True)
 
     # and every output line says which process wrote it
     assert all(line.startswith(PREFIXES) for line in quickstart.lines), quickstart.output()
@@ -187,7 +201,8 @@ def test_quickstart_runs_the_demo_and_stops_cleanly_on_ctrl_c(quickstart):
 
     # when Ctrl-C
     children = descendants(quickstart.process.pid)
-    assert len(children) >= 4  # redis, gunicorn master and workers, celery worker and beat
+    # redis, gunicorn master and workers, celery worker (and its children), lane and beat
+    assert len(children) >= 5
     quickstart.process.send_signal(signal.SIGINT)
 
     # then everything it started is gone and it exits 0

@@ -2,8 +2,10 @@
 
 Starts the embedded Redis when the broker is the embedded one (no REDIS_URL), migrates the
 databases, creates the admin user and, when the examples app is installed (BATCHJOBS_EXAMPLES,
-which `make run` turns on), the demo jobs, then runs web (gunicorn), a worker and beat as child
-processes with their output prefixed, until Ctrl-C or SIGTERM stops them all.
+which `make run` turns on), the demo jobs, then runs web (gunicorn), a worker (prefork: handlers
+and batch jobs), the I/O lane (a gevent worker: HTTP jobs and notifications, hundreds of calls in
+flight) and beat as child processes with their output prefixed, until Ctrl-C or SIGTERM stops
+them all.
 """
 
 import functools
@@ -34,6 +36,10 @@ POLL_SECONDS = 0.2
 QUICKSTART_PREFIX = "[quickstart]"
 # When installed, its demo jobs are seeded (demo_seed is its command) and its database migrated.
 EXAMPLES_APP = "batchjobs_examples"
+CHILDREN = ["web", "worker", "lane", "beat"]
+# Calls in flight in the I/O lane's one process (greenlets; the database connections they
+# share are bounded apart, by BATCHJOBS_LANE_DB_CONNECTIONS).
+LANE_CONCURRENCY = int(os.environ.get("BATCHJOBS_LANE_CONCURRENCY", "500"))
 
 
 class Supervisor:
@@ -132,18 +138,37 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def _child_commands(*, bind: str) -> dict[str, list[str]]:
+def _child_commands(*, bind: str, lane_concurrency: int) -> dict[str, list[str]]:
     python = sys.executable
+    celery_worker = [python, *"-m celery -A config worker -l INFO".split()]
+    # No neighbours to synchronise with or to gossip to; each worker names its queue, so that
+    # HTTP jobs go to the lane alone.
+    quiet = ["--without-mingle", "--without-gossip"]
     return {
         "web": [
             python,
             *"-m gunicorn config.wsgi --workers 2 --graceful-timeout 5 --bind".split(),
             bind,
         ],
-        # One worker: no neighbours to synchronise with or to gossip to.
         "worker": [
-            python,
-            *"-m celery -A config worker -l INFO --without-mingle --without-gossip".split(),
+            *celery_worker,
+            *quiet,
+            "-n",
+            "worker@%h",
+            "-Q",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+        ],
+        "lane": [
+            *celery_worker,
+            *quiet,
+            "-n",
+            "lane@%h",
+            "-P",
+            "gevent",
+            "-c",
+            str(lane_concurrency),
+            "-Q",
+            settings.BATCHJOBS_HTTP_QUEUE,
         ],
         "beat": [
             python,
@@ -156,12 +181,18 @@ def _child_commands(*, bind: str) -> dict[str, list[str]]:
 class Command(BaseCommand):
     help = (
         "Run batchjobs on this machine: embedded Redis (unless REDIS_URL is set), migrations, "
-        "admin user, demo jobs, then web, worker and beat until Ctrl-C."
+        "admin user, demo jobs, then web, worker, I/O lane and beat until Ctrl-C."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Web bind address.")
         parser.add_argument("--port", type=int, default=8000, help="Web port.")
+        parser.add_argument(
+            "--lane-concurrency",
+            type=int,
+            default=LANE_CONCURRENCY,
+            help="HTTP calls in flight in the I/O lane (gevent -c; BATCHJOBS_LANE_CONCURRENCY).",
+        )
         parser.add_argument(
             "--stop-timeout",
             type=float,
@@ -169,7 +200,15 @@ class Command(BaseCommand):
             help="Seconds a child may take to stop after SIGTERM before it is killed.",
         )
 
-    def handle(self, *args, host: str, port: int, stop_timeout: float, **options) -> None:
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        lane_concurrency: int,
+        stop_timeout: float,
+        **options,
+    ) -> None:
         stop_requested, force_stop = threading.Event(), threading.Event()
 
         def on_signal(signum, frame) -> None:
@@ -190,7 +229,7 @@ class Command(BaseCommand):
         # Outbound calls to loopback are refused unless allow-listed: open only our own demo
         # endpoint, and only when the operator has not chosen an allowlist.
         env.setdefault("BATCHJOBS_HTTP_ALLOWLIST", f"{_url_host(connect_host)}:{port}")
-        supervisor = Supervisor(env=env, names=["web", "worker", "beat"])
+        supervisor = Supervisor(env=env, names=CHILDREN)
 
         redis_process = None
         if settings.CELERY_BROKER_URL == f"redis+socket://{settings.EMBEDDED_REDIS_SOCKET}":
@@ -203,14 +242,16 @@ class Command(BaseCommand):
             if not stop_requested.is_set():
                 self._serve(
                     supervisor,
-                    bind=f"{_url_host(host)}:{port}",
+                    commands=_child_commands(
+                        bind=f"{_url_host(host)}:{port}", lane_concurrency=lane_concurrency
+                    ),
                     base_url=base_url,
                     admin_line=admin_line,
                     stop=stop_requested,
                 )
         finally:
             if supervisor.processes:
-                supervisor.say("stopping web, worker and beat")
+                supervisor.say(f"stopping {', '.join(supervisor.processes)}")
             supervisor.stop_all(timeout=stop_timeout, force=force_stop)
             if redis_process is not None:
                 redis_process.terminate()
@@ -268,23 +309,24 @@ class Command(BaseCommand):
         self,
         supervisor: Supervisor,
         *,
-        bind: str,
+        commands: dict[str, list[str]],
         base_url: str,
         admin_line: str,
         stop: threading.Event,
     ) -> None:
-        commands = _child_commands(bind=bind)
         supervisor.start("web", commands["web"])
-        # The worker starts once web answers, so the demo HTTP job's first attempt succeeds.
+        # The workers start once web answers, so the demo HTTP job's first attempt succeeds.
         web_answers = functools.partial(_web_answers, base_url)
         if not _wait_until(web_answers, supervisor, stop=stop, what="web to answer /healthz"):
             return
         worker_ready = supervisor.start("worker", commands["worker"], ready_text=" ready.")
+        lane_ready = supervisor.start("lane", commands["lane"], ready_text=" ready.")
         supervisor.start("beat", commands["beat"])
-        if not _wait_until(worker_ready.is_set, supervisor, stop=stop, what="the worker"):
-            return
+        for what, ready in [("the worker", worker_ready), ("the I/O lane", lane_ready)]:
+            if not _wait_until(ready.is_set, supervisor, stop=stop, what=what):
+                return
         supervisor.say(f"batchjobs is running: {base_url}/admin/ user {admin_line}")
-        supervisor.say("Ctrl-C stops web, worker and beat.")
+        supervisor.say(f"Ctrl-C stops {', '.join(CHILDREN)}.")
         while not stop.wait(POLL_SECONDS):
             exited = supervisor.first_exited()
             if exited:
