@@ -30,10 +30,10 @@ def limit_list() -> QuerySet[RunLimit]:
     running = BatchLog.objects.filter(status__in=RUNNING_STATUSES)
     # The key as RunLimit.key spells it ("host:example.com"), in SQL.
     key = Concat(OuterRef("scope"), Value(":"), OuterRef("name"))
+    # `held_by` not empty: the partial index of held executions then serves the count.
+    held = BatchLog.objects.filter(status=ExecutionStatus.QUEUED).exclude(held_by="")
     return RunLimit.objects.annotate(
-        waiting=Coalesce(
-            _count(BatchLog.objects.filter(status=ExecutionStatus.QUEUED, held_by=key)), 0
-        ),
+        waiting=Coalesce(_count(held.filter(held_by=key)), 0),
         running=Coalesce(
             Case(
                 When(
