@@ -233,7 +233,8 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "attempts", "max_attempts", "next_attempt_at", "created_at", "started_at",
             "finished_at", "heartbeat_at", "duration_seconds", "worker", "result", "error",
             "note", "progress_done", "progress_total", "instance_key", "restart_of",
-            "idempotency_key", "created_by", "set_aside_at", "set_aside_reason",
+            "idempotency_key", "created_by", "set_aside_at", "set_aside_reason", "held_by",
+            "held_reason",
         )  # fmt: skip
         read_only_fields = fields
 

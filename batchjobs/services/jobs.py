@@ -14,9 +14,10 @@ from django.db import IntegrityError, transaction
 from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.execution.http_job import headers_for_request, run_http_job
+from batchjobs.execution.limits import limit_changed
 from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
 from batchjobs.http.guard import url_errors
-from batchjobs.models import AuditAction, BatchJob, JobKind
+from batchjobs.models import AuditAction, BatchJob, JobKind, limit_key
 from batchjobs.models.execution import ACTIVE_STATUSES
 from batchjobs.models.job import AssertionKind, default_queue
 from batchjobs.rules.json_path import json_path_parse
@@ -188,6 +189,10 @@ def job_save(*, job: BatchJob, user=None) -> BatchJob:
             if changes:
                 action = AuditAction.CREATED if before is None else AuditAction.CHANGED
                 audit_record(action=action, obj=job, user=user, changes=changes)
+            if before is not None and "max_running" in changes:
+                # Its runs held by the old limit count anew against the new one.
+                key = limit_key("job", str(job.pk))
+                transaction.on_commit(lambda: limit_changed(key))
     except IntegrityError as exc:  # lost a race with another save of the same name
         raise InvalidInput({"name": "A job with this name already exists."}) from exc
     return job

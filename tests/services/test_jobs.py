@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from batchjobs.errors import Conflict, InvalidInput
 from batchjobs.models import BatchJob, BatchLog, Trigger
@@ -172,3 +175,34 @@ def test_same_idempotency_key_returns_the_same_execution():
     again = execution_start(job=job, trigger=Trigger.API, idempotency_key="k1")
     other = execution_start(job=job, trigger=Trigger.API, idempotency_key="k2")
     assert first.pk == again.pk != other.pk
+
+
+def test_http_jobs_go_to_the_io_lane_unless_they_name_a_queue(settings):
+    lane = http_job("https://example.com/a")
+    named = http_job("https://example.com/b", queue="reports")
+    handler = handler_job("noop")
+
+    assert lane.queue == settings.BATCHJOBS_HTTP_QUEUE
+    assert named.queue == "reports"
+    assert handler.queue == settings.CELERY_TASK_DEFAULT_QUEUE
+    assert lane.target_host == "example.com"
+    assert handler.target_host == ""
+
+
+def test_changing_a_jobs_own_limit_sends_the_runs_it_held(django_capture_on_commit_callbacks):
+    job = handler_job("noop", max_running=1)
+    held = execution_start(job=job, trigger=Trigger.API)
+    BatchLog.objects.filter(pk=held.pk).update(
+        held_by=f"job:{job.pk}",
+        held_reason="waiting for a slot",
+        next_attempt_at=timezone.now() + timedelta(seconds=30),
+    )
+    untouched = execution_start(job=handler_job("noop"), trigger=Trigger.API)
+    BatchLog.objects.filter(pk=untouched.pk).update(held_by="queue:other")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job_update(job=job, max_running=2)
+
+    held.refresh_from_db()
+    assert held.held_by == "" and held.next_attempt_at <= timezone.now()  # sent now
+    assert BatchLog.objects.get(pk=untouched.pk).held_by == "queue:other"
