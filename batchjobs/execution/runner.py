@@ -26,7 +26,13 @@ from .timeout import AttemptStopped, AttemptTimeout, cooperative, time_limit
 logger = logging.getLogger(__name__)
 
 
+# An HTTP call keeps its own deadline and reports a clean TIMED_OUT, naming what it waited
+# for; the limit behind it catches what the client cannot (a body trickling in, each read
+# within the timeout). A signal comes a second later, leaving the client its turn; a
+# greenlet's Timeout (the I/O lane) strikes only where the call waits, so it comes just past
+# the deadline: such a call ends at its deadline there, not a second after it.
 HTTP_SIGNAL_MARGIN = 1.0
+HTTP_GREENLET_MARGIN = 0.1
 # Recording an outcome through a database outage: first pause, and the longest.
 RECORD_FIRST_PAUSE_SECONDS = 0.5
 RECORD_MAX_PAUSE_SECONDS = 5.0
@@ -117,11 +123,12 @@ def _close_connection() -> None:
 def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
     job = execution.job
     deadline = time.monotonic() + job.timeout_seconds
-    # An HTTP call keeps its own deadline and reports a clean TIMED_OUT; the signal behind it
-    # only catches what the client could not (a handler has nothing else).
-    signal_after = job.timeout_seconds + (HTTP_SIGNAL_MARGIN if job.kind == JobKind.HTTP else 0)
+    # A handler has no deadline of its own: the limit is its deadline.
+    margin = 0.0
+    if job.kind == JobKind.HTTP:
+        margin = HTTP_GREENLET_MARGIN if cooperative() else HTTP_SIGNAL_MARGIN
     try:
-        with time_limit(signal_after, execution_id=execution.pk):
+        with time_limit(job.timeout_seconds + margin, execution_id=execution.pk):
             if job.kind == JobKind.HTTP:
                 return run_http_job(
                     job, execution_id=execution.pk, attempt=attempt, deadline=deadline
@@ -134,9 +141,14 @@ def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
                 deadline=deadline,
                 report_progress=lambda done, total: heartbeat.progress(execution.pk, done, total),
             )
-    except AttemptTimeout as exc:
+    except AttemptTimeout:
         _drop_interrupted_connections()
-        return AttemptOutcome(status=AttemptStatus.TIMED_OUT, error=str(exc), retryable=True)
+        # The job's timeout, not the limit's later one (an HTTP call's margin).
+        return AttemptOutcome(
+            status=AttemptStatus.TIMED_OUT,
+            error=f"timed out after {job.timeout_seconds:g}s",
+            retryable=True,
+        )
     except AttemptStopped as exc:
         _drop_interrupted_connections()
         return AttemptOutcome(status=AttemptStatus.STOPPED, error=str(exc))
