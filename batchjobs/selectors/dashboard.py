@@ -19,7 +19,13 @@ from .liveness import Liveness, liveness
 from .progress import RunningExecution, running_executions
 from .schedules import upcoming_fires
 from .set_aside import SetAsideCounts, set_aside_counts
-from .workers import QueueWithoutConsumer, queues_consumed, queues_without_consumer
+from .workers import (
+    QueueWithoutConsumer,
+    WorkerSeen,
+    queues_consumed_by,
+    queues_without_consumer,
+    workers_present,
+)
 
 # Executions that ended are counted over this window, and durations measured over it.
 WINDOW = timedelta(hours=24)
@@ -116,6 +122,8 @@ class Dashboard:
     per_hour: list[HourCounts]
     durations: list[JobDurations]
     set_aside: SetAsideCounts
+    # The workers' own announcements (queues, pool, concurrency); None: unknown.
+    workers: list[WorkerSeen] | None
     # Queues of jobs with runs due or waiting that no running worker consumes; None: unknown.
     queues_without_consumer: list[QueueWithoutConsumer] | None
 
@@ -124,7 +132,8 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
     now = now or database_now()
     health = liveness()
     # The broker did not answer the liveness read: do not wait for it a second time.
-    consumed = queues_consumed() if health.broker_reachable else None
+    workers = workers_present() if health.broker_reachable else None
+    consumed = queues_consumed_by(workers)
     return Dashboard(
         now=now,
         health=health,
@@ -135,6 +144,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
         per_hour=executions_per_hour(now=now),
         durations=duration_percentiles(since=now - WINDOW),
         set_aside=set_aside_counts(),
+        workers=workers,
         queues_without_consumer=(
             None if consumed is None else queues_without_consumer(consumed=consumed)
         ),

@@ -87,7 +87,10 @@ def workers_present() -> list[WorkerSeen] | None:
 
 def queues_consumed() -> frozenset[str] | None:
     """The queues at least one present worker consumes; None when unknown."""
-    workers = workers_present()
+    return queues_consumed_by(workers_present())
+
+
+def queues_consumed_by(workers: list[WorkerSeen] | None) -> frozenset[str] | None:
     if workers is None:
         return None
     return frozenset(queue for worker in workers for queue in worker.queues)

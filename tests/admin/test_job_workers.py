@@ -2,6 +2,7 @@
 warning on its page, a line on the dashboard naming the queue and its jobs; "unknown" (and no
 error) when the broker cannot tell. The job form sets max_running."""
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -69,6 +70,15 @@ def test_the_dashboard_names_the_queue_and_its_jobs(admin_client, lonely_job):
     job_url = reverse("admin:batchjobs_batchjob_change", args=[lonely_job.pk])
     assert f'<a href="{job_url}">{lonely_job.name}</a>' in page
     assert f'data-queue="{lonely_job.queue}"' not in served
+
+
+def test_the_dashboard_shows_what_each_worker_announced(admin_client):
+    queue = f"admin-{uuid.uuid4().hex[:8]}"
+    with worker_announced([queue, "batchjobs"], pool="gevent", concurrency=500) as name:
+        page = admin_client.get(LIVE).content.decode()
+
+    (line,) = re.findall(rf'<div class="quiet" data-worker="{re.escape(name)}">(.*?)</div>', page)
+    assert line == f"{name}: gevent &times; 500, queues {', '.join(sorted([queue, 'batchjobs']))}"
 
 
 def test_every_page_answers_unknown_when_the_broker_cannot_be_reached(admin_client, lonely_job):
