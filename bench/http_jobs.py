@@ -554,6 +554,8 @@ class Bench:
             for number in range(count):
                 name = f"{mode}{number}-{self.tag}"
                 argv = command(name, queues=self.queue, concurrency=concurrency)
+                if args.profile and mode == "lane":
+                    argv = self.profiled(argv, name)
                 workers.append(Process(name, argv, env, log_dir=self.log_dir))
             for worker in workers:
                 support.process_wait_for_log(worker, " ready.", timeout=READY_TIMEOUT_SECONDS)
@@ -563,6 +565,14 @@ class Bench:
             raise
         processes = f"{count} processes x " if count > 1 else ""
         return workers, f"-P {pool} {processes}-c {concurrency} -Q {self.queue}"
+
+    def profiled(self, argv: list[str], name: str) -> list[str]:
+        """`argv` (`python -m celery ...`) under cProfile, which writes its file when the
+        worker exits (a warm shutdown)."""
+        out = Path(self.args.profile) / f"{name}.pstats"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        assert argv[1:3] == ["-m", "celery"], argv
+        return [argv[0], "-m", "cProfile", "-o", str(out.resolve()), *argv[1:]]
 
     def queue_delete(self) -> None:
         """The mode's messages left in the queue (a capped baseline's), and the broker's
@@ -722,6 +732,20 @@ def print_summary(results: dict[str, ModeResult], args: argparse.Namespace) -> N
     )
 
 
+def profile_report(profile_dir: Path, calls: int) -> None:
+    """The lane workers' hottest functions (own time), per call. Greenlet switches blur the
+    cumulative figures, not the own times."""
+    import pstats
+
+    files = [str(path) for path in sorted(profile_dir.glob("lane*.pstats"))]
+    if not files or not calls:
+        return
+    stats = pstats.Stats(*files)
+    total = stats.total_tt  # type: ignore[attr-defined]  # set by pstats, not in its stubs
+    print(f"  profile of the lane workers: {total * 1000 / calls:.2f} ms per call")
+    stats.sort_stats("tottime").print_stats(30)
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -752,6 +776,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--job-timeout", type=float, default=60.0, help="the jobs' per-attempt timeout, s (60)"
+    )
+    parser.add_argument(
+        "--profile", metavar="DIR", help="run the lane workers under cProfile, files into DIR"
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the process logs")
     parser.add_argument("--keep-database", action="store_true", help="do not drop the database")
@@ -801,6 +828,8 @@ def run_bench(args: argparse.Namespace, config: dict) -> dict[str, ModeResult] |
         for mode in modes:
             done[mode] = result = run_mode(bench, mode)
             print_mode(result, args)
+            if args.profile and mode == "lane":
+                profile_report(Path(args.profile), len(result.answered))
         results = done
     except BenchError as exc:
         print(f"http_jobs: {exc}", file=sys.stderr)
