@@ -259,6 +259,7 @@ def test_calls_past_their_timeout_end_timed_out_at_their_deadline_the_others_una
         assert len(attempts[pk]) == 1
         assert row.status == AttemptStatus.TIMED_OUT, row.error
         assert 2 <= seconds(row) <= 2 + late_allowed(), f"{row.error}: took {seconds(row):.2f}s"
+    assert trickle.error == "timed out after 2s"  # the limit's, not the client's
     assert {run.status for run in runs[:2]} == {ExecutionStatus.FAILED}
     assert len(endpoint.stats(silent_label).calls) == 1
     # the others ran beside them, unaffected: each completed after about its endpoint's delay
