@@ -106,7 +106,10 @@ def _database(url: str, *, test_name: str | None = None) -> dict:
             config.setdefault("OPTIONS", {})["pool"] = {
                 "min_size": 1,
                 "max_size": env.int("BATCHJOBS_LANE_DB_CONNECTIONS", default=8),
-                "timeout": 60,
+                # Well inside the heartbeat timeout: a heartbeat kept waiting for a connection
+                # longer than that would let the reaper take live attempts. Statements take
+                # milliseconds, so a wait this long means the database is in trouble.
+                "timeout": 10,
             }
     return config
 
