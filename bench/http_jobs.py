@@ -702,11 +702,15 @@ def print_summary(results: dict[str, ModeResult], args: argparse.Namespace) -> N
     def figure(mode: str, value) -> str:
         return value(results[mode]) if mode in results else "-"
 
+    def capped(r: ModeResult) -> str:
+        return "*" if r.capped else ""
+
     rows = [
         ("drain s", lambda r: f"{r.drain:.2f}" + (" (extrapolated)" if r.capped else "")),
+        ("calls/s", lambda r: f"{r.n / r.drain:.1f}"),
         ("peak in flight", lambda r: str(r.peak_in_flight)),
-        ("lag p50 s", lambda r: f"{percentile(r.lags, 0.5):.3f}"),
-        ("lag p99 s", lambda r: f"{r.p99:.3f}"),
+        ("lag p50 s", lambda r: f"{percentile(r.lags, 0.5):.3f}{capped(r)}"),
+        ("lag p99 s", lambda r: f"{r.p99:.3f}{capped(r)}"),
         (
             "worker CPU/call ms",
             lambda r: f"{r.worker_cpu * 1000 / max(1, len(r.answered)):.2f}",
@@ -717,6 +721,11 @@ def print_summary(results: dict[str, ModeResult], args: argparse.Namespace) -> N
     print(f"{'':24}{'lane':>14}  {'prefork (as shipped)':>24}")
     for name, value in rows:
         print(f"{name:24}{figure('lane', value):>14}  {figure('prefork', value):>24}")
+    if any(result.capped for result in results.values()):
+        print(
+            f"* of the calls made by the budget ({args.baseline_budget:g} s): the others waited "
+            "longer"
+        )
     if "lane" in results and "prefork" in results:
         ratio = results["prefork"].drain / results["lane"].drain
         print(f"prefork drain / lane drain: {ratio:.1f}x")
