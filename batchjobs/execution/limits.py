@@ -6,15 +6,18 @@ Runs at once are counted in the database, where the running attempts are: a clai
 applies to takes a transaction-scoped lock per limit (an advisory lock on PostgreSQL; SQLite's
 IMMEDIATE transactions are serialised already), counts the runs of that limit and claims, or
 marks the execution held (`held_by`, `held_reason`) with a late `next_attempt_at`. Each run that
-ends sends the oldest execution held by each of its limits, under the same lock, so that a run
-is woken as soon as a slot frees and none is forgotten between a count and a hold; the late
+ends sends the oldest execution waiting for a slot of each of its limits, under the same lock,
+so that a run is woken as soon as a slot frees and none is forgotten between a count and a
+hold; a run whose limit looks full is read again from the database first (a process's table of
+limits may be a second old, and a raised limit must not hold its waiters again); the late
 `next_attempt_at` lets the relay send a held one whose wake-up was lost (a worker killed
 between its commit and its publish). Nothing polls.
 
 Calls per second are two windows per host on Redis, each a list of reserved start times:
 a caller reserves the earliest time that is a window's length after the start `max_per_second`
 calls before it, and sleeps until then (one Lua script, Redis's clock). The first window paces
-the claims: reserved before the claim, a start a moment away is waited for in place (a
+the claims: reserved before the claim once the slots have room (a run they hold would waste
+its start), a start a moment away is waited for in place (a
 greenlet's sleep costs nothing; a prefork process waits less), a later one is a hold, with
 `next_attempt_at` at that time and nothing reserved. The second paces the calls: reserved once
 the claim has committed, the last step here before the call, and waited for with the attempt
@@ -33,7 +36,8 @@ library's moving window (a hit that fails and tries again), wake each waiter onc
 own time, instead of every waiter at the instant the window frees.
 
 A process reads the limits at most once a second; a system without any pays nothing on the
-hot path.
+hot path. So a limit created, or lowered, binds the claims of a process that read the limits
+less than a second before within that second (a raised or removed one at once, see above).
 """
 
 import logging
@@ -44,6 +48,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, LimitScope, RunLimit, limit_key
@@ -54,6 +59,10 @@ from .timeout import cooperative
 
 logger = logging.getLogger(__name__)
 
+# How a run waiting for a slot, or for the rate, says so (the start of its held_reason): a
+# run's end wakes only the first kind.
+SLOT_WAIT = "waiting for a slot"
+RATE_WAIT = "waiting for the rate"
 # How long a process trusts the limits it read.
 LIMITS_REFRESH_SECONDS = 1.0
 # A held execution is sent again after this long even if no run's end woke it (the relay's
@@ -209,6 +218,25 @@ def first_full(limits: Iterable[Limit]) -> tuple[Limit, int] | None:
     return None
 
 
+def held_for_a_slot(*, execution_id: int, limits: Iterable[Limit]) -> bool:
+    """Hold the execution QUEUED if one of `limits` on runs at once has no slot free; call in
+    a transaction, which keeps their locks until it ends (the claim that follows a False is
+    made in it)."""
+    limits = list(limits)
+    limits_lock(limit.key for limit in limits if limit.max_running is not None)
+    full = first_full(limits)
+    if full is None:
+        return False
+    limit, running = full
+    execution_hold(
+        execution_id=execution_id,
+        limit=limit,
+        reason=running_reason(limit, running),
+        until_seconds=HELD_RECHECK_SECONDS,
+    )
+    return True
+
+
 def max_running_now(key: str) -> int | None:
     """Limit `key`'s runs at once as the database has it now (None: no such limit any more)."""
     scope, name = key.split(":", 1)
@@ -231,26 +259,32 @@ def execution_hold(*, execution_id: int, limit: Limit, reason: str, until_second
 
 
 def running_reason(limit: Limit, running: int) -> str:
-    return (
-        f"waiting for a slot: {limit.label} has {running} running "
-        f"(limit {limit.max_running} at once)"
-    )
+    return f"{SLOT_WAIT}: {limit.label} has {running} running (limit {limit.max_running} at once)"
 
 
-def held_wake(key: str, *, count: int = 1) -> list[int]:
-    """Send the `count` oldest executions held by limit `key` (a run of it ended, or the limit
-    changed). Under the limit's lock, so that a claim that counted the run still running has
-    already marked itself held. Returns the ids sent."""
+def held_wake(key: str, *, count: int = 1, rate_too: bool = False) -> list[int]:
+    """Send the `count` oldest executions waiting for a slot of limit `key` (a run of it
+    ended, or the limit changed), and with `rate_too` every one waiting for its rate (whose
+    start was reckoned at the old rate). Under the limit's lock, so that a claim that counted
+    the run still running has already marked itself held. Returns the ids sent.
+
+    A run's end wakes only a run that waits for a slot: one held by the rate would count its
+    start again, find it as far off, and be held again, and the slot would go to nobody."""
     from .publish import executions_publish_or_defer
 
     with transaction.atomic():
         limits_lock([key])
+        held = BatchLog.objects.select_for_update(skip_locked=True).filter(
+            status=ExecutionStatus.QUEUED, held_by=key
+        )
+        for_the_rate = Q(held_reason__startswith=RATE_WAIT)
         woken = list(
-            BatchLog.objects.select_for_update(skip_locked=True)
-            .filter(status=ExecutionStatus.QUEUED, held_by=key)
+            held.exclude(for_the_rate)
             .order_by("created_at", "pk")
             .values_list("pk", flat=True)[:count]
         )
+        if rate_too:
+            woken += held.filter(for_the_rate).values_list("pk", flat=True)
         if woken:
             BatchLog.objects.filter(pk__in=woken, status=ExecutionStatus.QUEUED).update(
                 held_by="", next_attempt_at=Now()
@@ -269,15 +303,15 @@ def held_wake_after_run(limits: Iterable[Limit]) -> None:
 
 def limit_changed(key: str) -> int:
     """A limit was created, changed or removed: the executions it holds are sent again to
-    count anew (as many as it now has room for; all if it holds no runs at once any more).
-    Returns how many were sent."""
+    count anew (as many waiting for a slot as it now has room for, all if it holds no runs at
+    once any more; every one waiting for its rate). Returns how many were sent."""
     _table.forget()
     limit = _table.fresh().run_limits.get(key)
     if limit is None or limit.max_running is None:
         room = BatchLog.objects.filter(status=ExecutionStatus.QUEUED, held_by=key).count()
     else:
         room = max(0, limit.max_running - running_count(key))
-    return len(held_wake(key, count=room)) if room else 0
+    return len(held_wake(key, count=room, rate_too=True))
 
 
 # --- calls per second ------------------------------------------------------------------------
@@ -322,7 +356,7 @@ def rate_reserve(key: str, per_second: int, *, longest: float) -> tuple[float, b
 
 
 def rate_reason(limit: Limit) -> str:
-    return f"waiting for {limit.label}'s rate: {limit.max_per_second} calls per second"
+    return f"{RATE_WAIT}: {limit.label} allows {limit.max_per_second} calls per second"
 
 
 def rate_admit(*, execution_id: int, limits: Iterable[Limit]) -> bool:

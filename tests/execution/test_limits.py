@@ -27,9 +27,14 @@ from batchjobs.execution.limits import (
     HELD_RECHECK_SECONDS,
     LIMITS_REFRESH_SECONDS,
     RATE_WINDOW_SECONDS,
+    execution_hold,
+    execution_limits,
+    held_wake_after_run,
     limit_changed,
     limits_forget,
+    rate_reason,
     rate_reserve,
+    running_reason,
 )
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, LimitScope, RunLimit
 from batchjobs.models.execution import FINAL_STATUSES
@@ -245,6 +250,30 @@ def test_host_rate_holds_calls_per_second_at_the_host_across_two_lanes(lanes, en
     assert drain < windows * RATE_WINDOW_SECONDS + 2.0, f"drained in {drain:.1f} s"
 
 
+def test_host_limit_of_both_kinds_holds_each_across_two_lanes(lanes, endpoint):
+    # given a host of 4 calls at once and 10 a second (the 50 / 200, scaled down), and
+    # 40 runs started together against an endpoint that answers after 0.5 s: the slots
+    # allow 8 calls a second, the rate 10 in RATE_WINDOW_SECONDS
+    limit_set(LimitScope.HOST, HOST, max_running=4, max_per_second=10)
+    jobs = [http_job(endpoint.url("host-both", 0.5), max_attempts=1) for _ in range(2)]
+    limits_settle()
+    ids = start_at_once(jobs, runs_each=20)
+    drain = all_ended(ids)
+    # then neither was exceeded, and the runs drained at the pace of the tighter one
+    stats = endpoint.stats("host-both")
+    most, _ = most_in_any_second([call.arrived for call in stats.calls])
+    print(
+        f"host 4 at once, 10/s: peak {stats.peak_in_flight} in flight, at most {most} calls "
+        f"in any second, 40 runs drained in {drain:.2f} s"
+    )
+    assert stats.peak_in_flight == 4
+    assert most <= 10
+    assert_each_completed_once(ids, stats.calls)
+    # (5 s; 5.4 to 6.8 s measured, 9.7 s when a run held for a slot had spent a start)
+    paced = max(40 / 8, (40 / 10 - 1) * RATE_WINDOW_SECONDS)
+    assert drain < paced + 3.0, f"drained in {drain:.1f} s"
+
+
 # --- 3. runs at once per job --------------------------------------------------------------------
 
 
@@ -456,3 +485,33 @@ def test_reserved_starts_never_hold_more_than_the_rate_in_a_window():
     wait, reserved = impatient
     assert not reserved and 3 * RATE_WINDOW_SECONDS - 0.1 < wait <= 3 * RATE_WINDOW_SECONDS
     assert rate_reserve(key, 10, longest=10)[0] == pytest.approx(3 * RATE_WINDOW_SECONDS, abs=0.1)
+
+
+@pytest.mark.django_db
+def test_a_run_that_ends_wakes_the_oldest_run_waiting_for_a_slot_not_one_waiting_for_the_rate():
+    # given a host of 1 run at once and 5 calls a second: one run running, then one held by
+    # the rate (older) and one held for the slot
+    limit_set(LimitScope.HOST, HOST, max_running=1, max_per_second=5)
+    limits_forget()
+    job = http_job("http://127.0.0.1:9/", queue=IN_PROCESS_QUEUE)
+    running, for_the_rate, for_a_slot = (start(job).pk for _ in range(3))
+    assert execution_claim(execution_id=running, worker="w", task_id="t1")
+    (limit,) = execution_limits(for_the_rate)
+    execution_hold(
+        execution_id=for_the_rate, limit=limit, reason=rate_reason(limit), until_seconds=20
+    )
+    execution_hold(
+        execution_id=for_a_slot,
+        limit=limit,
+        reason=running_reason(limit, 1),
+        until_seconds=HELD_RECHECK_SECONDS,
+    )
+    # when the running one ends, its slot goes to the run waiting for a slot
+    assert held_wake_after_run([limit]) is None
+    held = dict(
+        BatchLog.objects.filter(pk__in=[for_the_rate, for_a_slot]).values_list("pk", "held_by")
+    )
+    assert held == {for_the_rate: f"host:{HOST}", for_a_slot: ""}
+    # and a change of the limit sends the one waiting for the rate to reckon its start again
+    assert limit_changed(limit.key) == 1
+    assert not BatchLog.objects.filter(pk=for_the_rate).exclude(held_by="").exists()
