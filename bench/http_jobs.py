@@ -542,6 +542,7 @@ class Bench:
     def start_workers(self, mode: str, app_name: str) -> tuple[list[Process], str]:
         args = self.args
         env = dict(os.environ, **self.process_env(app_name))
+        env.update(setting.split("=", 1) for setting in args.worker_env)
         # The commands the tests start, as production runs them.
         if mode == "lane":
             count, pool, concurrency, command = (
@@ -787,6 +788,14 @@ def parse_args() -> argparse.Namespace:
         "--job-timeout", type=float, default=60.0, help="the jobs' per-attempt timeout, s (60)"
     )
     parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment setting of the workers (repeatable), e.g. "
+        "BATCHJOBS_LANE_DB_CONNECTIONS=16",
+    )
+    parser.add_argument(
         "--profile", metavar="DIR", help="run the lane workers under cProfile, files into DIR"
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the process logs")
@@ -794,6 +803,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.n < 1 or args.concurrency < 1 or args.processes < 1 or args.delay < 0:
         parser.error("--n, --concurrency and --processes must be at least 1, --delay >= 0")
+    if any("=" not in setting for setting in args.worker_env):
+        parser.error("--worker-env takes NAME=VALUE")
     return args
 
 
