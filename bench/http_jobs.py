@@ -47,6 +47,10 @@ deletes the keys it made there. The last line is
 
 where peak_in_flight and pg_conns are the lane's (the prefork worker's with --only prefork),
 pg_conns counting the lane worker processes' sessions; a mode not run prints nan.
+
+`--profile DIR` runs the lane workers under cProfile and prints their hottest functions per
+call; `--worker-env NAME=VALUE` (repeatable) sets something in the workers' environment (a
+pool size, another settings module) to measure a change against the same run's baseline.
 """
 
 import argparse
