@@ -38,6 +38,7 @@ from batchjobs.execution.limits import (
 )
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, LimitScope, RunLimit
 from batchjobs.models.execution import FINAL_STATUSES
+from batchjobs.services.limits import limit_create, limit_update
 from tests.support.endpoint import Call, Endpoint
 from tests.support.factories import http_job, start
 from tests.support.processes import (
@@ -112,10 +113,12 @@ def prefork_workers(django_db_setup, django_db_blocker):
 
 
 def limit_set(scope: str, name: str, **values: int | None) -> RunLimit:
-    """Create or change a RunLimit as an operator's edit does: saved, then its waiters woken."""
-    limit, _ = RunLimit.objects.update_or_create(scope=scope, name=name, defaults=values)
-    limit_changed(limit.key)
-    return limit
+    """Create or change a RunLimit through its service, as the admin and the API do: saved,
+    then its waiters woken once that commits."""
+    existing = RunLimit.objects.filter(scope=scope, name=name).first()
+    if existing is None:
+        return limit_create(scope=scope, name=name, **values)
+    return limit_update(limit=existing, **values)
 
 
 def limits_settle() -> None:
@@ -336,7 +339,7 @@ def test_a_raised_limit_starts_the_waiting_runs_at_once(lanes, endpoint):
     )
     wait_until(lambda: held.count() == 19, timeout=10, message="19 runs were not held")
     assert endpoint.stats(label).in_flight == 1
-    # when the limit is raised to 10 (as an operator's edit: saved, then limit_changed)
+    # when the limit is raised to 10 through the service (saved, then its waiters woken)
     raised_at = time.monotonic()
     limit_set(LimitScope.HOST, HOST, max_running=10)
     # then 10 are in flight within moments, not after the held runs' net
