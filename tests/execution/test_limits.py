@@ -1,13 +1,13 @@
 """Limits under real workers, counted where the calls land (issue #13, DESIGN.md §4.12): runs at
-once per target host, per job and per queue, calls per second per target host, each enforced
-across two worker processes; a limit raised while executions wait; a worker killed while it
-holds the slots. And the price of the check: nothing while no limit exists.
+once per target host, per job and per queue, calls per second per target host, and both on one
+host, each enforced across two worker processes; a limit raised while executions wait; a worker
+killed while it holds the slots. And the price of the check: nothing while no limit exists.
 
 The calls go to tests/support/endpoint.py, which records each call's arrival and answer and
 the peak in flight per label; every job of a test calls one label, so the endpoint's peak is
-the host's. The workers are started here, on queues of this module, and no beat runs before
-the last test: a held execution that starts does so because a run's end (or the limit's
-change) woke it, not because the relay's 30 s net sent it again.
+the host's. The workers are started here, on queues of this module, and beat (whose relay
+resends held runs after their 30 s net) runs only for the last two tests: before them, a held
+execution that starts does so because a run's end (or the limit's change) woke it.
 """
 
 import re
@@ -380,6 +380,28 @@ def test_a_raised_limit_starts_the_waiting_runs_at_once(lanes, endpoint):
     stats = endpoint.stats(label)
     assert stats.peak_in_flight == 10
     assert_each_completed_once(ids, stats.calls)
+
+
+def test_runs_held_by_the_rate_are_sent_again_at_their_start(prefork_workers, endpoint, beat):
+    # given a host of 10 calls a second and 40 runs of a job on the prefork workers' queue:
+    # a prefork process waits for the rate half a second at most, so most runs are held
+    # QUEUED with the rate's reason, and the relay (beat) sends each again at its start
+    limit_set(LimitScope.HOST, HOST, max_per_second=10)
+    job = http_job(endpoint.url("rate-held", 0), queue=PREFORK_QUEUE, max_attempts=1)
+    limits_settle()
+    ids = start_at_once([job], runs_each=40)
+    watch = HeldWatch(ids)
+    drain = all_ended(ids, watch=watch)
+    # then
+    calls = endpoint.stats("rate-held").calls
+    most, _ = most_in_any_second([call.arrived for call in calls])
+    print(f"prefork, 10/s: {most} calls at most in any second, 40 runs drained in {drain:.2f} s")
+    assert most <= 10
+    assert_each_completed_once(ids, calls)
+    assert set(watch.reasons) == {
+        (f"host:{HOST}", f"waiting for the rate: host {HOST} allows 10 calls per second")
+    }
+    assert drain < (40 / 10 - 1) * RATE_WINDOW_SECONDS + 4.0, f"drained in {drain:.1f} s"
 
 
 # --- 6. a worker killed while it holds the slots ------------------------------------------------
