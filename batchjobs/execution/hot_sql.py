@@ -141,13 +141,14 @@ CLAIMED_FIELDS = ("id", "job_id", "attempts", "max_attempts", "exclusive", "para
                   "execution_context", "heartbeat_at")  # fmt: skip
 _CLAIMED_COLUMNS = ", ".join(getattr(LOG, name) for name in CLAIMED_FIELDS)
 
-# {now} and {p}: the database's clock and a parameter, as the vendor writes them.
+# {now}: the database's clock; {worker}, {execution}: parameters, as the vendor writes them;
+# {also}: more conditions (a claim under limits).
 CLAIM_UPDATE = f"""
     UPDATE {LOG} SET {LOG.status} = {STATUS.STARTED}, {LOG.attempts} = {LOG.attempts} + 1,
         {LOG.started_at} = COALESCE({LOG.started_at}, {{now}}), {LOG.heartbeat_at} = {{now}},
-        {LOG.worker} = {{p}}, {LOG.held_by} = '', {LOG.held_reason} = ''
-    WHERE {LOG.id} = {{p}} AND {LOG.status} = {STATUS.QUEUED}
-        AND {LOG.next_attempt_at} <= {{now}} AND {LOG.attempts} < {LOG.max_attempts}
+        {LOG.worker} = {{worker}}, {LOG.held_by} = '', {LOG.held_reason} = ''
+    WHERE {LOG.id} = {{execution}} AND {LOG.status} = {STATUS.QUEUED}
+        AND {LOG.next_attempt_at} <= {{now}} AND {LOG.attempts} < {LOG.max_attempts}{{also}}
     RETURNING {_CLAIMED_COLUMNS}
 """
 # The attempt a claim opens, RUNNING: its rows are (execution, number, worker, task_id,
@@ -169,12 +170,56 @@ def attempt_values(execution: str, number: str, worker: str, task_id: str, start
 
 # PostgreSQL: the claim and its attempt in one statement, with the job's updated_at.
 CLAIM_POSTGRESQL = f"""
-    WITH claimed AS ({CLAIM_UPDATE.format(now="STATEMENT_TIMESTAMP()", p="%s")}),
+    WITH claimed AS ({
+    CLAIM_UPDATE.format(now="STATEMENT_TIMESTAMP()", worker="%s", execution="%s", also="")
+}),
     attempt AS ({ATTEMPT_INSERT}
         SELECT {attempt_values(LOG.id, LOG.attempts, "%s", "%s", LOG.heartbeat_at)} FROM claimed)
     SELECT {_CLAIMED_COLUMNS},
         (SELECT {JOB.updated_at} FROM {JOB} WHERE {JOB.id} = claimed.{LOG.job})
     FROM claimed
+"""
+
+# PostgreSQL, a claim under limits on runs at once, in one statement: batchjobs_limit_gate
+# (migration 0011) locks the limits %(keys)s and counts their runs; with room, and %(claim)s,
+# the execution is claimed as above; without, it is held (held_by the full limit, its reason
+# written by format() from %(reason_format)s and the limit's label in %(labels)s, sent again
+# by the relay after
+# %(recheck)s seconds unless a run's end wakes it first). The locks last until the statement
+# commits, and nothing runs between the count and the claim or hold. The first column is the
+# verdict (the full limit's key, its runs and its maximum, tab-separated; NULL with room),
+# then the claim's columns.
+CLAIM_GATED_POSTGRESQL = f"""
+    WITH gate AS MATERIALIZED (SELECT batchjobs_limit_gate(%(keys)s::text[]) AS verdict),
+    claimed AS ({
+    CLAIM_UPDATE.format(
+        now="STATEMENT_TIMESTAMP()",
+        worker="%(worker)s",
+        execution="%(id)s",
+        also=" AND %(claim)s AND (SELECT verdict FROM gate) IS NULL",
+    )
+}),
+    attempt AS ({ATTEMPT_INSERT}
+        SELECT {
+    attempt_values(LOG.id, LOG.attempts, "%(worker)s", "%(task_id)s", LOG.heartbeat_at)
+} FROM claimed),
+    held AS (
+        UPDATE {LOG} SET {LOG.held_by} = split_part(gate.verdict, chr(9), 1),
+            {LOG.held_reason} = left(format(%(reason_format)s,
+                (%(labels)s::text[])[array_position(
+                    %(keys)s::text[], split_part(gate.verdict, chr(9), 1))],
+                split_part(gate.verdict, chr(9), 2), split_part(gate.verdict, chr(9), 3)), 500),
+            {LOG.next_attempt_at} = STATEMENT_TIMESTAMP() + make_interval(secs => %(recheck)s)
+        FROM gate
+        WHERE gate.verdict IS NOT NULL AND {LOG.id} = %(id)s AND {LOG.status} = {STATUS.QUEUED}
+        RETURNING {LOG.id}
+    )
+    SELECT gate.verdict, {
+    ", ".join(f"claimed.{column}" for column in _CLAIMED_COLUMNS.split(", "))
+},
+        (SELECT {JOB.updated_at} FROM {JOB} WHERE {JOB.id} = claimed.{LOG.job}),
+        (SELECT count(*) FROM held)
+    FROM gate LEFT JOIN claimed ON TRUE
 """
 
 # %(planned)s: the status the attempt's outcome asks for. {now}, {retry_at}: SQL for the
