@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, JSONField, Max, Q
+from django.db.models import Exists, F, JSONField, Max, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
@@ -256,8 +256,14 @@ def job_cached(job_id: int, *, updated_at=None) -> BatchJob:
     cached = _jobs.get(job_id)
     if cached is not None and cached.updated_at == updated_at:
         return cached
-    job = BatchJob.objects.get(pk=job_id)
-    job.notifies = JobNotification.objects.filter(job_id=job_id, enabled=True).exists()
+    # One query for the job and whether it notifies: in a process that runs many jobs (the
+    # lane, with one schedule per endpoint) most claims miss this cache.
+    job = BatchJob.objects.annotate(
+        has_notifications=Exists(
+            JobNotification.objects.filter(job_id=OuterRef("pk"), enabled=True)
+        )
+    ).get(pk=job_id)
+    job.notifies = job.has_notifications
     if len(_jobs) > 1000:
         _jobs.clear()
     _jobs[job_id] = job
