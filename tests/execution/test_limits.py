@@ -29,6 +29,8 @@ from batchjobs.execution.limits import (
     RATE_WINDOW_SECONDS,
     execution_hold,
     execution_limits,
+    held_for_a_slot,
+    held_recheck,
     held_wake_after_run,
     limit_changed,
     limits_forget,
@@ -565,3 +567,25 @@ def test_a_run_that_ends_wakes_the_oldest_run_waiting_for_a_slot_not_one_waiting
     # and a change of the limit sends the one waiting for the rate to reckon its start again
     assert limit_changed(limit.key) == 1
     assert not BatchLog.objects.filter(pk=for_the_rate).exclude(held_by="").exists()
+
+
+@pytest.mark.django_db
+def test_a_held_run_counts_again_after_its_hold_and_goes_if_a_slot_freed_meanwhile():
+    # given a queue of 1 run at once, its slot taken, and a run held for it
+    limit_set(LimitScope.QUEUE, IN_PROCESS_QUEUE, max_running=1)
+    limits_forget()
+    job = http_job("http://127.0.0.1:9/", queue=IN_PROCESS_QUEUE)
+    running, waiting = start(job).pk, start(job).pk
+    assert execution_claim_within_limits(execution_id=running, worker="w", task_id="t1")
+    (limit,) = execution_limits(waiting)
+    with transaction.atomic():
+        assert held_for_a_slot(execution_id=waiting, limits=[limit]) == limit
+    # while the slot is taken, its recount leaves it held
+    held_recheck(execution_id=waiting, limit=limit)
+    assert BatchLog.objects.get(pk=waiting).held_by == limit.key
+    # when the running one ended before the hold committed (its end found nothing held)
+    BatchLog.objects.filter(pk=running).update(status=ExecutionStatus.COMPLETED)
+    held_recheck(execution_id=waiting, limit=limit)
+    # then the recount sends it
+    assert BatchLog.objects.get(pk=waiting).held_by == ""
+    assert execution_claim_within_limits(execution_id=waiting, worker="w", task_id="t2")
