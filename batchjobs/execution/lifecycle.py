@@ -146,6 +146,13 @@ def execution_claim_within_limits(*, execution_id: int, worker: str, task_id: st
                 return None
         if not rate_admit(execution_id=execution_id, limits=applying):
             return None
+    if not any(limit.max_running is not None for limit in applying):
+        # A rate alone: the claim is one statement, with no count to make under a lock (a
+        # transaction around it left the lane's sessions idle in it 25% of the time).
+        claim = execution_claim(execution_id=execution_id, worker=worker, task_id=task_id)
+        if claim is not None:
+            rate_pace_call(applying)
+        return claim
     claim = None
     with transaction.atomic():
         held = held_for_a_slot(execution_id=execution_id, limits=applying)
