@@ -34,9 +34,11 @@ starts shifted by the time from this module to the wire (the runner, the client,
 which varied by up to 0.09 s between calls under load (0.37 s for a process's very first
 call, before its client is warm); a window of exactly one second turns any such spread into
 one call too many whenever a burst follows the one before it by exactly a second. The price is
-a pace of `max_per_second` per 1.2 s when calls queue up. Reserved starts, unlike the `limits`
-library's moving window (a hit that fails and tries again), wake each waiter once, at its
-own time, instead of every waiter at the instant the window frees.
+a pace of `max_per_second` per 1.2 s when calls queue up. Within a window the starts are
+spread, at most a tenth of the rate (rounded up) in any tenth of it (RATE_SLICES): a window's
+worth claimed at once found a host's slots full and was held, its starts spent. Reserved
+starts, unlike the `limits` library's moving window (a hit that fails and tries again), wake
+each waiter once, at its own time, instead of every waiter at the instant the window frees.
 
 A process reads the limits at most once a second; a system without any pays nothing on the
 hot path. So a limit created, or lowered, binds the claims of a process that read the limits
@@ -80,6 +82,10 @@ RATE_WAIT_PREFORK_SECONDS = 0.5
 # module's docstring); the claims' window is the limit's key, the calls' its key and the suffix.
 RATE_MARGIN_SECONDS = 0.2
 RATE_WINDOW_SECONDS = 1.0 + RATE_MARGIN_SECONDS
+# ...and at most a tenth of them (rounded up) in any tenth of it: 2,000 runs under a host of
+# 200/s and 50 at once claimed in bursts of 200 each window, 150 of which the slots then held,
+# their starts spent for nothing.
+RATE_SLICES = 10
 RATE_KEY_PREFIX = "batchjobs-rate"
 CALLS_WINDOW_SUFFIX = ":calls"
 _ALWAYS = 1e9  # a `longest` no wait reaches
@@ -373,9 +379,12 @@ _RESERVE_LUA = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local limit, window, longest = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local burst, slice = tonumber(ARGV[4]), tonumber(ARGV[5])
 local at = now
 local before = redis.call('LINDEX', KEYS[1], limit - 1)
-if before then at = math.max(now, tonumber(before) + window) end
+if before then at = math.max(at, tonumber(before) + window) end
+local recent = redis.call('LINDEX', KEYS[1], burst - 1)
+if recent then at = math.max(at, tonumber(recent) + slice) end
 if at - now > longest then return {string.format('%.6f', at - now), '0'} end
 redis.call('LPUSH', KEYS[1], string.format('%.6f', at))
 redis.call('LTRIM', KEYS[1], 0, limit - 1)
@@ -397,8 +406,10 @@ def rate_reserve(key: str, per_second: int, *, longest: float) -> tuple[float, b
         url = settings.REDIS_URL.replace("redis+socket://", "unix://")
         client = redis.Redis.from_url(url, socket_timeout=2)
         _reserve_script = client.register_script(_RESERVE_LUA)
+    burst = -(-per_second // RATE_SLICES)  # at most this many in each slice of the window
     wait, reserved = _reserve_script(
-        keys=[f"{RATE_KEY_PREFIX}:{key}"], args=[per_second, RATE_WINDOW_SECONDS, longest]
+        keys=[f"{RATE_KEY_PREFIX}:{key}"],
+        args=[per_second, RATE_WINDOW_SECONDS, longest, burst, RATE_WINDOW_SECONDS / RATE_SLICES],
     )
     return float(wait), reserved == b"1"
 
