@@ -40,7 +40,7 @@ RECORD_MAX_PAUSE_SECONDS = 5.0
 
 def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
     claimed_at = time.monotonic()
-    claim = execution_claim_within_limits(execution_id=execution_id, worker=worker, task_id=task_id)
+    claim = _claim(execution_id=execution_id, worker=worker, task_id=task_id)
     if claim is None:
         return
     execution, number = claim.execution, claim.attempt
@@ -71,6 +71,25 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
         outcome.status,
         status or "no longer owned",
     )
+
+
+def _claim(*, execution_id: int, worker: str, task_id: str):
+    """The claim, made once more on a fresh connection if the database dropped the one it
+    used: a server restart, a failover or pg_terminate_backend ends every idle session, and
+    an I/O lane keeps a pool of them. Without this the message, already taken, would be
+    lost until the relay resends it. The claim is a conditional update, so a second try
+    after a first that landed finds the execution claimed and does nothing."""
+    try:
+        return execution_claim_within_limits(
+            execution_id=execution_id, worker=worker, task_id=task_id
+        )
+    except DATABASE_OUTAGES:
+        logger.warning("execution %s: the database dropped the connection; claiming again",
+                       execution_id, exc_info=True)  # fmt: skip
+        _close_connection()
+        return execution_claim_within_limits(
+            execution_id=execution_id, worker=worker, task_id=task_id
+        )
 
 
 def _record_outcome(

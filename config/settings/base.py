@@ -111,6 +111,11 @@ def _database(url: str, *, test_name: str | None = None) -> dict:
                 # milliseconds, so a wait this long means the database is in trouble.
                 "timeout": 10,
             }
+            # A session the server ended while it sat in the pool (a restart, a failover,
+            # pg_terminate_backend) is found at checkout by an empty query and replaced (Django
+            # gives the pool psycopg's check): without it each dead one failed a claim, and its
+            # run waited for the relay.
+            config["CONN_HEALTH_CHECKS"] = True
     return config
 
 

@@ -344,6 +344,29 @@ def test_a_lane_killed_with_300_calls_in_flight_loses_none_and_calls_each_key_ag
     check_invariants()
 
 
+@postgresql_only("it ends the lane's PostgreSQL sessions from the server")
+def test_runs_go_on_at_once_after_the_database_ended_the_lanes_pooled_sessions(endpoint, lanes):
+    # given a lane whose pool holds idle sessions, as after a burst
+    application = label("lane-dropped")
+    database_url = process_env()["DATABASE_URL"] + f"?application_name={application}"
+    lanes(DATABASE_URL=database_url, BATCHJOBS_LANE_DB_CONNECTIONS=str(LANE_DB_CONNECTIONS))
+    name = label("dropped")
+    job = http_job(endpoint.url(name, 0.2), queue=QUEUE)
+    ended([start(job).pk for _ in range(40)], timeout=60)
+    # when the database ends every one of them (a restart, a failover, an operator)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
+            [application],
+        )
+        assert cursor.fetchone()[0] >= 1
+    # then the next runs are claimed on fresh sessions, not left for the relay (a minute)
+    runs = ended([start(job).pk for _ in range(2 * LANE_DB_CONNECTIONS)], timeout=20)
+    assert {run.status for run in runs} == {ExecutionStatus.COMPLETED}
+    assert len(endpoint.stats(name).calls) == 40 + 2 * LANE_DB_CONNECTIONS
+
+
 @postgresql_only("it counts the lane's PostgreSQL sessions")
 def test_300_calls_in_flight_hold_no_more_database_sessions_than_the_lane_pool(holding, lanes):
     application = label("lane-sessions")
