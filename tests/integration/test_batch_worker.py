@@ -1,6 +1,7 @@
 """Batch jobs through real workers: stop and restart, a killed worker, partitions across
 workers, and stop of handler and HTTP jobs."""
 
+import threading
 import time
 
 import pytest
@@ -138,13 +139,20 @@ def test_stop_cancels_a_running_handler_job(worker):
 
 
 def test_stop_cancels_a_running_http_call(worker, httpserver):
+    # The shared test server answers one request at a time: the hang ends with the test, so
+    # that it does not hold the next test's requests.
+    test_over = threading.Event()
+
     def hang(request):
-        time.sleep(20)
+        test_over.wait(20)
         return Response("late")
 
     httpserver.expect_request("/hang").respond_with_handler(hang)
-    execution = start(http_job(httpserver.url_for("/hang"), timeout_seconds=60))
-    wait_until(lambda: BatchLog.objects.filter(pk=execution.pk, status="STARTED").exists())
-    operator.execution_stop(execution_id=execution.pk)
-    stopped = ended(execution.pk, timeout=20)
+    try:
+        execution = start(http_job(httpserver.url_for("/hang"), timeout_seconds=60))
+        wait_until(lambda: BatchLog.objects.filter(pk=execution.pk, status="STARTED").exists())
+        operator.execution_stop(execution_id=execution.pk)
+        stopped = ended(execution.pk, timeout=20)
+    finally:
+        test_over.set()
     assert stopped.status == ExecutionStatus.STOPPED

@@ -40,7 +40,8 @@ def test_http_503_then_success_is_retried_by_beat_with_the_same_key(worker, beat
     # when
     execution = finished(start(job))
     # then the retry waited in the database, not in the broker, and reused the key
-    assert execution.status == ExecutionStatus.COMPLETED
+    attempts = list(execution.attempt_rows.order_by("number").values_list("status", "error"))
+    assert execution.status == ExecutionStatus.COMPLETED, attempts
     first, second = execution.attempt_rows.order_by("number")
     assert (first.http_status, second.http_status) == (503, 200)
     assert (second.started_at - first.finished_at).total_seconds() >= 0.9
