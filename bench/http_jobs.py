@@ -72,7 +72,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench import support  # noqa: E402
 from bench.scheduler_support import BeatProcess  # noqa: E402
-from bench.support import BenchError, cpu_seconds, peak_rss_mb, percentile  # noqa: E402
+from bench.support import (  # noqa: E402
+    BenchError,
+    child_pids,
+    cpu_seconds,
+    peak_rss_mb,
+    percentile,
+)
 from tests.support.endpoint import Call, Endpoint  # noqa: E402
 from tests.support.processes import Process, lane_command, worker_command  # noqa: E402
 
@@ -264,19 +270,6 @@ def load_average() -> str:
         return "?"
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 @dataclass
 class Usage:
     """CPU seconds of the workers (and their PostgreSQL backends) since the arming, and the
@@ -324,7 +317,7 @@ class Usage:
     def sample_cpu(self) -> None:
         self._next_cpu_sample = time.monotonic() + CPU_SAMPLE_SECONDS
         for root in self.worker_pids:
-            for pid in (root, *_children(root)):
+            for pid in (root, *child_pids(root)):
                 self.cpu_last[pid] = cpu_seconds(pid) or self.cpu_last.get(pid, 0.0)
                 self.wait_last[pid] = runqueue_wait_seconds(pid) or self.wait_last.get(pid, 0.0)
         backends = _sql(

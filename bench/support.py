@@ -208,6 +208,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a prefork worker's pool children), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def peak_rss_mb(pid: int | str = "self") -> float:
     """Peak resident set (VmHWM) of a process, in MiB; nan if the kernel does not say."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

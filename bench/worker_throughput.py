@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import support  # noqa: E402
-from bench.support import BenchError, cpu_seconds  # noqa: E402
+from bench.support import BenchError, child_pids, cpu_seconds  # noqa: E402
 from tests.support.processes import Process, worker_command  # noqa: E402
 
 DATABASE_PREFIX = "bj_bench"
@@ -90,19 +90,6 @@ def _setup_django() -> None:
 
 
 # --- CPU accounting ---------------------------------------------------------------------------
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def _postgres_backends() -> list[int]:
@@ -163,7 +150,7 @@ class Worker(Process):
     def sample_cpu(self) -> None:
         """Note the CPU of the children and backends alive now. Both count from their birth,
         and a backend may end mid-run (CONN_MAX_AGE), so the last figure seen of each is kept."""
-        for pid in _children(self.popen.pid):
+        for pid in child_pids(self.popen.pid):
             self._children_cpu[pid] = cpu_seconds(pid) or self._children_cpu.get(pid, 0.0)
         for pid in _postgres_backends():
             self._postgres_cpu[pid] = cpu_seconds(pid) or self._postgres_cpu.get(pid, 0.0)
