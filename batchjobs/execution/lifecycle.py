@@ -8,7 +8,6 @@ nothing (DESIGN.md §4, invariants 2-5).
 import json
 import logging
 from collections.abc import Collection, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -132,6 +131,7 @@ def execution_claim_within_limits(*, execution_id: int, worker: str, task_id: st
         return _claim_gated_postgresql(
             execution_id=execution_id, worker=worker, task_id=task_id, limits=applying
         )
+    # SQLite, or a rate alone.
     paced = any(limit.max_per_second is not None for limit in applying)
     if paced:
         # A run the slots hold takes no start from the rate: 40 runs of a host of 4 at once
@@ -216,12 +216,7 @@ def _gate_postgresql(
 
 def _claim_row(*, execution_id: int, worker: str, task_id: str):
     if connection.vendor == "postgresql":
-        # Inside a caller's transaction (a claim under limits), in a savepoint: the refusal
-        # of an exclusive job's second run must not end the caller's transaction.
-        with (
-            transaction.atomic() if connection.in_atomic_block else nullcontext(),
-            connection.cursor() as cursor,
-        ):
+        with connection.cursor() as cursor:
             cursor.execute(CLAIM_POSTGRESQL, [worker, execution_id, worker, task_id])
             return cursor.fetchone()
     now = connection.ops.adapt_datetimefield_value(database_now())
@@ -426,10 +421,11 @@ def _after_finish(*, execution: BatchLog, job: BatchJob, status: ExecutionStatus
     if execution.exclusive:
         transaction.on_commit(lambda: _hand_over(job_id=execution.job_id, ended_id=execution.pk))
     # Its slot of each limit goes to the oldest run waiting for one (also after a retry's
-    # failed attempt: the retry waits its backoff outside the slot).
+    # failed attempt: the retry waits its backoff outside the slot). Robust: the outcome is
+    # recorded already, and a wake-up that failed is made up by the relay's net.
     limits = job_limits(job)
     if limits:
-        transaction.on_commit(lambda: held_wake_after_run(limits))
+        transaction.on_commit(lambda: held_wake_after_run(limits), robust=True)
     # The hooks tell the job's notifications (registered by apps.py): a worker's cached job
     # knows whether it has any, which spares the hot path a call per run; any other job is
     # looked up. A hook never fails the job: robust, so an error there is only logged.

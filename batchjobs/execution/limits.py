@@ -192,16 +192,6 @@ def job_limits(job: BatchJob) -> list[Limit]:
 # --- runs at once ----------------------------------------------------------------------------
 
 
-def limits_lock(keys: Iterable[str]) -> None:
-    """Take the transaction's lock on each limit, in one order (no deadlock between two
-    claims of overlapping limits). SQLite's IMMEDIATE transaction holds its only lock already."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        for key in sorted(set(keys)):
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"batchjobs:{key}"])
-
-
 def running_count(key: str) -> int:
     scope, name = key.split(":", 1)
     running = BatchLog.objects.filter(status__in=RUNNING_STATUSES)
@@ -214,7 +204,8 @@ def running_count(key: str) -> int:
 
 def first_full(limits: Iterable[Limit]) -> tuple[Limit, int] | None:
     """The first limit on runs at once with no slot free, as it stands now, and its count;
-    call under limits_lock. A limit that looks full by this process's table is read again:
+    call in a transaction that serialises the claims (see held_for_a_slot). A limit that
+    looks full by this process's table is read again:
     the table may be a second old, and a run woken because its limit was just raised (or
     removed) must not be held again, for the relay's net, by the old figure."""
     for limit in limits:
@@ -238,11 +229,12 @@ def slots_look_full(limits: Iterable[Limit]) -> bool:
 
 def held_for_a_slot(*, execution_id: int, limits: Iterable[Limit]) -> Limit | None:
     """Hold the execution QUEUED if one of `limits` on runs at once has no slot free, and
-    return that limit (as it stands now); call in a transaction, which keeps their locks until
-    it ends (the claim that follows a None is made in it), then held_recheck once a hold has
-    committed."""
-    limits = list(limits)
-    limits_lock(limit.key for limit in limits if limit.max_running is not None)
+    return that limit (as it stands now); then held_recheck once a hold has committed.
+
+    SQLite's claim under limits: call in a transaction, with the claim that follows a None
+    made in it; SQLite's IMMEDIATE transactions serialise every writer, so the count stands
+    until the claim. PostgreSQL's claim counts under the limits' advisory locks in one
+    statement instead (CLAIM_GATED_POSTGRESQL, migration 0011)."""
     full = first_full(limits)
     if full is None:
         return None
@@ -311,9 +303,10 @@ def slot_reason_sql_format() -> str:
 def held_wake(key: str, *, count: int = 1, rate_too: bool = False) -> list[int]:
     """Send the `count` oldest executions waiting for a slot of limit `key` (a run of it
     ended, or the limit changed), and with `rate_too` every one waiting for its rate (whose
-    start was reckoned at the old rate). Without the limit's lock, which every claim of the
-    limit waits for: a claim that counted the ended run as running and holds its run counts
-    again once that has committed (held_recheck). Returns the ids sent.
+    start was reckoned at the old rate). On PostgreSQL in one statement under the limit's
+    lock, which the claim's count and hold also take (migration 0011); elsewhere without it,
+    a claim that counted the ended run as running and held its run counting again once the
+    hold has committed (held_recheck). Returns the ids sent.
 
     A run's end wakes only a run that waits for a slot: one held by the rate would count its
     start again, find it as far off, and be held again, and the slot would go to nobody."""
