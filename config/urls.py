@@ -10,6 +10,8 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("batchjobs.api.urls")),
+    # The console's language selector posts here (Django's set_language).
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 # The demo endpoint the quick start's HTTP job calls exists only where the examples are installed

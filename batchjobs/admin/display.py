@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -47,6 +48,17 @@ def duration_text(seconds: float | None) -> str:
         return f"{minutes} min {seconds} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+def moment(value: datetime | None) -> SafeString | str:
+    """A point in time as operators compare them: to the second, in the display zone, with how
+    far it is from now beside it ("in 12 s", "3 min ago")."""
+    if value is None:
+        return "-"
+    shown = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}">{}</time>', value.isoformat(), f"{shown:%Y-%m-%d %H:%M:%S %Z}"
+    )
 
 
 def text_pre(text: str) -> SafeString | str:

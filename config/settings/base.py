@@ -50,9 +50,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The console's and the API's language: the selector's cookie, else Accept-Language, else
+    # LANGUAGE_CODE.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Times shown in the operator's zone (after authentication: the zone is per user).
+    "batchjobs.middleware.DisplayTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -152,10 +157,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# --- Language and time ------------------------------------------------------------------------
+
+# The language of a visitor whose browser asks for none the console speaks, and of what workers
+# write (notifications, recorded errors): "en" or "ko".
+LANGUAGE_CODE = env.str("BATCHJOBS_LANGUAGE", default="en")
+LANGUAGES = [("en", "English"), ("ko", "한국어")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
+# Stored and computed in UTC; shown in each operator's display zone.
 USE_TZ = True
+TIME_ZONE = "UTC"
+# The display zone of an operator who has not chosen one, and the zone of a seed-era
+# `scheduleTime` given without an offset (POST /api/v1/batch-job), e.g. Asia/Seoul.
+BATCHJOBS_TIME_ZONE = env.str("BATCHJOBS_TIME_ZONE", default="UTC")
+# Dates and times to the second, per language (config/formats/<lang>/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -315,6 +332,9 @@ BATCHJOBS_HTTP_MAX_REDIRECTS = env.int("BATCHJOBS_HTTP_MAX_REDIRECTS", default=5
 BATCHJOBS_RESPONSE_EXCERPT_CHARS = env.int("BATCHJOBS_RESPONSE_EXCERPT_CHARS", default=2000)
 # Where people reach this deployment (links in notifications), e.g. https://batchjobs.example.com
 BATCHJOBS_BASE_URL = env.str("BATCHJOBS_BASE_URL", default="http://127.0.0.1:8000")
+# GET /api/scheduler (the seed's status card) without logging in, for a company network; else it
+# needs a user who may view executions.
+BATCHJOBS_SCHEDULER_STATUS_PUBLIC = env.bool("BATCHJOBS_SCHEDULER_STATUS_PUBLIC", default=False)
 # /metrics without logging in (for a Prometheus scraper on a private network); else staff only.
 BATCHJOBS_METRICS_PUBLIC = env.bool("BATCHJOBS_METRICS_PUBLIC", default=False)
 EMAIL_BACKEND = env.str(

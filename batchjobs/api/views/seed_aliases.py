@@ -19,6 +19,7 @@ from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
 from batchjobs.services.schedules import schedule_create
 
+from .. import seed_serializers as seed
 from .. import serializers as s
 from ..permissions import ADD_JOB, ADD_SCHEDULE, RUN_JOB, VIEW_EXECUTION
 from .base import IDEMPOTENCY_PARAMETER, ApiView, idempotency_key, valid
@@ -34,8 +35,8 @@ SEED_FIELD_NAMES = {
 
 
 @extend_schema(
-    request=s.SeedBatchJobRequestSerializer,
-    responses={201: s.SeedBatchJobResponseSerializer},
+    request=seed.SeedBatchJobRequestSerializer,
+    responses={201: seed.SeedBatchJobResponseSerializer},
     deprecated=True,
 )
 class SeedBatchJobCreate(ApiView):
@@ -45,7 +46,7 @@ class SeedBatchJobCreate(ApiView):
     required_permissions = {"POST": (ADD_JOB, ADD_SCHEDULE)}
 
     def post(self, request: Request) -> Response:
-        data = valid(s.SeedBatchJobRequestSerializer, request.data)
+        data = valid(seed.SeedBatchJobRequestSerializer, request.data)
         hours = data["repeatIntervalHour"]
         try:
             with transaction.atomic():
@@ -87,11 +88,13 @@ class SeedBatchJobCreate(ApiView):
             "scheduleId": schedule.pk,
             "nextRunTime": schedule.next_fire_at,
         }
-        return Response(s.SeedBatchJobResponseSerializer(body).data, status=status.HTTP_201_CREATED)
+        return Response(
+            seed.SeedBatchJobResponseSerializer(body).data, status=status.HTTP_201_CREATED
+        )
 
 
 @extend_schema(
-    parameters=[s.SeedLogsQuerySerializer],
+    parameters=[seed.SeedLogsQuerySerializer],
     responses={200: s.ExecutionSerializer(many=True)},
     deprecated=True,
 )
@@ -102,7 +105,7 @@ class SeedJobLogs(ApiView):
     required_permissions = {"GET": (VIEW_EXECUTION,)}
 
     def get(self, request: Request, jobId: int) -> Response:
-        limit = valid(s.SeedLogsQuerySerializer, request.query_params)["limit"]
+        limit = valid(seed.SeedLogsQuerySerializer, request.query_params)["limit"]
         job = job_get(job_id=jobId)
         executions = execution_list(job_id=job.pk)[:limit]
         return Response(s.ExecutionSerializer(executions, many=True).data)
@@ -111,7 +114,7 @@ class SeedJobLogs(ApiView):
 @extend_schema(
     request=s.StartSerializer,
     parameters=[IDEMPOTENCY_PARAMETER],
-    responses={200: s.SeedStartResponseSerializer},
+    responses={200: seed.SeedStartResponseSerializer},
     deprecated=True,
 )
 class SeedJobStart(ApiView):
@@ -139,7 +142,7 @@ class SeedJobStart(ApiView):
         )
 
 
-@extend_schema(responses={200: s.SeedSchedulerSerializer}, deprecated=True)
+@extend_schema(responses={200: seed.SeedSchedulerSerializer}, deprecated=True)
 class SeedScheduler(ApiView):
     """Seed-era scheduler status. Prefer GET v1/scheduler (adds workers and all statuses)."""
 
@@ -147,4 +150,4 @@ class SeedScheduler(ApiView):
 
     def get(self, request: Request) -> Response:
         status_now = scheduler_status(ask_workers=False)
-        return Response(s.SeedSchedulerSerializer(status_now).data)
+        return Response(seed.SeedSchedulerSerializer(status_now).data)
