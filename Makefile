@@ -13,7 +13,7 @@ INSTALLED := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install browser
+.PHONY: run test install browser messages
 
 # With the demo and worked examples (BATCHJOBS_EXAMPLES), which a production install leaves out;
 # `BATCHJOBS_EXAMPLES=false make run` runs without them.
@@ -34,6 +34,16 @@ browser:
 		>/dev/null; } || echo "make: $(CHROMIUM) is missing; the browser tests will fail" >&2
 
 install: $(INSTALLED)
+
+# After marking or changing strings (needs GNU gettext, as Django's makemessages does): refresh
+# the Korean catalogue, translate its new entries, then `make messages` again to compile it.
+# The compiled .mo is committed, so a fresh machine needs no gettext.
+CATALOGUE := locale/ko/LC_MESSAGES/django
+messages: $(INSTALLED)
+	$(VENV)/bin/python manage.py makemessages --locale ko --no-obsolete --no-location \
+		--ignore 'batchjobs_examples/*' --ignore 'tests/*' --ignore 'bench/*' --ignore 'var/*' \
+		--ignore 'docs/*'
+	msgfmt --check --output-file $(CATALOGUE).mo $(CATALOGUE).po
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

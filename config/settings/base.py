@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -163,6 +164,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # write (notifications, recorded errors): "en" or "ko".
 LANGUAGE_CODE = env.str("BATCHJOBS_LANGUAGE", default="en")
 LANGUAGES = [("en", "English"), ("ko", "한국어")]
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(
+        f"BATCHJOBS_LANGUAGE={LANGUAGE_CODE!r}: use one of {', '.join(dict(LANGUAGES))}"
+    )
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 # Stored and computed in UTC; shown in each operator's display zone.
