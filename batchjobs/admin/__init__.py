@@ -2,6 +2,7 @@
 registers them."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.auth import LockoutAdminLoginForm
 
@@ -9,7 +10,7 @@ from . import audit, executions, jobs, limits, notifications, schedules
 
 admin.site.site_header = "batchjobs"
 admin.site.site_title = "batchjobs"
-admin.site.index_title = "Jobs, schedules and executions"
+admin.site.index_title = _("Jobs, schedules and executions")
 # Says why a login is refused when the login lockout cannot be checked.
 admin.site.login_form = LockoutAdminLoginForm
 # The index leads with a link to the dashboard (executions admin: dashboard/).

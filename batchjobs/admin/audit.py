@@ -5,9 +5,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.models import AuditEntry
 
+from .columns import moment_column
 from .display import json_pre
 
 # The list shows this many changed fields per entry; the entry's page shows them all.
@@ -16,7 +19,7 @@ SUMMARY_FIELDS = 4
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ("at", "actor_name", "action", "object_link", "job_name", "change_summary")
+    list_display = ("moment", "actor_name", "action", "object_link", "job_name", "change_summary")
     list_filter = (
         "action",
         ("content_type", admin.RelatedOnlyFieldListFilter),
@@ -29,7 +32,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     show_full_result_count = False
     fields = (
-        "at",
+        "moment",
         "actor_name",
         "actor",
         "action",
@@ -39,6 +42,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "changes_table",
     )
     readonly_fields = fields
+    moment = moment_column(AuditEntry, "at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -49,7 +53,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
 
-    @admin.display(description="object")
+    @admin.display(description=_("object"))
     def object_link(self, entry: AuditEntry) -> str:
         model = entry.content_type.model_class()
         label = f"{entry.content_type.name}: {entry.object_repr}"
@@ -64,7 +68,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
             return label
         return format_html('<a href="{}">{}</a>', url, label)
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def change_summary(self, entry: AuditEntry) -> str:
         if not entry.changes:
             return "-"
@@ -79,9 +83,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
         )
         if len(items) <= SUMMARY_FIELDS:
             return shown
-        return format_html("{}; … {} more", shown, len(items) - SUMMARY_FIELDS)
+        return format_html(
+            gettext("{shown}; … {count} more"), shown=shown, count=len(items) - SUMMARY_FIELDS
+        )
 
-    @admin.display(description="before → after")
+    @admin.display(description=_("before → after"))
     def changes_table(self, entry: AuditEntry) -> str:
         if not entry.changes:
             return "-"
@@ -94,8 +100,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
             ),
         )
         return format_html(
-            "<table><thead><tr><th>field</th><th>before</th><th>after</th></tr></thead>"
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
             "<tbody>{}</tbody></table>",
+            gettext("field"),
+            gettext("before"),
+            gettext("after"),
             rows,
         )
 

@@ -1,10 +1,12 @@
 """Server-rendered SVG charts for the dashboard: no script, no CDN, readable without colour
-(every bar has a <title> tooltip with its figures)."""
+(every bar has a <title> tooltip with its figures). Hours are labelled in the display zone."""
 
 from collections.abc import Iterable
 
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from batchjobs.models import ExecutionStatus
 from batchjobs.selectors.dashboard import HourCounts, JobDurations
@@ -74,6 +76,7 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
             )
         )
     for index, hour in enumerate(hours):
+        shown = timezone.localtime(hour.hour)
         x = left + index * slot + 1
         base: float = top + plot_height  # each bar stacked lowers it by a fractional height
         for status in STACK_ORDER:
@@ -85,13 +88,13 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
             parts.append(
                 format_html(
                     '<rect class="bar" x="{}" y="{}" width="{}" height="{}" '
-                    'fill="{}"><title>{} UTC: {} {}</title></rect>',
+                    'fill="{}"><title>{}: {} {}</title></rect>',
                     round(x, 1),
                     round(base, 1),
                     round(slot - 2, 1),
                     round(bar, 1),
                     STATUS_COLOURS[status],
-                    f"{hour.hour:%H:00}",
+                    f"{shown:%H:%M %Z}",
                     count,
                     status,
                 )
@@ -103,10 +106,11 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
                     round(x + slot / 2, 1),
                     height - 8,
                     FONT,
-                    f"{hour.hour:%H:00}",
+                    f"{shown:%H:%M}",
                 )
             )
-    return _svg(width, height, "Executions per hour over the last 24 hours, by status", parts)
+    label = _("Executions per hour over the last 24 hours, by status")
+    return _svg(width, height, label, parts)
 
 
 def durations_svg(durations: list[JobDurations]) -> SafeString:
@@ -151,4 +155,4 @@ def durations_svg(durations: list[JobDurations]) -> SafeString:
                 figures,
             )
         )
-    return _svg(width, height, "Run time percentiles per job over the last 24 hours", parts)
+    return _svg(width, height, _("Run time percentiles per job over the last 24 hours"), parts)

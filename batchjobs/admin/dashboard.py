@@ -13,6 +13,7 @@ from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
 from batchjobs.models.execution import ACTIVE_STATUSES, RUNNING_STATUSES
@@ -20,7 +21,7 @@ from batchjobs.selectors.dashboard import Dashboard, dashboard
 from batchjobs.selectors.executions import error_summary
 
 from .charts import durations_svg, executions_per_hour_svg
-from .display import STATUS_COLOURS, duration_text, progress_bars, status_badge
+from .display import STATUS_COLOURS, duration_text, moment, progress_bars, status_badge
 
 REFRESH_SECONDS = 30
 REFRESH_RANGE = (2, 3600)
@@ -44,7 +45,7 @@ def local_time(instant: datetime | None, zone: str) -> str:
     try:
         return f"{instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S %Z}"
     except (ZoneInfoNotFoundError, ValueError):
-        return f"unknown time zone {zone!r}"
+        return _("unknown time zone %(zone)r") % {"zone": zone}
 
 
 def set_aside_list_url(model: type[Model]) -> str:
@@ -82,7 +83,12 @@ def live_context(data: Dashboard) -> dict[str, Any]:
             else None
         ),
         "upcoming": [
-            {"schedule": s, "local": local_time(s.next_fire_at, s.timezone)} for s in data.upcoming
+            {
+                "schedule": s,
+                "due": moment(s.next_fire_at),
+                "local": local_time(s.next_fire_at, s.timezone),
+            }
+            for s in data.upcoming
         ],
         "set_aside": data.set_aside,
         "set_aside_schedules_url": set_aside_list_url(BatchSchedule),
@@ -91,6 +97,7 @@ def live_context(data: Dashboard) -> dict[str, Any]:
         "per_hour_svg": executions_per_hour_svg(data.per_hour),
         "durations_svg": durations_svg(data.durations) if data.durations else "",
         "legend": [(status_badge(status), status) for status in STATUS_COLOURS],
+        "as_of": moment(data.now),
     }
 
 
@@ -110,7 +117,7 @@ class DashboardViews:
         every = refresh_seconds(request)
         context = {
             **self.model_admin.admin_site.each_context(request),
-            "title": "Dashboard",
+            "title": _("Dashboard"),
             "opts": BatchLog._meta,
             "refresh_seconds": every,
             "live_url": reverse("admin:batchjobs_dashboard_live"),

@@ -3,13 +3,19 @@ running, and the operator's stop / restart / abandon, one at a time from the exe
 in bulk on a selection. Only workers and services write executions; a superuser may delete old
 ones. The dashboard is served from here too (it needs the same view permission)."""
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.functional import Promise
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from batchjobs.errors import BatchJobsError
@@ -18,6 +24,7 @@ from batchjobs.selectors.executions import execution_operations
 from batchjobs.selectors.progress import execution_progress
 from batchjobs.services import operator
 
+from .columns import moment_column
 from .dashboard import DashboardViews
 from .display import (
     SetAsideFilter,
@@ -32,11 +39,38 @@ from .display import (
 )
 
 RUN_PERMISSION = "batchjobs.run_batchjob"
+
+
+class Operation(NamedTuple):
+    """An operator's operation on one execution and what the console says about it. Whole
+    sentences per operation: a translation cannot be assembled from a shared verb."""
+
+    function: Callable[..., BatchLog]
+    label: Promise  # the button
+    refused: Promise  # %(id)s, %(error)s
+    # format_html's {id}, and {status} (the new status) or {link} (the restart's new run)
+    done: Promise
+
+
 OPERATIONS = {
-    # name: (the operator's function, past tense, button label)
-    "stop": (operator.execution_stop, "asked to stop", "Stop"),
-    "restart": (operator.execution_restart, "restarted", "Restart"),
-    "abandon": (operator.execution_abandon, "abandoned", "Abandon"),
+    "stop": Operation(
+        operator.execution_stop,
+        _("Stop"),
+        _("Execution #%(id)s was not asked to stop: %(error)s"),
+        _("Execution #{id} asked to stop: now {status}."),
+    ),
+    "restart": Operation(
+        operator.execution_restart,
+        _("Restart"),
+        _("Execution #%(id)s was not restarted: %(error)s"),
+        _("Execution #{id} restarted as {link}."),
+    ),
+    "abandon": Operation(
+        operator.execution_abandon,
+        _("Abandon"),
+        _("Execution #%(id)s was not abandoned: %(error)s"),
+        _("Execution #{id} abandoned: now {status}."),
+    ),
 }
 
 
@@ -66,32 +100,34 @@ class BatchAttemptInline(ReadOnlyInline):
         "number",
         "status",
         "worker",
-        "started_at",
-        "finished_at",
+        "started",
+        "finished",
         "duration",
         "http_status",
         "response",
         "error_text",
     )
     readonly_fields = fields
+    started = moment_column(BatchAttempt, "started_at")
+    finished = moment_column(BatchAttempt, "finished_at")
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration(self, attempt: BatchAttempt) -> str:
         return duration_text(attempt.duration_seconds)
 
-    @admin.display(description="response excerpt")
+    @admin.display(description=_("response excerpt"))
     def response(self, attempt: BatchAttempt) -> str:
         return text_pre(attempt.response_excerpt)
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, attempt: BatchAttempt) -> str:
         return text_pre(attempt.error)
 
 
 class StepExecutionInline(ReadOnlyInline):
     model = StepExecution
-    verbose_name = "step"
-    verbose_name_plural = "steps"
+    verbose_name = _("step")
+    verbose_name_plural = _("steps")
     fields = (
         "step_name",
         "partition",
@@ -103,27 +139,28 @@ class StepExecutionInline(ReadOnlyInline):
         "skips",
         "commit_count",
         "rollback_count",
-        "started_at",
+        "started",
         "duration",
         "error_text",
     )
     readonly_fields = fields
+    started = moment_column(StepExecution, "started_at")
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def step_status(self, step: StepExecution) -> str:
         return status_badge(step.status)
 
-    @admin.display(description="skips (read/process/write)")
+    @admin.display(description=_("skips (read/process/write)"))
     def skips(self, step: StepExecution) -> str:
         return f"{step.read_skip_count}/{step.process_skip_count}/{step.write_skip_count}"
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration(self, step: StepExecution) -> str:
         if step.started_at and step.finished_at:
             return duration_text((step.finished_at - step.started_at).total_seconds())
         return "-"
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, step: StepExecution) -> str:
         return text_pre(step.error)
 
@@ -135,9 +172,9 @@ class BatchLogAdmin(admin.ModelAdmin):
         "job",
         "status_badge",
         "trigger",
-        "scheduled_for",
+        "scheduled",
         "attempts_used",
-        "created_at",
+        "created",
         "duration",
         "set_aside",
     )
@@ -155,6 +192,13 @@ class BatchLogAdmin(admin.ModelAdmin):
     inlines = [BatchAttemptInline, StepExecutionInline]
     actions = ["stop_selected", "restart_selected", "abandon_selected"]
     readonly_fields = (
+        "scheduled",
+        "created",
+        "published",
+        "started",
+        "heartbeat",
+        "finished",
+        "next_attempt",
         "set_aside_state",
         "status_badge",
         "attempts_used",
@@ -175,30 +219,21 @@ class BatchLogAdmin(admin.ModelAdmin):
                     "status_badge",
                     "trigger",
                     "schedule",
-                    "scheduled_for",
+                    "scheduled",
                     "created_by",
                     "idempotency_key",
                     "restart_of",
                 )
             },
         ),
-        ("Progress", {"fields": ("progress",)}),
-        ("Attempts", {"fields": ("attempts_used", "worker", "next_attempt_at", "exclusive")}),
+        (_("Progress"), {"fields": ("progress",)}),
+        (_("Attempts"), {"fields": ("attempts_used", "worker", "next_attempt", "exclusive")}),
         (
-            "Timing",
-            {
-                "fields": (
-                    "created_at",
-                    "published_at",
-                    "started_at",
-                    "heartbeat_at",
-                    "finished_at",
-                    "duration",
-                )
-            },
+            _("Timing"),
+            {"fields": ("created", "published", "started", "heartbeat", "finished", "duration")},
         ),
         (
-            "Outcome",
+            _("Outcome"),
             {
                 "fields": (
                     "note",
@@ -209,13 +244,23 @@ class BatchLogAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Execution context", {"classes": ("collapse",), "fields": ("execution_context_json",)}),
+        (
+            _("Execution context"),
+            {"classes": ("collapse",), "fields": ("execution_context_json",)},
+        ),
     ]
+    scheduled = moment_column(BatchLog, "scheduled_for")
+    created = moment_column(BatchLog, "created_at")
+    published = moment_column(BatchLog, "published_at")
+    started = moment_column(BatchLog, "started_at")
+    heartbeat = moment_column(BatchLog, "heartbeat_at")
+    finished = moment_column(BatchLog, "finished_at")
+    next_attempt = moment_column(BatchLog, "next_attempt_at")
 
     def get_fieldsets(self, request: HttpRequest, obj: BatchLog | None = None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and obj.set_aside_at is not None:  # first: it explains the page
-            return [("Set aside by housekeeping", {"fields": ("set_aside_state",)}), *fieldsets]
+            return [(_("Set aside by housekeeping"), {"fields": ("set_aside_state",)}), *fieldsets]
         return fieldsets
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -234,33 +279,31 @@ class BatchLogAdmin(admin.ModelAdmin):
 
     def _operate(self, request: HttpRequest, name: str, executions) -> BatchLog | None:
         """Run one operation on each execution, with a message per execution."""
-        function, done, _ = OPERATIONS[name]
+        operation = OPERATIONS[name]
         result = None
         for execution in executions:
             try:
-                result = function(execution_id=execution.pk, user=request.user)
+                result = operation.function(execution_id=execution.pk, user=request.user)
             except BatchJobsError as error:
-                self.message_user(
-                    request, f"Execution #{execution.pk} was not {done}: {error}", messages.ERROR
-                )
+                refused = operation.refused % {"id": execution.pk, "error": error}
+                self.message_user(request, refused, messages.ERROR)
                 continue
-            if name == "restart":
-                link = change_link(BatchLog, result.pk, f"#{result.pk}")
-                text: str = format_html("Execution #{} restarted as {}.", execution.pk, link)
-            else:
-                text = f"Execution #{execution.pk} {done}: now {result.status}."
+            link = change_link(BatchLog, result.pk, f"#{result.pk}")
+            text = format_html(
+                str(operation.done), id=execution.pk, status=result.status, link=link
+            )
             self.message_user(request, text, messages.SUCCESS)
         return result
 
-    @admin.action(description="Stop selected executions", permissions=["run"])
+    @admin.action(description=_("Stop selected executions"), permissions=["run"])
     def stop_selected(self, request: HttpRequest, queryset: QuerySet[BatchLog]) -> None:
         self._operate(request, "stop", queryset.order_by("pk"))
 
-    @admin.action(description="Restart selected executions", permissions=["run"])
+    @admin.action(description=_("Restart selected executions"), permissions=["run"])
     def restart_selected(self, request: HttpRequest, queryset: QuerySet[BatchLog]) -> None:
         self._operate(request, "restart", queryset.order_by("pk"))
 
-    @admin.action(description="Abandon selected executions", permissions=["run"])
+    @admin.action(description=_("Abandon selected executions"), permissions=["run"])
     def abandon_selected(self, request: HttpRequest, queryset: QuerySet[BatchLog]) -> None:
         self._operate(request, "abandon", queryset.order_by("pk"))
 
@@ -305,14 +348,14 @@ class BatchLogAdmin(admin.ModelAdmin):
         operations = []
         if execution is not None and self.has_run_permission(request):
             operations = [
-                (name, OPERATIONS[name][2]) for name in execution_operations(execution=execution)
+                (name, OPERATIONS[name].label) for name in execution_operations(execution=execution)
             ]
         extra_context = {**(extra_context or {}), "operations": operations}
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- fields ----------------------------------------------------------------------------
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, execution: BatchLog) -> str:
         badge = status_badge(execution.status)
         if execution.status == ExecutionStatus.QUEUED and execution.held_reason:
@@ -320,39 +363,41 @@ class BatchLogAdmin(admin.ModelAdmin):
             return format_html('{}<div class="help">{}</div>', badge, execution.held_reason)
         return badge
 
-    @admin.display(description="set aside")
+    @admin.display(description=_("set aside"))
     def set_aside(self, execution: BatchLog) -> str:
         return set_aside_marker(execution)
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def set_aside_state(self, execution: BatchLog) -> str:
         return set_aside_text(
             execution,
-            what_to_do="Processing it raised, so housekeeping (reaper, relay, retention) "
-            "leaves it alone: fix the cause below, then stop, restart, abandon or delete it.",
+            what_to_do=gettext(
+                "Processing it raised, so housekeeping (reaper, relay, retention) leaves it "
+                "alone: fix the cause below, then stop, restart, abandon or delete it."
+            ),
         )
 
-    @admin.display(description="attempts")
+    @admin.display(description=_("attempts"))
     def attempts_used(self, execution: BatchLog) -> str:
         return f"{execution.attempts}/{execution.max_attempts}"
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration(self, execution: BatchLog) -> str:
         return duration_text(execution.duration_seconds)
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress(self, execution: BatchLog) -> str:
         return progress_bars(execution_progress(execution=execution))
 
-    @admin.display(description="parameters")
+    @admin.display(description=_("parameters"))
     def params_json(self, execution: BatchLog) -> str:
         return json_pre(execution.params)
 
-    @admin.display(description="result")
+    @admin.display(description=_("result"))
     def result_json(self, execution: BatchLog) -> str:
         return json_pre(execution.result)
 
-    @admin.display(description="last response")
+    @admin.display(description=_("last response"))
     def last_response(self, execution: BatchLog) -> str:
         attempt = (
             execution.attempt_rows.exclude(http_status=None, response_excerpt="")
@@ -362,16 +407,16 @@ class BatchLogAdmin(admin.ModelAdmin):
         if attempt is None:
             return "-"
         return format_html(
-            "HTTP {} (attempt {}){}",
-            attempt.http_status if attempt.http_status is not None else "-",
-            attempt.number,
-            text_pre(attempt.response_excerpt) if attempt.response_excerpt else "",
+            gettext("HTTP {status} (attempt {number}){excerpt}"),
+            status=attempt.http_status if attempt.http_status is not None else "-",
+            number=attempt.number,
+            excerpt=text_pre(attempt.response_excerpt) if attempt.response_excerpt else "",
         )
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, execution: BatchLog) -> str:
         return text_pre(execution.error)
 
-    @admin.display(description="execution context")
+    @admin.display(description=_("execution context"))
     def execution_context_json(self, execution: BatchLog) -> str:
         return json_pre(execution.execution_context)

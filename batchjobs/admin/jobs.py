@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import model_ngettext, unquote
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     BooleanField,
@@ -23,6 +23,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.errors import Conflict, InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
@@ -34,6 +36,7 @@ from batchjobs.services.jobs import job_delete, job_save, job_set_enabled, job_t
 from batchjobs.services.notifications import notification_delete, notification_save
 from batchjobs.services.schedules import schedule_delete, schedule_save
 
+from .columns import moment_column
 from .display import change_link, json_pre, status_badge
 from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
 from .notifications import JobNotificationInline
@@ -74,11 +77,12 @@ class BatchScheduleInline(admin.TabularInline):
         "cron_expression",
         "timezone",
         "paused",
-        "next_fire_at",
+        "next_fire",
     )
-    readonly_fields = ("next_fire_at",)
+    readonly_fields = ("next_fire",)
     extra = 0
     show_change_link = True
+    next_fire = moment_column(BatchSchedule, "next_fire_at")
 
 
 @admin.register(BatchJob)
@@ -91,7 +95,7 @@ class BatchJobAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled", "overlap_policy", "queue")
     search_fields = ("name", "description", "http_url", "handler_name")
     readonly_fields = (
-        "created_at", "updated_at", "created_by", MASKED_HEADERS_FIELD, "handler_parameters",
+        "created", "updated", "created_by", MASKED_HEADERS_FIELD, "handler_parameters",
     )  # fmt: skip
     inlines = [BatchScheduleInline, JobNotificationInline]
     actions = ["run_now", "enable", "disable"]
@@ -99,7 +103,7 @@ class BatchJobAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ("name", "description", "kind", "enabled")}),
         (
-            "HTTP call",
+            _("HTTP call"),
             {
                 "classes": ("kind-http",),
                 "fields": (
@@ -115,13 +119,13 @@ class BatchJobAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Python handler",
+            _("Python handler"),
             {"classes": ("kind-handler",), "fields": ("handler_name", "handler_parameters")},
         ),
-        ("Batch job", {"classes": ("kind-batch",), "fields": ("batch_job_name",)}),
-        ("Parameters", {"classes": ("kind-handler", "kind-batch"), "fields": ("params",)}),
+        (_("Batch job"), {"classes": ("kind-batch",), "fields": ("batch_job_name",)}),
+        (_("Parameters"), {"classes": ("kind-handler", "kind-batch"), "fields": ("params",)}),
         (
-            "Retries and policy",
+            _("Retries and policy"),
             {
                 "fields": (
                     "timeout_seconds",
@@ -134,10 +138,12 @@ class BatchJobAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Record",
-            {"classes": ("collapse",), "fields": ("created_at", "updated_at", "created_by")},
+            _("Record"),
+            {"classes": ("collapse",), "fields": ("created", "updated", "created_by")},
         ),
     ]
+    created = moment_column(BatchJob, "created_at")
+    updated = moment_column(BatchJob, "updated_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
         latest = BatchLog.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-id")
@@ -230,37 +236,38 @@ class BatchJobAdmin(admin.ModelAdmin):
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
 
-    @admin.display(description="target")
+    @admin.display(description=_("target"))
     def target(self, job: BatchJob) -> str:
         return job.target
 
-    @admin.display(description="queue", ordering="queue")
+    @admin.display(description=_("queue"), ordering="queue")
     def queue_with_consumer(self, job: ListedJob) -> str:
         if job.queue_consumed is False:
             return format_html(
                 '{} <span class="bj-no-consumer" style="color:#c62828" title="{}">'
-                "&#9888; no worker</span>",
+                "&#9888; {}</span>",
                 job.queue,
                 queue_warning(job.queue, False),
+                gettext("no worker"),
             )
         return job.queue
 
-    @admin.display(description="last execution")
+    @admin.display(description=_("last execution"))
     def last_execution(self, job: ListedJob) -> str:
         # Both come from the same latest row: both None when the job never ran.
         if job.last_execution_id is None or job.last_execution_status is None:
             return "-"
         return change_link(BatchLog, job.last_execution_id, status_badge(job.last_execution_status))
 
-    @admin.display(description="schedules", ordering="schedule_count")
+    @admin.display(description=_("schedules"), ordering="schedule_count")
     def schedule_count(self, job: ListedJob) -> int:
         return job.schedule_count
 
-    @admin.display(description="HTTP headers")
+    @admin.display(description=_("HTTP headers"))
     def http_headers_masked(self, job: BatchJob) -> str:
         return json_pre(headers_masked(job.http_headers))
 
-    @admin.action(description="Run now (default parameters)", permissions=["run"])
+    @admin.action(description=_("Run now (default parameters)"), permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[BatchJob]) -> None:
         queued = []
         for job in queryset:
@@ -269,30 +276,39 @@ class BatchJobAdmin(admin.ModelAdmin):
                     operator.job_start(job_name=job.name, trigger=Trigger.MANUAL, user=request.user)
                 )
             except (Conflict, InvalidInput, PermissionRequired) as error:
-                self.message_user(
-                    request, f"Job {job.name!r} was not started: {error}", messages.ERROR
-                )
+                refused = gettext("Job %(name)s was not started: %(error)s") % {
+                    "name": repr(job.name),
+                    "error": error,
+                }
+                self.message_user(request, refused, messages.ERROR)
         if queued:
             links = format_html_join(
                 ", ",
                 "{}",
                 ((change_link(BatchLog, e.pk, f"#{e.pk} {e.job.name}"),) for e in queued),
             )
-            self.message_user(request, format_html("Queued {}.", links), messages.SUCCESS)
+            queued_text = format_html(gettext("Queued {executions}."), executions=links)
+            self.message_user(request, queued_text, messages.SUCCESS)
 
-    @admin.action(description="Enable", permissions=["change"])
+    @admin.action(description=_("Enable"), permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[BatchJob]) -> None:
         self._set_enabled(request, queryset, enabled=True)
 
-    @admin.action(description="Disable", permissions=["change"])
+    @admin.action(description=_("Disable"), permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[BatchJob]) -> None:
         self._set_enabled(request, queryset, enabled=False)
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[BatchJob], *, enabled: bool):
         for job in queryset:
             job_set_enabled(job=job, enabled=enabled, user=request.user)
-        state = "Enabled" if enabled else "Disabled"
-        self.message_user(request, f"{state} {len(queryset)} {model_ngettext(queryset)}.")
+        count = len(queryset)
+        if enabled:
+            done = ngettext("Enabled %(count)d batch job.", "Enabled %(count)d batch jobs.", count)
+        else:
+            done = ngettext(
+                "Disabled %(count)d batch job.", "Disabled %(count)d batch jobs.", count
+            )
+        self.message_user(request, done % {"count": count})
 
     def get_urls(self):
         run_url = path(
@@ -308,7 +324,7 @@ class BatchJobAdmin(admin.ModelAdmin):
         # Before the defaults: their "<path:object_id>/" pattern would swallow them.
         return [run_url, test_fire_url, *super().get_urls()]
 
-    @admin.display(description="Parameters each handler takes (JSON Schema)")
+    @admin.display(description=_("Parameters each handler takes (JSON Schema)"))
     def handler_parameters(self, obj: BatchJob | None = None) -> str:
         rows = format_html_join(
             "",
@@ -331,7 +347,7 @@ class BatchJobAdmin(admin.ModelAdmin):
                 request, self.opts, object_id
             )
         context = {**self.admin_site.each_context(request), "opts": self.opts, "job": job,
-                   "title": f"Test fire {job.name}"}  # fmt: skip
+                   "title": gettext("Test fire %(name)s") % {"name": job.name}}  # fmt: skip
         if request.method == "POST":
             try:
                 context["report"] = job_test_fire(job=job)
@@ -367,12 +383,14 @@ class BatchJobAdmin(admin.ModelAdmin):
                 form.add_error(None, str(error))
             else:
                 link = change_link(BatchLog, execution.pk, f"#{execution.pk}")
-                self.message_user(request, format_html("Queued execution {}.", link))
+                self.message_user(
+                    request, format_html(gettext("Queued execution {execution}."), execution=link)
+                )
                 return HttpResponseRedirect(self._url_after_run(request, execution))
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Run {job.name}",
+            "title": gettext("Run %(name)s") % {"name": job.name},
             "original": job,
             "default_params": json_pre(job.params),
             "form": form,
@@ -389,13 +407,13 @@ class BatchJobAdmin(admin.ModelAdmin):
 def queue_warning(queue: str, consumed: bool | None) -> str:
     """What the job's page says when its runs would wait for a worker ("" when one runs)."""
     if consumed is None:
-        return (
-            f"Whether a running worker consumes queue {queue!r} is unknown: the broker (Redis) "
+        return gettext(
+            "Whether a running worker consumes queue %(queue)s is unknown: the broker (Redis) "
             "does not answer."
-        )
+        ) % {"queue": repr(queue)}
     if not consumed:
-        return (
-            f"No running worker consumes queue {queue!r}: this job's runs wait QUEUED until a "
-            f"worker started with -Q {queue} announces itself."
-        )
+        return gettext(
+            "No running worker consumes queue %(queue)s: this job's runs wait QUEUED until a "
+            "worker started with -Q %(name)s announces itself."
+        ) % {"queue": repr(queue), "name": queue}
     return ""

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.models import RunLimit
 from batchjobs.selectors.limits import limit_list
@@ -17,6 +18,7 @@ from batchjobs.services.limits import (
     limit_validate,
 )
 
+from .columns import moment_column
 from .forms import ServiceRulesForm
 
 
@@ -44,11 +46,12 @@ class RunLimitAdmin(admin.ModelAdmin):
     list_display = ("name", "scope", "max_running", "max_per_second", "waiting", "running")
     list_filter = ("scope",)
     search_fields = ("name",)
-    readonly_fields = ("waiting", "running", "updated_at")
+    readonly_fields = ("waiting", "running", "updated")
     fieldsets = [
         (None, {"fields": ("scope", "name", "max_running", "max_per_second")}),
-        ("Now", {"fields": ("waiting", "running", "updated_at")}),
+        (_("Now"), {"fields": ("waiting", "running", "updated")}),
     ]
+    updated = moment_column(RunLimit, "updated_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RunLimit]:
         return limit_list()
@@ -67,12 +70,12 @@ class RunLimitAdmin(admin.ModelAdmin):
         for limit in queryset:
             limit_delete(limit=limit, user=request.user)
 
-    @admin.display(description="waiting", ordering="waiting")
+    @admin.display(description=_("waiting"), ordering="waiting")
     def waiting(self, limit: RunLimit) -> int:
         """Executions QUEUED now because this limit holds them."""
         return vars(limit).get("waiting", 0)  # limit_list's annotation
 
-    @admin.display(description="running", ordering="running")
+    @admin.display(description=_("running"), ordering="running")
     def running(self, limit: RunLimit) -> int:
         """Its executions running now: of the queue's jobs, or of the jobs calling the host."""
         return vars(limit).get("running", 0)

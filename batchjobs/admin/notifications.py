@@ -3,10 +3,14 @@ was sent, with the error of each send that failed."""
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.models import BatchLog, JobNotification, NotificationSent
 
-from .display import change_link, text_pre
+from .columns import moment_column
+from .display import change_link, moment, text_pre
 from .forms import JobNotificationInlineForm
 
 
@@ -28,22 +32,25 @@ class JobNotificationInline(admin.StackedInline):
             return self.fields
         return tuple("target_masked" if field == "target" else field for field in self.fields)
 
-    @admin.display(description="target")
+    @admin.display(description=_("target"))
     def target_masked(self, notification: JobNotification) -> str:
         return notification.target_shown
 
 
 @admin.register(NotificationSent)
 class NotificationSentAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "event", "job", "about", "channel", "status", "sent_at")
+    list_display = ("created", "event", "job", "about", "channel", "status", "sent")
     list_filter = ("status", "event", "notification__channel", "notification__job")
     list_select_related = ("notification__job",)
     show_full_result_count = False
     fields = (
-        "notification", "event", "execution", "schedule", "due_at", "status", "created_at",
-        "sent_at", "error_text",
+        "notification", "event", "execution", "schedule", "due", "status", "created", "sent",
+        "error_text",
     )  # fmt: skip
     readonly_fields = fields
+    due = moment_column(NotificationSent, "due_at")
+    created = moment_column(NotificationSent, "created_at")
+    sent = moment_column(NotificationSent, "sent_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -51,20 +58,24 @@ class NotificationSentAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    @admin.display(description="job")
+    @admin.display(description=_("job"))
     def job(self, sent: NotificationSent) -> str:
         return sent.notification.job.name
 
-    @admin.display(description="channel")
+    @admin.display(description=_("channel"))
     def channel(self, sent: NotificationSent) -> str:
         return sent.notification.get_channel_display()
 
-    @admin.display(description="about")
+    @admin.display(description=_("about"))
     def about(self, sent: NotificationSent) -> str:
         if sent.execution_id:
             return change_link(BatchLog, sent.execution_id, f"#{sent.execution_id}")
-        return f"schedule {sent.schedule_id}, due {sent.due_at:%Y-%m-%d %H:%M:%S} UTC"
+        return format_html(
+            gettext("schedule {schedule}, due {due}"),
+            schedule=sent.schedule_id,
+            due=moment(sent.due_at),
+        )
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, sent: NotificationSent) -> str:
         return text_pre(sent.error)
