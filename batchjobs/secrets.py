@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 from batchjobs.rules.masking import SECRET_MASK
 
@@ -62,7 +63,7 @@ def secret_decrypt(value: str) -> str:
     try:
         return _cipher().decrypt(value[len(PREFIX) :].encode()).decode()
     except InvalidToken as exc:
-        raise SecretUnreadable("no configured key decrypts this secret") from exc
+        raise SecretUnreadable(gettext("no configured key decrypts this secret")) from exc
 
 
 def secret_rotate(value: str) -> str:
@@ -72,7 +73,7 @@ def secret_rotate(value: str) -> str:
     try:
         return PREFIX + _cipher().rotate(value[len(PREFIX) :].encode()).decode()
     except InvalidToken as exc:
-        raise SecretUnreadable("no configured key decrypts this secret") from exc
+        raise SecretUnreadable(gettext("no configured key decrypts this secret")) from exc
 
 
 def headers_masked(headers: Any) -> Any:
@@ -108,13 +109,19 @@ def headers_unmasked(submitted: Any, *, stored: Any) -> Any:
         candidates = stored_secrets.get(name.lower())
         if not _is_secret(header):
             errors.append(
-                f"header {position} ({name}): {SECRET_MASK} stands for a hidden value; "
-                "keep the header secret or enter its value."
+                gettext(
+                    "header %(position)s (%(name)s): %(mask)s stands for a hidden value; "
+                    "keep the header secret or enter its value."
+                )
+                % {"position": position, "name": name, "mask": SECRET_MASK}
             )
         elif not candidates:
             errors.append(
-                f"header {position} ({name}): enter its value; {SECRET_MASK} keeps a stored "
-                "secret only under the name it was saved with."
+                gettext(
+                    "header %(position)s (%(name)s): enter its value; %(mask)s keeps a stored "
+                    "secret only under the name it was saved with."
+                )
+                % {"position": position, "name": name, "mask": SECRET_MASK}
             )
         else:
             restored.append({**header, "value": candidates.pop(0)})

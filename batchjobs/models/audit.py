@@ -3,70 +3,109 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .labels import labelled
 
 
 class AuditAction(models.TextChoices):
-    CREATED = "created"
-    CHANGED = "changed"
-    DELETED = "deleted"
-    STARTED = "started"
-    STOPPED = "stopped"
-    RESTARTED = "restarted"
-    ABANDONED = "abandoned"
-    ENABLED = "enabled"
-    DISABLED = "disabled"
-    PAUSED = "paused"
-    RESUMED = "resumed"
+    CREATED = "created", _("Created")
+    CHANGED = "changed", _("Changed")
+    DELETED = "deleted", _("Deleted")
+    STARTED = "started", _("Started")
+    STOPPED = "stopped", _("Stopped")
+    RESTARTED = "restarted", _("Restarted")
+    ABANDONED = "abandoned", _("Abandoned")
+    ENABLED = "enabled", _("Enabled")
+    DISABLED = "disabled", _("Disabled")
+    PAUSED = "paused", _("Paused")
+    RESUMED = "resumed", _("Resumed")
 
 
 class AuditEntry(models.Model):
     """Who did what to which job, schedule, execution or notification, and when. Written by the
     services in the transaction of the change itself; never edited."""
 
-    at = models.DateTimeField(auto_now_add=True, help_text="When it happened.")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="The user who did it; empty for the system, the command line or a deleted user.",
+    at = labelled(
+        _("at"), models.DateTimeField(auto_now_add=True, help_text=_("When it happened."))
     )
-    actor_name = models.CharField(
-        max_length=150,
-        help_text="The user's name when it happened, or 'system' / 'cli' when no user acted.",
+    actor = labelled(
+        _("actor"),
+        models.ForeignKey(
+            settings.AUTH_USER_MODEL,
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="+",
+            help_text=_(
+                "The user who did it; empty for the system, the command line or a deleted user."
+            ),
+        ),
     )
-    action = models.CharField(
-        max_length=16, choices=AuditAction.choices, help_text="What was done."
+    actor_name = labelled(
+        _("actor name"),
+        models.CharField(
+            max_length=150,
+            help_text=_(
+                "The user's name when it happened, or 'system' / 'cli' when no user acted."
+            ),
+        ),
     )
-    content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, help_text="The kind of object acted on."
+    action = labelled(
+        _("action"),
+        models.CharField(max_length=16, choices=AuditAction.choices, help_text=_("What was done.")),
     )
-    object_id = models.PositiveBigIntegerField(help_text="The id of the object acted on.")
-    object_repr = models.CharField(
-        max_length=300, help_text="The object as it read then; it may since have been deleted."
+    content_type = labelled(
+        _("content type"),
+        models.ForeignKey(
+            ContentType, on_delete=models.PROTECT, help_text=_("The kind of object acted on.")
+        ),
     )
-    job = models.ForeignKey(
-        "batchjobs.BatchJob",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="audit_entries",
-        help_text="The job the object is or belongs to, for the job's audit trail.",
+    object_id = labelled(
+        _("object id"),
+        models.PositiveBigIntegerField(help_text=_("The id of the object acted on.")),
     )
-    job_name = models.CharField(
-        max_length=200, blank=True, help_text="The job's name then, kept after it is deleted."
+    object_repr = labelled(
+        _("object repr"),
+        models.CharField(
+            max_length=300,
+            help_text=_("The object as it read then; it may since have been deleted."),
+        ),
     )
-    changes = models.JSONField(
-        default=dict,
-        blank=True,
-        encoder=DjangoJSONEncoder,
-        help_text='Changed fields as {"field": [before, after]}; secret header values masked.',
+    job = labelled(
+        _("job"),
+        models.ForeignKey(
+            "batchjobs.BatchJob",
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="audit_entries",
+            help_text=_("The job the object is or belongs to, for the job's audit trail."),
+        ),
+    )
+    job_name = labelled(
+        _("job name"),
+        models.CharField(
+            max_length=200,
+            blank=True,
+            help_text=_("The job's name then, kept after it is deleted."),
+        ),
+    )
+    changes = labelled(
+        _("changes"),
+        models.JSONField(
+            default=dict,
+            blank=True,
+            encoder=DjangoJSONEncoder,
+            help_text=_(
+                'Changed fields as {"field": [before, after]}; secret header values masked.'
+            ),
+        ),
     )
 
     class Meta:
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit entries"
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
         ordering = ["-at", "-id"]
         indexes = [
             models.Index(fields=["job", "-at"], name="audit_job_recent_idx"),

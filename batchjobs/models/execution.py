@@ -2,19 +2,22 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .labels import labelled, named
 
 
 class ExecutionStatus(models.TextChoices):
     """Spring Batch's BatchStatus, plus QUEUED (waiting for a worker) and SKIPPED (declined)."""
 
-    QUEUED = "QUEUED"
-    STARTED = "STARTED"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    ABANDONED = "ABANDONED"
-    SKIPPED = "SKIPPED"
+    QUEUED = "QUEUED", _("Queued")
+    STARTED = "STARTED", _("Started")
+    STOPPING = "STOPPING", _("Stopping")
+    STOPPED = "STOPPED", _("Stopped")
+    COMPLETED = "COMPLETED", _("Completed")
+    FAILED = "FAILED", _("Failed")
+    ABANDONED = "ABANDONED", _("Abandoned")
+    SKIPPED = "SKIPPED", _("Skipped")
 
 
 # Every set of statuses the code asks about, here beside the enum (execution/lifecycle.py makes
@@ -47,151 +50,252 @@ PARTITION_REQUEUED_STATUSES = (
 
 
 class Trigger(models.TextChoices):
-    SCHEDULE = "schedule"
-    MANUAL = "manual", "Manual (admin)"
-    API = "api"
-    CLI = "cli", "Command line"
-    RESTART = "restart"
+    SCHEDULE = "schedule", _("Schedule")
+    MANUAL = "manual", _("Manual (admin)")
+    API = "api", _("Api")
+    CLI = "cli", _("Command line")
+    RESTART = "restart", _("Restart")
 
 
+@named(plural=_("executions"))
 class BatchLog(models.Model):
     """One execution of a job (Spring Batch's JobExecution), across all of its attempts."""
 
-    job = models.ForeignKey(
-        "batchjobs.BatchJob",
-        on_delete=models.CASCADE,
-        related_name="executions",
-        help_text="The job executed.",
-    )
-    schedule = models.ForeignKey(
-        "batchjobs.BatchSchedule",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="executions",
-        help_text="The schedule that fired it; empty for a run started by hand.",
-    )
-    trigger = models.CharField(
-        max_length=16, choices=Trigger.choices, help_text="What started the execution."
-    )
-    scheduled_for = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="The fire time this execution stands for; with the schedule, its unique key.",
-    )
-    params = models.JSONField(
-        default=dict, blank=True, help_text="The job parameters this execution ran with."
-    )
-    status = models.CharField(
-        max_length=16,
-        choices=ExecutionStatus.choices,
-        default=ExecutionStatus.QUEUED,
-        help_text="Where the execution stands; every change is a conditional update.",
-    )
-    exclusive = models.BooleanField(
-        default=False,
-        help_text="Taken from the job's overlap policy at creation: may not run beside another.",
-    )
-    attempts = models.PositiveSmallIntegerField(
-        default=0, help_text="Attempts started so far, counted when a worker claims one."
-    )
-    max_attempts = models.PositiveSmallIntegerField(
-        default=1, help_text="Attempts allowed, taken from the job at creation."
-    )
-    next_attempt_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="When a QUEUED execution may be claimed: at once, or after a retry's backoff.",
-    )
-    published_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="When a message was last sent for it; the relay resends lost ones.",
-    )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was queued.")
-    started_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the first attempt started."
-    )
-    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it ended.")
-    heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="The running attempt's latest sign of life."
-    )
-    worker = models.CharField(
-        max_length=255, blank=True, help_text="The worker running (or that last ran) it."
-    )
-    result = models.JSONField(
-        null=True,
-        blank=True,
-        encoder=DjangoJSONEncoder,
-        help_text="What the last successful attempt returned.",
-    )
-    error = models.TextField(blank=True, help_text="Why the execution failed or was skipped.")
-    note = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="How the scheduler made it, e.g. missed fires coalesced into this run.",
-    )
-    execution_context = models.JSONField(
-        default=dict, blank=True, help_text="State saved for a restart (Spring's ExecutionContext)."
-    )
-    progress_done = models.BigIntegerField(
-        null=True, blank=True, help_text="Items done, as reported by the running job."
-    )
-    progress_total = models.BigIntegerField(
-        null=True, blank=True, help_text="Items expected, if the job knows."
-    )
-    set_aside_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text=(
-            "When housekeeping (reaper, relay) set the execution aside because processing it "
-            "raised; housekeeping leaves it alone from then on."
+    job = labelled(
+        _("job"),
+        models.ForeignKey(
+            "batchjobs.BatchJob",
+            on_delete=models.CASCADE,
+            related_name="executions",
+            help_text=_("The job executed."),
         ),
     )
-    set_aside_reason = models.TextField(
-        blank=True, help_text="The error that made housekeeping set the execution aside."
-    )
-    held_by = models.CharField(
-        max_length=300,
-        blank=True,
-        help_text=(
-            'The limit a QUEUED execution waits for ("host:example.com", "queue:reports", '
-            '"job:12"); the first run of it to end sends the oldest one waiting.'
+    schedule = labelled(
+        _("schedule"),
+        models.ForeignKey(
+            "batchjobs.BatchSchedule",
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="executions",
+            help_text=_("The schedule that fired it; empty for a run started by hand."),
         ),
     )
-    held_reason = models.CharField(
-        max_length=500, blank=True, help_text="Why the execution waits: the limit and its count."
+    trigger = labelled(
+        _("trigger"),
+        models.CharField(
+            max_length=16, choices=Trigger.choices, help_text=_("What started the execution.")
+        ),
     )
-    instance_key = models.CharField(
-        max_length=64,
-        blank=True,
-        db_index=True,
-        help_text="Batch jobs: the job instance (job + identifying parameters) it belongs to.",
+    scheduled_for = labelled(
+        _("scheduled for"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_(
+                "The fire time this execution stands for; with the schedule, its unique key."
+            ),
+        ),
     )
-    restart_of = models.ForeignKey(
-        "self",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="restarts",
-        help_text="The FAILED or STOPPED execution this one restarts.",
+    params = labelled(
+        _("params"),
+        models.JSONField(
+            default=dict, blank=True, help_text=_("The job parameters this execution ran with.")
+        ),
     )
-    idempotency_key = models.CharField(
-        max_length=255,
-        blank=True,
-        help_text="A caller's key for a manual start: the same key returns the same execution.",
+    status = labelled(
+        _("status"),
+        models.CharField(
+            max_length=16,
+            choices=ExecutionStatus.choices,
+            default=ExecutionStatus.QUEUED,
+            help_text=_("Where the execution stands; every change is a conditional update."),
+        ),
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Who started it by hand.",
+    exclusive = labelled(
+        _("exclusive"),
+        models.BooleanField(
+            default=False,
+            help_text=_(
+                "Taken from the job's overlap policy at creation: may not run beside another."
+            ),
+        ),
+    )
+    attempts = labelled(
+        _("attempts"),
+        models.PositiveSmallIntegerField(
+            default=0, help_text=_("Attempts started so far, counted when a worker claims one.")
+        ),
+    )
+    max_attempts = labelled(
+        _("max attempts"),
+        models.PositiveSmallIntegerField(
+            default=1, help_text=_("Attempts allowed, taken from the job at creation.")
+        ),
+    )
+    next_attempt_at = labelled(
+        _("next attempt at"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_(
+                "When a QUEUED execution may be claimed: at once, or after a retry's backoff."
+            ),
+        ),
+    )
+    published_at = labelled(
+        _("published at"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_("When a message was last sent for it; the relay resends lost ones."),
+        ),
+    )
+    created_at = labelled(
+        _("created at"), models.DateTimeField(auto_now_add=True, help_text=_("When it was queued."))
+    )
+    started_at = labelled(
+        _("started at"),
+        models.DateTimeField(null=True, blank=True, help_text=_("When the first attempt started.")),
+    )
+    finished_at = labelled(
+        _("finished at"), models.DateTimeField(null=True, blank=True, help_text=_("When it ended."))
+    )
+    heartbeat_at = labelled(
+        _("heartbeat at"),
+        models.DateTimeField(
+            null=True, blank=True, help_text=_("The running attempt's latest sign of life.")
+        ),
+    )
+    worker = labelled(
+        _("worker"),
+        models.CharField(
+            max_length=255, blank=True, help_text=_("The worker running (or that last ran) it.")
+        ),
+    )
+    result = labelled(
+        _("result"),
+        models.JSONField(
+            null=True,
+            blank=True,
+            encoder=DjangoJSONEncoder,
+            help_text=_("What the last successful attempt returned."),
+        ),
+    )
+    error = labelled(
+        _("error"),
+        models.TextField(blank=True, help_text=_("Why the execution failed or was skipped.")),
+    )
+    note = labelled(
+        _("note"),
+        models.CharField(
+            max_length=500,
+            blank=True,
+            help_text=_("How the scheduler made it, e.g. missed fires coalesced into this run."),
+        ),
+    )
+    execution_context = labelled(
+        _("execution context"),
+        models.JSONField(
+            default=dict,
+            blank=True,
+            help_text=_("State saved for a restart (Spring's ExecutionContext)."),
+        ),
+    )
+    progress_done = labelled(
+        _("progress done"),
+        models.BigIntegerField(
+            null=True, blank=True, help_text=_("Items done, as reported by the running job.")
+        ),
+    )
+    progress_total = labelled(
+        _("progress total"),
+        models.BigIntegerField(
+            null=True, blank=True, help_text=_("Items expected, if the job knows.")
+        ),
+    )
+    set_aside_at = labelled(
+        _("set aside at"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_(
+                "When housekeeping (reaper, relay) set the execution aside because processing it "
+                "raised; housekeeping leaves it alone from then on."
+            ),
+        ),
+    )
+    set_aside_reason = labelled(
+        _("set aside reason"),
+        models.TextField(
+            blank=True, help_text=_("The error that made housekeeping set the execution aside.")
+        ),
+    )
+    held_by = labelled(
+        _("held by"),
+        models.CharField(
+            max_length=300,
+            blank=True,
+            help_text=_(
+                'The limit a QUEUED execution waits for ("host:example.com", "queue:reports", '
+                '"job:12"); the first run of it to end sends the oldest one waiting.'
+            ),
+        ),
+    )
+    held_reason = labelled(
+        _("held reason"),
+        models.CharField(
+            max_length=500,
+            blank=True,
+            help_text=_("Why the execution waits: the limit and its count."),
+        ),
+    )
+    instance_key = labelled(
+        _("instance key"),
+        models.CharField(
+            max_length=64,
+            blank=True,
+            db_index=True,
+            help_text=_(
+                "Batch jobs: the job instance (job + identifying parameters) it belongs to."
+            ),
+        ),
+    )
+    restart_of = labelled(
+        _("restart of"),
+        models.ForeignKey(
+            "self",
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="restarts",
+            help_text=_("The FAILED or STOPPED execution this one restarts."),
+        ),
+    )
+    idempotency_key = labelled(
+        _("idempotency key"),
+        models.CharField(
+            max_length=255,
+            blank=True,
+            help_text=_(
+                "A caller's key for a manual start: the same key returns the same execution."
+            ),
+        ),
+    )
+    created_by = labelled(
+        _("created by"),
+        models.ForeignKey(
+            settings.AUTH_USER_MODEL,
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="+",
+            help_text=_("Who started it by hand."),
+        ),
     )
 
     class Meta:
-        verbose_name = "execution"
+        verbose_name = _("execution")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["job", "-created_at"], name="execution_job_recent_idx"),
@@ -263,47 +367,79 @@ class BatchLog(models.Model):
 
 
 class AttemptStatus(models.TextChoices):
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-    STOPPED = "STOPPED"
-    LOST = "LOST", "Lost (worker died)"
+    RUNNING = "RUNNING", _("Running")
+    SUCCEEDED = "SUCCEEDED", _("Succeeded")
+    FAILED = "FAILED", _("Failed")
+    TIMED_OUT = "TIMED_OUT", _("Timed Out")
+    STOPPED = "STOPPED", _("Stopped")
+    LOST = "LOST", _("Lost (worker died)")
 
 
+@named(plural=_("attempts"))
 class BatchAttempt(models.Model):
     """One try of an execution: which worker ran it, when, and what came back."""
 
-    execution = models.ForeignKey(
-        BatchLog,
-        on_delete=models.CASCADE,
-        related_name="attempt_rows",
-        help_text="The execution this attempt belongs to.",
+    execution = labelled(
+        _("execution"),
+        models.ForeignKey(
+            BatchLog,
+            on_delete=models.CASCADE,
+            related_name="attempt_rows",
+            help_text=_("The execution this attempt belongs to."),
+        ),
     )
-    number = models.PositiveSmallIntegerField(help_text="1 for the first attempt, and so on.")
-    status = models.CharField(
-        max_length=16,
-        choices=AttemptStatus.choices,
-        default=AttemptStatus.RUNNING,
-        help_text="How the attempt ended, or RUNNING.",
+    number = labelled(
+        _("number"),
+        models.PositiveSmallIntegerField(help_text=_("1 for the first attempt, and so on.")),
     )
-    worker = models.CharField(max_length=255, blank=True, help_text="The worker that ran it.")
-    task_id = models.CharField(max_length=255, blank=True, help_text="The Celery task id.")
-    started_at = models.DateTimeField(help_text="When the worker claimed it.")
-    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it ended.")
-    http_status = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="HTTP jobs: the response status code."
+    status = labelled(
+        _("status"),
+        models.CharField(
+            max_length=16,
+            choices=AttemptStatus.choices,
+            default=AttemptStatus.RUNNING,
+            help_text=_("How the attempt ended, or RUNNING."),
+        ),
     )
-    response_excerpt = models.TextField(
-        blank=True, help_text="HTTP jobs: the start of the response body, truncated."
+    worker = labelled(
+        _("worker"),
+        models.CharField(max_length=255, blank=True, help_text=_("The worker that ran it.")),
     )
-    error = models.TextField(blank=True, help_text="What went wrong, with the traceback.")
-    retryable = models.BooleanField(
-        null=True, blank=True, help_text="Whether the failure allowed another attempt."
+    task_id = labelled(
+        _("task id"),
+        models.CharField(max_length=255, blank=True, help_text=_("The Celery task id.")),
+    )
+    started_at = labelled(
+        _("started at"), models.DateTimeField(help_text=_("When the worker claimed it."))
+    )
+    finished_at = labelled(
+        _("finished at"), models.DateTimeField(null=True, blank=True, help_text=_("When it ended."))
+    )
+    http_status = labelled(
+        _("http status"),
+        models.PositiveSmallIntegerField(
+            null=True, blank=True, help_text=_("HTTP jobs: the response status code.")
+        ),
+    )
+    response_excerpt = labelled(
+        _("response excerpt"),
+        models.TextField(
+            blank=True, help_text=_("HTTP jobs: the start of the response body, truncated.")
+        ),
+    )
+    error = labelled(
+        _("error"),
+        models.TextField(blank=True, help_text=_("What went wrong, with the traceback.")),
+    )
+    retryable = labelled(
+        _("retryable"),
+        models.BooleanField(
+            null=True, blank=True, help_text=_("Whether the failure allowed another attempt.")
+        ),
     )
 
     class Meta:
-        verbose_name = "attempt"
+        verbose_name = _("attempt")
         ordering = ["execution", "number"]
         constraints = [
             models.UniqueConstraint(fields=["execution", "number"], name="attempt_number_unique"),
@@ -326,45 +462,94 @@ class BatchAttempt(models.Model):
         return None
 
 
+@named(_("step execution"), _("step executions"))
 class StepExecution(models.Model):
     """One step of a batch job's execution, with Spring Batch's counters."""
 
-    execution = models.ForeignKey(
-        BatchLog,
-        on_delete=models.CASCADE,
-        related_name="steps",
-        help_text="The job execution this step belongs to.",
+    execution = labelled(
+        _("execution"),
+        models.ForeignKey(
+            BatchLog,
+            on_delete=models.CASCADE,
+            related_name="steps",
+            help_text=_("The job execution this step belongs to."),
+        ),
     )
-    step_name = models.CharField(max_length=200, help_text="The step's name in the job.")
-    partition = models.CharField(
-        max_length=200, blank=True, help_text="The partition's name, for a partitioned step."
+    step_name = labelled(
+        _("step name"), models.CharField(max_length=200, help_text=_("The step's name in the job."))
     )
-    status = models.CharField(
-        max_length=16,
-        choices=ExecutionStatus.choices,
-        default=ExecutionStatus.STARTED,
-        help_text="Where the step stands.",
+    partition = labelled(
+        _("partition"),
+        models.CharField(
+            max_length=200, blank=True, help_text=_("The partition's name, for a partitioned step.")
+        ),
     )
-    exit_status = models.CharField(
-        max_length=100, blank=True, help_text="The exit code flow transitions match on."
+    status = labelled(
+        _("status"),
+        models.CharField(
+            max_length=16,
+            choices=ExecutionStatus.choices,
+            default=ExecutionStatus.STARTED,
+            help_text=_("Where the step stands."),
+        ),
     )
-    read_count = models.BigIntegerField(default=0, help_text="Items read.")
-    write_count = models.BigIntegerField(default=0, help_text="Items written.")
-    filter_count = models.BigIntegerField(default=0, help_text="Items a processor filtered out.")
-    read_skip_count = models.BigIntegerField(default=0, help_text="Items skipped on read.")
-    process_skip_count = models.BigIntegerField(default=0, help_text="Items skipped on process.")
-    write_skip_count = models.BigIntegerField(default=0, help_text="Items skipped on write.")
-    commit_count = models.BigIntegerField(default=0, help_text="Chunks committed.")
-    rollback_count = models.BigIntegerField(default=0, help_text="Chunks rolled back.")
-    execution_context = models.JSONField(
-        default=dict, blank=True, help_text="The step's checkpoint, saved with each chunk commit."
+    exit_status = labelled(
+        _("exit status"),
+        models.CharField(
+            max_length=100, blank=True, help_text=_("The exit code flow transitions match on.")
+        ),
     )
-    started_at = models.DateTimeField(null=True, blank=True, help_text="When the step started.")
-    finished_at = models.DateTimeField(null=True, blank=True, help_text="When the step ended.")
-    heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="A running partition's latest sign of life."
+    read_count = labelled(
+        _("read count"), models.BigIntegerField(default=0, help_text=_("Items read."))
     )
-    error = models.TextField(blank=True, help_text="Why the step failed.")
+    write_count = labelled(
+        _("write count"), models.BigIntegerField(default=0, help_text=_("Items written."))
+    )
+    filter_count = labelled(
+        _("filter count"),
+        models.BigIntegerField(default=0, help_text=_("Items a processor filtered out.")),
+    )
+    read_skip_count = labelled(
+        _("read skip count"),
+        models.BigIntegerField(default=0, help_text=_("Items skipped on read.")),
+    )
+    process_skip_count = labelled(
+        _("process skip count"),
+        models.BigIntegerField(default=0, help_text=_("Items skipped on process.")),
+    )
+    write_skip_count = labelled(
+        _("write skip count"),
+        models.BigIntegerField(default=0, help_text=_("Items skipped on write.")),
+    )
+    commit_count = labelled(
+        _("commit count"), models.BigIntegerField(default=0, help_text=_("Chunks committed."))
+    )
+    rollback_count = labelled(
+        _("rollback count"), models.BigIntegerField(default=0, help_text=_("Chunks rolled back."))
+    )
+    execution_context = labelled(
+        _("execution context"),
+        models.JSONField(
+            default=dict,
+            blank=True,
+            help_text=_("The step's checkpoint, saved with each chunk commit."),
+        ),
+    )
+    started_at = labelled(
+        _("started at"),
+        models.DateTimeField(null=True, blank=True, help_text=_("When the step started.")),
+    )
+    finished_at = labelled(
+        _("finished at"),
+        models.DateTimeField(null=True, blank=True, help_text=_("When the step ended.")),
+    )
+    heartbeat_at = labelled(
+        _("heartbeat at"),
+        models.DateTimeField(
+            null=True, blank=True, help_text=_("A running partition's latest sign of life.")
+        ),
+    )
+    error = labelled(_("error"), models.TextField(blank=True, help_text=_("Why the step failed.")))
 
     class Meta:
         ordering = ["execution", "id"]

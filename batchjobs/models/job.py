@@ -2,15 +2,18 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.rules import bounds
 from batchjobs.rules.url import UrlRefused, http_url_parse
 
+from .labels import labelled, named
+
 
 class JobKind(models.TextChoices):
-    HTTP = "http", "HTTP call"
-    HANDLER = "handler", "Python handler"
-    BATCH = "batch", "Batch job (steps)"
+    HTTP = "http", _("HTTP call")
+    HANDLER = "handler", _("Python handler")
+    BATCH = "batch", _("Batch job (steps)")
 
 
 def default_queue(kind: str) -> str:
@@ -39,171 +42,276 @@ class HttpMethod(models.TextChoices):
 
 
 class AssertionKind(models.TextChoices):
-    NONE = "", "None"
-    REGEX = "regex", "Body matches a regular expression"
-    JSON_PATH = "json_path", "JSON path equals a value"
+    NONE = "", _("None")
+    REGEX = "regex", _("Body matches a regular expression")
+    JSON_PATH = "json_path", _("JSON path equals a value")
 
 
 class OverlapPolicy(models.TextChoices):
-    ALLOW = "allow", "Allow: runs may overlap"
-    SKIP = "skip", "Skip: a run that would overlap is recorded SKIPPED"
-    QUEUE = "queue", "Queue: a run that would overlap waits for the running one"
+    ALLOW = "allow", _("Allow: runs may overlap")
+    SKIP = "skip", _("Skip: a run that would overlap is recorded SKIPPED")
+    QUEUE = "queue", _("Queue: a run that would overlap waits for the running one")
 
 
 job_name_validator = RegexValidator(
     r"^[\w][\w .:@+-]*$",
-    "Use letters, digits, spaces and . : @ + - _ ; start with a letter, digit or _.",
+    _("Use letters, digits, spaces and . : @ + - _ ; start with a letter, digit or _."),
 )
 
 
+@named(_("batch job"), _("batch jobs"))
 class BatchJob(models.Model):
     """What to run (an HTTP call, a handler or a batch job) and how: the run policy."""
 
-    name = models.CharField(
-        max_length=200,
-        unique=True,
-        validators=[job_name_validator],
-        help_text="Unique name, used to start the job from the API and the command line.",
-    )
-    description = models.TextField(blank=True, help_text="What the job does, for operators.")
-    kind = models.CharField(
-        max_length=16, choices=JobKind.choices, help_text="What kind of work the job runs."
-    )
-    enabled = models.BooleanField(
-        default=True, help_text="A disabled job is not fired by its schedules nor started."
-    )
-
-    http_method = models.CharField(
-        max_length=8,
-        choices=HttpMethod.choices,
-        default=HttpMethod.GET,
-        help_text="HTTP jobs: the request method.",
-    )
-    http_url = models.CharField(
-        max_length=2000, blank=True, help_text="HTTP jobs: the http:// or https:// URL to call."
-    )
-    http_headers = models.JSONField(
-        default=list,
-        blank=True,
-        help_text=(
-            'HTTP jobs: a list of {"name": ..., "value": ..., "secret": true|false}; '
-            "secret values are masked wherever they are shown."
+    name = labelled(
+        _("name"),
+        models.CharField(
+            max_length=200,
+            unique=True,
+            validators=[job_name_validator],
+            help_text=_("Unique name, used to start the job from the API and the command line."),
         ),
     )
-    http_body = models.TextField(blank=True, help_text="HTTP jobs: the request body, sent as is.")
-    http_expected_status = models.CharField(
-        max_length=200,
-        default="200-299",
-        help_text="HTTP jobs: status codes that count as success, e.g. '200-299' or '200,202,304'.",
+    description = labelled(
+        _("description"),
+        models.TextField(blank=True, help_text=_("What the job does, for operators.")),
     )
-    http_assertion_kind = models.CharField(
-        max_length=16,
-        choices=AssertionKind.choices,
-        default=AssertionKind.NONE,
-        blank=True,
-        help_text="HTTP jobs: an optional check of the response body on top of its status.",
-    )
-    http_assertion = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="HTTP jobs: the regular expression, or the JSON path such as $.data.items[0].id.",
-    )
-    http_assertion_value = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text='HTTP jobs, JSON path assertion: the expected value as JSON (true, 3, "ok").',
-    )
-
-    handler_name = models.CharField(
-        max_length=200, blank=True, help_text="Handler jobs: the registered handler's name."
-    )
-    batch_job_name = models.CharField(
-        max_length=200, blank=True, help_text="Batch jobs: the registered batch job's name."
-    )
-    params = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text="Handler and batch jobs: default parameters, validated against the schema.",
-    )
-
-    timeout_seconds = models.FloatField(
-        validators=bounds.between(0.001, bounds.MAX_TIMEOUT_SECONDS, unit="seconds"),
-        default=60.0,
-        help_text="An attempt that runs longer than this is stopped and counted as timed out.",
-    )
-    max_attempts = models.PositiveSmallIntegerField(
-        validators=bounds.between(1, bounds.MAX_ATTEMPTS),
-        default=3,
-        help_text="Attempts per execution, the first one included.",
-    )
-    retry_backoff_seconds = models.FloatField(
-        validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
-        default=10.0,
-        help_text="Delay before the first retry; doubled for each later one.",
-    )
-    retry_backoff_max_seconds = models.FloatField(
-        validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
-        default=600.0,
-        help_text="The longest delay between two attempts.",
-    )
-    retry_jitter = models.BooleanField(
-        default=True, help_text="Spread each retry delay randomly over its upper half."
-    )
-    retry_on_4xx = models.BooleanField(
-        default=False, help_text="HTTP jobs: also retry on 4xx answers (5xx always retry)."
-    )
-    overlap_policy = models.CharField(
-        max_length=8,
-        choices=OverlapPolicy.choices,
-        default=OverlapPolicy.ALLOW,
-        help_text="What happens when a run starts while another run of this job is running.",
-    )
-    queue = models.CharField(
-        max_length=100,
-        blank=True,
-        help_text=(
-            "The Celery queue the job's executions are sent to. Empty: by kind, HTTP jobs to "
-            "the I/O lane (BATCHJOBS_HTTP_QUEUE), the others to CELERY_TASK_DEFAULT_QUEUE."
+    kind = labelled(
+        _("kind"),
+        models.CharField(
+            max_length=16, choices=JobKind.choices, help_text=_("What kind of work the job runs.")
         ),
     )
-    max_running = models.PositiveIntegerField(
-        validators=bounds.between(1, bounds.MAX_RUNNING_LIMIT),
-        null=True,
-        blank=True,
-        help_text=(
-            "At most this many runs of the job at once; a run past it waits QUEUED, with the "
-            "reason shown, until one ends. Empty: no limit (the overlap policy's skip and "
-            "queue allow one)."
+    enabled = labelled(
+        _("enabled"),
+        models.BooleanField(
+            default=True, help_text=_("A disabled job is not fired by its schedules nor started.")
         ),
     )
-    target_host = models.CharField(
-        max_length=255,
-        blank=True,
-        editable=False,
-        db_index=True,
-        help_text="HTTP jobs: the host the URL names, as its host limit is looked up.",
+
+    http_method = labelled(
+        _("http method"),
+        models.CharField(
+            max_length=8,
+            choices=HttpMethod.choices,
+            default=HttpMethod.GET,
+            help_text=_("HTTP jobs: the request method."),
+        ),
     )
-    priority = models.PositiveSmallIntegerField(
-        validators=bounds.between(0, bounds.MAX_PRIORITY),
-        default=5,
-        help_text="Message priority within the queue, 0 (first) to 9 (last).",
+    http_url = labelled(
+        _("http url"),
+        models.CharField(
+            max_length=2000,
+            blank=True,
+            help_text=_("HTTP jobs: the http:// or https:// URL to call."),
+        ),
+    )
+    http_headers = labelled(
+        _("http headers"),
+        models.JSONField(
+            default=list,
+            blank=True,
+            help_text=_(
+                'HTTP jobs: a list of {"name": ..., "value": ..., "secret": true|false}; '
+                "secret values are masked wherever they are shown."
+            ),
+        ),
+    )
+    http_body = labelled(
+        _("http body"),
+        models.TextField(blank=True, help_text=_("HTTP jobs: the request body, sent as is.")),
+    )
+    http_expected_status = labelled(
+        _("http expected status"),
+        models.CharField(
+            max_length=200,
+            default="200-299",
+            help_text=_(
+                "HTTP jobs: status codes that count as success, e.g. '200-299' or '200,202,304'."
+            ),
+        ),
+    )
+    http_assertion_kind = labelled(
+        _("http assertion kind"),
+        models.CharField(
+            max_length=16,
+            choices=AssertionKind.choices,
+            default=AssertionKind.NONE,
+            blank=True,
+            help_text=_("HTTP jobs: an optional check of the response body on top of its status."),
+        ),
+    )
+    http_assertion = labelled(
+        _("http assertion"),
+        models.CharField(
+            max_length=500,
+            blank=True,
+            help_text=_(
+                "HTTP jobs: the regular expression, or the JSON path such as $.data.items[0].id."
+            ),
+        ),
+    )
+    http_assertion_value = labelled(
+        _("http assertion value"),
+        models.CharField(
+            max_length=500,
+            blank=True,
+            help_text=_(
+                'HTTP jobs, JSON path assertion: the expected value as JSON (true, 3, "ok").'
+            ),
+        ),
     )
 
-    retention_days = models.PositiveIntegerField(
-        validators=bounds.between(1, bounds.MAX_RETENTION_DAYS, unit="days"),
-        null=True,
-        blank=True,
-        help_text="Keep finished executions this many days (empty: BATCHJOBS_RETENTION_DAYS).",
+    handler_name = labelled(
+        _("handler name"),
+        models.CharField(
+            max_length=200, blank=True, help_text=_("Handler jobs: the registered handler's name.")
+        ),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="When the job was created.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="When the job was last changed.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Who created the job.",
+    batch_job_name = labelled(
+        _("batch job name"),
+        models.CharField(
+            max_length=200, blank=True, help_text=_("Batch jobs: the registered batch job's name.")
+        ),
+    )
+    params = labelled(
+        _("params"),
+        models.JSONField(
+            default=dict,
+            blank=True,
+            help_text=_(
+                "Handler and batch jobs: default parameters, validated against the schema."
+            ),
+        ),
+    )
+
+    timeout_seconds = labelled(
+        _("timeout seconds"),
+        models.FloatField(
+            validators=bounds.between(0.001, bounds.MAX_TIMEOUT_SECONDS, unit="seconds"),
+            default=60.0,
+            help_text=_(
+                "An attempt that runs longer than this is stopped and counted as timed out."
+            ),
+        ),
+    )
+    max_attempts = labelled(
+        _("max attempts"),
+        models.PositiveSmallIntegerField(
+            validators=bounds.between(1, bounds.MAX_ATTEMPTS),
+            default=3,
+            help_text=_("Attempts per execution, the first one included."),
+        ),
+    )
+    retry_backoff_seconds = labelled(
+        _("retry backoff seconds"),
+        models.FloatField(
+            validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
+            default=10.0,
+            help_text=_("Delay before the first retry; doubled for each later one."),
+        ),
+    )
+    retry_backoff_max_seconds = labelled(
+        _("retry backoff max seconds"),
+        models.FloatField(
+            validators=bounds.between(0, bounds.MAX_BACKOFF_SECONDS, unit="seconds"),
+            default=600.0,
+            help_text=_("The longest delay between two attempts."),
+        ),
+    )
+    retry_jitter = labelled(
+        _("retry jitter"),
+        models.BooleanField(
+            default=True, help_text=_("Spread each retry delay randomly over its upper half.")
+        ),
+    )
+    retry_on_4xx = labelled(
+        _("retry on 4xx"),
+        models.BooleanField(
+            default=False, help_text=_("HTTP jobs: also retry on 4xx answers (5xx always retry).")
+        ),
+    )
+    overlap_policy = labelled(
+        _("overlap policy"),
+        models.CharField(
+            max_length=8,
+            choices=OverlapPolicy.choices,
+            default=OverlapPolicy.ALLOW,
+            help_text=_("What happens when a run starts while another run of this job is running."),
+        ),
+    )
+    queue = labelled(
+        _("queue"),
+        models.CharField(
+            max_length=100,
+            blank=True,
+            help_text=_(
+                "The Celery queue the job's executions are sent to. Empty: by kind, HTTP jobs to "
+                "the I/O lane (BATCHJOBS_HTTP_QUEUE), the others to CELERY_TASK_DEFAULT_QUEUE."
+            ),
+        ),
+    )
+    max_running = labelled(
+        _("max running"),
+        models.PositiveIntegerField(
+            validators=bounds.between(1, bounds.MAX_RUNNING_LIMIT),
+            null=True,
+            blank=True,
+            help_text=_(
+                "At most this many runs of the job at once; a run past it waits QUEUED, with the "
+                "reason shown, until one ends. Empty: no limit (the overlap policy's skip and "
+                "queue allow one)."
+            ),
+        ),
+    )
+    target_host = labelled(
+        _("target host"),
+        models.CharField(
+            max_length=255,
+            blank=True,
+            editable=False,
+            db_index=True,
+            help_text=_("HTTP jobs: the host the URL names, as its host limit is looked up."),
+        ),
+    )
+    priority = labelled(
+        _("priority"),
+        models.PositiveSmallIntegerField(
+            validators=bounds.between(0, bounds.MAX_PRIORITY),
+            default=5,
+            help_text=_("Message priority within the queue, 0 (first) to 9 (last)."),
+        ),
+    )
+
+    retention_days = labelled(
+        _("retention days"),
+        models.PositiveIntegerField(
+            validators=bounds.between(1, bounds.MAX_RETENTION_DAYS, unit="days"),
+            null=True,
+            blank=True,
+            help_text=_(
+                "Keep finished executions this many days (empty: BATCHJOBS_RETENTION_DAYS)."
+            ),
+        ),
+    )
+    created_at = labelled(
+        _("created at"),
+        models.DateTimeField(auto_now_add=True, help_text=_("When the job was created.")),
+    )
+    updated_at = labelled(
+        _("updated at"),
+        models.DateTimeField(auto_now=True, help_text=_("When the job was last changed.")),
+    )
+    created_by = labelled(
+        _("created by"),
+        models.ForeignKey(
+            settings.AUTH_USER_MODEL,
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="+",
+            help_text=_("Who created the job."),
+        ),
     )
 
     class Meta:

@@ -4,37 +4,53 @@ second per target host. A job's own limit is `BatchJob.max_running`."""
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.rules import bounds
 
+from .labels import labelled, named
+
 
 class LimitScope(models.TextChoices):
-    QUEUE = "queue", "Queue (every job sent to it)"
-    HOST = "host", "Target host (every HTTP job calling it)"
+    QUEUE = "queue", _("Queue (every job sent to it)")
+    HOST = "host", _("Target host (every HTTP job calling it)")
 
 
+@named(plural=_("run limits"))
 class RunLimit(models.Model):
-    scope = models.CharField(max_length=8, choices=LimitScope.choices)
-    name = models.CharField(
-        max_length=255,
-        help_text="The queue's name, or the host as the URLs name it (example.com, 10.0.0.5).",
+    scope = labelled(_("scope"), models.CharField(max_length=8, choices=LimitScope.choices))
+    name = labelled(
+        _("name"),
+        models.CharField(
+            max_length=255,
+            help_text=_(
+                "The queue's name, or the host as the URLs name it (example.com, 10.0.0.5)."
+            ),
+        ),
     )
-    max_running = models.PositiveIntegerField(
-        validators=bounds.between(1, bounds.MAX_RUNNING_LIMIT),
-        null=True,
-        blank=True,
-        help_text="At most this many executions running at once, across all workers.",
+    max_running = labelled(
+        _("max running"),
+        models.PositiveIntegerField(
+            validators=bounds.between(1, bounds.MAX_RUNNING_LIMIT),
+            null=True,
+            blank=True,
+            help_text=_("At most this many executions running at once, across all workers."),
+        ),
     )
-    max_per_second = models.PositiveIntegerField(
-        validators=bounds.between(1, bounds.MAX_PER_SECOND_LIMIT),
-        null=True,
-        blank=True,
-        help_text="Hosts only: at most this many calls started in any one second.",
+    max_per_second = labelled(
+        _("max per second"),
+        models.PositiveIntegerField(
+            validators=bounds.between(1, bounds.MAX_PER_SECOND_LIMIT),
+            null=True,
+            blank=True,
+            help_text=_("Hosts only: at most this many calls started in any one second."),
+        ),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = labelled(_("updated at"), models.DateTimeField(auto_now=True))
 
     class Meta:
-        verbose_name = "run limit"
+        verbose_name = _("run limit")
         ordering = ["scope", "name"]
         constraints = [
             models.UniqueConstraint(fields=["scope", "name"], name="run_limit_unique"),
@@ -62,11 +78,15 @@ class RunLimit(models.Model):
     def clean(self) -> None:
         errors: dict[str, str] = {}
         if self.max_running is None and self.max_per_second is None:
-            errors["max_running"] = "Set a number of runs at once, calls per second, or both."
+            errors["max_running"] = gettext(
+                "Set a number of runs at once, calls per second, or both."
+            )
         if self.scope == LimitScope.QUEUE and self.max_per_second is not None:
-            errors["max_per_second"] = "Calls per second apply to target hosts, not to queues."
+            errors["max_per_second"] = gettext(
+                "Calls per second apply to target hosts, not to queues."
+            )
         if self.scope == LimitScope.HOST and self.name != self.name.strip().lower():
-            errors["name"] = "Write the host in lower case, without spaces."
+            errors["name"] = gettext("Write the host in lower case, without spaces.")
         if errors:
             raise ValidationError(errors)
 

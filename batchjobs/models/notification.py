@@ -1,71 +1,110 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.rules.masking import url_masked
 
+from .labels import labelled, named
+
 
 class NotificationChannel(models.TextChoices):
-    EMAIL = "email", "Email"
-    WEBHOOK = "webhook", "Webhook (JSON POST)"
-    SLACK = "slack", "Slack-compatible webhook"
+    EMAIL = "email", _("Email")
+    WEBHOOK = "webhook", _("Webhook (JSON POST)")
+    SLACK = "slack", _("Slack-compatible webhook")
 
 
 class NotificationEvent(models.TextChoices):
-    FAILURE = "failure", "Failed"
-    RECOVERED = "recovered", "Recovered (succeeded after a failure)"
-    SLOW = "slow", "Much slower than usual"
-    MISSED = "missed", "Missed (an expected run did not happen)"
+    FAILURE = "failure", _("Failed")
+    RECOVERED = "recovered", _("Recovered (succeeded after a failure)")
+    SLOW = "slow", _("Much slower than usual")
+    MISSED = "missed", _("Missed (an expected run did not happen)")
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "PENDING"
-    SENDING = "SENDING"
-    SENT = "SENT"
-    FAILED = "FAILED"
+    PENDING = "PENDING", _("Pending")
+    SENDING = "SENDING", _("Sending")
+    SENT = "SENT", _("Sent")
+    FAILED = "FAILED", _("Failed")
 
 
+@named(_("job notification"), _("job notifications"))
 class JobNotification(models.Model):
     """Where to tell someone about a job's events: an email list, a webhook or a Slack-style
     incoming webhook, and which events to tell."""
 
-    job = models.ForeignKey(
-        "batchjobs.BatchJob",
-        on_delete=models.CASCADE,
-        related_name="notifications",
-        help_text="The job whose events are sent.",
-    )
-    channel = models.CharField(
-        max_length=16, choices=NotificationChannel.choices, help_text="How to send."
-    )
-    target = models.TextField(
-        help_text=(
-            "Email: addresses separated by commas or spaces. Webhook and Slack: the http(s) URL "
-            "to POST to (checked like an HTTP job's URL)."
-        )
-    )
-    on_failure = models.BooleanField(
-        default=True, help_text="Send when an execution ends FAILED (after its last attempt)."
-    )
-    on_recovered = models.BooleanField(
-        default=True, help_text="Send when an execution completes after the previous one failed."
-    )
-    on_slow = models.BooleanField(
-        default=False,
-        help_text="Send when a run took more than 3x the median of the job's last 20 runs.",
-    )
-    on_missed = models.BooleanField(
-        default=False,
-        help_text=(
-            "Dead-man: send when a schedule's fire is overdue by more than the grace below, or "
-            "a fire was skipped as missed."
+    job = labelled(
+        _("job"),
+        models.ForeignKey(
+            "batchjobs.BatchJob",
+            on_delete=models.CASCADE,
+            related_name="notifications",
+            help_text=_("The job whose events are sent."),
         ),
     )
-    missed_grace_seconds = models.PositiveIntegerField(
-        default=300, help_text="Missed: how late a fire may be before it counts as missed."
+    channel = labelled(
+        _("channel"),
+        models.CharField(
+            max_length=16, choices=NotificationChannel.choices, help_text=_("How to send.")
+        ),
     )
-    enabled = models.BooleanField(default=True, help_text="A disabled notification sends nothing.")
-    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="When it was last changed.")
+    target = labelled(
+        _("target"),
+        models.TextField(
+            help_text=_(
+                "Email: addresses separated by commas or spaces. Webhook and Slack: the http(s) "
+                "URL to POST to (checked like an HTTP job's URL)."
+            )
+        ),
+    )
+    on_failure = labelled(
+        _("on failure"),
+        models.BooleanField(
+            default=True,
+            help_text=_("Send when an execution ends FAILED (after its last attempt)."),
+        ),
+    )
+    on_recovered = labelled(
+        _("on recovered"),
+        models.BooleanField(
+            default=True,
+            help_text=_("Send when an execution completes after the previous one failed."),
+        ),
+    )
+    on_slow = labelled(
+        _("on slow"),
+        models.BooleanField(
+            default=False,
+            help_text=_("Send when a run took more than 3x the median of the job's last 20 runs."),
+        ),
+    )
+    on_missed = labelled(
+        _("on missed"),
+        models.BooleanField(
+            default=False,
+            help_text=_(
+                "Dead-man: send when a schedule's fire is overdue by more than the grace below, or "
+                "a fire was skipped as missed."
+            ),
+        ),
+    )
+    missed_grace_seconds = labelled(
+        _("missed grace seconds"),
+        models.PositiveIntegerField(
+            default=300, help_text=_("Missed: how late a fire may be before it counts as missed.")
+        ),
+    )
+    enabled = labelled(
+        _("enabled"),
+        models.BooleanField(default=True, help_text=_("A disabled notification sends nothing.")),
+    )
+    created_at = labelled(
+        _("created at"),
+        models.DateTimeField(auto_now_add=True, help_text=_("When it was created.")),
+    )
+    updated_at = labelled(
+        _("updated at"),
+        models.DateTimeField(auto_now=True, help_text=_("When it was last changed.")),
+    )
 
     class Meta:
         ordering = ["job", "id"]
@@ -122,49 +161,75 @@ class NotificationSent(models.Model):
     """One event told through one notification. Its unique key makes each event sent at most
     once, whatever number of workers or redeliveries see it."""
 
-    notification = models.ForeignKey(
-        JobNotification,
-        on_delete=models.CASCADE,
-        related_name="sent",
-        help_text="The notification it went through.",
+    notification = labelled(
+        _("notification"),
+        models.ForeignKey(
+            JobNotification,
+            on_delete=models.CASCADE,
+            related_name="sent",
+            help_text=_("The notification it went through."),
+        ),
     )
-    event = models.CharField(
-        max_length=16, choices=NotificationEvent.choices, help_text="What happened."
+    event = labelled(
+        _("event"),
+        models.CharField(
+            max_length=16, choices=NotificationEvent.choices, help_text=_("What happened.")
+        ),
     )
-    execution = models.ForeignKey(
-        "batchjobs.BatchLog",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="notifications_sent",
-        help_text="The execution the event is about (failure, recovered, slow, skipped fire).",
+    execution = labelled(
+        _("execution"),
+        models.ForeignKey(
+            "batchjobs.BatchLog",
+            null=True,
+            blank=True,
+            on_delete=models.CASCADE,
+            related_name="notifications_sent",
+            help_text=_(
+                "The execution the event is about (failure, recovered, slow, skipped fire)."
+            ),
+        ),
     )
-    schedule = models.ForeignKey(
-        "batchjobs.BatchSchedule",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="notifications_sent",
-        help_text="Missed: the schedule whose fire is overdue.",
+    schedule = labelled(
+        _("schedule"),
+        models.ForeignKey(
+            "batchjobs.BatchSchedule",
+            null=True,
+            blank=True,
+            on_delete=models.CASCADE,
+            related_name="notifications_sent",
+            help_text=_("Missed: the schedule whose fire is overdue."),
+        ),
     )
-    due_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="Missed: the overdue fire time (with the schedule: the key).",
+    due_at = labelled(
+        _("due at"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_("Missed: the overdue fire time (with the schedule: the key)."),
+        ),
     )
-    status = models.CharField(
-        max_length=8,
-        choices=NotificationStatus.choices,
-        default=NotificationStatus.PENDING,
-        help_text="PENDING until a worker takes it, then SENT or FAILED.",
+    status = labelled(
+        _("status"),
+        models.CharField(
+            max_length=8,
+            choices=NotificationStatus.choices,
+            default=NotificationStatus.PENDING,
+            help_text=_("PENDING until a worker takes it, then SENT or FAILED."),
+        ),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="When the event was seen.")
-    sent_at = models.DateTimeField(null=True, blank=True, help_text="When sending ended.")
-    error = models.TextField(blank=True, help_text="Why sending failed.")
+    created_at = labelled(
+        _("created at"),
+        models.DateTimeField(auto_now_add=True, help_text=_("When the event was seen.")),
+    )
+    sent_at = labelled(
+        _("sent at"),
+        models.DateTimeField(null=True, blank=True, help_text=_("When sending ended.")),
+    )
+    error = labelled(_("error"), models.TextField(blank=True, help_text=_("Why sending failed.")))
 
     class Meta:
-        verbose_name = "notification sent"
-        verbose_name_plural = "notifications sent"
+        verbose_name = _("notification sent")
+        verbose_name_plural = _("notifications sent")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -26,6 +28,13 @@ MAX_DELAY_SECONDS = 10 * YEAR  # a once-schedule "after a delay"
 MAX_INTERVAL_SECONDS = 100 * YEAR
 # The interval in each unit, at most MAX_INTERVAL_SECONDS (days are calendar days).
 UNIT_SECONDS = {"seconds": 1, "minutes": MINUTE, "hours": HOUR, "days": DAY}
+# The units as sentences name them ("every 5 minutes").
+UNIT_WORDS = {
+    "seconds": gettext_lazy("seconds"),
+    "minutes": gettext_lazy("minutes"),
+    "hours": gettext_lazy("hours"),
+    "days": gettext_lazy("days"),
+}
 MAX_INTERVAL_EVERY = {
     unit: MAX_INTERVAL_SECONDS // seconds for unit, seconds in UNIT_SECONDS.items()
 }
@@ -42,11 +51,25 @@ MAX_PER_SECOND_LIMIT = 100_000
 def between(low: float, high: float, *, unit: str = "") -> list:
     """Model field validators for low <= value <= high, whose message names the range in
     words a person reads: "Must be between 0 and 31,536,000 seconds (365 days)."."""
-    suffix = f" {unit}" if unit else ""
-    if unit == "seconds" and high >= DAY:
-        suffix += f" ({_shown(high / DAY)} days)"
-    message = f"Must be between {_shown(low)} and {_shown(high)}{suffix}."
+    if unit not in ("", "seconds", "days"):
+        raise ValueError(f"no message for the unit {unit!r}")
+    message = _range_message_lazy(low, high, unit)
     return [MinValueValidator(low, message), MaxValueValidator(high, message)]
+
+
+def _range_message(low: float, high: float, unit: str) -> str:
+    # In the language of the request that shows it: validators are made once, at import.
+    values = {"low": _shown(low), "high": _shown(high), "days": _shown(high / DAY)}
+    if unit == "seconds" and high >= DAY:
+        return gettext("Must be between %(low)s and %(high)s seconds (%(days)s days).") % values
+    if unit == "seconds":
+        return gettext("Must be between %(low)s and %(high)s seconds.") % values
+    if unit == "days":
+        return gettext("Must be between %(low)s and %(high)s days.") % values
+    return gettext("Must be between %(low)s and %(high)s.") % values
+
+
+_range_message_lazy = lazy(_range_message, str)
 
 
 def _shown(value: float) -> str:
@@ -57,10 +80,13 @@ def _shown(value: float) -> str:
 def interval_every_error(every: int | None, unit: str) -> str:
     """Why an interval of `every` `unit` is refused, or empty."""
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        return "An interval must be more than 0."
+        return gettext("An interval must be more than 0.")
     limit = MAX_INTERVAL_EVERY.get(unit)
     if limit is not None and every > limit:
-        return f"At most {limit} {unit} (100 years)."
+        return gettext("At most %(limit)s %(unit)s (100 years).") % {
+            "limit": limit,
+            "unit": UNIT_WORDS[unit],
+        }
     return ""
 
 
@@ -69,7 +95,7 @@ def non_finite_errors(values: Mapping[str, Any]) -> dict[str, list[str]]:
     false both ways) and an integer field cannot even convert infinity, so these are refused
     by name before any bound is checked."""
     return {
-        name: ["Enter a finite number."]
+        name: [gettext("Enter a finite number.")]
         for name, value in values.items()
         if isinstance(value, float) and not math.isfinite(value)
     }

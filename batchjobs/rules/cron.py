@@ -6,6 +6,8 @@ import calendar
 from datetime import datetime
 
 from croniter import CroniterBadDateError, croniter
+from django.utils.dates import MONTHS
+from django.utils.translation import gettext, ngettext
 
 # An expression that fires at all fires within this many years (29 February: every 4 years).
 NEVER_FIRES_HORIZON_YEARS = 5
@@ -27,7 +29,10 @@ def cron_errors(expression: str) -> list[str]:
     """Why `expression` is not a cron expression that fires, or nothing."""
     fields = expression.split()
     if len(fields) not in (5, 6):
-        return [f"A cron expression has 5 fields (or 6 with seconds first), not {len(fields)}."]
+        return [
+            gettext("A cron expression has 5 fields (or 6 with seconds first), not %(count)s.")
+            % {"count": len(fields)}
+        ]
     try:
         parsed = croniter(
             croniter_order(expression),
@@ -35,7 +40,8 @@ def cron_errors(expression: str) -> list[str]:
             max_years_between_matches=NEVER_FIRES_HORIZON_YEARS,
         )
     except (ValueError, KeyError) as exc:
-        return [f"Not a valid cron expression: {exc}."]
+        # croniter's own reason stays in English.
+        return [gettext("Not a valid cron expression: %(reason)s.") % {"reason": exc}]
     try:
         parsed.get_next(datetime)
     except CroniterBadDateError:
@@ -48,9 +54,11 @@ def _never_fires_message(expanded: list[list]) -> str:
     days, months = expanded[2], expanded[3]
     numbered = all(isinstance(value, int) for value in (*days, *months))
     if numbered and all(day > MONTH_MAX_DAYS[month] for day in days for month in months):
-        names = " or ".join(calendar.month_name[month] for month in months)
+        names = gettext(" or ").join(str(MONTHS[month]) for month in months)
         listed = ", ".join(str(day) for day in days)
-        if len(days) > 1:
-            return f"Never fires: days {listed} do not occur in {names}."
-        return f"Never fires: day {listed} does not occur in {names}."
-    return "Never fires: no date matches this expression."
+        return ngettext(
+            "Never fires: day %(days)s does not occur in %(months)s.",
+            "Never fires: days %(days)s do not occur in %(months)s.",
+            len(days),
+        ) % {"days": listed, "months": names}
+    return gettext("Never fires: no date matches this expression.")

@@ -18,6 +18,8 @@ not "items.0".
 import re
 from typing import Any, Final
 
+from django.utils.translation import gettext
+
 _STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 _FIRST_KEY = re.compile(r"[A-Za-z_][\w-]*")
 _DOTTED_INDEX = re.compile(r"\.\d")
@@ -48,14 +50,20 @@ def json_path_parse(path: str) -> JsonPath:
         position = 0
     else:
         raise ValueError(
-            f"cannot read the JSON path at {path!r}; write e.g. $.status or $.items[0].id"
+            gettext("cannot read the JSON path at %(part)s; write e.g. $.status or $.items[0].id")
+            % {"part": repr(path)}
         )
     while position < len(path):
         match = _STEP.match(path, position)
         if not match:
             rest = path[position:]
-            hint = "; a list index goes in brackets: [0]" if _DOTTED_INDEX.match(rest) else ""
-            raise ValueError(f"cannot read the JSON path at {rest!r}{hint}")
+            if _DOTTED_INDEX.match(rest):
+                message = gettext(
+                    "cannot read the JSON path at %(part)s; a list index goes in brackets: [0]"
+                )
+            else:
+                message = gettext("cannot read the JSON path at %(part)s")
+            raise ValueError(message % {"part": repr(rest)})
         key, index, quoted = match.groups()
         tokens.append(int(index) if index is not None else (key or quoted))
         position = match.end()

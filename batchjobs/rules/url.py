@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+from django.utils.translation import gettext
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
@@ -59,24 +60,29 @@ class HttpUrl:
 def http_url_parse(url: str) -> HttpUrl:
     """Read an absolute http(s) URL, or raise UrlRefused naming what is wrong with it."""
     if not isinstance(url, str) or not url:
-        raise UrlRefused("enter an http or https URL")
+        raise UrlRefused(gettext("enter an http or https URL"))
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise UrlRefused(f"not a valid URL ({exc})") from exc
+        raise UrlRefused(gettext("not a valid URL (%(reason)s)") % {"reason": exc}) from exc
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        raise UrlRefused(f"scheme must be http or https, not {parts.scheme or 'missing'!r}")
+        raise UrlRefused(
+            gettext("scheme must be http or https, not %(scheme)s")
+            % {"scheme": repr(parts.scheme or "missing")}
+        )
     # Checked on the URL as given: urlsplit drops some of these characters before parsing.
     if "\\" in url:
-        raise UrlRefused("the URL contains a backslash, which parsers read differently")
+        raise UrlRefused(gettext("the URL contains a backslash, which parsers read differently"))
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise UrlRefused("the URL contains whitespace or a control character")
+        raise UrlRefused(gettext("the URL contains whitespace or a control character"))
     if not parts.netloc:
-        raise UrlRefused("the URL has no host")
+        raise UrlRefused(gettext("the URL has no host"))
     if "@" in parts.netloc:
         raise UrlRefused(
-            "the URL holds credentials (user@host); send them in a secret Authorization header"
+            gettext(
+                "the URL holds credentials (user@host); send them in a secret Authorization header"
+            )
         )
     host, port = _host_and_port(parts.netloc, scheme)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -88,7 +94,7 @@ def http_url_parse(url: str) -> HttpUrl:
 def http_url_join(base: HttpUrl, location: str) -> HttpUrl:
     """The URL a redirect's Location header points to, relative to `base`, read the same way."""
     if "\\" in location:  # before urljoin, which would carry it into the path or the host
-        raise UrlRefused("the URL contains a backslash, which parsers read differently")
+        raise UrlRefused(gettext("the URL contains a backslash, which parsers read differently"))
     return http_url_parse(urljoin(base.url, location))
 
 
@@ -96,39 +102,50 @@ def _host_and_port(netloc: str, scheme: str) -> tuple[str, int]:
     if netloc.startswith("["):
         literal, bracket, rest = netloc[1:].partition("]")
         if not bracket:
-            raise UrlRefused("the IPv6 address has no closing bracket")
+            raise UrlRefused(gettext("the IPv6 address has no closing bracket"))
         if "%" in literal:
-            raise UrlRefused("an IPv6 zone (%...) is not accepted in a URL")
+            raise UrlRefused(gettext("an IPv6 zone (%...) is not accepted in a URL"))
         try:
             host = str(ipaddress.IPv6Address(literal))
         except ValueError as exc:
-            raise UrlRefused(f"{literal!r} is not an IPv6 address") from exc
+            raise UrlRefused(
+                gettext("%(address)s is not an IPv6 address") % {"address": repr(literal)}
+            ) from exc
         if rest and not rest.startswith(":"):
-            raise UrlRefused("unexpected characters after the IPv6 address")
+            raise UrlRefused(gettext("unexpected characters after the IPv6 address"))
         port_text = rest[1:] if rest else None
     else:
         if netloc.count(":") > 1:
-            raise UrlRefused("an IPv6 address must be written in brackets, e.g. http://[::1]/")
+            raise UrlRefused(
+                gettext("an IPv6 address must be written in brackets, e.g. http://[::1]/")
+            )
         host, colon, port_text_or_empty = netloc.partition(":")
         port_text = port_text_or_empty if colon else None
         host = _ascii_host(host)
     if port_text is None:
         return host, DEFAULT_PORTS[scheme]
     if not _PORT.match(port_text) or not 1 <= int(port_text) <= 65535:
-        raise UrlRefused(f"the port must be a number from 1 to 65535, not {port_text!r}")
+        raise UrlRefused(
+            gettext("the port must be a number from 1 to 65535, not %(port)s")
+            % {"port": repr(port_text)}
+        )
     return host, int(port_text)
 
 
 def _ascii_host(host: str) -> str:
     if not host:
-        raise UrlRefused("the URL has no host")
+        raise UrlRefused(gettext("the URL has no host"))
     try:
         ascii_host = host.encode("idna").decode("ascii").lower()
     except UnicodeError as exc:
-        raise UrlRefused(f"{host!r} is not a valid host name") from exc
+        raise UrlRefused(_invalid_host(host)) from exc
     if not _HOST_NAME.match(ascii_host):
-        raise UrlRefused(f"{host!r} is not a valid host name")
+        raise UrlRefused(_invalid_host(host))
     return ascii_host
+
+
+def _invalid_host(host: str) -> str:
+    return gettext("%(host)s is not a valid host name") % {"host": repr(host)}
 
 
 def _same_to_urllib3(url: str, parsed: HttpUrl) -> None:
@@ -136,7 +153,7 @@ def _same_to_urllib3(url: str, parsed: HttpUrl) -> None:
     try:
         theirs = parse_url(url)
     except LocationParseError as exc:
-        raise UrlRefused(f"not a valid URL ({exc})") from exc
+        raise UrlRefused(gettext("not a valid URL (%(reason)s)") % {"reason": exc}) from exc
     their_host = (theirs.host or "").strip("[]").lower()
     try:
         their_host = str(ipaddress.IPv6Address(their_host)) if ":" in their_host else their_host
@@ -148,4 +165,4 @@ def _same_to_urllib3(url: str, parsed: HttpUrl) -> None:
         theirs.port or DEFAULT_PORTS.get((theirs.scheme or "").lower()),
     )
     if their_origin != parsed.origin:
-        raise UrlRefused("the URL's host or port reads differently to different parsers")
+        raise UrlRefused(gettext("the URL's host or port reads differently to different parsers"))

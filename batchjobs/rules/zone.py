@@ -3,6 +3,8 @@
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from django.utils.translation import gettext
+
 
 @cache
 def _known_zones() -> frozenset[str]:
@@ -13,11 +15,15 @@ def _known_zones() -> frozenset[str]:
 def timezone_errors(name: str) -> list[str]:
     """Why `name` is not a usable time zone, or nothing."""
     if not name:
-        return ["Name an IANA time zone such as Europe/Berlin or UTC."]
+        return [gettext("Name an IANA time zone such as Europe/Berlin or UTC.")]
+    unknown = [
+        gettext("Unknown time zone %(name)s; use an IANA name such as Europe/Berlin.")
+        % {"name": repr(name)}
+    ]
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return [f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin."]
+        return unknown
     if name not in _known_zones():
-        return [f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin."]
+        return unknown
     return []
