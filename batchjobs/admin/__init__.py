@@ -8,8 +8,8 @@ from batchjobs.auth import LockoutAdminLoginForm
 
 from . import audit, executions, jobs, limits, notifications, schedules
 
-admin.site.site_header = "batchjobs"
-admin.site.site_title = "batchjobs"
+admin.site.site_header = _("batchjobs")
+admin.site.site_title = _("batchjobs")
 admin.site.index_title = _("Jobs, schedules and executions")
 # Says why a login is refused when the login lockout cannot be checked.
 admin.site.login_form = LockoutAdminLoginForm
