@@ -8,10 +8,11 @@ import json
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from batchjobs.batch.registry import batch_job_get, batch_job_names
 from batchjobs.batch.repository import COUNTERS
-from batchjobs.errors import Conflict, NotFound
+from batchjobs.errors import Conflict, InvalidInput, NotFound
 from batchjobs.execution.lifecycle import (
     execution_partitions_carry,
     execution_restart_prepare,
@@ -33,6 +34,10 @@ from .audit import audit_record
 from .executions import execution_params, execution_start
 from .jobs import job_create
 
+# The parameter Spring's RunIdIncrementer steps: identifying whatever names a job declares, as
+# in Spring, so that stepping it always makes a new job instance.
+RUN_ID = "run.id"
+
 
 def job_names() -> list[str]:
     """The registered batch jobs."""
@@ -44,7 +49,7 @@ def _job(job_name: str, *, user=None) -> BatchJob:
     if job is not None:
         return job
     if batch_job_get(job_name) is None:
-        raise NotFound(f"no job named {job_name!r}")
+        raise NotFound(_("no job named %(name)r") % {"name": job_name})
     # A registered batch job needs no set-up before its first start.
     return job_create(name=job_name, kind=JobKind.BATCH, batch_job_name=job_name, user=user)
 
@@ -52,14 +57,17 @@ def _job(job_name: str, *, user=None) -> BatchJob:
 def _execution(execution_id: int) -> BatchLog:
     execution = BatchLog.objects.select_related("job").filter(pk=execution_id).first()
     if execution is None:
-        raise NotFound(f"no execution {execution_id}")
+        raise NotFound(_("no execution %(id)s") % {"id": execution_id})
     return execution
 
 
 def instance_key(job: BatchJob, params: dict[str, Any]) -> str:
-    """Job + identifying parameters, hashed: the job instance (Spring's JobInstance)."""
+    """Job + identifying parameters, hashed: the job instance (Spring's JobInstance). The
+    identifying ones are those the job declares (all when it declares none), and RUN_ID."""
     registered = batch_job_get(job.batch_job_name)
     names = registered.identifying if registered and registered.identifying is not None else None
+    if names is not None and RUN_ID in params:
+        names = (*names, RUN_ID)
     identifying = params if names is None else {name: params.get(name) for name in names}
     canonical = json.dumps([job.name, identifying], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -98,29 +106,109 @@ def job_start(
                 ).exists()
             ):
                 raise Conflict(
-                    f"this instance of {job.name} already completed (execution {previous.pk}); "
-                    "start it with other parameters, or start_next_instance"
+                    _(
+                        "this instance of %(job)s already completed (execution %(execution)s); "
+                        "start it with other parameters, or start_next_instance"
+                    )
+                    % {"job": job.name, "execution": previous.pk}
                 )
             if previous.status in ACTIVE_STATUSES:
-                raise Conflict(f"this instance of {job.name} is running: execution {previous.pk}")
+                raise Conflict(
+                    _("this instance of %(job)s is running: execution %(execution)s")
+                    % {"job": job.name, "execution": previous.pk}
+                )
             if previous.status in RESTARTABLE_STATUSES:
                 raise Conflict(
-                    f"this instance of {job.name} ended {previous.status} in execution "
-                    f"{previous.pk}; restart that execution to resume it"
+                    _(
+                        "this instance of %(job)s ended %(status)s in execution %(execution)s; "
+                        "restart that execution to resume it"
+                    )
+                    % {"job": job.name, "status": previous.status, "execution": previous.pk}
                 )
         return execution_start(job=job, trigger=trigger, params=merged, user=user,
                                idempotency_key=idempotency_key, instance_key=key)  # fmt: skip
 
 
-def job_start_next_instance(*, job_name: str, user=None) -> BatchLog:
-    """Start the instance after the last one, with the parameters its incrementer makes."""
+def run_id_increment(params: dict[str, Any]) -> dict[str, Any]:
+    """Spring's RunIdIncrementer: RUN_ID one more than in the last instance's parameters (1 for
+    the first), the others carried over."""
+    last = params.get(RUN_ID)
+    last = last if isinstance(last, int) and not isinstance(last, bool) else 0
+    return {**params, RUN_ID: last + 1}
+
+
+def job_start_next_instance(
+    *,
+    job_name: str,
+    params: dict[str, Any] | None = None,
+    user=None,
+    trigger: Trigger = Trigger.API,
+    idempotency_key: str = "",
+    run_id_by_default: bool = False,
+) -> BatchLog:
+    """Start the instance after the last one (Spring's JobOperator.startNextInstance): the
+    parameters the job's incrementer makes from the last instance's (from the job's defaults
+    for the first), with `params` over them, as Spring's getNextJobParameters merges them. A
+    batch job registered without an incrementer is refused, or with `run_id_by_default`
+    stepped by run_id_increment (Spring's RunIdIncrementer)."""
     job = _job(job_name, user=user)
     registered = batch_job_get(job.batch_job_name) if job.kind == JobKind.BATCH else None
-    if registered is None or registered.incrementer is None:
-        raise Conflict(f"{job_name} has no parameter incrementer, so it has no next instance")
-    last = BatchLog.objects.filter(job=job).exclude(instance_key="").order_by("-pk").first()
-    params = registered.incrementer(dict(last.params) if last else dict(job.params))
-    return job_start(job_name=job_name, params=params, user=user)
+    incrementer = registered.incrementer if registered else None
+    if job.kind == JobKind.BATCH and incrementer is None and run_id_by_default:
+        incrementer = run_id_increment
+    if incrementer is None:
+        raise Conflict(
+            _("%(job)s has no parameter incrementer, so it has no next instance")
+            % {"job": job_name}
+        )
+    if params is not None and not isinstance(params, dict):
+        raise InvalidInput({"params": _("Must be a JSON object.")})
+    with transaction.atomic():
+        # Read the last instance under the lock job_start takes, so that two starts at once
+        # step to two instances instead of colliding on one.
+        BatchJob.objects.select_for_update().filter(pk=job.pk).first()
+        # The last instance (Spring's getLastJobInstance): its first execution, since a later
+        # restart of an older instance is not the last instance.
+        last = (
+            BatchLog.objects.filter(job=job, restart_of__isnull=True)
+            .exclude(instance_key="")
+            .order_by("-pk")
+            .first()
+        )
+        stepped = incrementer(dict(last.params) if last else dict(job.params))
+        return job_start(job_name=job_name, params={**stepped, **(params or {})}, user=user,
+                         trigger=trigger, idempotency_key=idempotency_key)  # fmt: skip
+
+
+def job_launch(
+    *,
+    job_name: str,
+    params: dict[str, Any] | None = None,
+    user=None,
+    trigger: Trigger = Trigger.API,
+    idempotency_key: str = "",
+) -> BatchLog:
+    """Start a job as the seed's route did (Spring's JobOperator.startNextInstance, every job
+    given a RunIdIncrementer): each call starts a new run. A batch job starts its next instance
+    (its own incrementer, else RUN_ID stepped); an HTTP or handler job has no instances, and
+    starts as by job_start."""
+    job = _job(job_name, user=user)
+    if job.kind != JobKind.BATCH:
+        return job_start(job_name=job_name, params=params, user=user, trigger=trigger,
+                         idempotency_key=idempotency_key)  # fmt: skip
+    if idempotency_key:
+        # The same key answers with the run it started, not with the instance after it.
+        existing = BatchLog.objects.filter(job=job, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    return job_start_next_instance(
+        job_name=job_name,
+        params=params,
+        user=user,
+        trigger=trigger,
+        idempotency_key=idempotency_key,
+        run_id_by_default=True,
+    )
 
 
 def execution_stop(*, execution_id: int, user=None) -> BatchLog:
@@ -165,7 +253,7 @@ def execution_abandon(*, execution_id: int, user=None) -> BatchLog:
 
 def job_running_executions(*, job_name: str) -> list[int]:
     if not BatchJob.objects.filter(name=job_name).exists():
-        raise NotFound(f"no job named {job_name!r}")
+        raise NotFound(_("no job named %(name)r") % {"name": job_name})
     return list(
         BatchLog.objects.filter(job__name=job_name, status__in=ACTIVE_STATUSES)
         .order_by("pk")

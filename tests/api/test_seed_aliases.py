@@ -17,7 +17,8 @@ def later(**delta) -> datetime:
     return (datetime.now(UTC) + timedelta(**delta)).replace(microsecond=0)
 
 
-def test_create_with_a_repeat_makes_an_http_job_and_an_hourly_interval_schedule(api):
+def test_create_with_a_repeat_makes_an_http_job_and_an_hourly_interval_schedule(api, settings):
+    settings.BATCHJOBS_TIME_ZONE = "UTC"
     first = later(days=1)
     body = {
         "name": "daily-report",
@@ -33,6 +34,7 @@ def test_create_with_a_repeat_makes_an_http_job_and_an_hourly_interval_schedule(
     job = BatchJob.objects.get(name="daily-report")
     schedule = job.schedules.get()
     assert (job.kind, job.http_url, job.description) == ("http", ENDPOINT, body["description"])
+    assert job.http_method == "POST"  # the seed's orchestrator POSTs
     assert (schedule.kind, schedule.interval_every, schedule.interval_unit) == (
         "interval", 24, "hours",
     )  # fmt: skip
@@ -116,7 +118,9 @@ def test_logs_list_the_jobs_executions_newest_first(api):
 def test_start_by_name_answers_with_the_execution_id(api):
     handler_job("noop", name="nightly export")
 
-    response = api("operator").post("/api/jobs/nightly export/start")
+    response = api("operator").post(
+        "/api/jobs/nightly export/start", HTTP_ACCEPT="application/json"
+    )
 
     assert response.status_code == 200
     body = response.json()
@@ -127,7 +131,10 @@ def test_start_by_name_answers_with_the_execution_id(api):
 
 def test_start_by_name_of_a_registered_batch_job_needs_no_set_up(api):
     response = api("operator").post(
-        "/api/jobs/tests.numbers/start", {"params": {"run": 5, "count": 2}}, format="json"
+        "/api/jobs/tests.numbers/start",
+        {"params": {"run": 5, "count": 2}},
+        format="json",
+        HTTP_ACCEPT="application/json",
     )
 
     assert response.status_code == 200
@@ -141,13 +148,19 @@ def test_start_of_an_unknown_name_is_a_404(api, name):
     response = api("operator").post(f"/api/jobs/{name}/start")
 
     assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
     assert not BatchLog.objects.exists()
 
 
 def test_scheduler_has_exactly_the_seed_keys(api):
+    BatchSchedule.objects.create(
+        job=handler_job("noop"), kind="interval", interval_every=5, next_fire_at=later(hours=1)
+    )
+
     body = api("reader").get("/api/scheduler").json()
 
     assert set(body) == {
         "isRunning", "totalJobs", "pendingJobs", "runningJobs", "completedJobs", "failedJobs",
         "nextJob",
     }  # fmt: skip
+    assert set(body["nextJob"]) == {"id", "workflowName", "scheduledTime", "type"}

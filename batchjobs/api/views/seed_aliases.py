@@ -1,10 +1,19 @@
 """The seed-era routes, kept as aliases of the v1 API and marked deprecated in the schema:
-POST v1/batch-job, GET v1/logs/job/{jobId}, POST jobs/{jobName}/start, GET scheduler."""
+POST v1/batch-job, GET v1/logs/job/{jobId}, POST jobs/{jobName}/start, GET scheduler. They
+answer as the seed (a Spring Batch service) did; README, "The seed-era routes"."""
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,6 +31,7 @@ from batchjobs.services.schedules import schedule_create
 from .. import seed_serializers as seed
 from .. import serializers as s
 from ..permissions import ADD_JOB, ADD_SCHEDULE, RUN_JOB, VIEW_EXECUTION
+from ..schema import ApiAutoSchema
 from .base import IDEMPOTENCY_PARAMETER, ApiView, idempotency_key, valid
 from .jobs import JobStart
 
@@ -41,7 +51,11 @@ SEED_FIELD_NAMES = {
 )
 class SeedBatchJobCreate(ApiView):
     """Seed-era: create an HTTP job and its schedule (once at scheduleTime, or every
-    repeatIntervalHour hours from it), both or neither. Prefer POST v1/jobs + v1/schedules."""
+    repeatIntervalHour hours from it), both or neither. The job calls endpointUrl with
+    httpMethod, POST unless the body says otherwise (the seed's orchestrator POSTed). A
+    scheduleTime without an offset is a local time in BATCHJOBS_TIME_ZONE; one the zone skips
+    (spring forward) is refused, of one it shows twice (fall back) the first is meant. Prefer
+    POST v1/jobs + v1/schedules."""
 
     required_permissions = {"POST": (ADD_JOB, ADD_SCHEDULE)}
 
@@ -55,6 +69,7 @@ class SeedBatchJobCreate(ApiView):
                     name=data["name"],
                     description=data["description"],
                     kind=JobKind.HTTP,
+                    http_method=data["httpMethod"],
                     http_url=data["endpointUrl"],
                 )
                 if hours:
@@ -83,6 +98,7 @@ class SeedBatchJobCreate(ApiView):
             "name": job.name,
             "description": job.description,
             "endpointUrl": job.http_url,
+            "httpMethod": job.http_method,
             "scheduleTime": data["scheduleTime"],
             "repeatIntervalHour": hours,
             "scheduleId": schedule.pk,
@@ -111,26 +127,70 @@ class SeedJobLogs(ApiView):
         return Response(s.ExecutionSerializer(executions, many=True).data)
 
 
+class LaunchedTextRenderer(BaseRenderer):
+    """The seed's answer to a start, `Job launched with ID: N`: a protocol its clients parse,
+    never translated. Spring wrote the controller's ResponseEntity<String> as text/plain to a
+    client asking for text, for anything (`*/*`, what curl sends) or for nothing at all."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return f"Job launched with ID: {data['executionId']}".encode()
+
+
+class JsonErrorsSchema(ApiAutoSchema):
+    """Errors are JSON whatever the client asked for (SeedJobStart.finalize_response)."""
+
+    def _get_response_for_code(
+        self,
+        serializer: Any,
+        status_code: str,
+        media_types: Any = None,
+        direction: Any = "response",
+    ) -> Any:
+        if not str(status_code).startswith("2"):
+            media_types = [JSONRenderer.media_type]
+        return super()._get_response_for_code(serializer, status_code, media_types, direction)
+
+
 @extend_schema(
     request=s.StartSerializer,
     parameters=[IDEMPOTENCY_PARAMETER],
-    responses={200: seed.SeedStartResponseSerializer},
+    responses={
+        (200, LaunchedTextRenderer.media_type): OpenApiTypes.STR,
+        (200, JSONRenderer.media_type): seed.SeedStartResponseSerializer,
+    },
     deprecated=True,
 )
 class SeedJobStart(ApiView):
-    """Seed-era: start a job by name; answers with the execution id.
-    Prefer POST v1/jobs/{id}/start."""
+    """Seed-era: start a job by name, as the seed's JobOperator.startNextInstance did: every
+    call starts a new run. A batch job starts its next job instance: the parameters of its last
+    instance stepped by its incrementer, or, for a job registered without one, `run.id` one
+    more (Spring's RunIdIncrementer), with the body's `params` over them; an HTTP or handler
+    job starts with the body's `params`. A client asking for text (`Accept: text/plain`, `*/*`
+    or none, as curl and Spring clients do) gets `Job launched with ID: N`; one asking for JSON
+    gets {executionId, jobName, status}. Errors are the API's JSON errors for both. Prefer
+    POST v1/jobs/{id}/start or start-next-instance."""
 
     required_permissions = {"POST": (RUN_JOB,)}
     conflict = JobStart.conflict
+    renderer_classes = (LaunchedTextRenderer, JSONRenderer)
+    schema = JsonErrorsSchema()
 
     def post(self, request: Request, jobName: str) -> Response:
         try:
             job_name_validator(jobName)
         except ValidationError as exc:  # no job can have that name
-            raise NotFound(f"no job named {jobName!r}") from exc
+            raise NotFound(_("no job named %(name)r") % {"name": jobName}) from exc
         data = valid(s.StartSerializer, request.data)
-        execution = operator.job_start(
+        execution = operator.job_launch(
             job_name=jobName,
             params=data["params"],
             user=request.user,
@@ -141,12 +201,33 @@ class SeedJobStart(ApiView):
             {"executionId": execution.pk, "jobName": execution.job.name, "status": execution.status}
         )
 
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        # An error keeps the API's one error body (Spring Boot, too, answered errors in JSON).
+        if getattr(response, "exception", False):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
 
 @extend_schema(responses={200: seed.SeedSchedulerSerializer}, deprecated=True)
 class SeedScheduler(ApiView):
-    """Seed-era scheduler status. Prefer GET v1/scheduler (adds workers and all statuses)."""
+    """Seed-era scheduler status, the seed's card: isRunning (a beat is alive), totalJobs (jobs
+    defined), pendingJobs (runs waiting: executions QUEUED, plus the next fire of each live
+    schedule), runningJobs, completedJobs and failedJobs (executions by status), and nextJob,
+    the next fire due, left out when none is; its type is immediate, delayed or scheduled for a
+    once-schedule due now, after a delay or at a date and time, recurring for an interval or
+    cron. Needs a user who may view executions, or no login at all with
+    BATCHJOBS_SCHEDULER_STATUS_PUBLIC=true. Prefer GET v1/scheduler (adds workers and all
+    statuses)."""
 
     required_permissions = {"GET": (VIEW_EXECUTION,)}
+
+    def get_permissions(self) -> Sequence[Any]:
+        if settings.BATCHJOBS_SCHEDULER_STATUS_PUBLIC:
+            return [AllowAny()]
+        return super().get_permissions()
 
     def get(self, request: Request) -> Response:
         status_now = scheduler_status(ask_workers=False)
