@@ -111,6 +111,9 @@ class SeedTypeField(serializers.ChoiceField):
 class SeedNextJobSerializer(serializers.Serializer):
     """Read from the whole SchedulerStatus: the next fire, and how its time was given."""
 
+    def get_attribute(self, instance: SchedulerStatus) -> SchedulerStatus | None:
+        return instance if instance.next_due is not None else None
+
     id = serializers.IntegerField(source="next_due.job_id")
     workflowName = serializers.CharField(source="next_due.job_name")
     scheduledTime = serializers.DateTimeField(source="next_due.at")
@@ -150,6 +153,6 @@ class SeedSchedulerSerializer(serializers.Serializer):
 
     def to_representation(self, instance: SchedulerStatus) -> dict[str, Any]:
         body = super().to_representation(instance)
-        if instance.next_due is None:  # the seed leaves the key out, not null
+        if body["nextJob"] is None:  # the seed leaves the key out, not null
             del body["nextJob"]
         return body
