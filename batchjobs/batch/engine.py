@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from batchjobs.models import ExecutionStatus
 
@@ -109,10 +110,18 @@ class JobRunner:
             if target == END:
                 return JobResult(COMPLETED, exit_status)
             if target == FAIL:
-                error = failure.error if failure else f"flow failed after {name} ({exit_status})"
+                # Errors a worker writes are in the deployment's language (LANGUAGE_CODE).
+                error = (
+                    failure.error
+                    if failure
+                    else gettext("flow failed after %(step)s (%(exit_status)s)")
+                    % {"step": name, "exit_status": exit_status}
+                )
                 return JobResult(FAILED, exit_status, error, bool(failure and failure.retryable))
             if target == STOP:
-                return JobResult(STOPPED, exit_status, f"flow stopped after {name}")
+                return JobResult(
+                    STOPPED, exit_status, gettext("flow stopped after %(step)s") % {"step": name}
+                )
             name, last_exit = target, exit_status
 
     # --- steps ----------------------------------------------------------------------------
@@ -136,7 +145,11 @@ class JobRunner:
                 self._partitions(step, context, record)
             outcome = _StepOutcome(COMPLETED, context.exit_status or COMPLETED)
         except _Stopped:
-            outcome = _StepOutcome(STOPPED, STOPPED, f"stopped at a chunk boundary in {step.name}")
+            outcome = _StepOutcome(
+                STOPPED,
+                STOPPED,
+                gettext("stopped at a chunk boundary in %(step)s") % {"step": step.name},
+            )
         except _PartitionsEnded as ended:
             outcome = _StepOutcome(ended.status, ended.status, ended.error)
         except Exception as error:
@@ -220,9 +233,15 @@ class JobRunner:
             time.sleep(PARTITION_POLL_SECONDS)
         record.counts = self.repository.partition_totals(step.name)
         if summary.get(FAILED):
-            raise _PartitionsEnded(FAILED, f"{summary[FAILED]} partition(s) of {step.name} failed")
+            raise _PartitionsEnded(
+                FAILED,
+                gettext("%(count)s partition(s) of %(step)s failed")
+                % {"count": summary[FAILED], "step": step.name},
+            )
         if summary.get(STOPPED):
-            raise _PartitionsEnded(STOPPED, f"partitions of {step.name} stopped")
+            raise _PartitionsEnded(
+                STOPPED, gettext("partitions of %(step)s stopped") % {"step": step.name}
+            )
 
     def run_one_partition(self, step: PartitionStep) -> _StepOutcome | None:
         """Claim one waiting partition of `step` and run it here; None if none was waiting."""
@@ -390,7 +409,8 @@ class _ChunkLoop:
             raise error
         if self.record.skips >= self.step.skip.limit:
             raise SkipLimitExceeded(
-                f"skip limit {self.step.skip.limit} reached in {self.step.name}: {error!r}"
+                gettext("skip limit %(limit)s reached in %(step)s: %(error)s")
+                % {"limit": self.step.skip.limit, "step": self.step.name, "error": repr(error)}
             ) from error
 
     # The two loops below run for every item: what stays the same within a chunk is bound to a

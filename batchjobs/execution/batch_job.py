@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from batchjobs.batch.engine import COMPLETED, STOPPED, JobRunner
 from batchjobs.batch.job import PartitionStep
@@ -42,7 +43,9 @@ def run_batch_job(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
     if runner is None:
         return AttemptOutcome(
             status=AttemptStatus.FAILED,
-            error=f"batch job {execution.job.batch_job_name!r} is not registered in this worker",
+            # Written by the worker in the deployment's language (LANGUAGE_CODE).
+            error=gettext("batch job %(name)s is not registered in this worker")
+            % {"name": repr(execution.job.batch_job_name)},
         )
     result = runner.run()
     summary = {"status": result.status, "exit_status": result.exit_status}

@@ -5,6 +5,7 @@ import traceback
 from collections.abc import Callable
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.translation import gettext
 
 from batchjobs.handlers.registry import (
     HandlerContext,
@@ -29,14 +30,16 @@ def run_handler_job(
     if registered is None:
         return AttemptOutcome(
             status=AttemptStatus.FAILED,
-            error=f"handler {job.handler_name!r} is not registered in this worker",
+            # Written by the worker in the deployment's language (LANGUAGE_CODE).
+            error=gettext("handler %(name)s is not registered in this worker")
+            % {"name": repr(job.handler_name)},
             retryable=False,
         )
     errors = handler_params_errors(job.handler_name, execution.params)
     if errors:
         return AttemptOutcome(
             status=AttemptStatus.FAILED,
-            error="invalid params: " + "; ".join(errors),
+            error=gettext("invalid params: %(errors)s") % {"errors": "; ".join(errors)},
             retryable=False,
         )
     context = HandlerContext(
@@ -62,7 +65,7 @@ def run_handler_job(
     except (TypeError, ValueError) as exc:
         return AttemptOutcome(
             status=AttemptStatus.FAILED,
-            error=f"handler returned a value that is not JSON: {exc}",
+            error=gettext("handler returned a value that is not JSON: %(error)s") % {"error": exc},
             retryable=False,
         )
     return AttemptOutcome(status=AttemptStatus.SUCCEEDED, result=result)

@@ -6,6 +6,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext
 
 from batchjobs.http.client import DeadlineExceeded, ResponseTooLarge, http_call
 from batchjobs.http.guard import BlockedDestination
@@ -16,6 +17,7 @@ from batchjobs.rules.status_spec import status_in_spec, status_spec_parse
 from batchjobs.secrets import secret_decrypt
 
 from .outcome import AttemptOutcome
+from .timeout import timed_out_message
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ATTEMPT_HEADER = "X-Batchjobs-Attempt"
@@ -33,21 +35,28 @@ def assertion_failure(job: BatchJob, body: str) -> str | None:
     """Why the body fails the job's assertion, or None when it passes (or there is none)."""
     if job.http_assertion_kind == AssertionKind.REGEX:
         if not re.search(job.http_assertion, body):
-            return f"response body does not match /{job.http_assertion}/"
+            return gettext("response body does not match /%(regex)s/") % {
+                "regex": job.http_assertion
+            }
     elif job.http_assertion_kind == AssertionKind.JSON_PATH:
         try:
             document = json.loads(body)
         except ValueError:
-            return "response body is not JSON, so the JSON path assertion cannot hold"
+            return gettext("response body is not JSON, so the JSON path assertion cannot hold")
         actual = json_path_value(document, json_path_parse(job.http_assertion))
         if actual is MISSING:
-            return f"{job.http_assertion} is not in the response"
+            return gettext("%(path)s is not in the response") % {"path": job.http_assertion}
         expected = json.loads(job.http_assertion_value)
         if actual != expected:
-            return f"{job.http_assertion} is {json.dumps(actual)}, expected {json.dumps(expected)}"
+            return gettext("%(path)s is %(actual)s, expected %(expected)s") % {
+                "path": job.http_assertion,
+                "actual": json.dumps(actual),
+                "expected": json.dumps(expected),
+            }
     return None
 
 
+# The errors below are written by the worker in the deployment's language (LANGUAGE_CODE).
 def run_http_job(
     job: BatchJob, *, execution_id: int, attempt: int, deadline: float
 ) -> AttemptOutcome:
@@ -68,12 +77,14 @@ def run_http_job(
     except (DeadlineExceeded, requests.Timeout) as exc:
         return AttemptOutcome(
             status=AttemptStatus.TIMED_OUT,
-            error=f"timed out after {job.timeout_seconds:g}s: {exc}",
+            error=f"{timed_out_message(job.timeout_seconds)}: {exc}",
             retryable=True,
         )
     except requests.RequestException as exc:
         return AttemptOutcome(
-            status=AttemptStatus.FAILED, error=f"connection failed: {exc}", retryable=True
+            status=AttemptStatus.FAILED,
+            error=gettext("connection failed: %(error)s") % {"error": exc},
+            retryable=True,
         )
 
     text = response.text()
@@ -85,7 +96,8 @@ def run_http_job(
         retryable = response.status >= 500 or (400 <= response.status < 500 and job.retry_on_4xx)
         return AttemptOutcome(
             status=AttemptStatus.FAILED,
-            error=f"HTTP {response.status}, expected {job.http_expected_status}",
+            error=gettext("HTTP %(status)s, expected %(expected)s")
+            % {"status": response.status, "expected": job.http_expected_status},
             retryable=retryable,
             **common,
         )

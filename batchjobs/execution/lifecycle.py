@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, JSONField, Max, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
+from django.utils.translation import gettext
 
 from batchjobs.batch.repository import COUNTERS
 from batchjobs.errors import Conflict
@@ -287,7 +288,11 @@ def _overlap_declined(execution_id: int) -> None:
         queued.filter(attempts=0).update(
             status=ExecutionStatus.SKIPPED,
             finished_at=Now(),
-            error=f"skipped by the overlap policy: execution #{running} of this job was running",
+            # Errors a worker writes are in the deployment's language (LANGUAGE_CODE).
+            error=gettext(
+                "skipped by the overlap policy: execution #%(running)s of this job was running"
+            )
+            % {"running": running},
         )
     else:
         queued.update(next_attempt_at=database_now() + OVERLAP_RECHECK)
@@ -521,7 +526,7 @@ def _set_aside(*, execution_id: int, attempt: int, reason: str) -> None:
             status=ExecutionStatus.FAILED,
             finished_at=Now(),
             heartbeat_at=None,
-            error=f"set aside by the reaper: {reason}",
+            error=gettext("set aside by the reaper: %(reason)s") % {"reason": reason},
             set_aside_at=Now(),
             set_aside_reason=reason,
         )
@@ -609,7 +614,7 @@ def executions_set_aside_unsent(*, errors: Mapping[int, BaseException]) -> int:
         set_aside += unsent.update(
             status=ExecutionStatus.FAILED,
             finished_at=Now(),
-            error=f"set aside by the relay: {reason}",
+            error=gettext("set aside by the relay: %(reason)s") % {"reason": reason},
             set_aside_at=Now(),
             set_aside_reason=reason,
         )
@@ -626,7 +631,7 @@ def execution_stop_request(*, execution_id: int) -> tuple[ExecutionStatus, Execu
     if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED).update(
         status=ExecutionStatus.STOPPED,
         finished_at=Now(),  # it ended: retention counts its age from here
-        error="stopped by an operator before it started",
+        error=gettext("stopped by an operator before it started"),
     ):
         return ExecutionStatus.QUEUED, ExecutionStatus.STOPPED
     if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.STARTED).update(
@@ -635,7 +640,10 @@ def execution_stop_request(*, execution_id: int) -> tuple[ExecutionStatus, Execu
         return ExecutionStatus.STARTED, ExecutionStatus.STOPPING
     status = BatchLog.objects.filter(pk=execution_id).values_list("status", flat=True).first()
     if status != ExecutionStatus.STOPPING:
-        raise Conflict(f"execution {execution_id} is {status}; it cannot be stopped")
+        raise Conflict(
+            gettext("execution %(id)s is %(status)s; it cannot be stopped")
+            % {"id": execution_id, "status": status}
+        )
     return None
 
 
@@ -653,8 +661,10 @@ def execution_set_abandoned(*, execution_id: int) -> ExecutionStatus:
         pk=execution_id, status=status
     ).update(status=ExecutionStatus.ABANDONED):
         raise Conflict(
-            f"execution {execution_id} is {status}; "
-            "only STOPPED or FAILED executions can be abandoned"
+            gettext(
+                "execution %(id)s is %(status)s; only STOPPED or FAILED executions can be abandoned"
+            )
+            % {"id": execution_id, "status": status}
         )
     StepExecution.objects.filter(execution_id=execution_id).exclude(
         status=ExecutionStatus.COMPLETED
@@ -676,14 +686,15 @@ def execution_restart_prepare(*, source: BatchLog) -> RestartPlan:
     and give the restart's key and context. Call inside a transaction; Conflict if not."""
     if source.status not in RESTARTABLE_STATUSES:
         raise Conflict(
-            f"execution {source.pk} is {source.status}; only FAILED or STOPPED ones restart"
+            gettext("execution %(id)s is %(status)s; only FAILED or STOPPED ones restart")
+            % {"id": source.pk, "status": source.status}
         )
     key = source.instance_key or f"run-{source.pk}"
     if not source.instance_key:
         BatchLog.objects.filter(pk=source.pk).update(instance_key=key)
     later = BatchLog.objects.filter(instance_key=key, pk__gt=source.pk)
     if later.filter(Q(status__in=ACTIVE_STATUSES) | Q(status=ExecutionStatus.COMPLETED)).exists():
-        raise Conflict(f"execution {source.pk} was already restarted")
+        raise Conflict(gettext("execution %(id)s was already restarted") % {"id": source.pk})
     done = set(
         StepExecution.objects.filter(
             execution__instance_key=key, partition="", status__in=STEP_DONE_STATUSES

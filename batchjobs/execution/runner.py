@@ -21,7 +21,7 @@ from .lifecycle import (
     execution_finish_attempt,
 )
 from .outcome import AttemptOutcome
-from .timeout import AttemptStopped, AttemptTimeout, cooperative, time_limit
+from .timeout import AttemptStopped, AttemptTimeout, cooperative, time_limit, timed_out_message
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
         # The job's timeout, not the limit's later one (an HTTP call's margin).
         return AttemptOutcome(
             status=AttemptStatus.TIMED_OUT,
-            error=f"timed out after {job.timeout_seconds:g}s",
+            error=timed_out_message(job.timeout_seconds),
             retryable=True,
         )
     except AttemptStopped as exc:

@@ -16,6 +16,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.utils.translation import gettext
+
+
+# An attempt's end as its error says it, written by the worker in the deployment's language
+# (LANGUAGE_CODE).
+def timed_out_message(seconds: float) -> str:
+    return gettext("timed out after %(seconds)ss") % {"seconds": f"{seconds:g}"}
+
+
+def stopped_message() -> str:
+    return gettext("stopped by an operator")
+
 
 class AttemptTimeout(BaseException):  # noqa: N818
     """The attempt ran past its job's timeout.
@@ -73,8 +85,8 @@ def _signal_limit(seconds: float, *, execution_id: int) -> Iterator[None]:
 
     def expire(signum, frame):
         if stop_requested.is_set():
-            raise AttemptStopped("stopped by an operator")
-        raise AttemptTimeout(f"timed out after {seconds:g}s")
+            raise AttemptStopped(stopped_message())
+        raise AttemptTimeout(timed_out_message(seconds))
 
     def stop() -> None:
         stop_requested.set()
@@ -105,14 +117,14 @@ def _greenlet_limit(seconds: float, *, execution_id: int) -> Iterator[None]:
         # then (the heartbeat asks from another greenlet; the attempt may just have ended).
         def throw() -> None:
             if _stoppable.get(execution_id) is stop:
-                attempt.throw(AttemptStopped("stopped by an operator"))
+                attempt.throw(AttemptStopped(stopped_message()))
 
         hub.loop.run_callback(throw)
 
     with _stoppable_lock:
         _stoppable[execution_id] = stop
     try:
-        with gevent.Timeout(seconds, AttemptTimeout(f"timed out after {seconds:g}s")):
+        with gevent.Timeout(seconds, AttemptTimeout(timed_out_message(seconds))):
             yield
     finally:
         with _stoppable_lock:

@@ -5,6 +5,7 @@ import time
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils.translation import gettext
 
 from .registry import HandlerContext, NonRetryableError, handler
 
@@ -99,10 +100,17 @@ def sql_database_check(alias: str) -> None:
     users, audit trail and executions are not for SQL jobs to read or write)."""
     allowed = settings.BATCHJOBS_SQL_DATABASES
     if alias not in allowed or alias not in connections:
-        raise NonRetryableError(f"database {alias!r} is not allowed; allowed: {allowed}")
+        raise NonRetryableError(
+            gettext("database %(alias)s is not allowed; allowed: %(allowed)s")
+            % {"alias": repr(alias), "allowed": allowed}
+        )
     if _database_identity(alias) == _database_identity(DEFAULT_DB_ALIAS):
         raise NonRetryableError(
-            f"database {alias!r} is batchjobs' own database; SQL jobs may not run statements on it"
+            gettext(
+                "database %(alias)s is batchjobs' own database; "
+                "SQL jobs may not run statements on it"
+            )
+            % {"alias": repr(alias)}
         )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext
 from requests.adapters import HTTPAdapter
 
 from batchjobs.rules.masking import text_url_masked
@@ -60,7 +61,8 @@ class _PinnedAdapter(HTTPAdapter):
         dialled = (scheme, host_params["host"], host_params["port"] or DEFAULT_PORTS.get(scheme))
         if dialled != self.target.origin:
             raise BlockedDestination(
-                f"the request would go to {dialled}, not to the checked {self.target.origin}"
+                gettext("the request would go to %(dialled)s, not to the checked %(checked)s")
+                % {"dialled": dialled, "checked": self.target.origin}
             )
         if scheme == "https":
             pool_kwargs["server_hostname"] = host_params["host"]
@@ -108,14 +110,16 @@ def http_call(
         address = destination_check(target)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise DeadlineExceeded("deadline passed before the request was sent")
+            raise DeadlineExceeded(gettext("deadline passed before the request was sent"))
         with requests.Session() as session, _send(session, method, target, address, headers, body,
                                                    remaining) as response:  # fmt: skip
             if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                 try:
                     target = http_url_join(target, response.headers["location"])
                 except UrlRefused as exc:
-                    raise BlockedDestination(f"redirect to a refused URL: {exc}") from exc
+                    raise BlockedDestination(
+                        gettext("redirect to a refused URL: %(reason)s") % {"reason": exc}
+                    ) from exc
                 if target.origin != origin:
                     headers = headers_for_another_origin(headers, secret_headers=secret_headers)
                 if response.status_code == 303 or (
@@ -128,7 +132,8 @@ def http_call(
                 status=response.status_code, body=content, url=target.url, redirects=hop
             )
     raise BlockedDestination(
-        f"more than {settings.BATCHJOBS_HTTP_MAX_REDIRECTS} redirects; last to {target.url}"
+        gettext("more than %(count)s redirects; last to %(url)s")
+        % {"count": settings.BATCHJOBS_HTTP_MAX_REDIRECTS, "url": target.url}
     )
 
 
@@ -159,13 +164,18 @@ def _send(session, method, target: HttpUrl, address, headers, body, remaining) -
 def _read_capped(response: requests.Response, *, max_bytes: int, deadline: float) -> bytes:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise ResponseTooLarge(f"response declares {declared} bytes, over the {max_bytes} cap")
+        raise ResponseTooLarge(
+            gettext("response declares %(declared)s bytes, over the %(cap)s cap")
+            % {"declared": declared, "cap": max_bytes}
+        )
     chunks, size = [], 0
     for chunk in response.iter_content(READ_CHUNK_BYTES):
         size += len(chunk)
         if size > max_bytes:
-            raise ResponseTooLarge(f"response is over the {max_bytes} byte cap")
+            raise ResponseTooLarge(
+                gettext("response is over the %(cap)s byte cap") % {"cap": max_bytes}
+            )
         if time.monotonic() > deadline:
-            raise DeadlineExceeded("the response was still arriving at the deadline")
+            raise DeadlineExceeded(gettext("the response was still arriving at the deadline"))
         chunks.append(chunk)
     return b"".join(chunks)

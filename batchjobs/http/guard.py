@@ -11,6 +11,7 @@ import ipaddress
 import socket
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from batchjobs.rules.url import HttpUrl, UrlRefused, http_url_parse
 
@@ -96,14 +97,20 @@ def destination_check(target: HttpUrl, *, resolve_failure_ok: bool = False) -> I
     except OSError as exc:
         if resolve_failure_ok:
             return None
-        raise BlockedDestination(f"cannot resolve {target.host!r}: {exc}") from exc
+        raise BlockedDestination(
+            gettext("cannot resolve %(host)s: %(error)s")
+            % {"host": repr(target.host), "error": exc}
+        ) from exc
     if not addresses:
-        raise BlockedDestination(f"{target.host!r} has no address")
+        raise BlockedDestination(gettext("%(host)s has no address") % {"host": repr(target.host)})
     for ip in addresses:
         if not address_is_public(ip) and not _allowlisted(target.host, target.port, ip):
             raise BlockedDestination(
-                f"{target.host} resolves to {ip}, a non-public address; "
-                "add it to BATCHJOBS_HTTP_ALLOWLIST to allow it"
+                gettext(
+                    "%(host)s resolves to %(address)s, a non-public address; "
+                    "add it to BATCHJOBS_HTTP_ALLOWLIST to allow it"
+                )
+                % {"host": target.host, "address": ip}
             )
     return addresses[0]
 

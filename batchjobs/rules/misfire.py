@@ -5,9 +5,12 @@ for the fire; the missed-run notifications (batchjobs.services.notifications.rul
 executions by it. One definition, so the writer and the reader cannot drift apart.
 """
 
+from django.utils.translation import gettext
+
 MISFIRE_SKIP_PREFIX = "misfire skip:"
 
 
 def misfire_skip_note(missed: str) -> str:
     """'misfire skip: 3 missed fire(s) since ... not run', for `missed` = '3 missed fire(s)...'."""
-    return f"{MISFIRE_SKIP_PREFIX} {missed} not run"
+    # The prefix stays as it is in every language: the notification rules look for it.
+    return f"{MISFIRE_SKIP_PREFIX} " + gettext("%(missed)s not run") % {"missed": missed}

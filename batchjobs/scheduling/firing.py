@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 from django.db import connection, transaction
+from django.utils.translation import gettext
 
 from batchjobs.execution.hot_sql import (
     FIRE_CONSTANTS,
@@ -86,10 +87,17 @@ def plan_fires(schedule: "DueSchedule", *, now: datetime) -> tuple[FirePlan, dat
         plan.run = on_time
         return plan, moved_past
     missed = len(late) + older
-    missed_text = f"{missed} missed fire(s) since {first:%Y-%m-%d %H:%M:%S} UTC"
+    # Notes beat writes are in the deployment's language (LANGUAGE_CODE); each starts with the
+    # policy as its value reads ("misfire skip:" is matched: rules/misfire.py).
+    missed_text = gettext("%(count)s missed fire(s) since %(since)s UTC") % {
+        "count": missed,
+        "since": f"{first:%Y-%m-%d %H:%M:%S}",
+    }
     if schedule.misfire_policy == MisfirePolicy.FIRE_ONCE:
         plan.run = on_time or late[-1:]
-        plan.note = f"misfire fire_once: {missed_text} coalesced into this run"
+        plan.note = gettext("misfire fire_once: %(missed)s coalesced into this run") % {
+            "missed": missed_text
+        }
     elif schedule.misfire_policy == MisfirePolicy.SKIP:
         plan.run = on_time
         plan.skipped = late[-1] if late else None
@@ -100,9 +108,14 @@ def plan_fires(schedule: "DueSchedule", *, now: datetime) -> tuple[FirePlan, dat
         caught_up = in_window[-schedule.catch_up_max :] if schedule.catch_up_max else []
         dropped = missed - len(caught_up)
         plan.run = caught_up + on_time
-        plan.note = f"misfire catch_up: {len(caught_up)} of {missed_text} run"
+        plan.note = gettext("misfire catch_up: %(run)s of %(missed)s run") % {
+            "run": len(caught_up),
+            "missed": missed_text,
+        }
         if dropped:
-            plan.note += f"; {dropped} outside the window or over the cap dropped"
+            plan.note += gettext("; %(dropped)s outside the window or over the cap dropped") % {
+                "dropped": dropped
+            }
     return plan, moved_past
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from itertools import accumulate, chain
 from typing import IO, Any
 
+from django.utils.translation import gettext
+
 from ..listeners import ChunkListener, SkipListener
 
 UTF8_BOM = codecs.BOM_UTF8
@@ -19,6 +21,11 @@ EXCERPT_CHARS = 200
 # Flat files are read this many bytes of lines at a time: the per-line bookkeeping runs at C
 # speed over a batch, and memory stays flat whatever the file's size.
 LINE_BATCH_BYTES = 1 << 16
+
+
+# A bad line's reason, kept in the step's context, is in the deployment's language.
+def _undecodable_reason(encoding: str) -> str:
+    return gettext("bytes that are not valid %(encoding)s") % {"encoding": encoding}
 
 
 class BadLine(ValueError):
@@ -335,13 +342,19 @@ class CsvReader(_LineFile):
             except StopIteration:
                 return None
             except csv.Error as error:
-                raise self._bad_line(before, f"malformed CSV: {error}") from None
+                raise self._bad_line(
+                    before, gettext("malformed CSV: %(error)s") % {"error": error}
+                ) from None
             if self._undecodable and self._took_undecodable(before, rows.line_num):
-                raise self._bad_line(before, f"bytes that are not valid {self.encoding}")
+                raise self._bad_line(before, _undecodable_reason(self.encoding))
             if len(row) == width:  # so zip need not check the lengths again, at a cost per row
                 return dict(zip(keys, row, strict=False))
             if row:  # a blank line is no record
-                raise self._bad_line(before, f"expected {width} fields, found {len(row)}")
+                raise self._bad_line(
+                    before,
+                    gettext("expected %(width)s fields, found %(count)s")
+                    % {"width": width, "count": len(row)},
+                )
         return None
 
     def _bad_line(self, before: int, reason: str) -> BadLine:
@@ -381,11 +394,13 @@ class JsonLinesReader(_LineFile):
             taken = self._lines_taken = self._lines_taken + 1
             line = self._source_line + taken
             if self._undecodable and self._took_undecodable(taken - 1, taken):
-                raise BadLine(line, f"bytes that are not valid {self.encoding}", text)
+                raise BadLine(line, _undecodable_reason(self.encoding), text)
             if not text.strip():
                 continue
             try:
                 return loads(text)
             except ValueError as error:
-                raise BadLine(line, f"invalid JSON: {error}", text) from None
+                raise BadLine(
+                    line, gettext("invalid JSON: %(error)s") % {"error": error}, text
+                ) from None
         return None

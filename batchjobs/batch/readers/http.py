@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
+from django.utils.translation import gettext
 
 from batchjobs.http.client import http_call, request_error_masked
 from batchjobs.rules.json_path import json_path_parse, json_path_value
@@ -131,14 +132,23 @@ class HttpJsonReader:
             raise request_error_masked(error, url=url) from None
         shown = url_masked(url)  # a token in the page's query string stays out of errors
         if not 200 <= response.status < 300:
-            raise HttpReadError(f"GET {shown}: HTTP {response.status}: {response.text()[:200]}")
+            raise HttpReadError(
+                gettext("GET %(url)s: HTTP %(status)s: %(body)s")
+                % {"url": shown, "status": response.status, "body": response.text()[:200]}
+            )
         try:
             body = json.loads(response.body)
         except ValueError as error:
-            raise HttpReadError(f"GET {shown}: the body is not JSON: {error}") from None
+            raise HttpReadError(
+                gettext("GET %(url)s: the body is not JSON: %(error)s")
+                % {"url": shown, "error": error}
+            ) from None
         items = json_path_value(body, self._items_at)
         if not isinstance(items, list):
-            raise HttpReadError(f"GET {shown}: no list of items at {self.items_path!r}")
+            raise HttpReadError(
+                gettext("GET %(url)s: no list of items at %(path)s")
+                % {"url": shown, "path": repr(self.items_path)}
+            )
         self._items, self._fetched = items, True
         self._next = self._following(url, body, items)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.translation import gettext
 
 from batchjobs.http.client import http_call, request_error_masked
 from batchjobs.models import BatchLog
@@ -122,6 +123,12 @@ class HttpWriter:
             raise request_error_masked(error, url=self.url) from None
         if not 200 <= response.status < 300:
             raise HttpWriteError(
-                f"{self.method} {url_masked(self.url)} ({headers['Idempotency-Key']}): "
-                f"HTTP {response.status}: {response.text()[:200]}"
+                gettext("%(method)s %(url)s (%(key)s): HTTP %(status)s: %(body)s")
+                % {
+                    "method": self.method,
+                    "url": url_masked(self.url),
+                    "key": headers["Idempotency-Key"],
+                    "status": response.status,
+                    "body": response.text()[:200],
+                }
             )
