@@ -42,3 +42,31 @@ class WarehouseCustomer(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class TutorialCustomer(models.Model):
+    """A customer of the tutorial handlers (handlers.py), on whichever database a job names:
+    `sqlite`, `postgres` and `mysql` by default, always reached with .using(alias).
+
+    Not managed: those aliases are the operator's databases, which batchjobs never migrates;
+    the handlers create this table where it is missing (tutorial.tutorial_database)."""
+
+    email = models.CharField(
+        primary_key=True, max_length=254, help_text="The customer's unique e-mail address."
+    )
+    name = models.CharField(max_length=200, help_text="The customer's display name.")
+    active = models.BooleanField(default=True, help_text="Whether the customer is active.")
+    version = models.PositiveIntegerField(
+        default=1, help_text="Raised by every change; a copy carries the version it copied."
+    )
+    synced_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version last copied to the next database."
+    )
+
+    class Meta:
+        managed = False
+        db_table = "examples_tutorial_customer"
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email

