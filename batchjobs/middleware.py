@@ -3,20 +3,27 @@
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from batchjobs.services.preferences import default_time_zone, user_time_zone
+
 
 class DisplayTimeZoneMiddleware:
-    """Shows times in the deployment's display zone (BATCHJOBS_TIME_ZONE); values are stored
-    and computed in UTC whatever zone is active."""
+    """Shows times in the operator's display zone: their preference, else the deployment's
+    (BATCHJOBS_TIME_ZONE). Values are stored and computed in UTC whatever zone is active."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        # Django builds the middleware when the web process starts: a misspelt
+        # BATCHJOBS_TIME_ZONE stops it there, with the reason, instead of on a page.
+        default_time_zone()
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        timezone.activate(ZoneInfo(settings.BATCHJOBS_TIME_ZONE))
+        # One query per request at most, kept on the request for whatever else asks.
+        zone = ZoneInfo(user_time_zone(user=getattr(request, "user", None)))
+        request.display_time_zone = zone  # type: ignore[attr-defined]
+        timezone.activate(zone)
         try:
             return self.get_response(request)
         finally:

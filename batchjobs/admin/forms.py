@@ -3,27 +3,42 @@ instance (services/validation.py), as the service's save does; these forms only 
 person types into the values the services judge, and put service errors on fields."""
 
 import json
+import re
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from datetime import timezone as fixed_offset
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
-from django.contrib.admin.widgets import AdminTextareaWidget
+from django.contrib.admin.widgets import AdminSplitDateTime, AdminTextareaWidget
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils.html import escape
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from batchjobs.batch.registry import batch_job_names
 from batchjobs.errors import InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
-from batchjobs.models import BatchJob, BatchSchedule, JobNotification
+from batchjobs.models import BatchJob, BatchSchedule, JobNotification, UserPreference
+from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
+from batchjobs.rules.zone import timezone_errors
+from batchjobs.scheduling.fire_times import local_instants
 from batchjobs.secrets import headers_masked, headers_unmasked
 from batchjobs.services.jobs import job_validate
 from batchjobs.services.notifications import notification_validate
 from batchjobs.services.permissions import job_handler_permission_check
+from batchjobs.services.preferences import preference_validate, time_zone_names
 from batchjobs.services.schedules import schedule_validate
 from batchjobs.services.validation import service_rules
+
+from .display import stamp
 
 
 class JSONTextField(forms.JSONField):
@@ -51,7 +66,7 @@ class JSONTextField(forms.JSONField):
 
 
 def json_field_for(
-    model: type[models.Model], name: str, *, empty: Callable[[], Any], label: str = ""
+    model: type[models.Model], name: str, *, empty: Callable[[], Any], label: Any = ""
 ) -> JSONTextField:
     field = model._meta.get_field(name)
     assert isinstance(field, models.Field)  # a column of the model, not a reverse relation
@@ -91,8 +106,10 @@ class ServiceRulesForm(forms.ModelForm):
 
 
 class BatchJobAdminForm(ServiceRulesForm):
-    http_headers = json_field_for(BatchJob, "http_headers", empty=list, label="Headers")
-    params = json_field_for(BatchJob, "params", empty=dict, label="Parameters")
+    http_headers = json_field_for(
+        BatchJob, "http_headers", empty=list, label=gettext_lazy("Headers")
+    )
+    params = json_field_for(BatchJob, "params", empty=dict, label=gettext_lazy("Parameters"))
     # Set by the ModelAdmin's get_form: who is saving.
     user: AbstractBaseUser | AnonymousUser | None = None
 
@@ -101,16 +118,16 @@ class BatchJobAdminForm(ServiceRulesForm):
         fields = "__all__"  # noqa: DJ007 - ModelAdmin.get_form narrows it to the fieldsets
         # The fieldset already says "HTTP call" or "Python handler".
         labels = {
-            "http_method": "Method",
-            "http_url": "URL",
-            "http_body": "Body",
-            "http_expected_status": "Expected status",
-            "http_assertion_kind": "Response check",
-            "http_assertion": "Check expression",
-            "http_assertion_value": "Expected value",
-            "handler_name": "Handler",
-            "batch_job_name": "Batch job",
-            "retry_on_4xx": "Retry on 4xx",
+            "http_method": gettext_lazy("Method"),
+            "http_url": gettext_lazy("URL"),
+            "http_body": gettext_lazy("Body"),
+            "http_expected_status": gettext_lazy("Expected status"),
+            "http_assertion_kind": gettext_lazy("Response check"),
+            "http_assertion": gettext_lazy("Check expression"),
+            "http_assertion_value": gettext_lazy("Expected value"),
+            "handler_name": gettext_lazy("Handler"),
+            "batch_job_name": gettext_lazy("Batch job"),
+            "retry_on_4xx": gettext_lazy("Retry on 4xx"),
         }
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -123,10 +140,14 @@ class BatchJobAdminForm(ServiceRulesForm):
                 f"{h.name} ({h.description})" if h.description else h.name for h in handlers_all()
             )
             # Admin templates render help text as HTML; descriptions come from docstrings.
-            self.fields["handler_name"].help_text += escape(f" Registered: {registered}.")
+            self.fields["handler_name"].help_text += escape(
+                " " + _("Registered: %(names)s.") % {"names": registered}
+            )
         if "batch_job_name" in self.fields:
-            names = ", ".join(batch_job_names()) or "none"
-            self.fields["batch_job_name"].help_text += escape(f" Registered: {names}.")
+            names = ", ".join(batch_job_names()) or _("none")
+            self.fields["batch_job_name"].help_text += escape(
+                " " + _("Registered: %(names)s.") % {"names": names}
+            )
 
     def clean_http_headers(self) -> Any:
         return headers_unmasked(self.cleaned_data["http_headers"], stored=self.stored_headers)
@@ -141,7 +162,219 @@ class BatchJobAdminForm(ServiceRulesForm):
         form_add_permission_errors(self, self.instance, user=self.user)
 
 
-class BatchScheduleAdminForm(ServiceRulesForm):
+class TimeZoneInput(forms.TextInput):
+    """A zone's name, typed with the tz database's names suggested as one types (a
+    <datalist>): a browser offers Asia/Seoul once "Seoul" is typed."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None):
+        super().__init__(
+            {"list": ZONE_LIST_ID, "autocomplete": "off", "spellcheck": "false", **(attrs or {})}
+        )
+
+    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        return format_html("{}{}", super().render(name, value, attrs, renderer), _zone_list())
+
+
+ZONE_LIST_ID = "bj-time-zones"
+
+
+@cache
+def _zone_list() -> SafeString:
+    # The same ~600 names on every page that has a zone box: built once per process. A page
+    # with two boxes (a job's schedules) has the list twice; the first id wins, harmlessly.
+    options = format_html_join("", '<option value="{}">', ((name,) for name in time_zone_names()))
+    return format_html('<datalist id="{}">{}</datalist>', ZONE_LIST_ID, options)
+
+
+# A time of day with a UTC offset after it: "01:30 -05:00", "01:30:00 +0900".
+TIME_WITH_OFFSET = re.compile(
+    r"(?P<time>.*?\d)\s*(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})"
+)
+
+
+class OffsetTimeField(forms.TimeField):
+    """A time of day, with an optional UTC offset after it ("01:30 -05:00"): how an operator
+    names one of the two 01:30s of a day when the clocks go back."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            match = TIME_WITH_OFFSET.fullmatch(value.strip())
+            if match:
+                time_of_day = super().to_python(match["time"])
+                offset = timedelta(hours=int(match["hours"]), minutes=int(match["minutes"]))
+                if time_of_day is None or offset >= timedelta(hours=24):
+                    raise ValidationError(self.error_messages["invalid"], code="invalid")
+                sign = -1 if match["sign"] == "-" else 1
+                return time_of_day.replace(tzinfo=fixed_offset(sign * offset))
+        return super().to_python(value)
+
+
+def offset_text(value: datetime) -> str:
+    """The UTC offset of an aware datetime as "+09:00" ("%:z" from Python 3.12 on)."""
+    offset = value.utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(offset) // timedelta(minutes=1)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def is_ambiguous(value: datetime) -> bool:
+    """The local time of `value` (aware, in a ZoneInfo) occurs twice: the clocks go back."""
+    return value.replace(fold=1 - value.fold).utcoffset() != value.utcoffset()
+
+
+class ZonedSplitDateTime(AdminSplitDateTime):
+    """The admin's date and time boxes, showing a value as the form put it: already in the
+    schedule's zone (not the operator's), with the offset after the time where that local time
+    occurs twice, so that saving the page again keeps the same instant."""
+
+    def decompress(self, value: Any) -> tuple[Any, Any]:  # the time as text, maybe offset
+        if isinstance(value, datetime):
+            shown = f"{value:%H:%M:%S}"
+            if value.tzinfo is not None and is_ambiguous(value):
+                shown = f"{shown} {offset_text(value)}"
+            return value.date(), shown
+        return None, None
+
+
+class WallClockDateTimeField(forms.SplitDateTimeField):
+    """A date and a time as read on a wall clock of a zone the form decides (the schedule's),
+    so it is not read in the operator's zone here: cleaned to a naive datetime, or an aware
+    one at a fixed offset when an offset was typed after the time."""
+
+    widget = ZonedSplitDateTime
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        date_field, time_field = self.fields
+        time_of_day = OffsetTimeField(error_messages=time_field.error_messages)
+        time_of_day.required = time_field.required
+        self.fields = (date_field, time_of_day)
+
+    def compress(self, data_list: tuple[date, time] | None) -> datetime | None:
+        if not data_list:
+            return None
+        if data_list[0] in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_date"], code="invalid_date")
+        if data_list[1] in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_time"], code="invalid_time")
+        return datetime.combine(*data_list)
+
+
+def instant_of_local_time(local: datetime, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) at which the wall clocks of `zone` read `local`. A local time that
+    does not exist (the clocks go forward over it) or occurs twice (they go back) is refused
+    with what to enter instead; `local` with an offset names one of two occurrences itself.
+
+    A fixed time a schedule repeats follows the schedule's DST policy (DESIGN.md §4.8: skip or
+    shift; first or both); a time typed here is one instant, which no policy may move or
+    double, so the operator chooses it."""
+    wall = local.replace(tzinfo=None)
+    wall_text = f"{wall:%Y-%m-%d %H:%M:%S}"
+    if local.tzinfo is not None:  # an offset was typed: it must be the zone's at that time
+        instant = local.astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) != wall:
+            raise ValidationError(
+                _("%(time)s %(offset)s is not a time of %(zone)s: remove the offset.")
+                % {"time": wall_text, "offset": offset_text(local), "zone": zone.key},
+                code="wrong_offset",
+            )
+        return instant
+    instants = local_instants(
+        wall,
+        zone,
+        real_time=False,
+        gap_policy=DstGapPolicy.SHIFT,
+        fold_policy=DstFoldPolicy.BOTH,
+    )
+    if len(instants) == 2:
+        first, second = (instant.astimezone(zone) for instant in instants)
+        raise ValidationError(
+            _(
+                "%(time)s occurs twice in %(zone)s: the clocks go back that day. Type the "
+                "offset of the one you mean after the time: %(first)s (%(first_name)s, the "
+                "first) or %(second)s (%(second_name)s, the second)."
+            )
+            % {
+                "time": wall_text,
+                "zone": zone.key,
+                "first": f"{first:%H:%M:%S} {offset_text(first)}",
+                "first_name": first.tzname(),
+                "second": f"{second:%H:%M:%S} {offset_text(second)}",
+                "second_name": second.tzname(),
+            },
+            code="ambiguous",
+        )
+    after_gap = instants[0].astimezone(zone)
+    if after_gap.replace(tzinfo=None) != wall:
+        before_gap = (instants[0] - timedelta(seconds=1)).astimezone(zone) + timedelta(seconds=1)
+        raise ValidationError(
+            _(
+                "%(time)s does not exist in %(zone)s: that day the clocks go from %(from)s "
+                "straight to %(to)s. Enter %(to)s or another time."
+            )
+            % {
+                "time": wall_text,
+                "zone": zone.key,
+                "from": f"{before_gap:%H:%M:%S}",
+                "to": f"{after_gap:%H:%M:%S}",
+            },
+            code="nonexistent",
+        )
+    return instants[0]
+
+
+class ScheduleTimesForm(ServiceRulesForm):
+    """A schedule's run_at, start_at and end_at are typed and shown in the schedule's own time
+    zone (a once-schedule at 23:50 in Asia/Seoul fires at 23:50 KST, 14:50 UTC); they are
+    stored as instants."""
+
+    ZONED = ("run_at", "start_at", "end_at")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        zone = _zone_or_none(self.instance.timezone)
+        for name in self.ZONED:
+            if name not in self.fields:
+                continue
+            field = self.fields[name]
+            self.fields[name] = WallClockDateTimeField(
+                required=False, label=field.label, help_text=field.help_text
+            )
+            value = self.initial.get(name)
+            if isinstance(value, datetime) and zone is not None:
+                self.initial[name] = value.astimezone(zone)
+                yours = stamp(value)
+                if yours != stamp(value, zone):  # the operator reads another clock
+                    self.fields[name].help_text = format_html(
+                        "{} <b>{}</b>",
+                        self.fields[name].help_text,
+                        _("%(time)s in your time zone") % {"time": yours},
+                    )
+        if "timezone" in self.fields:
+            self.fields["timezone"].widget = TimeZoneInput()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}  # a ModelForm's is its cleaned_data, never None
+        zone_name = cleaned.get("timezone", self.instance.timezone)
+        # An unknown zone is the timezone field's error; the times are then read in UTC, so
+        # that the other checks still run on them.
+        zone = _zone_or_none(zone_name) or ZoneInfo("UTC")
+        for name in self.ZONED:
+            local = cleaned.get(name)
+            if local is None:
+                continue
+            try:
+                cleaned[name] = instant_of_local_time(local, zone)
+            except ValidationError as error:
+                self.add_error(name, error)
+        return cleaned
+
+
+def _zone_or_none(name: str) -> ZoneInfo | None:
+    return None if not name or timezone_errors(name) else ZoneInfo(name)
+
+
+class BatchScheduleAdminForm(ScheduleTimesForm):
     params = json_field_for(BatchSchedule, "params", empty=dict)
     # Set by the ModelAdmin's get_form: who is saving.
     user: AbstractBaseUser | AnonymousUser | None = None
@@ -154,19 +387,31 @@ class BatchScheduleAdminForm(ServiceRulesForm):
         schedule_validate(schedule=self.instance)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}  # a ModelForm's is its cleaned_data, never None
+        cleaned = super().clean()
         job = cleaned.get("job") or (self.instance.job if self.instance.job_id else None)
         form_add_permission_errors(self, job, user=self.user)
         return cleaned
 
 
-class BatchScheduleInlineForm(ServiceRulesForm):
+class BatchScheduleInlineForm(ScheduleTimesForm):
     class Meta:
         model = BatchSchedule
         fields = "__all__"  # noqa: DJ007 - the inline narrows it to its fields
 
     def service_validate(self) -> None:
         schedule_validate(schedule=self.instance)
+
+
+class UserPreferenceForm(ServiceRulesForm):
+    """An operator's own preferences (the user is the one signed in, never chosen here)."""
+
+    class Meta:
+        model = UserPreference
+        fields = ["time_zone"]
+        widgets = {"time_zone": TimeZoneInput()}
+
+    def service_validate(self) -> None:
+        preference_validate(preference=self.instance)
 
 
 class JobNotificationInlineForm(ServiceRulesForm):
@@ -182,8 +427,8 @@ class RunJobForm(forms.Form):
     params = JSONTextField(
         empty=dict,
         initial=dict,
-        label="Parameters",
-        help_text=(
+        label=gettext_lazy("Parameters"),
+        help_text=gettext_lazy(
             "A JSON object merged over the job's default parameters for this run only; "
             "leave {} to run with the defaults."
         ),

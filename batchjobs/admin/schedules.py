@@ -2,14 +2,20 @@
 services, which compute next_fire_at and wake beat; the fire state is beat's to write."""
 
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin
 from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
+from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from batchjobs.models import BatchSchedule, ScheduleKind
 from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
@@ -25,16 +31,33 @@ from batchjobs.services.schedules import (
     schedule_save,
 )
 
-from .display import SetAsideFilter, set_aside_marker, set_aside_text
+# Registers the operator's preferences page (the admin package imports this module).
+from . import preferences  # noqa: F401
+from .display import (
+    SetAsideFilter,
+    moment,
+    moment_in_zone,
+    set_aside_marker,
+    set_aside_text,
+    stamp,
+)
 from .forms import BatchScheduleAdminForm
 
 PREVIEW_COUNT = 10
+# Translated when a page shows it, not when the module is imported.
+UPCOMING_FIRES = lazy(
+    lambda: (
+        ngettext("next %(count)d fire", "next %(count)d fires", PREVIEW_COUNT)
+        % {"count": PREVIEW_COUNT}
+    ),
+    str,
+)()
 
 
 @admin.register(BatchSchedule)
 class BatchScheduleAdmin(admin.ModelAdmin):
     form = BatchScheduleAdminForm
-    list_display = ("job", "kind", "summary", "timezone", "paused", "next_fire_at", "set_aside")
+    list_display = ("job", "kind", "summary", "timezone", "paused", "next_fire", "set_aside")
     list_display_links = ("summary",)
     list_filter = ("kind", "paused", SetAsideFilter, "misfire_policy", "timezone")
     list_select_related = ("job",)
@@ -44,30 +67,31 @@ class BatchScheduleAdmin(admin.ModelAdmin):
     readonly_fields = (
         "set_aside_state",
         "run_count",
-        "next_fire_at",
-        "last_fire_at",
+        "next_fire_in_zone",
+        "last_fire",
         "upcoming_fires",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
     )
     fieldsets = [
         (None, {"fields": ("job", "description", "paused")}),
         (
-            "When",
+            gettext_lazy("When"),
             {
+                # The zone first: the times below are typed and shown in it.
                 "fields": (
                     "kind",
+                    "timezone",
                     "run_at",
                     ("interval_every", "interval_unit"),
                     "cron_expression",
-                    "timezone",
                     "jitter_seconds",
                 )
             },
         ),
-        ("Window", {"fields": ("start_at", "end_at", "max_runs")}),
+        (gettext_lazy("Window"), {"fields": ("start_at", "end_at", "max_runs")}),
         (
-            "Missed fires and daylight saving time",
+            gettext_lazy("Missed fires and daylight saving time"),
             {
                 "fields": (
                     "misfire_policy",
@@ -78,17 +102,17 @@ class BatchScheduleAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Parameters", {"fields": ("params",)}),
+        (gettext_lazy("Parameters"), {"fields": ("params",)}),
         (
-            "State",
+            gettext_lazy("State"),
             {
                 "fields": (
-                    "next_fire_at",
+                    "next_fire_in_zone",
                     "upcoming_fires",
-                    "last_fire_at",
+                    "last_fire",
                     "run_count",
-                    "created_at",
-                    "updated_at",
+                    "created",
+                    "updated",
                 )
             },
         ),
@@ -106,8 +130,27 @@ class BatchScheduleAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: BatchSchedule | None = None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and obj.set_aside_at is not None:  # first: it explains the page
-            return [("Set aside by beat", {"fields": ("set_aside_state",)}), *fieldsets]
+            return [(_("Set aside by beat"), {"fields": ("set_aside_state",)}), *fieldsets]
         return fieldsets
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        # The date and time boxes are in the schedule's zone: the admin's "Now" and its note on
+        # the browser's clock count from that zone's offset, not the operator's.
+        schedule = self.get_object(request, object_id) if object_id else None
+        zone = ZoneInfo("UTC")
+        if schedule is not None and not timezone_errors(schedule.timezone):
+            zone = ZoneInfo(schedule.timezone)
+        offset = timezone.now().astimezone(zone).utcoffset()
+        context = {"schedule_utc_offset": int(offset.total_seconds()) if offset else 0}
+        return super().changeform_view(
+            request, object_id, form_url, {**context, **(extra_context or {})}
+        )
 
     def save_model(self, request: HttpRequest, obj: BatchSchedule, form, change: bool) -> None:
         schedule_save(schedule=obj, user=request.user)
@@ -119,17 +162,27 @@ class BatchScheduleAdmin(admin.ModelAdmin):
         for schedule in queryset:
             schedule_delete(schedule=schedule, user=request.user)
 
-    @admin.action(description="Pause", permissions=["change"])
+    @admin.action(description=gettext_lazy("Pause"), permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[BatchSchedule]) -> None:
         for schedule in queryset:
             schedule_pause(schedule=schedule, user=request.user)
-        self.message_user(request, f"Paused {len(queryset)} {model_ngettext(queryset)}.")
+        count = len(queryset)
+        self.message_user(
+            request,
+            ngettext("Paused %(count)d %(items)s.", "Paused %(count)d %(items)s.", count)
+            % {"count": count, "items": model_ngettext(queryset)},
+        )
 
-    @admin.action(description="Resume", permissions=["change"])
+    @admin.action(description=gettext_lazy("Resume"), permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[BatchSchedule]) -> None:
         for schedule in queryset:
             schedule_resume(schedule=schedule, user=request.user)
-        self.message_user(request, f"Resumed {len(queryset)} {model_ngettext(queryset)}.")
+        count = len(queryset)
+        self.message_user(
+            request,
+            ngettext("Resumed %(count)d %(items)s.", "Resumed %(count)d %(items)s.", count)
+            % {"count": count, "items": model_ngettext(queryset)},
+        )
 
     def get_urls(self):
         preview = path(
@@ -165,58 +218,99 @@ class BatchScheduleAdmin(admin.ModelAdmin):
                 "description": cron_describe(expression),
                 "fires": [
                     {
-                        "local": f"{fire.local:%Y-%m-%d %H:%M:%S %Z}",
+                        "local": stamp(fire.at, fire.local.tzinfo),
                         "utc": f"{fire.at:%Y-%m-%d %H:%M:%S}",
+                        # In the operator's zone: the page shows it beside the local time.
+                        "yours": stamp(fire.at),
                         "dst_change": fire.dst_change,
                     }
                     for fire in fires
                 ],
+                "dst_change_text": _("daylight saving time changes before this fire"),
             }
         )
 
-    @admin.display(description="summary")
+    @admin.display(description=gettext_lazy("summary"))
     def summary(self, schedule: BatchSchedule) -> str:
+        if schedule.kind == ScheduleKind.ONCE and schedule.run_at is not None:
+            # Its time as it was typed: in the schedule's zone.
+            return _("once at %(when)s") % {"when": _stamp_in(schedule.run_at, schedule)}
         if schedule.kind == ScheduleKind.CRON:
             description = cron_describe(schedule.cron_expression)
             if description:
                 return f"{schedule.summary} ({description})"
         return schedule.summary
 
-    @admin.display(description="set aside")
+    @admin.display(description=gettext_lazy("next fire"), ordering="next_fire_at")
+    def next_fire(self, schedule: BatchSchedule) -> SafeString | str:
+        """The list's column: every row in the operator's zone, so the rows compare."""
+        return moment(schedule.next_fire_at)
+
+    @admin.display(description=gettext_lazy("next fire"))
+    def next_fire_in_zone(self, schedule: BatchSchedule) -> SafeString | str:
+        return moment_in_zone(schedule.next_fire_at, schedule.timezone)
+
+    @admin.display(description=gettext_lazy("last fire"))
+    def last_fire(self, schedule: BatchSchedule) -> SafeString | str:
+        return moment_in_zone(schedule.last_fire_at, schedule.timezone)
+
+    @admin.display(description=gettext_lazy("created at"))
+    def created(self, schedule: BatchSchedule) -> SafeString | str:
+        return moment_in_zone(schedule.created_at, schedule.timezone)
+
+    @admin.display(description=gettext_lazy("updated at"))
+    def updated(self, schedule: BatchSchedule) -> SafeString | str:
+        return moment_in_zone(schedule.updated_at, schedule.timezone)
+
+    @admin.display(description=gettext_lazy("set aside"))
     def set_aside(self, schedule: BatchSchedule) -> str:
         return set_aside_marker(schedule)
 
-    @admin.display(description="state")
+    @admin.display(description=gettext_lazy("state"))
     def set_aside_state(self, schedule: BatchSchedule) -> str:
         return set_aside_text(
             schedule,
-            what_to_do="Computing its fires raised, so beat does not fire it. "
-            "Fix and save to fire again.",
+            what_to_do=_(
+                "Computing its fires raised, so beat does not fire it. Fix and save to fire again."
+            ),
         )
 
-    @admin.display(description=f"next {PREVIEW_COUNT} fires")
+    @admin.display(description=UPCOMING_FIRES)
     def upcoming_fires(self, schedule: BatchSchedule) -> str:
         if schedule.pk is None:
             return "-"
         try:
             fires = schedule_preview(schedule=schedule, count=PREVIEW_COUNT)
         except Exception as error:  # fields stored behind validation's back: the page still opens
-            return f"Cannot be computed: {set_aside_reason(error)}"
+            return _("Cannot be computed: %(reason)s") % {"reason": set_aside_reason(error)}
         if not fires:
-            return "None: the schedule has finished."
+            return _("None: the schedule has finished.")
+        dst_note = " — " + _("daylight saving time changes before this fire")
         rows = format_html_join(
             "",
-            "<li>{} <span class='quiet'>({} UTC)</span>{}</li>",
+            "<li>{}{}{}</li>",
             (
                 (
-                    f"{fire.local:%Y-%m-%d %H:%M:%S %Z}",
-                    f"{fire.at:%Y-%m-%d %H:%M:%S}",
-                    " — daylight saving time changes before this fire" if fire.dst_change else "",
+                    stamp(fire.at, fire.local.tzinfo),
+                    _beside(stamp(fire.at), stamp(fire.at, fire.local.tzinfo)),
+                    dst_note if fire.dst_change else "",
                 )
                 for fire in fires
             ),
         )
         return format_html('<ul style="margin:0;padding-left:1.2em">{}</ul>', rows)
+
+
+def _stamp_in(value, schedule: BatchSchedule) -> str:
+    zone = None if timezone_errors(schedule.timezone) else ZoneInfo(schedule.timezone)
+    return stamp(value, zone)
+
+
+def _beside(yours: str, theirs: str) -> SafeString | str:
+    """The operator's reading of a time beside the schedule's, where the two differ."""
+    if yours == theirs:
+        return ""
+    return format_html(" <span class='quiet'>({})</span>", yours)
 
 
 def _choice(request: HttpRequest, name: str, choices) -> str:

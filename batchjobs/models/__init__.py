@@ -16,6 +16,7 @@ from .notification import (
     NotificationSent,
     NotificationStatus,
 )
+from .preference import UserPreference
 from .schedule import BatchSchedule, DstFoldPolicy, DstGapPolicy, MisfirePolicy, ScheduleKind
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "StepExecution",
     "limit_key",
     "Trigger",
+    "UserPreference",
 ]
