@@ -338,7 +338,9 @@ class ScheduleTimesForm(ServiceRulesForm):
                 continue
             field = self.fields[name]
             self.fields[name] = WallClockDateTimeField(
-                required=False, label=field.label, help_text=field.help_text
+                required=False,
+                label=field.label,
+                help_text=format_html("{} {}", field.help_text, _("In the schedule's time zone.")),
             )
             value = self.initial.get(name)
             if isinstance(value, datetime) and zone is not None:

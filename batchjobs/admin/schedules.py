@@ -133,24 +133,17 @@ class BatchScheduleAdmin(admin.ModelAdmin):
             return [(_("Set aside by beat"), {"fields": ("set_aside_state",)}), *fieldsets]
         return fieldsets
 
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict | None = None,
+    def render_change_form(
+        self, request: HttpRequest, context, add=False, change=False, form_url="", obj=None
     ) -> HttpResponse:
         # The date and time boxes are in the schedule's zone: the admin's "Now" and its note on
         # the browser's clock count from that zone's offset, not the operator's.
-        schedule = self.get_object(request, object_id) if object_id else None
         zone = ZoneInfo("UTC")
-        if schedule is not None and not timezone_errors(schedule.timezone):
-            zone = ZoneInfo(schedule.timezone)
+        if obj is not None and not timezone_errors(obj.timezone):
+            zone = ZoneInfo(obj.timezone)
         offset = timezone.now().astimezone(zone).utcoffset()
-        context = {"schedule_utc_offset": int(offset.total_seconds()) if offset else 0}
-        return super().changeform_view(
-            request, object_id, form_url, {**context, **(extra_context or {})}
-        )
+        context["schedule_utc_offset"] = int(offset.total_seconds()) if offset else 0
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: BatchSchedule, form, change: bool) -> None:
         schedule_save(schedule=obj, user=request.user)

@@ -107,6 +107,8 @@ def test_once_schedule_typed_in_seoul_fires_at_that_local_time(admin_client, job
     assert box_values(content, "run_at") == "2030-12-03 23:50:00"
     assert "2030-12-03 14:50:00 UTC in your time zone" in content
     assert "2030-12-03 23:50:00 KST" in content  # the next fire, in the schedule's zone
+    # and the admin's "Now" beside the boxes counts from Seoul's offset (+09:00)
+    assert 'document.body.dataset.adminUtcOffset = "32400"' in content
 
 
 def test_saving_the_page_again_keeps_the_instant(admin_client, job):
