@@ -8,6 +8,14 @@ from django.apps import apps
 from django.utils import translation
 
 from batchjobs.errors import InvalidInput
+from batchjobs.execution.limits import (
+    RATE_WAIT,
+    SLOT_WAIT,
+    Limit,
+    held_reason_shown,
+    rate_reason,
+    running_reason,
+)
 from batchjobs.models import BatchJob, BatchSchedule
 from batchjobs.models.job import HttpMethod
 from batchjobs.services.jobs import job_validate
@@ -125,3 +133,26 @@ def test_a_bad_url_is_refused_in_the_operators_language():
         assert errors() == ["scheme must be http or https, not 'ftp'"]
     with translation.override("ko"):
         assert errors() == ["스킴은 'ftp'이(가) 아니라 http 또는 https여야 합니다"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "korean"),
+    [
+        (
+            running_reason(Limit(key="job:12", max_running=2, max_per_second=None), running=2),
+            "슬롯 대기 중: 작업 #12에서 2개 실행 중 (동시 실행 제한 2개)",
+        ),
+        (
+            rate_reason(Limit(key="host:example.com", max_running=None, max_per_second=50)),
+            "호출 속도 대기 중: 호스트 example.com은(는) 초당 50회 호출까지 허용합니다",
+        ),
+    ],
+    ids=["slot", "rate"],
+)
+def test_a_held_reason_is_stored_in_english_and_shown_in_the_readers_language(stored, korean):
+    # Stored in English whatever the language: the wake-ups match its start.
+    assert stored.startswith((SLOT_WAIT, RATE_WAIT))
+    with translation.override("en"):
+        assert held_reason_shown(stored) == stored
+    with translation.override("ko"):
+        assert held_reason_shown(stored) == korean

@@ -68,6 +68,7 @@ from .limits import (
 )
 from .outcome import AttemptOutcome
 from .retry import retry_delay
+from .timeout import stopped_message
 
 # A queued run of an exclusive job that found another one running looks again this soon;
 # the running one also hands over to it as soon as it finishes.
@@ -359,7 +360,7 @@ def execution_finish_attempt(
     params: dict[str, Any] = {
         "planned": planned.value,
         "result": json.dumps(outcome.result, cls=DjangoJSONEncoder),
-        "error": outcome.error or ("stopped by an operator" if planned == "STOPPED" else ""),
+        "error": outcome.error or (stopped_message() if planned == "STOPPED" else ""),
         "id": execution.pk,
         "number": attempt,
         "attempt_status": outcome.status.value,

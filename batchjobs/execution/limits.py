@@ -46,6 +46,7 @@ less than a second before within that second (a raised or removed one at once, s
 """
 
 import logging
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -55,6 +56,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils.translation import gettext
 
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, LimitScope, RunLimit, limit_key
 from batchjobs.models.clock import database_now
@@ -409,6 +411,43 @@ def rate_reserve(key: str, per_second: int, *, longest: float) -> tuple[float, b
 
 def rate_reason(limit: Limit) -> str:
     return f"{RATE_WAIT}: {limit.label} allows {limit.max_per_second} calls per second"
+
+
+# A held_reason is stored in English whatever the language: the wake-ups find the runs by its
+# start (SLOT_WAIT, RATE_WAIT), in SQL too. Pages read it back into the reader's language.
+_SLOT_REASON_READ = re.compile(
+    rf"^{SLOT_WAIT}: (?P<label>.+) has (?P<running>\d+) running \(limit (?P<maximum>\d+) at once\)$"
+)
+_RATE_REASON_READ = re.compile(
+    rf"^{RATE_WAIT}: (?P<label>.+) allows (?P<per_second>\d+) calls per second$"
+)
+
+
+def held_reason_shown(reason: str) -> str:
+    """A stored held_reason (running_reason, rate_reason) in the active language; any other
+    text as it is."""
+    if slot := _SLOT_REASON_READ.match(reason):
+        return gettext(
+            "waiting for a slot: %(label)s has %(running)s running (limit %(maximum)s at once)"
+        ) % {**slot.groupdict(), "label": _label_shown(slot["label"])}
+    if rate := _RATE_REASON_READ.match(reason):
+        return gettext("waiting for the rate: %(label)s allows %(per_second)s calls per second") % {
+            **rate.groupdict(),
+            "label": _label_shown(rate["label"]),
+        }
+    return reason
+
+
+def _label_shown(label: str) -> str:
+    """Limit.label in the active language: "job #12", "queue reports", "host example.com"."""
+    scope, _, name = label.partition(" ")
+    if scope == "job":
+        return gettext("job %(number)s") % {"number": name}
+    if scope == LimitScope.QUEUE:
+        return gettext("queue %(name)s") % {"name": name}
+    if scope == LimitScope.HOST:
+        return gettext("host %(name)s") % {"name": name}
+    return label
 
 
 def rate_admit(*, execution_id: int, limits: Iterable[Limit]) -> bool:

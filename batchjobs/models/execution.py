@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .labels import labelled, named
@@ -453,7 +454,11 @@ class BatchAttempt(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"attempt {self.number} of #{self.execution_id}: {self.status}"
+        return gettext("attempt %(number)s of #%(execution)s: %(status)s") % {
+            "number": self.number,
+            "execution": self.execution_id,
+            "status": self.status,
+        }
 
     @property
     def duration_seconds(self) -> float | None:
@@ -563,4 +568,8 @@ class StepExecution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.step_name} of #{self.execution_id}: {self.status}"
+        return gettext("%(step)s of #%(execution)s: %(status)s") % {
+            "step": self.step_name,
+            "execution": self.execution_id,
+            "status": self.status,
+        }

@@ -66,7 +66,7 @@ class RunLimit(models.Model):
     def __str__(self) -> str:
         parts = []
         if self.max_running is not None:
-            parts.append(f"{self.max_running} running")
+            parts.append(gettext("%(count)s running") % {"count": self.max_running})
         if self.max_per_second is not None:
             parts.append(f"{self.max_per_second}/s")
         return f"{self.scope} {self.name}: {', '.join(parts)}"

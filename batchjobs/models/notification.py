@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from batchjobs.rules.masking import url_masked
@@ -124,7 +125,10 @@ class JobNotification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_channel_display()} to {self.target_shown[:60]}"
+        return gettext("%(channel)s to %(target)s") % {
+            "channel": self.get_channel_display(),
+            "target": self.target_shown[:60],
+        }
 
     # Workers cache a job with whether it notifies (execution/lifecycle.py job_cached), keyed
     # on the job's updated_at: touching the job on every change here keeps that cache honest.
@@ -257,5 +261,13 @@ class NotificationSent(models.Model):
         ]
 
     def __str__(self) -> str:
-        about = f"#{self.execution_id}" if self.execution_id else f"schedule {self.schedule_id}"
-        return f"{self.event} of {about}: {self.status}"
+        about = (
+            f"#{self.execution_id}"
+            if self.execution_id
+            else gettext("schedule %(id)s") % {"id": self.schedule_id}
+        )
+        return gettext("%(event)s of %(about)s: %(status)s") % {
+            "event": self.event,
+            "about": about,
+            "status": self.status,
+        }

@@ -179,8 +179,11 @@ class _LineFile:
             size = os.path.getsize(self.path)
             if offset > size:
                 raise ValueError(
-                    f"{self.path} has {size} bytes but the checkpoint is at byte {offset}: "
-                    "the file was replaced or truncated since the step ran"
+                    gettext(
+                        "%(path)s has %(size)s bytes but the checkpoint is at byte %(offset)s: "
+                        "the file was replaced or truncated since the step ran"
+                    )
+                    % {"path": self.path, "size": size, "offset": offset}
                 )
             self._seek(offset, line)
         elif self.range.start > self.position[0]:
@@ -318,9 +321,15 @@ class CsvReader(_LineFile):
         except StopIteration:  # an empty file: no header and no items
             return
         except csv.Error as error:
-            raise ValueError(f"{self.path}: unreadable header row: {error}") from error
+            raise ValueError(
+                gettext("%(path)s: unreadable header row: %(error)s")
+                % {"path": self.path, "error": error}
+            ) from error
         if self._took_undecodable(0, self._rows.line_num):
-            raise ValueError(f"{self.path}: the header row is not valid {self.encoding}")
+            raise ValueError(
+                gettext("%(path)s: the header row is not valid %(encoding)s")
+                % {"path": self.path, "encoding": self.encoding}
+            )
         if self.keys:
             if len(self.keys) != len(names):
                 raise ValueError(

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import IO
 
+from django.utils.translation import gettext
+
 
 class CsvWriter:
     """Writes items as CSV lines, restartably: a restarted step never duplicates a line.
@@ -69,8 +71,11 @@ class CsvWriter:
         if size < offset:
             file.close()
             raise ValueError(
-                f"{self.path} has {size} bytes but the checkpoint is at byte {offset}: "
-                "lines the step committed are missing from the file"
+                gettext(
+                    "%(path)s has %(size)s bytes but the checkpoint is at byte %(offset)s: "
+                    "lines the step committed are missing from the file"
+                )
+                % {"path": self.path, "size": size, "offset": offset}
             )
         file.truncate(offset)
         file.seek(offset)
