@@ -14,6 +14,7 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.dispatch import receiver
+from django.utils.translation import gettext as _
 
 from batchjobs.errors import Unavailable
 from batchjobs.shared_cache import CACHE_UNREACHABLE_ERRORS, shared_cache_needed
@@ -39,7 +40,7 @@ class LockoutModelBackend(ModelBackend):
         # why the login was refused.
         if name and login_locked(name):
             # PermissionDenied stops Django from trying the password at all.
-            raise PermissionDenied("too many failed logins; try again later")
+            raise PermissionDenied(_("too many failed logins; try again later"))
         return super().authenticate(request, username=username, password=password, **kwargs)
 
     @staticmethod
@@ -58,7 +59,7 @@ class LockoutAdminLoginForm(AdminAuthenticationForm):
             return super().clean()
         except Unavailable as exc:
             raise ValidationError(
-                "Logins are refused for now: %(reason)s",
+                _("Logins are refused for now: %(reason)s"),
                 code="unavailable",
                 params={"reason": exc},
             ) from exc

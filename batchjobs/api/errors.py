@@ -2,6 +2,8 @@
 
 Every error body has `detail` (a sentence) and `code`; a 400 also has `errors`, mapping each bad
 field (or `body` for an unreadable body, `non_field_errors` for the whole object) to its messages.
+Sentences and messages are in the request's language (LocaleMiddleware: the language cookie, then
+Accept-Language); codes and field names are the protocol and never change.
 
     InvalidInput, DRF's ValidationError, ParseError   -> 400
     NotFound, Http404                                 -> 404
@@ -14,6 +16,7 @@ Registered as REST_FRAMEWORK["EXCEPTION_HANDLER"].
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
@@ -31,9 +34,10 @@ from batchjobs.services.definition_serializers import NON_FIELD, field_errors
 BODY_FIELD = "body"
 
 
-def _invalid(errors: dict[str, list[str]], detail: str = "Invalid input.") -> Response:
+def _invalid(errors: dict[str, list[str]]) -> Response:
     return Response(
-        {"detail": detail, "code": "invalid", "errors": errors}, status=status.HTTP_400_BAD_REQUEST
+        {"detail": _("Invalid input."), "code": "invalid", "errors": errors},
+        status=status.HTTP_400_BAD_REQUEST,
     )
 
 
@@ -75,7 +79,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return None  # a bug: Django answers 500 and logs it
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
-            "detail": "Invalid input.",
+            "detail": _("Invalid input."),
             "code": "invalid",
             "errors": field_errors(exc.detail),
         }

@@ -7,6 +7,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 
 from batchjobs.models import (
@@ -32,7 +33,7 @@ class UtcDateTimeField(IsoDateTimeField):
         try:
             return value.astimezone(UTC)
         except OverflowError as exc:
-            raise ValidationError("Enter a date and time between the years 1 and 9999.") from exc
+            raise ValidationError(_("Enter a date and time between the years 1 and 9999.")) from exc
 
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
@@ -68,7 +69,7 @@ class StrictBooleanField(forms.NullBooleanField):
             return True
         if text in ("false", "0"):
             return False
-        raise ValidationError("Enter true or false.")
+        raise ValidationError(_("Enter true or false."))
 
     def validate(self, value) -> None:
         pass
@@ -79,9 +80,9 @@ class BooleanFilter(django_filters.BooleanFilter):
 
 
 class JobFilter(django_filters.FilterSet):
-    name = django_filters.CharFilter(help_text="The exact job name.")
+    name = django_filters.CharFilter(help_text=_("The exact job name."))
     name_contains = django_filters.CharFilter(
-        field_name="name", lookup_expr="icontains", help_text="Part of the job name, any case."
+        field_name="name", lookup_expr="icontains", help_text=_("Part of the job name, any case.")
     )
     kind = django_filters.ChoiceFilter(choices=JobKind.choices)
     enabled = BooleanFilter()
@@ -93,14 +94,14 @@ class JobFilter(django_filters.FilterSet):
 
 
 class ScheduleFilter(django_filters.FilterSet):
-    job = IdFilter(field_name="job_id", help_text="The job's id.")
-    job_name = django_filters.CharFilter(field_name="job__name", help_text="The job's name.")
+    job = IdFilter(field_name="job_id", help_text=_("The job's id."))
+    job_name = django_filters.CharFilter(field_name="job__name", help_text=_("The job's name."))
     kind = django_filters.ChoiceFilter(choices=ScheduleKind.choices)
     paused = BooleanFilter()
     timezone = django_filters.CharFilter()
     set_aside = BooleanFilter(
         method="filter_set_aside",
-        help_text="true: only schedules beat set aside (firing them raised); false: the others.",
+        help_text=_("true: only schedules beat set aside (firing them raised); false: the others."),
     )
 
     class Meta:
@@ -114,19 +115,19 @@ class ScheduleFilter(django_filters.FilterSet):
 
 
 class ExecutionFilter(django_filters.FilterSet):
-    job = IdFilter(help_text="The job's id.")
-    job_name = django_filters.CharFilter(help_text="The job's name.")
-    schedule = IdFilter(help_text="The schedule's id.")
+    job = IdFilter(help_text=_("The job's id."))
+    job_name = django_filters.CharFilter(help_text=_("The job's name."))
+    schedule = IdFilter(help_text=_("The schedule's id."))
     status = django_filters.MultipleChoiceFilter(
-        choices=ExecutionStatus.choices, help_text="One or more statuses (repeat the parameter)."
+        choices=ExecutionStatus.choices, help_text=_("One or more statuses (repeat the parameter).")
     )
     trigger = django_filters.MultipleChoiceFilter(
-        choices=Trigger.choices, help_text="One or more triggers (repeat the parameter)."
+        choices=Trigger.choices, help_text=_("One or more triggers (repeat the parameter).")
     )
-    created_after = UtcDateTimeFilter(help_text="Created at or after (ISO 8601).")
-    created_before = UtcDateTimeFilter(help_text="Created before (ISO 8601).")
+    created_after = UtcDateTimeFilter(help_text=_("Created at or after (ISO 8601)."))
+    created_before = UtcDateTimeFilter(help_text=_("Created before (ISO 8601)."))
     set_aside = BooleanFilter(
-        help_text=(
+        help_text=_(
             "true: only executions housekeeping set aside (processing them raised); "
             "false: the others."
         )

@@ -4,6 +4,7 @@ import io
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
@@ -20,15 +21,16 @@ class BoundedJSONParser(JSONParser):
         raw = stream.read() if limit is None else stream.read(limit + 1)
         if limit is not None and len(raw) > limit:
             raise exceptions.ParseError(
-                f"The request body is larger than {limit} bytes.", code="too_large"
+                _("The request body is larger than %(limit)s bytes.") % {"limit": limit},
+                code="too_large",
             )
         try:
             data = super().parse(io.BytesIO(raw), media_type, parser_context)
         except RecursionError as exc:
-            raise exceptions.ParseError("JSON parse error - nested too deeply.") from exc
+            raise exceptions.ParseError(_("JSON parse error - nested too deeply.")) from exc
         where = unstorable_text_path(data)
         if where is not None:
             raise exceptions.ValidationError(
-                {where or "body": ["Text may not contain NUL characters or lone surrogates."]}
+                {where or "body": [_("Text may not contain NUL characters or lone surrogates.")]}
             )
         return data

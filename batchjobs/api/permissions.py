@@ -6,6 +6,7 @@ starting, stopping, restarting and abandoning executions (and test-firing a job)
 """
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
 VIEW_JOB = "batchjobs.view_batchjob"
@@ -31,7 +32,7 @@ class HasRequiredPermissions(BasePermission):
     `required_permissions`, a mapping like {"GET": (VIEW_JOB,), "POST": (ADD_JOB,)}. HEAD and
     OPTIONS need what GET needs. A method the view does not name passes, to be answered 405."""
 
-    message = "You do not have the permission this operation needs."
+    message = _("You do not have the permission this operation needs.")
 
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):

@@ -1,5 +1,6 @@
 """The OpenAPI schema: every operation documents the errors it can answer, in one shape."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 
@@ -35,23 +36,24 @@ class ApiAutoSchema(AutoSchema):
 
     def _error_statuses(self) -> list[tuple[str, str]]:
         statuses = [
-            ("401", "Not authenticated: log in, or send 'Authorization: Token <key>'."),
-            ("403", "Authenticated, but without the permission this operation needs."),
-            ("429", "Too many requests: throttled; see Retry-After."),
-            ("503", "The rate limiting store (Redis) cannot be reached: refused, try again."),
+            ("401", _("Not authenticated: log in, or send 'Authorization: Token <key>'.")),
+            ("403", _("Authenticated, but without the permission this operation needs.")),
+            ("429", _("Too many requests: throttled; see Retry-After.")),
+            ("503", _("The rate limiting store (Redis) cannot be reached: refused, try again.")),
         ]
         takes_body = self.method in BODY_METHODS
         takes_query = bool(self._get_filter_parameters()) or any(
             parameter.get("in") == "query" for parameter in self._get_parameters()
         )
         if takes_body or takes_query:
-            statuses.append(("400", "Bad input: `errors` names each bad field."))
+            statuses.append(("400", _("Bad input: `errors` names each bad field.")))
         not_found = getattr(self.view, "not_found", "")
         if "{" in self.path or not_found:
-            statuses.append(("404", f"No such object: {not_found or 'the id names none.'}"))
+            reason = not_found or _("the id names none.")
+            statuses.append(("404", _("No such object: %(reason)s") % {"reason": reason}))
         conflict = getattr(self.view, "conflict", "")
         if conflict:
-            statuses.append(("409", f"Conflict: {conflict}"))
+            statuses.append(("409", _("Conflict: %(reason)s") % {"reason": conflict}))
         if takes_body:
-            statuses.append(("415", "The body is not application/json."))
+            statuses.append(("415", _("The body is not application/json.")))
         return statuses

@@ -5,6 +5,8 @@ command line refuse the same things with the same messages."""
 from collections.abc import Mapping
 from typing import Any, cast
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -35,8 +37,10 @@ from batchjobs.services.schedules import cron_describe
 
 
 class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong, in a sentence.")
-    code = serializers.CharField(help_text="A stable code: invalid, not_found, conflict, ...")
+    detail = serializers.CharField(help_text=gettext_lazy("What went wrong, in a sentence."))
+    code = serializers.CharField(
+        help_text=gettext_lazy("A stable code: invalid, not_found, conflict, ...")
+    )
 
 
 class ValidationErrorSerializer(ErrorSerializer):
@@ -45,7 +49,9 @@ class ValidationErrorSerializer(ErrorSerializer):
         fields = super().get_fields()
         fields["errors"] = serializers.DictField(
             child=serializers.ListField(child=serializers.CharField()),
-            help_text="Each bad field (or 'body', or 'non_field_errors') with its messages.",
+            help_text=gettext_lazy(
+                "Each bad field (or 'body', or 'non_field_errors') with its messages."
+            ),
         )
         return fields
 
@@ -60,14 +66,16 @@ class LatestExecutionSerializer(serializers.Serializer):
 
 
 class JobSerializer(JobDefinitionSerializer):
-    target = serializers.CharField(read_only=True, help_text="What the job calls, in one line.")
+    target = serializers.CharField(
+        read_only=True, help_text=gettext_lazy("What the job calls, in one line.")
+    )
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
     schedule_count = serializers.SerializerMethodField()
     latest_execution = serializers.SerializerMethodField()
     queue_consumed = serializers.SerializerMethodField(
-        help_text=(
+        help_text=gettext_lazy(
             "Whether a running worker consumes the job's queue: false means its runs wait "
             "QUEUED until one starts; null when the broker (Redis) cannot tell."
         )
@@ -114,28 +122,40 @@ class StartSerializer(StrictSerializer):
     params = serializers.DictField(
         required=False,
         default=dict,
-        help_text="Job parameters for this run, merged over the job's defaults.",
+        help_text=gettext_lazy("Job parameters for this run, merged over the job's defaults."),
     )
 
 
 class TestFireRequestSerializer(serializers.Serializer):
     method = serializers.CharField()
     url = serializers.CharField()
-    headers = serializers.DictField(child=serializers.CharField(), help_text="Secrets masked.")
+    headers = serializers.DictField(
+        child=serializers.CharField(), help_text=gettext_lazy("Secrets masked.")
+    )
     body = serializers.CharField(allow_blank=True)
 
 
 class TestFireResponseSerializer(serializers.Serializer):
-    status = serializers.IntegerField(allow_null=True, help_text="HTTP status, if one came back.")
-    url = serializers.CharField(allow_null=True, help_text="The URL answered, after redirects.")
+    status = serializers.IntegerField(
+        allow_null=True, help_text=gettext_lazy("HTTP status, if one came back.")
+    )
+    url = serializers.CharField(
+        allow_null=True, help_text=gettext_lazy("The URL answered, after redirects.")
+    )
     bytes = serializers.IntegerField(allow_null=True)
-    excerpt = serializers.CharField(allow_blank=True, help_text="The start of the body.")
+    excerpt = serializers.CharField(
+        allow_blank=True, help_text=gettext_lazy("The start of the body.")
+    )
 
 
 class TestFireSerializer(serializers.Serializer):
-    outcome = serializers.CharField(help_text="SUCCEEDED, FAILED or TIMED_OUT, as a run judges.")
+    outcome = serializers.CharField(
+        help_text=gettext_lazy("SUCCEEDED, FAILED or TIMED_OUT, as a run judges.")
+    )
     error = serializers.CharField(allow_blank=True)
-    retryable = serializers.BooleanField(help_text="Whether a run would retry this failure.")
+    retryable = serializers.BooleanField(
+        help_text=gettext_lazy("Whether a run would retry this failure.")
+    )
     duration_seconds = serializers.FloatField()
     request = TestFireRequestSerializer()
     response = TestFireResponseSerializer()
@@ -146,18 +166,24 @@ class TestFireSerializer(serializers.Serializer):
 
 class ScheduleSerializer(ScheduleDefinitionSerializer):
     job_name = serializers.CharField(source="job.name", read_only=True)
-    summary = serializers.CharField(read_only=True, help_text="The timing in a few words.")
+    summary = serializers.CharField(
+        read_only=True, help_text=gettext_lazy("The timing in a few words.")
+    )
     cron_description = serializers.SerializerMethodField()
     delay_seconds = StrictFloatField(
         write_only=True,
         required=False,
-        help_text="On create only: a once-schedule that fires this many seconds from now.",
+        help_text=gettext_lazy(
+            "On create only: a once-schedule that fires this many seconds from now."
+        ),
     )
     run_now_if_past = StrictBooleanField(
         write_only=True,
         required=False,
         default=False,
-        help_text="A once-schedule whose run_at has passed fires now instead of being refused.",
+        help_text=gettext_lazy(
+            "A once-schedule whose run_at has passed fires now instead of being refused."
+        ),
     )
 
     class Meta(ScheduleDefinitionSerializer.Meta):
@@ -182,7 +208,7 @@ class ScheduleSerializer(ScheduleDefinitionSerializer):
 
     def validate_delay_seconds(self, value: float) -> float:
         if self.instance is not None:
-            raise serializers.ValidationError("Only when creating; set run_at to move it.")
+            raise serializers.ValidationError(_("Only when creating; set run_at to move it."))
         return value
 
 
@@ -193,11 +219,17 @@ class PreviewQuerySerializer(serializers.Serializer):
 class PreviewFireSerializer(serializers.Serializer):
     """One batchjobs.scheduling.preview.PreviewFire."""
 
-    at = serializers.DateTimeField(help_text="The fire time in UTC (jitter included).")
-    local = serializers.SerializerMethodField(help_text="The same instant in the schedule's zone.")
+    at = serializers.DateTimeField(
+        help_text=gettext_lazy("The fire time in UTC (jitter included).")
+    )
+    local = serializers.SerializerMethodField(
+        help_text=gettext_lazy("The same instant in the schedule's zone.")
+    )
     utc_offset_seconds = serializers.SerializerMethodField()
     dst_change = serializers.BooleanField(
-        help_text="The UTC offset changed since the previous fire: a DST transition between."
+        help_text=gettext_lazy(
+            "The UTC offset changed since the previous fire: a DST transition between."
+        )
     )
 
     def get_local(self, fire) -> str:
@@ -307,7 +339,7 @@ class StepSummarySerializer(serializers.Serializer):
 
 
 class RunningQuerySerializer(serializers.Serializer):
-    job = serializers.CharField(help_text="The job's name.")
+    job = serializers.CharField(help_text=gettext_lazy("The job's name."))
 
 
 class RunningSerializer(serializers.Serializer):
@@ -322,31 +354,37 @@ class DefinitionsExportQuerySerializer(serializers.Serializer):
     job = serializers.ListField(
         child=serializers.CharField(),
         required=False,
-        help_text="Only the jobs of these names (repeat: ?job=a&job=b); default: every job.",
+        help_text=gettext_lazy(
+            "Only the jobs of these names (repeat: ?job=a&job=b); default: every job."
+        ),
     )
 
 
 class DefinitionsImportQuerySerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(
-        required=False, default=False, help_text="Check everything, change nothing."
+        required=False, default=False, help_text=gettext_lazy("Check everything, change nothing.")
     )
 
 
 class DefinitionsDocumentSerializer(serializers.Serializer):
     """For the schema: a document of batchjobs.services.definitions (the service checks it)."""
 
-    version = serializers.IntegerField(help_text="1, the only version.")
+    version = serializers.IntegerField(help_text=gettext_lazy("1, the only version."))
     jobs = serializers.ListField(
         child=serializers.DictField(),
         required=False,
-        help_text="Each job's definition (the fields of a job) with `schedules`, a list of "
-        "schedule definitions. Secret header values are masked.",
+        help_text=gettext_lazy(
+            "Each job's definition (the fields of a job) with `schedules`, a list of "
+            "schedule definitions. Secret header values are masked."
+        ),
     )
     limits = serializers.ListField(
         child=serializers.DictField(),
         required=False,
-        help_text="Run limits (scope, name, max_running, max_per_second), matched by scope and "
-        "name. An export of named jobs holds the limits of their queues and target hosts.",
+        help_text=gettext_lazy(
+            "Run limits (scope, name, max_running, max_per_second), matched by scope and "
+            "name. An export of named jobs holds the limits of their queues and target hosts."
+        ),
     )
 
 
@@ -360,7 +398,9 @@ class DefinitionsImportResultSerializer(serializers.Serializer):
     schedules_deleted = serializers.IntegerField()
     limits_created = serializers.IntegerField()
     limits_updated = serializers.IntegerField()
-    dry_run = serializers.BooleanField(help_text="Nothing was changed: what would have been.")
+    dry_run = serializers.BooleanField(
+        help_text=gettext_lazy("Nothing was changed: what would have been.")
+    )
 
 
 # --- limits ----------------------------------------------------------------------------------
@@ -368,12 +408,15 @@ class DefinitionsImportResultSerializer(serializers.Serializer):
 
 class LimitSerializer(LimitDefinitionSerializer):
     waiting = serializers.IntegerField(
-        read_only=True, help_text="Executions QUEUED now because this limit holds them."
+        read_only=True,
+        help_text=gettext_lazy("Executions QUEUED now because this limit holds them."),
     )
     running = serializers.IntegerField(
         read_only=True,
-        help_text="Executions running now that it counts (of the queue's jobs, or of the jobs "
-        "calling the host).",
+        help_text=gettext_lazy(
+            "Executions running now that it counts (of the queue's jobs, or of the jobs "
+            "calling the host)."
+        ),
     )
 
     class Meta(LimitDefinitionSerializer.Meta):
@@ -387,7 +430,9 @@ class LimitSerializer(LimitDefinitionSerializer):
 class HandlerSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
-    schema = serializers.JSONField(help_text="JSON Schema of the handler's parameters.")
+    schema = serializers.JSONField(
+        help_text=gettext_lazy("JSON Schema of the handler's parameters.")
+    )
 
 
 class BatchJobDefinitionSerializer(serializers.Serializer):
@@ -395,14 +440,16 @@ class BatchJobDefinitionSerializer(serializers.Serializer):
 
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
-    parameters_schema = serializers.JSONField(help_text="JSON Schema of the job parameters.")
+    parameters_schema = serializers.JSONField(
+        help_text=gettext_lazy("JSON Schema of the job parameters.")
+    )
     identifying = serializers.ListField(
         child=serializers.CharField(),
         allow_null=True,
-        help_text="The parameters that identify a job instance; null: all of them.",
+        help_text=gettext_lazy("The parameters that identify a job instance; null: all of them."),
     )
     has_incrementer = serializers.SerializerMethodField(
-        help_text="Whether start-next-instance works."
+        help_text=gettext_lazy("Whether start-next-instance works.")
     )
 
     def get_has_incrementer(self, registered) -> bool:
@@ -427,16 +474,22 @@ class NextDueSerializer(serializers.Serializer):
 
 
 class SchedulerStatusSerializer(serializers.Serializer):
-    beat_alive = serializers.BooleanField(help_text="A beat process refreshed its heartbeat.")
+    beat_alive = serializers.BooleanField(
+        help_text=gettext_lazy("A beat process refreshed its heartbeat.")
+    )
     beats = BeatSerializer(many=True)
     broker_reachable = serializers.BooleanField()
     workers = serializers.ListField(
         child=serializers.CharField(),
         allow_null=True,
-        help_text="Workers that answered a ping; null if the broker could not be asked.",
+        help_text=gettext_lazy(
+            "Workers that answered a ping; null if the broker could not be asked."
+        ),
     )
     total_jobs = serializers.IntegerField()
     executions = serializers.DictField(
-        source="counts", child=serializers.IntegerField(), help_text="Executions by status."
+        source="counts",
+        child=serializers.IntegerField(),
+        help_text=gettext_lazy("Executions by status."),
     )
     next_due = NextDueSerializer(allow_null=True)

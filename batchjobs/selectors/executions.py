@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import Count, Prefetch, QuerySet
+from django.utils.translation import gettext as _
 
 from batchjobs.errors import NotFound
 from batchjobs.models import BatchAttempt, BatchLog, ExecutionStatus, StepExecution
@@ -63,7 +64,7 @@ def execution_get(*, execution_id: int) -> BatchLog:
         .first()
     )
     if execution is None:
-        raise NotFound(f"no execution {execution_id}")
+        raise NotFound(_("no execution %(id)s") % {"id": execution_id})
     return execution
 
 

@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.utils.translation import gettext as _
 
 from batchjobs.errors import NotFound
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule
@@ -33,7 +34,7 @@ def job_list() -> QuerySet[BatchJob]:
 def job_get(*, job_id: int) -> BatchJob:
     job = job_list().filter(pk=job_id).first()
     if job is None:
-        raise NotFound(f"no job {job_id}")
+        raise NotFound(_("no job %(id)s") % {"id": job_id})
     return job
 
 

@@ -14,6 +14,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce, Concat
+from django.utils.translation import gettext as _
 
 from batchjobs.errors import NotFound
 from batchjobs.models import BatchLog, ExecutionStatus, LimitScope, RunLimit
@@ -54,5 +55,5 @@ def limit_list() -> QuerySet[RunLimit]:
 def limit_get(*, limit_id: int) -> RunLimit:
     limit = limit_list().filter(pk=limit_id).first()
     if limit is None:
-        raise NotFound(f"no run limit {limit_id}")
+        raise NotFound(_("no run limit %(id)s") % {"id": limit_id})
     return limit

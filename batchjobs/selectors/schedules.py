@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from batchjobs.errors import NotFound
 from batchjobs.models import BatchSchedule
@@ -16,7 +17,7 @@ def schedule_list() -> QuerySet[BatchSchedule]:
 def schedule_get(*, schedule_id: int) -> BatchSchedule:
     schedule = schedule_list().filter(pk=schedule_id).first()
     if schedule is None:
-        raise NotFound(f"no schedule {schedule_id}")
+        raise NotFound(_("no schedule %(id)s") % {"id": schedule_id})
     return schedule
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -61,7 +62,7 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class StrictFloatField(serializers.FloatField):
-    default_error_messages = {"finite": "Enter a finite number."}
+    default_error_messages = {"finite": _("Enter a finite number.")}
 
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
@@ -106,7 +107,7 @@ class RejectUnknownFields(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
-        errors: dict[str, Any] = {name: ["Unknown field."] for name in unknown}
+        errors: dict[str, Any] = {name: [_("Unknown field.")] for name in unknown}
         try:
             values = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -155,7 +156,9 @@ class HeaderSerializer(serializers.Serializer):
     """For the schema: one entry of http_headers (the job service checks the entries)."""
 
     name = serializers.CharField()
-    value = serializers.CharField(help_text="Shown as •••••• when secret; send •••••• to keep it.")
+    value = serializers.CharField(
+        help_text=_("Shown as •••••• when secret; send •••••• to keep it.")
+    )
     secret = serializers.BooleanField(required=False, default=False)
 
 

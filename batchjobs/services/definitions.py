@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from batchjobs.errors import InvalidInput, NotFound
@@ -47,7 +48,7 @@ def definitions_export(
     jobs = list(jobs_with_schedules(names=names))
     missing = sorted(set(names or ()) - {job.name for job in jobs})
     if missing:
-        raise NotFound(f"no job named {', '.join(map(repr, missing))}")
+        raise NotFound(_("no job named %(names)s") % {"names": ", ".join(map(repr, missing))})
     context = {"include_secrets": include_secrets}
     document = {
         "version": DOCUMENT_VERSION,
@@ -113,28 +114,35 @@ def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> Im
 
 def _entries(document: Any) -> list[dict]:
     if not isinstance(document, dict):
-        raise InvalidInput({"document": 'Must be an object: {"version": 1, "jobs": [...]}.'})
+        raise InvalidInput({"document": _('Must be an object: {"version": 1, "jobs": [...]}.')})
     where = unstorable_text_path(document)
     if where is not None:
         raise InvalidInput(
-            {where or "document": "Text may not contain NUL characters or lone surrogates."}
+            {where or "document": _("Text may not contain NUL characters or lone surrogates.")}
         )
     unknown = sorted(set(document) - {"version", "jobs", "limits"})
     if unknown:
-        raise InvalidInput({name: "Unknown field." for name in unknown})
+        raise InvalidInput({name: _("Unknown field.") for name in unknown})
     if document.get("version", DOCUMENT_VERSION) != DOCUMENT_VERSION:
-        raise InvalidInput({"version": f"Only version {DOCUMENT_VERSION} is understood."})
+        raise InvalidInput(
+            {
+                "version": _("Only version %(version)s is understood.")
+                % {"version": DOCUMENT_VERSION}
+            }
+        )
     entries = document.get("jobs", [])
     if not isinstance(entries, list):
-        raise InvalidInput({"jobs": "Must be a list of jobs."})
+        raise InvalidInput({"jobs": _("Must be a list of jobs.")})
     names: set[str] = set()
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise InvalidInput({f"jobs[{index}]": "Must be an object."})
+            raise InvalidInput({f"jobs[{index}]": _("Must be an object.")})
         name = entry.get("name")
         if isinstance(name, str):
             if name in names:
-                raise InvalidInput({f"jobs[{index}].name": f"Job {name!r} appears twice."})
+                raise InvalidInput(
+                    {f"jobs[{index}].name": _("Job %(name)s appears twice.") % {"name": repr(name)}}
+                )
             names.add(name)
     return entries
 
@@ -142,17 +150,20 @@ def _entries(document: Any) -> list[dict]:
 def _limit_entries(document: dict) -> list[dict]:
     entries = document.get("limits", [])
     if not isinstance(entries, list):
-        raise InvalidInput({"limits": "Must be a list of limits."})
+        raise InvalidInput({"limits": _("Must be a list of limits.")})
     keys: set[tuple[str, str]] = set()
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise InvalidInput({f"limits[{index}]": "Must be an object."})
+            raise InvalidInput({f"limits[{index}]": _("Must be an object.")})
         scope, name = entry.get("scope"), entry.get("name")
         if isinstance(scope, str) and isinstance(name, str):
             key = (scope, limit_name_normalised(scope=scope, name=name))
             if key in keys:
                 raise InvalidInput(
-                    {f"limits[{index}].name": f"The {scope} limit {key[1]!r} appears twice."}
+                    {
+                        f"limits[{index}].name": _("The %(scope)s limit %(name)s appears twice.")
+                        % {"scope": scope, "name": repr(key[1])}
+                    }
                 )
             keys.add(key)
     return entries
@@ -182,7 +193,7 @@ def _import_job(entry: dict, *, label: str, user, result: ImportResult) -> None:
     fields = {key: value for key, value in entry.items() if key != "schedules"}
     schedules = entry.get("schedules", [])
     if not isinstance(schedules, list):
-        raise InvalidInput({f"{label}.schedules": "Must be a list of schedules."})
+        raise InvalidInput({f"{label}.schedules": _("Must be a list of schedules.")})
     name = fields.get("name")
     job = BatchJob.objects.filter(name=name).first() if isinstance(name, str) else None
     data = _validated(JobDefinitionSerializer(instance=job, data=fields), label)
@@ -200,7 +211,7 @@ def _import_job(entry: dict, *, label: str, user, result: ImportResult) -> None:
     for position, schedule_fields in enumerate(schedules):
         where = f"{label}.schedules[{position}]"
         if not isinstance(schedule_fields, dict):
-            raise InvalidInput({where: "Must be an object."})
+            raise InvalidInput({where: _("Must be an object.")})
         current = existing[position] if position < len(existing) else None
         data = _validated(
             ScheduleDefinitionSerializer(instance=current, data=schedule_fields), where

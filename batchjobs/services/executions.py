@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from batchjobs.batch.registry import batch_job_get, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
@@ -18,12 +19,14 @@ from .permissions import job_handler_permission_check
 def execution_params(*, job: BatchJob, params: dict[str, Any] | None) -> dict[str, Any]:
     """The job's default parameters with the run's on top, checked against the schema."""
     if params is not None and not isinstance(params, dict):
-        raise InvalidInput({"params": "Must be a JSON object."})
+        raise InvalidInput({"params": _("Must be a JSON object.")})
     merged = {**job.params, **(params or {})}
     errors = []
     if job.kind == JobKind.HANDLER:
         if handler_get(job.handler_name) is None:
-            raise InvalidInput({"handler_name": f"No handler named {job.handler_name!r}."})
+            raise InvalidInput(
+                {"handler_name": _("No handler named %(name)s.") % {"name": repr(job.handler_name)}}
+            )
         errors = handler_params_errors(job.handler_name, merged)
     elif job.kind == JobKind.BATCH and batch_job_get(job.batch_job_name):
         errors = batch_params_errors(job.batch_job_name, merged)
@@ -50,7 +53,9 @@ def execution_start(
     and for a restart the execution restarted and the context to resume from."""
     job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
     if not job.enabled:
-        raise Conflict(f"job {job.name!r} is disabled; enable it before running it")
+        raise Conflict(
+            _("job %(name)s is disabled; enable it before running it") % {"name": repr(job.name)}
+        )
     merged = execution_params(job=job, params=params)
     if idempotency_key:
         existing = BatchLog.objects.filter(job=job, idempotency_key=idempotency_key).first()

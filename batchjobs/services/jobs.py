@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
@@ -48,13 +49,13 @@ def job_validate(*, job: BatchJob) -> None:
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            add(field, "Enter a finite number of seconds.")
+            add(field, _("Enter a finite number of seconds."))
     if (
         "retry_backoff_seconds" not in errors
         and "retry_backoff_max_seconds" not in errors
         and job.retry_backoff_max_seconds < job.retry_backoff_seconds
     ):
-        add("retry_backoff_max_seconds", "Must not be below retry_backoff_seconds.")
+        add("retry_backoff_max_seconds", _("Must not be below retry_backoff_seconds."))
     # No queue named: the kind's (HTTP jobs to the I/O lane), as BatchJob.save would choose.
     job.queue = (job.queue or "").strip() or default_queue(job.kind)
 
@@ -65,23 +66,30 @@ def job_validate(*, job: BatchJob) -> None:
     elif job.kind == JobKind.BATCH:
         _validate_batch(job, add)
     elif job.kind:
-        add("kind", f"Unknown kind {job.kind!r}; choose one of {', '.join(JobKind.values)}.")
+        add(
+            "kind",
+            _("Unknown kind %(kind)s; choose one of %(kinds)s.")
+            % {"kind": repr(job.kind), "kinds": ", ".join(JobKind.values)},
+        )
     if errors:
         raise DjangoValidationError(errors)
 
 
 def _validate_http(job: BatchJob, add) -> None:
     if not job.http_url:
-        add("http_url", "An HTTP job needs a URL.")
+        add("http_url", _("An HTTP job needs a URL."))
     else:
         for message in url_errors(job.http_url):
             add("http_url", message)
     if not isinstance(job.http_headers, list):
-        add("http_headers", 'Must be a list of {"name", "value", "secret"} objects.')
+        add("http_headers", _('Must be a list of {"name", "value", "secret"} objects.'))
     else:
         for index, header in enumerate(job.http_headers):
             for message in _header_errors(header):
-                add("http_headers", f"header {index + 1}: {message}")
+                add(
+                    "http_headers",
+                    _("header %(number)s: %(message)s") % {"number": index + 1, "message": message},
+                )
     try:
         status_spec_parse(job.http_expected_status or "")
     except ValueError as exc:
@@ -90,7 +98,7 @@ def _validate_http(job: BatchJob, add) -> None:
         try:
             re.compile(job.http_assertion)
         except re.error as exc:
-            add("http_assertion", f"Not a valid regular expression: {exc}.")
+            add("http_assertion", _("Not a valid regular expression: %(error)s.") % {"error": exc})
     elif job.http_assertion_kind == AssertionKind.JSON_PATH:
         try:
             json_path_parse(job.http_assertion)
@@ -99,42 +107,46 @@ def _validate_http(job: BatchJob, add) -> None:
         try:
             json.loads(job.http_assertion_value)
         except ValueError:
-            add("http_assertion_value", 'Enter the expected value as JSON, e.g. "ok", 3 or true.')
+            add(
+                "http_assertion_value",
+                _('Enter the expected value as JSON, e.g. "ok", 3 or true.'),
+            )
     if job.http_assertion_kind and not job.http_assertion:
-        add("http_assertion", "Enter the expression to check.")
+        add("http_assertion", _("Enter the expression to check."))
 
 
 def _header_errors(header: Any) -> list[str]:
     if not isinstance(header, dict):
-        return ['must be an object {"name": ..., "value": ..., "secret": ...}']
+        return [_('must be an object {"name": ..., "value": ..., "secret": ...}')]
     unknown = set(header) - {"name", "value", "secret"}
     if unknown:
-        return [f"unknown keys {sorted(unknown)}"]
+        return [_("unknown keys %(keys)s") % {"keys": sorted(unknown)}]
     name, value = header.get("name"), header.get("value")
     messages = []
     if not isinstance(name, str) or not HEADER_NAME.match(name):
-        messages.append(f"{name!r} is not a valid header name")
+        messages.append(_("%(name)s is not a valid header name") % {"name": repr(name)})
     elif name.lower() in RESERVED_HEADERS:
-        messages.append(f"{name} is set by batchjobs itself")
+        messages.append(_("%(name)s is set by batchjobs itself") % {"name": name})
     if not isinstance(value, str) or "\n" in value or "\r" in value:
-        messages.append("value must be a string on one line")
+        messages.append(_("value must be a string on one line"))
     if not isinstance(header.get("secret", False), bool):
-        messages.append("secret must be true or false")
+        messages.append(_("secret must be true or false"))
     return messages
 
 
 def _validate_handler(job: BatchJob, add) -> None:
     if not job.handler_name:
-        add("handler_name", "A handler job needs a handler name.")
+        add("handler_name", _("A handler job needs a handler name."))
         return
     if handler_get(job.handler_name) is None:
         add(
             "handler_name",
-            f"No handler named {job.handler_name!r}; registered: {', '.join(handler_names())}.",
+            _("No handler named %(name)s; registered: %(names)s.")
+            % {"name": repr(job.handler_name), "names": ", ".join(handler_names())},
         )
         return
     if not isinstance(job.params, dict):
-        add("params", "Must be a JSON object.")
+        add("params", _("Must be a JSON object."))
         return
     for message in handler_params_errors(job.handler_name, job.params):
         add("params", message)
@@ -142,17 +154,20 @@ def _validate_handler(job: BatchJob, add) -> None:
 
 def _validate_batch(job: BatchJob, add) -> None:
     if not job.batch_job_name:
-        add("batch_job_name", "A batch job needs the name of a registered batch job.")
+        add("batch_job_name", _("A batch job needs the name of a registered batch job."))
         return
     if batch_job_get(job.batch_job_name) is None:
         add(
             "batch_job_name",
-            f"No batch job named {job.batch_job_name!r}; registered: "
-            f"{', '.join(batch_job_names()) or 'none'}.",
+            _("No batch job named %(name)s; registered: %(names)s.")
+            % {
+                "name": repr(job.batch_job_name),
+                "names": ", ".join(batch_job_names()) or _("none"),
+            },
         )
         return
     if not isinstance(job.params, dict):
-        add("params", "Must be a JSON object.")
+        add("params", _("Must be a JSON object."))
         return
     for message in batch_params_errors(job.batch_job_name, job.params, partial=True):
         add("params", message)
@@ -168,7 +183,7 @@ JOB_FIELDS = {
 def _assign(job: BatchJob, fields: dict[str, Any]) -> None:
     unknown = set(fields) - JOB_FIELDS
     if unknown:
-        raise InvalidInput({name: "Unknown field." for name in sorted(unknown)})
+        raise InvalidInput({name: _("Unknown field.") for name in sorted(unknown)})
     for name, value in fields.items():
         setattr(job, name, value)
 
@@ -194,7 +209,7 @@ def job_save(*, job: BatchJob, user=None) -> BatchJob:
                 key = limit_key("job", str(job.pk))
                 transaction.on_commit(lambda: limit_changed(key))
     except IntegrityError as exc:  # lost a race with another save of the same name
-        raise InvalidInput({"name": "A job with this name already exists."}) from exc
+        raise InvalidInput({"name": _("A job with this name already exists.")}) from exc
     return job
 
 
@@ -251,8 +266,11 @@ def job_delete(*, job: BatchJob, user=None) -> None:
         )
         if active:
             raise Conflict(
-                f"job {job.name!r} has queued or running executions {active}; "
-                "stop them before deleting the job"
+                _(
+                    "job %(name)s has queued or running executions %(ids)s; "
+                    "stop them before deleting the job"
+                )
+                % {"name": repr(job.name), "ids": active}
             )
         audit_record(action=AuditAction.DELETED, obj=job, user=user)
         job.delete()
@@ -269,7 +287,10 @@ def job_test_fire(*, job: BatchJob) -> dict[str, Any]:
     """One real call of an HTTP job, judged as a run would judge it, recording nothing; the
     API's test-fire and the admin's button. Secret header values are shown masked."""
     if job.kind != JobKind.HTTP:
-        raise Conflict(f"job {job.name!r} is a {job.kind} job; only HTTP jobs can be test-fired")
+        raise Conflict(
+            _("job %(name)s is a %(kind)s job; only HTTP jobs can be test-fired")
+            % {"name": repr(job.name), "kind": job.kind}
+        )
     shown = copy(job)
     shown.http_headers = headers_masked(job.http_headers)
     started = time.monotonic()

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from batchjobs.errors import InvalidInput
 from batchjobs.execution.limits import limit_changed
@@ -52,8 +53,10 @@ def limit_validate(*, limit: RunLimit) -> None:
     if limit.scope == LimitScope.HOST and limit.name and "name" not in errors:
         if _host_as_urls_name_it(limit.name) != limit.name:
             errors["name"] = [
-                "Not a host: write it as a job's URL names it (example.com, 10.0.0.5, ::1), "
-                "without scheme, port or path."
+                _(
+                    "Not a host: write it as a job's URL names it (example.com, 10.0.0.5, ::1), "
+                    "without scheme, port or path."
+                )
             ]
     if limit.scope in LimitScope.values and limit.name and "name" not in errors:
         taken = RunLimit.objects.filter(scope=limit.scope, name=limit.name).exclude(pk=limit.pk)
@@ -64,7 +67,10 @@ def limit_validate(*, limit: RunLimit) -> None:
 
 
 def _taken_message(limit: RunLimit) -> str:
-    return f"A {limit.scope} limit for {limit.name!r} already exists; change that one."
+    return _("A %(scope)s limit for %(name)s already exists; change that one.") % {
+        "scope": limit.scope,
+        "name": repr(limit.name),
+    }
 
 
 def limit_save(*, limit: RunLimit, user=None) -> RunLimit:
@@ -95,7 +101,7 @@ def limit_save(*, limit: RunLimit, user=None) -> RunLimit:
 def _assign(limit: RunLimit, fields: dict[str, Any]) -> None:
     unknown = set(fields) - set(LIMIT_FIELDS)
     if unknown:
-        raise InvalidInput({name: "Unknown field." for name in sorted(unknown)})
+        raise InvalidInput({name: _("Unknown field.") for name in sorted(unknown)})
     for name, value in fields.items():
         setattr(limit, name, value)
 

@@ -1,6 +1,8 @@
 """Permissions that depend on what an object does, not only on its model: checked by the
 services, so the API, the admin and the CLI refuse alike."""
 
+from django.utils.translation import gettext as _
+
 from batchjobs.errors import PermissionRequired
 from batchjobs.models import JobKind
 
@@ -18,7 +20,8 @@ def job_handler_permission_check(*, kind: str, handler_name: str, user=None) -> 
     permission = HANDLER_PERMISSIONS.get(handler_name)
     if permission and not user.has_perm(permission):
         raise PermissionRequired(
-            f"the {handler_name!r} handler needs the permission {permission}",
+            _("the %(handler)s handler needs the permission %(permission)s")
+            % {"handler": repr(handler_name), "permission": permission},
             field="handler_name",
             permission=permission,
         )

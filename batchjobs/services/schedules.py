@@ -5,9 +5,11 @@ way in."""
 from datetime import datetime, timedelta
 from typing import Any
 
-from cron_descriptor import get_description
+from cron_descriptor import Options, get_description
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import AuditAction, BatchJob, BatchSchedule, ScheduleKind
@@ -38,12 +40,20 @@ SCHEDULE_FIELDS = {
 }
 
 
+# The describer's own catalogue for each language of the console (it would take the machine's
+# locale otherwise).
+CRON_DESCRIPTION_LOCALES = {"en": "en_US", "ko": "ko_KR"}
+
+
 def cron_describe(expression: str) -> str:
-    """'*/15 * * * *' -> 'Every 15 minutes'; empty for an invalid expression."""
+    """'*/15 * * * *' -> 'Every 15 minutes' ('매 15분마다' in Korean), in the active language;
+    empty for an invalid expression."""
     if cron_errors(expression):
         return ""
+    language = (get_language() or "en").split("-")[0]
+    options = Options(locale_code=CRON_DESCRIPTION_LOCALES.get(language, "en_US"))
     try:
-        return get_description(expression)
+        return get_description(expression, options)
     except Exception:  # the describer is stricter than croniter on a few exotic forms
         return ""
 
@@ -55,7 +65,7 @@ def _timing_errors(schedule: BatchSchedule) -> dict[str, list[str]]:
     if zone_problems:
         errors["timezone"] = zone_problems
     if schedule.kind == ScheduleKind.ONCE and schedule.run_at is None:
-        errors["run_at"] = ["A once schedule needs the instant to run at."]
+        errors["run_at"] = [_("A once schedule needs the instant to run at.")]
     if schedule.kind == ScheduleKind.INTERVAL:
         problem = interval_every_error(schedule.interval_every, schedule.interval_unit)
         if problem:
@@ -70,11 +80,11 @@ def _timing_errors(schedule: BatchSchedule) -> dict[str, list[str]]:
 def schedule_validate(*, schedule: BatchSchedule) -> None:
     errors = _timing_errors(schedule)
     if schedule.start_at and schedule.end_at and schedule.end_at <= schedule.start_at:
-        errors["end_at"] = ["The end must come after the start."]
+        errors["end_at"] = [_("The end must come after the start.")]
     if schedule.params is not None and not isinstance(schedule.params, dict):
-        errors["params"] = ["Must be a JSON object."]
+        errors["params"] = [_("Must be a JSON object.")]
     if _once_in_the_past(schedule, now=database_now()):
-        errors["run_at"] = ["This time is in the past; choose a time to come, or run it now."]
+        errors["run_at"] = [_("This time is in the past; choose a time to come, or run it now.")]
     if errors:
         raise DjangoValidationError(errors)
 
@@ -144,7 +154,7 @@ def _timing_changed(schedule: BatchSchedule) -> bool:
 def _assign(schedule: BatchSchedule, fields: dict[str, Any]) -> None:
     unknown = set(fields) - SCHEDULE_FIELDS
     if unknown:
-        raise InvalidInput({name: "Unknown field." for name in sorted(unknown)})
+        raise InvalidInput({name: _("Unknown field.") for name in sorted(unknown)})
     for name, value in fields.items():
         setattr(schedule, name, value)
 
@@ -169,7 +179,10 @@ def schedule_create(
             or not 0 <= delay_seconds <= MAX_DELAY_SECONDS  # NaN compares false: refused too
         ):
             raise InvalidInput(
-                {"delay_seconds": f"Must be a number of seconds from 0 to {MAX_DELAY_SECONDS}."}
+                {
+                    "delay_seconds": _("Must be a number of seconds from 0 to %(max)s.")
+                    % {"max": MAX_DELAY_SECONDS}
+                }
             )
         schedule.kind = ScheduleKind.ONCE
         schedule.run_at = now + timedelta(seconds=delay_seconds)
@@ -221,7 +234,7 @@ def schedule_preview(
     schedule stored behind validation's back with a timing that cannot be worked out is
     refused naming the field."""
     if not 1 <= count <= 1000:
-        raise InvalidInput({"count": "Must be between 1 and 1000."})
+        raise InvalidInput({"count": _("Must be between 1 and 1000.")})
     errors = _timing_errors(schedule)
     if errors:
         raise InvalidInput(errors)

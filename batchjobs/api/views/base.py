@@ -12,6 +12,9 @@ from typing import Any, cast
 
 from django.db.models import Model
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
@@ -38,7 +41,9 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description="The same key (per job) returns the same execution instead of starting another.",
+    description=gettext_lazy(
+        "The same key (per job) returns the same execution instead of starting another."
+    ),
 )
 
 
@@ -74,8 +79,8 @@ class ApiView(ChallengeView, generics.GenericAPIView[Any]):
     pagination_class: type[BasePagination] | None = None
     required_permissions: Mapping[str, tuple[str, ...]] = {}
     # For the schema: when the operation answers 409 (and 404 without an id in its path).
-    conflict = ""
-    not_found = ""
+    conflict: str | Promise = ""  # a lazy translation: the schema is in the reader's language
+    not_found: str | Promise = ""
     schema = ApiAutoSchema()
 
     def get_object(self) -> Any:
@@ -83,7 +88,10 @@ class ApiView(ChallengeView, generics.GenericAPIView[Any]):
             return super().get_object()
         except Http404 as exc:
             model: type[Model] = self.get_queryset().model
-            raise NotFound(f"no {model._meta.verbose_name} {self.kwargs.get('pk')}") from exc
+            raise NotFound(
+                _("no %(object)s %(id)s")
+                % {"object": model._meta.verbose_name, "id": self.kwargs.get("pk")}
+            ) from exc
 
 
 class ApiListView(ApiView):
@@ -112,7 +120,10 @@ def idempotency_key(request: Request) -> str:
     key = request.headers.get(IDEMPOTENCY_HEADER, "")
     if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
         raise InvalidInput(
-            {IDEMPOTENCY_HEADER: f"At most {IDEMPOTENCY_KEY_MAX} printable characters."}
+            {
+                IDEMPOTENCY_HEADER: _("At most %(count)s printable characters.")
+                % {"count": IDEMPOTENCY_KEY_MAX}
+            }
         )
     return key
 
@@ -121,5 +132,6 @@ def idempotency_key(request: Request) -> str:
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any other path under /api/: a JSON 404 like every other API error, not an HTML page."""
     return JsonResponse(
-        {"detail": f"No API endpoint at {request.path}.", "code": "not_found"}, status=404
+        {"detail": _("No API endpoint at %(path)s.") % {"path": request.path}, "code": "not_found"},
+        status=404,
     )

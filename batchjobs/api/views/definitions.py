@@ -2,6 +2,8 @@
 document, import one (all or nothing). The same service as `manage.py batchjobs export/import`
 (batchjobs.services.definitions), so a document is read the same way by both."""
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,7 +40,7 @@ class Definitions(ApiView):
         "GET": (VIEW_JOB, VIEW_SCHEDULE),
         "POST": (ADD_JOB, CHANGE_JOB, ADD_SCHEDULE, CHANGE_SCHEDULE, DELETE_SCHEDULE),
     }
-    not_found = "a job named in ?job= does not exist."
+    not_found = gettext_lazy("a job named in ?job= does not exist.")
 
     @extend_schema(
         summary="Export jobs, their schedules and the run limits",
@@ -66,7 +68,8 @@ class Definitions(ApiView):
             for permission in (ADD_LIMIT, CHANGE_LIMIT):
                 if not request.user.has_perm(permission):
                     raise PermissionRequired(
-                        f"Importing limits needs the permission {permission}.",
+                        _("Importing limits needs the permission %(permission)s.")
+                        % {"permission": permission},
                         field="limits",
                         permission=permission,
                     )

@@ -1,6 +1,7 @@
 """Executions: list and read; stop, restart, abandon (the JobOperator's door); the running
 ones of a job; the summaries of an execution and its steps."""
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -44,7 +45,7 @@ class ExecutionStop(ApiView):
     at its next chunk boundary (batch) or at once (HTTP and handler jobs)."""
 
     required_permissions = {"POST": (RUN_JOB,)}
-    conflict = "the execution has already ended."
+    conflict = gettext_lazy("the execution has already ended.")
 
     def post(self, request: Request, pk: int) -> Response:
         no_body(request)
@@ -59,7 +60,9 @@ class ExecutionRestart(ApiView):
     from the saved context; completed steps are not run again."""
 
     required_permissions = {"POST": (RUN_JOB,)}
-    conflict = "only a FAILED or STOPPED execution, not yet restarted, can be restarted."
+    conflict = gettext_lazy(
+        "only a FAILED or STOPPED execution, not yet restarted, can be restarted."
+    )
 
     def post(self, request: Request, pk: int) -> Response:
         no_body(request)
@@ -72,7 +75,7 @@ class ExecutionAbandon(ApiView):
     """Abandon a STOPPED or FAILED execution: it will never be restarted."""
 
     required_permissions = {"POST": (RUN_JOB,)}
-    conflict = "only a STOPPED or FAILED execution can be abandoned."
+    conflict = gettext_lazy("only a STOPPED or FAILED execution can be abandoned.")
 
     def post(self, request: Request, pk: int) -> Response:
         no_body(request)
@@ -88,7 +91,7 @@ class ExecutionRunning(ApiView):
     """The ids of the job's queued and running executions (the JobOperator's)."""
 
     required_permissions = {"GET": (VIEW_EXECUTION,)}
-    not_found = "no job has that name."
+    not_found = gettext_lazy("no job has that name.")
 
     def get(self, request: Request) -> Response:
         name = valid(s.RunningQuerySerializer, request.query_params)["job"]

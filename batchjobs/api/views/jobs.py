@@ -1,6 +1,7 @@
 """Jobs: list, create, read, change, delete; start (now, or the next batch instance), enable,
 disable, and test-fire an HTTP job once."""
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -62,7 +63,7 @@ class JobDetail(ApiView, generics.RetrieveUpdateDestroyAPIView):
         "PATCH": (CHANGE_JOB,),
         "DELETE": (DELETE_JOB,),
     }
-    conflict = "a job with queued or running executions cannot be deleted."
+    conflict = gettext_lazy("a job with queued or running executions cannot be deleted.")
 
     def get_queryset(self):
         return job_list()
@@ -89,7 +90,9 @@ class JobStart(ApiView):
 
     queryset = BatchJob.objects.all()
     required_permissions = {"POST": (RUN_JOB,)}
-    conflict = "the job is disabled, or (batch) this job instance completed, runs, or failed."
+    conflict = gettext_lazy(
+        "the job is disabled, or (batch) this job instance completed, runs, or failed."
+    )
 
     def post(self, request: Request, pk: int) -> Response:
         job = self.get_object()
@@ -110,7 +113,9 @@ class JobStartNextInstance(ApiView):
 
     queryset = BatchJob.objects.all()
     required_permissions = {"POST": (RUN_JOB,)}
-    conflict = "the job has no parameter incrementer, is disabled, or the instance exists."
+    conflict = gettext_lazy(
+        "the job has no parameter incrementer, is disabled, or the instance exists."
+    )
 
     def post(self, request: Request, pk: int) -> Response:
         no_body(request)
@@ -148,7 +153,7 @@ class JobTestFire(ApiView):
 
     queryset = BatchJob.objects.all()
     required_permissions = {"POST": (RUN_JOB,)}
-    conflict = "the job is not an HTTP job."
+    conflict = gettext_lazy("the job is not an HTTP job.")
 
     def post(self, request: Request, pk: int) -> Response:
         no_body(request)

@@ -34,6 +34,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.authtoken.models import Token
 
 from batchjobs.errors import BatchJobsError, Conflict, InvalidInput, NotFound
@@ -56,7 +57,9 @@ def parse_param(text: str) -> tuple[str, object]:
     """'k=v' -> (k, v), v read as JSON when it is JSON (3, true, [1]) and as a string if not."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise InvalidInput({"--param": f"{text!r} is not of the form key=value"})
+        raise InvalidInput(
+            {"--param": gettext("%(text)s is not of the form key=value") % {"text": repr(text)}}
+        )
     try:
         return key, json.loads(raw)
     except ValueError:
@@ -80,7 +83,12 @@ def document_load(text: str, fmt: str) -> Any:
     try:
         return json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInput({"file": f"Not valid {fmt.upper()}: {exc}"}) from exc
+        raise InvalidInput(
+            {
+                "file": gettext("Not valid %(format)s: %(error)s")
+                % {"format": fmt.upper(), "error": exc}
+            }
+        ) from exc
 
 
 # --- what --json prints: the command's own view of the services' results ----------------------
@@ -301,7 +309,9 @@ class Command(BaseCommand):
         while execution.status not in FINAL_STATUSES:
             if time.monotonic() > give_up:
                 self._report(execution, as_json=as_json)
-                self.stderr.write(f"gave up waiting after {timeout:g}s")
+                self.stderr.write(
+                    gettext("gave up waiting after %(seconds)ss") % {"seconds": f"{timeout:g}"}
+                )
                 return EXIT_WAIT_TIMEOUT
             time.sleep(0.25)
             execution = BatchLog.objects.select_related("job").get(pk=execution.pk)
@@ -432,7 +442,12 @@ class Command(BaseCommand):
             try:
                 text = Path(file).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise InvalidInput({"file": f"Cannot read {file}: {exc}"}) from exc
+                raise InvalidInput(
+                    {
+                        "file": gettext("Cannot read %(file)s: %(error)s")
+                        % {"file": file, "error": exc}
+                    }
+                ) from exc
         document = document_load(text, document_format(file, format))
         result = definitions_import(document=document, dry_run=dry_run)
         if as_json:
@@ -450,7 +465,9 @@ class Command(BaseCommand):
     def _token(self, *, action, username, rotate, as_json, **_) -> int:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
-            raise InvalidInput({"username": f"no user named {username!r}"})
+            raise InvalidInput(
+                {"username": gettext("no user named %(name)s") % {"name": repr(username)}}
+            )
         if action == "revoke":
             deleted, _ = Token.objects.filter(user=user).delete()
             if as_json:

@@ -4,6 +4,7 @@ record."""
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from batchjobs.http.guard import url_errors
 from batchjobs.models import AuditAction, JobNotification, NotificationChannel, NotificationEvent
@@ -18,21 +19,25 @@ def notification_validate(*, notification: JobNotification) -> None:
     errors: dict[str, list[str]] = {}
     target = (notification.target or "").strip()
     if notification.channel not in NotificationChannel.values:
-        errors["channel"] = [f"Choose one of {', '.join(NotificationChannel.values)}."]
+        errors["channel"] = [
+            _("Choose one of %(channels)s.") % {"channels": ", ".join(NotificationChannel.values)}
+        ]
     elif not target:
-        errors["target"] = ["Enter where to send: email addresses or a URL."]
+        errors["target"] = [_("Enter where to send: email addresses or a URL.")]
     elif notification.channel == NotificationChannel.EMAIL:
         for address in email_addresses(target):
             try:
                 validate_email(address)
             except DjangoValidationError:
-                errors.setdefault("target", []).append(f"{address!r} is not an email address.")
+                errors.setdefault("target", []).append(
+                    _("%(address)s is not an email address.") % {"address": repr(address)}
+                )
     else:
         problems = url_errors(target)
         if problems:
             errors["target"] = problems
     if not any(getattr(notification, f"on_{event}") for event in NotificationEvent.values):
-        errors["on_failure"] = ["Choose at least one event to send."]
+        errors["on_failure"] = [_("Choose at least one event to send.")]
     if errors:
         raise DjangoValidationError(errors)
 

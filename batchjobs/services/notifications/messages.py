@@ -1,5 +1,7 @@
 """What is said about one event: a subject, a one-paragraph text and a JSON payload, with a
-link to the execution or schedule in the admin when BATCHJOBS_BASE_URL is set."""
+link to the execution or schedule in the admin when BATCHJOBS_BASE_URL is set. The subject and
+text are in the deployment's language (LANGUAGE_CODE, set by BATCHJOBS_LANGUAGE), whoever or
+whatever renders them; the payload's keys and values are data and stay as they are."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -7,6 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from batchjobs.models import BatchLog, BatchSchedule, NotificationEvent, NotificationSent
 from batchjobs.models.clock import database_now
@@ -30,6 +35,13 @@ def _admin_url(name: str, pk: int) -> str:
 def notification_message(*, sent: NotificationSent) -> NotificationMessage:
     """What is said about one event: a subject, a one-paragraph text, a JSON payload. An event
     is about an execution, or (a run that never happened) about a schedule's missed fire."""
+    # A worker has no request to take a language from, and a message rendered during a
+    # request (an operator's) must not change with that operator's browser.
+    with translation.override(settings.LANGUAGE_CODE):
+        return _message(sent)
+
+
+def _message(sent: NotificationSent) -> NotificationMessage:
     job = sent.notification.job
     payload: dict[str, Any] = {
         "event": sent.event,
@@ -41,12 +53,11 @@ def notification_message(*, sent: NotificationSent) -> NotificationMessage:
         headline, detail, url = _about_missed_fire(sent.schedule, sent.due_at, payload)
     else:  # the table's check constraint allows neither
         raise ValueError(f"notification event {sent.pk} names no execution nor a missed fire")
-    text = "\n".join(part for part in (f"Job {job.name}: {headline}", detail, url) if part)
+    line = _("Job %(job)s: %(headline)s") % {"job": job.name, "headline": headline}
+    text = "\n".join(part for part in (line, detail, url) if part)
     payload["text"] = text
     payload["url"] = url
-    return NotificationMessage(
-        subject=f"[batchjobs] Job {job.name}: {headline}", text=text, payload=payload
-    )
+    return NotificationMessage(subject=f"[batchjobs] {line}", text=text, payload=payload)
 
 
 def _about_execution(
@@ -64,15 +75,26 @@ def _about_execution(
         "attempts": execution.attempts,
         "error": execution.error[:ERROR_EXCERPT_CHARS],
     }
-    what = {
-        NotificationEvent.FAILURE.value: f"failed after {execution.attempts} attempt(s)",
-        NotificationEvent.RECOVERED.value: "succeeded again after a failure",
-        NotificationEvent.SLOW.value: f"took {duration or 0:.1f} s, much longer than usual",
-        NotificationEvent.MISSED.value: "skipped a fire it missed",
-    }[event]
+    values = {"id": execution.pk, "attempts": execution.attempts, "seconds": f"{duration or 0:.1f}"}
+    if event == NotificationEvent.FAILURE:
+        headline = ngettext(
+            "execution #%(id)s failed after %(attempts)s attempt",
+            "execution #%(id)s failed after %(attempts)s attempts",
+            execution.attempts,
+        )
+    else:
+        headline = {
+            NotificationEvent.RECOVERED.value: _(
+                "execution #%(id)s succeeded again after a failure"
+            ),
+            NotificationEvent.SLOW.value: _(
+                "execution #%(id)s took %(seconds)s s, much longer than usual"
+            ),
+            NotificationEvent.MISSED.value: _("execution #%(id)s skipped a fire it missed"),
+        }[event]
     detail = error_summary(execution.error) if event != NotificationEvent.SLOW else ""
     url = _admin_url("admin:batchjobs_batchlog_change", execution.pk)
-    return f"execution #{execution.pk} {what}", detail, url
+    return headline % values, detail, url
 
 
 def _about_missed_fire(
@@ -84,12 +106,19 @@ def _about_missed_fire(
         "due_at": due_at,
         "next_fire_at": schedule.next_fire_at,
     }
-    due = f"the run due at {due_at:%Y-%m-%d %H:%M:%S} UTC has not happened"
-    detail = f"Schedule: {schedule.summary}"
+    due = f"{due_at:%Y-%m-%d %H:%M:%S}"
+    detail = _("Schedule: %(summary)s") % {"summary": schedule.summary}
     url = _admin_url("admin:batchjobs_batchschedule_change", schedule.pk)
     if schedule.set_aside_at is None:
-        late = (database_now() - due_at).total_seconds()
-        return f"{due} ({late:.0f} s late; is beat running?)", detail, url
+        late = f"{(database_now() - due_at).total_seconds():.0f}"
+        headline = _(
+            "the run due at %(due)s UTC has not happened (%(late)s s late; is beat running?)"
+        ) % {"due": due, "late": late}
+        return headline, detail, url
     payload["schedule"]["set_aside_reason"] = schedule.set_aside_reason
-    detail += f"\nSet aside: {schedule.set_aside_reason}\nFix and save it to fire again."
-    return f"{due}: beat set its schedule aside", detail, url
+    detail += "\n" + _("Set aside: %(reason)s") % {"reason": schedule.set_aside_reason}
+    detail += "\n" + _("Fix and save it to fire again.")
+    headline = _("the run due at %(due)s UTC has not happened: beat set its schedule aside") % {
+        "due": due
+    }
+    return headline, detail, url
