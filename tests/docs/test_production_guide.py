@@ -150,6 +150,11 @@ NO_DOCKER = (
 )
 CANNOT_RUN: dict[str, str] = {
     "docker compose up -d --scale worker=2 --scale worker-http=2": NO_DOCKER,
+    "docker compose run --rm web python manage.py createsuperuser": NO_DOCKER,
+    "cp .env.example .env": (
+        "it would write the checkout's .env, which every later process of the suite reads "
+        "(config/settings/base.py); docker compose reads the file it makes"
+    ),
     "docker compose stop beat worker worker-http": NO_DOCKER,
     "docker compose run --rm migrate": NO_DOCKER,
     "docker compose up -d --build": NO_DOCKER,
