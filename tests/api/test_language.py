@@ -166,3 +166,35 @@ def test_permission_refusal_is_in_the_caller_s_language(api):
         "detail": korean("You do not have the permission this operation needs."),
         "code": "permission_denied",
     }
+
+
+def test_a_cron_schedule_is_described_in_the_caller_s_language(api):
+    # given
+    job = handler_job("noop")
+    schedule = reverse("api:schedule-list")
+    created = api("admin").post(
+        schedule, {"job": job.pk, "kind": "cron", "cron_expression": "*/15 * * * *"}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    detail = reverse("api:schedule-detail", args=[created.json()["id"]])
+
+    # when
+    in_korean = api("admin").get(detail, HTTP_ACCEPT_LANGUAGE="ko").json()
+    in_english = api("admin").get(detail, HTTP_ACCEPT_LANGUAGE="en").json()
+
+    # then: the describer's own Korean, not the machine's locale
+    assert in_korean["cron_description"] == "매 15분마다, 매시마다"
+    assert in_english["cron_description"] == "Every 15 minutes"
+    assert in_korean["kind"] == in_english["kind"] == "cron"
+
+
+def test_a_path_the_api_does_not_have_is_refused_in_the_caller_s_language(api):
+    # when
+    response = api("admin").get("/api/v1/nowhere", HTTP_ACCEPT_LANGUAGE="ko")
+
+    # then
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": korean("No API endpoint at %(path)s.", path="/api/v1/nowhere"),
+        "code": "not_found",
+    }
