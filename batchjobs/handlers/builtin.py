@@ -6,13 +6,20 @@ import time
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .registry import HandlerContext, NonRetryableError, handler
 
 SQL_RESULT_ROW_LIMIT = 100
 
 
-@handler("noop", schema={"type": "object", "additionalProperties": False})
+# Each description is the docstring's first sentence, marked for translation: the console
+# lists the handlers with it.
+@handler(
+    "noop",
+    schema={"type": "object", "additionalProperties": False},
+    description=_("Do nothing and succeed; useful to test a schedule or measure the platform."),
+)
 def noop(ctx: HandlerContext) -> dict:
     """Do nothing and succeed; useful to test a schedule or measure the platform."""
     return {"ok": True}
@@ -26,6 +33,7 @@ def noop(ctx: HandlerContext) -> dict:
         "required": ["seconds"],
         "additionalProperties": False,
     },
+    description=_("Sleep for the given number of seconds, reporting progress every second."),
 )
 def sleep(ctx: HandlerContext, *, seconds: float) -> dict:
     """Sleep for the given number of seconds, reporting progress every second."""
@@ -47,6 +55,7 @@ def sleep(ctx: HandlerContext, *, seconds: float) -> dict:
         },
         "additionalProperties": False,
     },
+    description=_("Fail on purpose (to show retries); optionally succeed from a given attempt on."),
 )
 def fail(
     ctx: HandlerContext,
@@ -75,6 +84,10 @@ def fail(
         "required": ["database", "statement"],
         "additionalProperties": False,
     },
+    description=_(
+        "Run one SQL statement in a transaction against a database alias of "
+        "BATCHJOBS_SQL_DATABASES (never batchjobs' own database)."
+    ),
 )
 def sql(ctx: HandlerContext, *, statement: str, database: str, params=()) -> dict:
     """Run one SQL statement in a transaction against a database alias of

@@ -17,11 +17,14 @@ Contract:
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from batchjobs.rules.registry import ParameterSchema, Registry, first_doc_line
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class NonRetryableError(Exception):
@@ -51,7 +54,7 @@ class RegisteredHandler:
     name: str
     fn: Callable[..., Any]
     parameters: ParameterSchema
-    description: str
+    description: "StrOrPromise"
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -62,7 +65,7 @@ _REGISTRY: Registry[RegisteredHandler] = Registry("handler")
 
 
 def handler(
-    name: str, *, schema: dict[str, Any] | None = None, description: str = ""
+    name: str, *, schema: dict[str, Any] | None = None, description: "StrOrPromise" = ""
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function under ``name`` with its parameter schema."""
     parameters = ParameterSchema.checked(schema)
