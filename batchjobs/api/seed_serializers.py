@@ -108,9 +108,8 @@ class SeedTypeField(serializers.ChoiceField):
         return SEED_TYPES[FireTiming(value)]
 
 
+# Read from the whole SchedulerStatus: the next fire, and how its time was given.
 class SeedNextJobSerializer(serializers.Serializer):
-    """Read from the whole SchedulerStatus: the next fire, and how its time was given."""
-
     def get_attribute(self, instance: SchedulerStatus) -> SchedulerStatus | None:
         return instance if instance.next_due is not None else None
 
