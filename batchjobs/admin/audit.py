@@ -2,6 +2,8 @@
 changelist filtered by job (the "Audit trail" link on the job's page)."""
 
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
@@ -73,11 +75,12 @@ class AuditEntryAdmin(admin.ModelAdmin):
         if not entry.changes:
             return "-"
         items = list(entry.changes.items())
+        model = entry.content_type.model_class()
         shown = format_html_join(
             "; ",
             "<b>{}</b>: {} → {}",
             (
-                (name, _short(before), _short(after))
+                (_label(model, name), _short(before), _short(after))
                 for name, (before, after) in items[:SUMMARY_FIELDS]
             ),
         )
@@ -91,11 +94,12 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def changes_table(self, entry: AuditEntry) -> str:
         if not entry.changes:
             return "-"
+        model = entry.content_type.model_class()
         rows = format_html_join(
             "",
-            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            '<tr><th>{} <code class="quiet">{}</code></th><td>{}</td><td>{}</td></tr>',
             (
-                (name, json_pre(before), json_pre(after))
+                (_label(model, name), name, json_pre(before), json_pre(after))
                 for name, (before, after) in entry.changes.items()
             ),
         )
@@ -107,6 +111,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
             gettext("after"),
             rows,
         )
+
+
+def _label(model: type[Model] | None, name: str) -> str:
+    """A changed field as its form labels it (in the operator's language); its name when the
+    model no longer has it."""
+    try:
+        field = model._meta.get_field(name) if model is not None else None
+    except FieldDoesNotExist:
+        field = None
+    return str(getattr(field, "verbose_name", name))
 
 
 def _short(value) -> str:
