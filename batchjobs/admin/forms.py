@@ -162,6 +162,9 @@ class BatchJobAdminForm(ServiceRulesForm):
         form_add_permission_errors(self, self.instance, user=self.user)
 
 
+ZONE_LIST_ID = "bj-time-zones"
+
+
 class TimeZoneInput(forms.TextInput):
     """A zone's name, typed with the tz database's names suggested as one types (a
     <datalist>): a browser offers Asia/Seoul once "Seoul" is typed."""
@@ -173,9 +176,6 @@ class TimeZoneInput(forms.TextInput):
 
     def render(self, name, value, attrs=None, renderer=None) -> SafeString:
         return format_html("{}{}", super().render(name, value, attrs, renderer), _zone_list())
-
-
-ZONE_LIST_ID = "bj-time-zones"
 
 
 @cache
@@ -226,6 +226,10 @@ class ZonedSplitDateTime(AdminSplitDateTime):
     """The admin's date and time boxes, showing a value as the form put it: already in the
     schedule's zone (not the operator's), with the offset after the time where that local time
     occurs twice, so that saving the page again keeps the same instant."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None):
+        super().__init__(attrs)
+        self.widgets[1].attrs["size"] = "15"  # room for "01:30:00 -05:00"
 
     def decompress(self, value: Any) -> tuple[Any, Any]:  # the time as text, maybe offset
         if isinstance(value, datetime):

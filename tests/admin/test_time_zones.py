@@ -21,7 +21,7 @@ from batchjobs.admin.display import moment, relative_text
 from batchjobs.middleware import DisplayTimeZoneMiddleware
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, UserPreference
 from batchjobs.services.preferences import preference_set
-from tests.support.admin_forms import form_errors
+from tests.support.admin_forms import form_errors, job_form_data
 from tests.support.factories import finished, handler_job
 
 pytestmark = pytest.mark.django_db
@@ -143,6 +143,24 @@ def test_window_bounds_are_read_in_the_schedules_zone(admin_client, job):
         datetime(2030, 12, 3, 0, 0, tzinfo=UTC),
         datetime(2030, 12, 4, 0, 0, tzinfo=UTC),
     )
+
+
+def test_a_schedule_on_the_job_page_is_typed_in_its_own_zone_too(admin_client):
+    data = job_form_data(
+        **{
+            "schedules-TOTAL_FORMS": "1",
+            "schedules-0-kind": "once",
+            "schedules-0-run_at_0": ISSUE_DAY,
+            "schedules-0-run_at_1": "23:50",
+            "schedules-0-timezone": "Asia/Seoul",
+            "schedules-0-interval_unit": "minutes",
+        }
+    )
+
+    response = admin_client.post(reverse("admin:batchjobs_batchjob_add"), data)
+
+    assert response.status_code == 302, form_errors(response)
+    assert BatchSchedule.objects.get().next_fire_at == datetime(2030, 12, 3, 14, 50, tzinfo=UTC)
 
 
 # --- the operator's own zone ------------------------------------------------------------------
