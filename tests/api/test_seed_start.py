@@ -1,7 +1,11 @@
 """POST /api/jobs/{jobName}/start as the seed's clients call it: text for text clients, JSON for
 JSON clients, and every call a new run (Spring's JobOperator.startNextInstance)."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from django.db import connection
 
 from batchjobs.models import BatchLog
 from tests.support.factories import handler_job
@@ -146,3 +150,27 @@ def test_http_and_handler_jobs_start_a_run_per_call_without_run_id(api):
 
     assert [response.status_code for response in responses] == [200, 200]
     assert [run.params for run in BatchLog.objects.order_by("pk")] == [{"seconds": 1}] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starts_at_the_same_time_step_to_as_many_instances(api):
+    # given: the job exists (its first start creates it)
+    clients = [api("operator") for _ in range(4)]
+    start(clients[0], "tests.numbers", JSON)
+    together = threading.Barrier(len(clients))
+
+    def start_at_once(client) -> int:
+        together.wait()
+        try:
+            return start(client, "tests.numbers", JSON).status_code
+        finally:
+            connection.close()  # this thread's own connection
+
+    # when
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        statuses = list(pool.map(start_at_once, clients))
+
+    # then: each read the last instance after the one before it, none collided (409)
+    assert statuses == [200] * len(clients)
+    run_ids = sorted(run.params["run.id"] for run in BatchLog.objects.all())
+    assert run_ids == [1, 2, 3, 4, 5]
