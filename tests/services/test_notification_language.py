@@ -110,3 +110,17 @@ def test_the_same_events_are_told_in_english_by_an_english_deployment(settings):
     )
     assert "Schedule: " in about_missed.text
     assert not HANGUL.search(about_failure.text + about_missed.text)
+
+
+def test_a_missed_fire_is_told_in_the_deployment_s_display_zone(settings):
+    # given: a team in Seoul; the payload stays in UTC
+    settings.BATCHJOBS_TIME_ZONE = "Asia/Seoul"
+    sent = missed_fire_event()
+    in_seoul = sent.due_at + timedelta(hours=9)
+
+    # when
+    message = notification_message(sent=sent)
+
+    # then
+    assert f"the run due at {in_seoul:%Y-%m-%d %H:%M:%S} KST has not happened (" in message.text
+    assert message.payload["schedule"]["due_at"] == sent.due_at

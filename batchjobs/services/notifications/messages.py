@@ -1,11 +1,13 @@
 """What is said about one event: a subject, a one-paragraph text and a JSON payload, with a
 link to the execution or schedule in the admin when BATCHJOBS_BASE_URL is set. The subject and
-text are in the deployment's language (LANGUAGE_CODE, set by BATCHJOBS_LANGUAGE), whoever or
-whatever renders them; the payload's keys and values are data and stay as they are."""
+text are in the deployment's language (LANGUAGE_CODE, set by BATCHJOBS_LANGUAGE) and its display
+zone (BATCHJOBS_TIME_ZONE), whoever or whatever renders them; the payload's keys and values are
+data and stay as they are (its times in UTC)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.urls import reverse
@@ -17,6 +19,8 @@ from batchjobs.models import BatchLog, BatchSchedule, NotificationEvent, Notific
 from batchjobs.models.clock import database_now
 from batchjobs.selectors.executions import error_summary
 
+from ..preferences import default_time_zone
+
 ERROR_EXCERPT_CHARS = 1500
 
 
@@ -25,6 +29,13 @@ class NotificationMessage:
     subject: str
     text: str
     payload: dict[str, Any]
+
+
+def _moment(value: datetime) -> str:
+    """A point in time as the deployment's operators read it: in its display zone, to the
+    second, the zone named ("2026-12-03 23:50:00 KST")."""
+    local = value.astimezone(ZoneInfo(default_time_zone()))
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
 
 
 def _admin_url(name: str, pk: int) -> str:
@@ -106,19 +117,19 @@ def _about_missed_fire(
         "due_at": due_at,
         "next_fire_at": schedule.next_fire_at,
     }
-    due = f"{due_at:%Y-%m-%d %H:%M:%S}"
+    due = _moment(due_at)
     detail = _("Schedule: %(summary)s") % {"summary": schedule.summary}
     url = _admin_url("admin:batchjobs_batchschedule_change", schedule.pk)
     if schedule.set_aside_at is None:
         late = f"{(database_now() - due_at).total_seconds():.0f}"
         headline = _(
-            "the run due at %(due)s UTC has not happened (%(late)s s late; is beat running?)"
+            "the run due at %(due)s has not happened (%(late)s s late; is beat running?)"
         ) % {"due": due, "late": late}
         return headline, detail, url
     payload["schedule"]["set_aside_reason"] = schedule.set_aside_reason
     detail += "\n" + _("Set aside: %(reason)s") % {"reason": schedule.set_aside_reason}
     detail += "\n" + _("Fix and save it to fire again.")
-    headline = _("the run due at %(due)s UTC has not happened: beat set its schedule aside") % {
+    headline = _("the run due at %(due)s has not happened: beat set its schedule aside") % {
         "due": due
     }
     return headline, detail, url
