@@ -371,7 +371,7 @@ def test_moment_in_korean():
     assert "(12초 후)" in ahead
 
 
-def test_a_moment_per_row_is_cheap(job):
+def test_a_moment_per_row_is_cheap():
     values = [NOW + timedelta(seconds=n * 37) for n in range(2000)]
 
     started = timezone.now()
