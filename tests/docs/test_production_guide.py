@@ -314,6 +314,53 @@ def test_every_environment_variable_the_guide_names_is_read():
     assert not unread, f"variables the guide names that nothing reads: {unread}"
 
 
+def heading_anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_guides_links_lead_somewhere():
+    text = GUIDE.read_text()
+    anchors = {heading_anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links
+    broken = [
+        link
+        for link in links
+        if (link[1:] not in anchors if link.startswith("#") else not (GUIDE.parent / link).exists())
+    ]
+    assert not broken, broken
+
+
+LOG_LEVELS = {"ERROR": {"error", "exception"}, "WARNING": {"warning"}, "INFO": {"info"}}
+
+
+def test_the_log_lines_the_guide_lists_are_the_codes():
+    """Each row of the guide's table of log lines: the logger's module logs that text (its %s
+    placeholders standing for the guide's N, ... or a word) at that level."""
+    rows = re.findall(
+        r"^\| (ERROR|WARNING|INFO) \| `([\w.]+)` \| `([^`]+)` \|", GUIDE.read_text(), re.M
+    )
+    assert len(rows) >= 4
+    for level, logger_name, text in rows:
+        module = ROOT / (logger_name.replace(".", "/") + ".py")
+        logged = [
+            (call.func.attr, call.args[0].value)
+            for call in ast.walk(ast.parse(module.read_text()))
+            if isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in set().union(*LOG_LEVELS.values())
+            and call.args
+            and isinstance(call.args[0], ast.Constant)
+            and isinstance(call.args[0].value, str)
+        ]
+        assert any(
+            method in LOG_LEVELS[level]
+            and re.match(".+".join(map(re.escape, re.split(r"%[sdr]", message))), text)
+            for method, message in logged
+        ), f"{logger_name} logs no {level} line like {text!r}: {logged}"
+
+
 # --- monitoring --------------------------------------------------------------------------------
 
 # Metrics of Prometheus itself that a rule may use.
