@@ -9,6 +9,7 @@ environment variable the guide names is read, and every test the guide cites exi
 """
 
 import ast
+import configparser
 import os
 import re
 import sqlite3
@@ -104,13 +105,16 @@ RUN_HERE: dict[str, str] = {
     "token-create": "python manage.py batchjobs token create prometheus",
 }
 
+# The prefork worker as the guide starts it, by hand and in its systemd unit.
+WORKER_COMMAND = "celery -A config worker -Q batchjobs -n worker@%h -c 4 -l INFO"
+
 # Exercised by an existing test (node id, checked to exist), and why that test is the same thing.
 PROVED_BY: dict[str, tuple[str, str]] = {
     "gunicorn config.wsgi --bind 0.0.0.0:8000 --workers 3 --access-logfile -": (
         "tests/integration/test_quickstart.py::test_quickstart_runs_the_demo_and_stops_cleanly_on_ctrl_c",
         "quickstart serves the site with gunicorn config.wsgi and checks it answers",
     ),
-    "celery -A config worker -Q batchjobs -n worker@%h -c 4 -l INFO": (
+    WORKER_COMMAND: (
         "tests/integration/test_worker_path.py::test_handler_job_completes_on_a_worker",
         "the session's worker is this prefork command (tests/support/processes.worker_command)",
     ),
@@ -161,6 +165,10 @@ CANNOT_RUN: dict[str, str] = {
     "promtool check rules docs/prometheus/batchjobs.rules.yml": (
         "promtool (Prometheus) is not installed on the CI machine; "
         "test_the_prometheus_rules_parse_and_name_only_served_metrics checks the file instead"
+    ),
+    "systemctl enable --now batchjobs-worker": (
+        "systemd is not running on the CI machine (a container); "
+        "test_the_systemd_unit_runs_the_guides_worker_command checks the unit's command"
     ),
     ".venv/bin/pytest tests/faults tests/integration/test_beat.py": (
         "the drills are this suite's own tests: CI runs them in `make test`, not from inside it"
@@ -359,6 +367,18 @@ def test_the_log_lines_the_guide_lists_are_the_codes():
             and re.match(".+".join(map(re.escape, re.split(r"%[sdr]", message))), text)
             for method, message in logged
         ), f"{logger_name} logs no {level} line like {text!r}: {logged}"
+
+
+def test_the_systemd_unit_runs_the_guides_worker_command():
+    (unit,) = fenced_blocks(GUIDE.read_text(), {"ini"})
+    parser = configparser.ConfigParser(interpolation=None, comment_prefixes=("#",))
+    parser.optionxform = str  # keys as written (KillMode), not lower-cased
+    parser.read_string(unit)
+    service = parser["Service"]
+    assert service["KillMode"] == "mixed" and int(service["TimeoutStopSec"]) >= 120
+    exec_start = service["ExecStart"].replace("%%", "%")
+    assert exec_start == f"/opt/batchjobs/.venv/bin/{WORKER_COMMAND}"
+    assert WORKER_COMMAND in PROVED_BY  # the command the units run is the one a test runs
 
 
 # --- monitoring --------------------------------------------------------------------------------
