@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BatchJobsExamplesConfig(AppConfig):
@@ -6,7 +7,7 @@ class BatchJobsExamplesConfig(AppConfig):
     the tests), left out of a production install."""
 
     name = "batchjobs_examples"
-    verbose_name = "Batch jobs examples"
+    verbose_name = _("Batch jobs examples")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, connections
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from batchjobs.batch.job import JobBuilder, StepContext, chunk_step, partition_step, tasklet_step
 from batchjobs.batch.policies import SkipPolicy
@@ -63,13 +64,17 @@ class CustomerRow:
         email = item["email"].strip().lower()
         local, at, domain = email.partition("@")
         if not local or not at or "." not in domain or len(email) > 254 or " " in email:
-            raise InvalidCustomer(f"not an e-mail address: {item['email']!r}")
+            raise InvalidCustomer(_("not an e-mail address: %(value)r") % {"value": item["email"]})
         name = item["name"].strip()
         if not name or len(name) > 200:
-            raise InvalidCustomer(f"a name needs 1 to 200 characters: {item['name']!r}")
+            raise InvalidCustomer(
+                _("a name needs 1 to 200 characters: %(value)r") % {"value": item["name"]}
+            )
         active = ACTIVE_VALUES.get(item.get("active", "").strip().lower())
         if active is None:
-            raise InvalidCustomer(f"active must be true or false: {item['active']!r}")
+            raise InvalidCustomer(
+                _("active must be true or false: %(value)r") % {"value": item["active"]}
+            )
         return {"email": email, "name": name, "active": active, "updated_at": self.updated_at}
 
 

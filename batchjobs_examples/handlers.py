@@ -110,13 +110,13 @@ def customers_upsert(ctx: HandlerContext, *, upsert=(), delete=()) -> dict:
     created = updated = 0
     with transaction.atomic(using=SOURCE):
         for row in upsert:
-            _, was_created = ExampleCustomer.objects.update_or_create(
+            _customer, was_created = ExampleCustomer.objects.update_or_create(
                 email=row["email"],
                 defaults={"name": row["name"], "active": row.get("active", True)},
             )
             created += was_created
             updated += not was_created
-        deleted, _ = ExampleCustomer.objects.filter(email__in=list(delete)).delete()
+        deleted = ExampleCustomer.objects.filter(email__in=list(delete)).delete()[0]
     return {"created": created, "updated": updated, "deleted": deleted}
 
 
@@ -152,7 +152,9 @@ def sync_customers_to_warehouse(
         )
         for customer in changed.order_by("pk")[:batch_size]:
             if fail_after_rows is not None and copied >= fail_after_rows:
-                raise RuntimeError(f"failing on purpose after {copied} rows; nothing is kept")
+                raise RuntimeError(
+                    _("failing on purpose after %(rows)d rows; nothing is kept") % {"rows": copied}
+                )
             WarehouseCustomer.objects.update_or_create(
                 email=customer.email,
                 defaults={

@@ -5,17 +5,18 @@ installation made before the examples had an app of their own keeps its rows (se
 migrations/0001_initial.py)."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ExampleCustomer(models.Model):
     """A customer in the operational database (alias `default`)."""
 
-    email = models.EmailField(unique=True, help_text="The customer's unique e-mail address.")
-    name = models.CharField(max_length=200, help_text="The customer's display name.")
-    active = models.BooleanField(default=True, help_text="Whether the customer is active.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="When the row last changed.")
+    email = models.EmailField(unique=True, help_text=_("The customer's unique e-mail address."))
+    name = models.CharField(max_length=200, help_text=_("The customer's display name."))
+    active = models.BooleanField(default=True, help_text=_("Whether the customer is active."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("When the row last changed."))
     synced_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the warehouse last received this row."
+        null=True, blank=True, help_text=_("When the warehouse last received this row.")
     )
 
     class Meta:
@@ -29,11 +30,11 @@ class ExampleCustomer(models.Model):
 class WarehouseCustomer(models.Model):
     """The warehouse's copy of a customer (alias `warehouse`, routed by WarehouseRouter)."""
 
-    email = models.EmailField(unique=True, help_text="The customer's unique e-mail address.")
-    name = models.CharField(max_length=200, help_text="The customer's display name.")
-    active = models.BooleanField(default=True, help_text="Whether the customer is active.")
+    email = models.EmailField(unique=True, help_text=_("The customer's unique e-mail address."))
+    name = models.CharField(max_length=200, help_text=_("The customer's display name."))
+    active = models.BooleanField(default=True, help_text=_("Whether the customer is active."))
     source_updated_at = models.DateTimeField(
-        help_text="The source row's updated_at when it was copied."
+        help_text=_("The source row's updated_at when it was copied.")
     )
 
     class Meta:
@@ -52,15 +53,15 @@ class TutorialCustomer(models.Model):
     the handlers create this table where it is missing (tutorial.tutorial_database)."""
 
     email = models.CharField(
-        primary_key=True, max_length=254, help_text="The customer's unique e-mail address."
+        primary_key=True, max_length=254, help_text=_("The customer's unique e-mail address.")
     )
-    name = models.CharField(max_length=200, help_text="The customer's display name.")
-    active = models.BooleanField(default=True, help_text="Whether the customer is active.")
+    name = models.CharField(max_length=200, help_text=_("The customer's display name."))
+    active = models.BooleanField(default=True, help_text=_("Whether the customer is active."))
     version = models.PositiveIntegerField(
-        default=1, help_text="Raised by every change; a copy carries the version it copied."
+        default=1, help_text=_("Raised by every change; a copy carries the version it copied.")
     )
     synced_version = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The version last copied to the next database."
+        null=True, blank=True, help_text=_("The version last copied to the next database.")
     )
 
     class Meta:
