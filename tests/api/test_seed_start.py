@@ -69,6 +69,13 @@ def test_errors_are_the_apis_json_errors_for_every_client(api, accept):
     assert not BatchLog.objects.exists()
 
 
+def test_options_is_answered_in_json_to_a_text_client(api):
+    response = api("operator").options("/api/jobs/export/start", HTTP_ACCEPT="*/*")
+
+    assert response.status_code == 200
+    assert response.json()["name"]
+
+
 def test_a_client_that_takes_neither_gets_a_json_406(api):
     handler_job("noop", name="export")
 

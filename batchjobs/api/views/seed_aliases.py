@@ -204,8 +204,9 @@ class SeedJobStart(ApiView):
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
-        # An error keeps the API's one error body (Spring Boot, too, answered errors in JSON).
-        if getattr(response, "exception", False):
+        # Only a launch has the seed's text: an error keeps the API's one error body (Spring
+        # Boot, too, answered errors in JSON), and an OPTIONS answer is JSON as everywhere.
+        if getattr(response, "exception", False) or request.method != "POST":
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
