@@ -38,6 +38,7 @@ from .jobs import JobStart
 # The seed's names for the service fields, so that its errors name the fields it sent.
 SEED_FIELD_NAMES = {
     "http_url": "endpointUrl",
+    "http_method": "httpMethod",
     "run_at": "scheduleTime",
     "start_at": "scheduleTime",
     "interval_every": "repeatIntervalHour",
