@@ -452,3 +452,23 @@ def test_concurrent_queries_run_on_the_servers_at_once(handler_context, settings
     # then
     assert all(r["seconds"] >= 0.5 for r in result["results"])
     assert time.monotonic() - started < 1.5
+
+
+# --- the built-in sql handler on a MySQL alias -------------------------------------------------
+
+
+@needs("mysql")
+def test_the_sql_handler_runs_on_a_mysql_alias(run_handler_job, settings):
+    # given: the operator opened the alias to SQL jobs
+    settings.BATCHJOBS_SQL_DATABASES = ["mysql"]
+    customers("mysql", ann=("Ann", True), bob=("Bob", False))
+
+    # when
+    execution = run_handler_job(
+        "sql",
+        {"database": "mysql", "statement": f"SELECT name FROM {TABLE} WHERE active ORDER BY 1"},
+    )
+
+    # then
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error
+    assert execution.result["rows"] == [["Ann"]]
