@@ -5,7 +5,8 @@ test database and Redis (RUN_HERE), or mapped to an existing test that exercises
 behaviour (PROVED_BY), or to the reason it cannot run on this machine (CANNOT_RUN): a command
 added to the guide without one of them fails test_every_command_of_the_guide_is_accounted_for.
 Also: the example Prometheus rules parse and name only metrics that /metrics serves, every
-environment variable the guide names is read, and every test the guide cites exists.
+environment variable the guide names is read, every test it cites exists, its links resolve,
+its log lines are the code's, and its systemd unit runs its worker command.
 """
 
 import ast
