@@ -84,6 +84,9 @@ TEMPLATES = [
 ]
 
 
+_MYSQL_ENGINE = "django.db.backends.mysql"
+
+
 def _database(variable: str, url: str, *, test_name: str) -> dict:
     """The DATABASES entry of `url`, read from the environment variable `variable`; a URL that
     names no engine or no database fails start-up naming the variable (not the URL, which may
@@ -112,8 +115,7 @@ def _database(variable: str, url: str, *, test_name: str) -> dict:
         # A file, not :memory:, so worker and beat processes started by tests share it.
         config["TEST"] = {"NAME": str(VAR_DIR / test_name)}
         return config
-    if config["ENGINE"] == "django.db.backends.mysql":
-        _mysql_driver()
+    if config["ENGINE"] == _MYSQL_ENGINE:
         # utf8mb4: MySQL's "utf8" holds no character outside the BMP (an emoji in a name).
         config.setdefault("OPTIONS", {}).setdefault("charset", "utf8mb4")
         config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
@@ -209,6 +211,14 @@ if BATCHJOBS_EXAMPLES:
         _extra_urls.setdefault(_alias, ("(examples' default)", f"sqlite:///{VAR_DIR / _file}"))
 for _alias, (_variable, _url) in _extra_urls.items():
     DATABASES[_alias] = _database(_variable, _url, test_name=f"test-{_alias}.sqlite3")
+if DATABASES["default"]["ENGINE"] == _MYSQL_ENGINE:
+    # batchjobs' own SQL (claims, the clock, limits) is written for PostgreSQL and SQLite.
+    raise ImproperlyConfigured(
+        "DATABASE_URL is a MySQL database: batchjobs' own is PostgreSQL (or SQLite for the "
+        "quick start); MySQL and MariaDB serve as extra databases, BATCHJOBS_DATABASE_<ALIAS>_URL"
+    )
+if any(config["ENGINE"] == _MYSQL_ENGINE for config in DATABASES.values()):
+    _mysql_driver()
 
 
 class OperatorDatabasesRouter:

@@ -142,6 +142,7 @@ def test_any_number_of_extra_databases_from_the_environment(tmp_path):
         ("BATCHJOBS_DATABASE_MART_URL", "mysql://root@127.0.0.1:3306/", "is not a database URL"),
         ("WAREHOUSE_DATABASE_URL", "warehouse", "is not a database URL"),
         ("BATCHJOBS_DATABASE_DEFAULT_URL", "sqlite:////tmp/x.sqlite3", "set by DATABASE_URL"),
+        ("DATABASE_URL", "mysql://root@127.0.0.1:3306/test", "MySQL and MariaDB serve as extra"),
     ],
 )
 def test_a_bad_database_url_fails_start_up_naming_its_variable(variable, url, message):
