@@ -182,10 +182,15 @@ def test_the_login_page_speaks_korean_too():
 
 
 def test_times_show_to_the_second_in_the_display_zone(admin_client, pages, settings):
+    """The execution's times, and the dashboard's, in the deployment's display zone."""
     settings.BATCHJOBS_TIME_ZONE = "Asia/Seoul"
 
-    execution_page = text_of(admin_client.get(pages["execution"], **KOREAN))
+    execution_page = text_of(admin_client.get(pages["execution"]))
+    dashboard = text_of(admin_client.get(reverse("admin:batchjobs_dashboard_live")))
 
     # 14:50:07 UTC is 23:50:07 in Seoul: the execution's start and its attempt's
     assert execution_page.count(">2026-12-03 23:50:07 KST</time>") >= 2
     assert ">2026-12-03 23:50:19 KST</time>" in execution_page
+    # the dashboard's time of its figures, and its chart's hours
+    assert re.search(r'id="dashboard-updated">[^<]*<time datetime="[^"]+">[-\d: ]+ KST<', dashboard)
+    assert re.search(r"<title>\d\d:00 KST: 1 COMPLETED</title>", dashboard)
