@@ -41,6 +41,7 @@ from .tutorial import (
     MYSQL,
     POSTGRES,
     SQLITE,
+    VENDORS,
     customer_summary,
     customers,
     do_work,
@@ -326,13 +327,14 @@ def _crud_handler(vendor: str, alias: str) -> None:
         }
 
 
-for _vendor, _alias in (("sqlite", SQLITE), ("postgresql", POSTGRES), ("mysql", MYSQL)):
+for _alias, _vendor in VENDORS.items():
     _crud_handler(_vendor, _alias)
 
 
-def _sync_handler(source: str, target: str, vendors: tuple[str, str]) -> None:
+def _sync_handler(source: str, target: str) -> None:
     """Register examples.sync_<source>_to_<target>: copy the tutorial customers changed on the
     `source` database to the `target` one and mark them copied; both commit or both roll back."""
+    source_vendor, target_vendor = VENDORS[source], VENDORS[target]
 
     @handler(
         f"examples.sync_{source}_to_{target}",
@@ -346,7 +348,7 @@ def _sync_handler(source: str, target: str, vendors: tuple[str, str]) -> None:
             "additionalProperties": False,
         },
         description=(
-            f"Copy changed customers from {vendors[0]} to {vendors[1]} (databases {source!r} "
+            f"Copy changed customers from {source_vendor} to {target_vendor} (databases {source!r} "
             f"and {target!r} by default); both commit or both roll back."
         ),
     )
@@ -356,8 +358,8 @@ def _sync_handler(source: str, target: str, vendors: tuple[str, str]) -> None:
         # Like sync_customers_to_warehouse: the target's transaction nested in the source's, so
         # any error rolls back both, and the target commits first; a copy is an upsert keyed by
         # e-mail, so a run whose source commit were lost is made good by the next.
-        source_alias = tutorial_database(source, vendor=vendors[0])
-        target_alias = tutorial_database(target, vendor=vendors[1])
+        source_alias = tutorial_database(source, vendor=source_vendor)
+        target_alias = tutorial_database(target, vendor=target_vendor)
         copied = 0
         with transaction.atomic(using=source_alias), transaction.atomic(using=target_alias):
             changed = customers(source_alias).select_for_update().filter(unsynced())
@@ -372,8 +374,8 @@ def _sync_handler(source: str, target: str, vendors: tuple[str, str]) -> None:
         return {"source": source_alias, "target": target_alias, "copied": copied}
 
 
-_sync_handler(SQLITE, POSTGRES, ("sqlite", "postgresql"))
-_sync_handler(POSTGRES, MYSQL, ("postgresql", "mysql"))
+_sync_handler(SQLITE, POSTGRES)
+_sync_handler(POSTGRES, MYSQL)
 
 
 @handler(

@@ -15,9 +15,9 @@ from batchjobs.handlers.registry import NonRetryableError
 
 from .models import TutorialCustomer
 
-# The tutorial's three databases: alias by engine (Django's vendor name).
+# The tutorial's three databases, and the engine (Django's vendor name) each alias is for.
 SQLITE, POSTGRES, MYSQL = "sqlite", "postgres", "mysql"
-ALIASES = {"sqlite": SQLITE, "postgresql": POSTGRES, "mysql": MYSQL}
+VENDORS = {SQLITE: "sqlite", POSTGRES: "postgresql", MYSQL: "mysql"}
 
 
 def tutorial_database(alias: str, *, vendor: str | None = None) -> str:

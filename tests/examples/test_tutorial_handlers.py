@@ -307,6 +307,19 @@ def test_sync_failure_rolls_back_both_databases(
     assert before[target][0] == {"ann@example.com": ("Ann", True, 1)}
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"target": "sqlite"}, "database 'sqlite' is sqlite, not postgresql"),
+        ({"source": "nowhere"}, "set BATCHJOBS_DATABASE_NOWHERE_URL"),
+    ],
+)
+def test_sync_checks_the_databases_its_job_names(run_handler_job, params, message):
+    execution = run_handler_job("examples.sync_sqlite_to_postgres", params)
+
+    failed_for_good(execution, message)
+
+
 # --- multi_db_report: three databases, in transactions that refuse writes ----------------------
 
 
