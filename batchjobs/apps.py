@@ -1,11 +1,12 @@
 from importlib import import_module
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BatchJobsConfig(AppConfig):
     name = "batchjobs"
-    verbose_name = "Batch jobs"
+    verbose_name = _("Batch jobs")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from batchjobs.errors import BatchJobsError
+from batchjobs.execution.limits import held_reason_shown
 from batchjobs.models import BatchAttempt, BatchLog, ExecutionStatus, StepExecution
 from batchjobs.selectors.executions import execution_operations
 from batchjobs.selectors.progress import execution_progress
@@ -360,7 +361,9 @@ class BatchLogAdmin(admin.ModelAdmin):
         badge = status_badge(execution.status)
         if execution.status == ExecutionStatus.QUEUED and execution.held_reason:
             # Held by a limit: why it waits, where the operator looks first.
-            return format_html('{}<div class="help">{}</div>', badge, execution.held_reason)
+            return format_html(
+                '{}<div class="help">{}</div>', badge, held_reason_shown(execution.held_reason)
+            )
         return badge
 
     @admin.display(description=_("set aside"))

@@ -10,6 +10,7 @@ from typing import cast
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from batchjobs.handlers.registry import HandlerContext, handler
 from batchjobs.models import BatchJob, BatchLog
@@ -114,6 +115,9 @@ def executions_purge_expired(*, batch_size: int = 1000) -> int:
         "required": ["older_than_days"],
         "additionalProperties": False,
     },
+    description=_(
+        "Delete finished executions (and their attempts and steps) older than the given age."
+    ),
 )
 def purge_logs(ctx: HandlerContext, *, older_than_days: float, batch_size: int = 1000) -> dict:
     """Delete finished executions (and their attempts and steps) older than the given age."""

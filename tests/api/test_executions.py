@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, Trigger
+from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
 from tests.support.factories import handler_job
 from tests.support.runs import run_in_process
 
@@ -20,6 +20,16 @@ def url(name: str, execution_id: int) -> str:
     return reverse(f"api:execution-{name}", args=[execution_id])
 
 
+def start_numbers(client, params: dict) -> int:
+    """Starts the instance `params` of tests.numbers through the v1 API; its execution id."""
+    job = BatchJob.objects.get(name="tests.numbers")
+    started = client.post(
+        reverse("api:job-start", args=[job.pk]), {"params": params}, format="json"
+    )
+    assert started.status_code == 202, started.json()
+    return started.json()["id"]
+
+
 def record(job, status=ExecutionStatus.COMPLETED, trigger=Trigger.API, **fields) -> BatchLog:
     return BatchLog.objects.create(job=job, trigger=trigger, status=status, **fields)
 
@@ -28,12 +38,8 @@ def record(job, status=ExecutionStatus.COMPLETED, trigger=Trigger.API, **fields)
 def failed_batch(api) -> BatchLog:
     """A FAILED execution of tests.numbers (instance run=1): its load step passed the skip
     limit after a committed chunk, so a restart has a checkpoint to resume from."""
-    started = api("operator").post(
-        "/api/jobs/tests.numbers/start",
-        {"params": {"run": 1, "count": 12, "bad": [7, 8, 9, 10]}},
-        format="json",
-    )
-    execution = run_in_process(started.json()["executionId"])
+    started = start_numbers(api("operator"), {"run": 1, "count": 12, "bad": [7, 8, 9, 10]})
+    execution = run_in_process(started)
     assert execution.status == ExecutionStatus.FAILED
     return execution
 
@@ -113,10 +119,7 @@ def test_restart_resumes_the_instance_and_a_second_restart_is_a_conflict(api, fa
 
 def test_restart_of_a_completed_execution_is_a_conflict(api):
     client = api("operator")
-    started = client.post(
-        "/api/jobs/tests.numbers/start", {"params": {"run": 2, "count": 3}}, format="json"
-    )
-    completed = run_in_process(started.json()["executionId"])
+    completed = run_in_process(start_numbers(client, {"run": 2, "count": 3}))
     assert completed.status == ExecutionStatus.COMPLETED
 
     response = client.post(url("restart", completed.pk))

@@ -211,11 +211,9 @@ def test_start_of_a_disabled_job_is_a_conflict(api):
 def test_start_of_a_completed_batch_instance_is_a_conflict(api):
     # given: instance run=7 of tests.numbers completed
     client = api("operator")
-    started = client.post(
-        "/api/jobs/tests.numbers/start", {"params": {"run": 7, "count": 3}}, format="json"
-    )
-    assert run_in_process(started.json()["executionId"]).status == ExecutionStatus.COMPLETED
     job = BatchJob.objects.get(name="tests.numbers")
+    started = client.post(action("start", job), {"params": {"run": 7, "count": 3}}, format="json")
+    assert run_in_process(started.json()["id"]).status == ExecutionStatus.COMPLETED
 
     # when
     again = client.post(action("start", job), {"params": {"run": 7, "count": 3}}, format="json")

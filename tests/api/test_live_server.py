@@ -122,9 +122,13 @@ def test_seed_routes_over_http(http, base):
     logs = http.get(f"{base}/v1/logs/job/{created.json()['id']}", timeout=10)
     scheduler = http.get(f"{base}/scheduler", timeout=10)
 
+    # requests accepts */*: the seed's text answer, as Spring's ResponseEntity<String> gave it
     assert started.status_code == 200
-    assert [row["id"] for row in logs.json()] == [started.json()["executionId"]]
-    assert scheduler.json()["pendingJobs"] == 1
+    execution_id = logs.json()[0]["id"]
+    assert started.text == f"Job launched with ID: {execution_id}"
+    assert [row["id"] for row in logs.json()] == [execution_id]
+    # waiting to run: the queued start and the 6-hourly schedule's next fire
+    assert scheduler.json()["pendingJobs"] == 2
     assert scheduler.json()["totalJobs"] == 1
 
 
