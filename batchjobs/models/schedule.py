@@ -68,6 +68,18 @@ class BatchSchedule(models.Model):
             null=True, blank=True, help_text=_("Once: the instant to fire (now, or after a delay).")
         ),
     )
+    delay_seconds = labelled(
+        _("delay"),
+        models.FloatField(
+            null=True,
+            blank=True,
+            editable=False,
+            help_text=_(
+                "Once, given as a delay: the seconds from when run_at was set to run_at; empty "
+                "when run_at was given as a date and time."
+            ),
+        ),
+    )
     interval_every = labelled(
         _("interval every"),
         models.PositiveIntegerField(

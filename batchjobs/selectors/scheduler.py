@@ -26,17 +26,19 @@ class FireTiming(StrEnum):
     RECURRING = "recurring"  # interval or cron
 
 
-def fire_timing(*, kind: str, run_at: datetime | None, created_at: datetime) -> FireTiming:
-    """The schedule stores only the instant of a once-fire, so how it was given is read from
-    it: due at its creation is NOW; a time with a fraction of a second was computed from a
-    clock, as now + a delay (services.schedules.schedule_create's delay_seconds, or a client's
-    own now + delay), so AFTER_DELAY; a time to the second (or the minute) was chosen as a date
-    and time, as the admin's form and the seed's scheduleTime give it, so AT."""
+def fire_timing(
+    *, kind: str, run_at: datetime | None, created_at: datetime, delay_seconds: float | None
+) -> FireTiming:
+    """How a schedule's fire time was given: a once-schedule keeps the delay it was made with
+    (schedule_create's delay_seconds; 0 is "now"); one given a date and time that was already
+    due when it was made runs now too."""
     if kind != ScheduleKind.ONCE:
         return FireTiming.RECURRING
+    if delay_seconds is not None:
+        return FireTiming.AFTER_DELAY if delay_seconds > 0 else FireTiming.NOW
     if run_at is None or run_at <= created_at + DUE_WHEN_MADE:
         return FireTiming.NOW
-    return FireTiming.AFTER_DELAY if run_at.microsecond else FireTiming.AT
+    return FireTiming.AT
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,17 @@ def _next_due_with_timing() -> tuple[NextDue | None, FireTiming | None]:
         return None, None
     if due.schedule_kind != ScheduleKind.ONCE:
         return due, FireTiming.RECURRING
-    row = BatchSchedule.objects.filter(pk=due.schedule_id).values_list("run_at", "created_at")
+    row = BatchSchedule.objects.filter(pk=due.schedule_id).values_list(
+        "run_at", "created_at", "delay_seconds"
+    )
     times = row.first()
     if times is None:  # deleted since next_due read it: not due any more
         return None, None
-    return due, fire_timing(kind=due.schedule_kind, run_at=times[0], created_at=times[1])
+    run_at, created_at, delay_seconds = times
+    timing = fire_timing(
+        kind=due.schedule_kind, run_at=run_at, created_at=created_at, delay_seconds=delay_seconds
+    )
+    return due, timing
 
 
 def scheduler_status(*, ask_workers: bool = True) -> SchedulerStatus:

@@ -36,8 +36,13 @@ SCHEDULE_FIELDS = {
     for field in BatchSchedule._meta.get_fields()
     if field.concrete
     and not field.auto_created
-    and field.name not in {"created_at", "updated_at", "next_fire_at", "last_fire_at", "run_count"}
-}
+    and field.name
+    not in {
+        "created_at", "updated_at", "next_fire_at", "last_fire_at", "run_count",
+        # set by schedule_create's delay_seconds, cleared by a new run_at
+        "delay_seconds",
+    }
+}  # fmt: skip
 
 
 # The describer's own catalogue for each language of the console (it would take the machine's
@@ -186,6 +191,7 @@ def schedule_create(
             )
         schedule.kind = ScheduleKind.ONCE
         schedule.run_at = now + timedelta(seconds=delay_seconds)
+        schedule.delay_seconds = delay_seconds
     return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, now=now, user=user)
 
 
@@ -193,6 +199,8 @@ def schedule_update(
     *, schedule: BatchSchedule, run_now_if_past: bool = False, user=None, **fields: Any
 ) -> BatchSchedule:
     _assign(schedule, fields)
+    if "run_at" in fields:  # now given as a date and time
+        schedule.delay_seconds = None
     return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, user=user)
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from batchjobs.models import BatchLog, BatchSchedule, Trigger
-from batchjobs.services.schedules import schedule_create
+from batchjobs.services.schedules import schedule_create, schedule_update
 from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
@@ -17,8 +17,8 @@ CARD = {
 }  # fmt: skip
 
 
-def at_a_whole_second(**delta) -> datetime:
-    return (datetime.now(UTC) + timedelta(**delta)).replace(microsecond=0)
+def later(**delta) -> datetime:
+    return datetime.now(UTC) + timedelta(**delta)
 
 
 def test_next_job_is_left_out_when_nothing_is_due(api):
@@ -34,7 +34,9 @@ def test_next_job_is_left_out_when_nothing_is_due(api):
     [
         ({"delay_seconds": 0}, "immediate"),
         ({"delay_seconds": 600}, "delayed"),
-        ({"kind": "once", "run_at": at_a_whole_second(hours=3)}, "scheduled"),
+        # how the time was given decides, not how it looks: a fraction of a second or none
+        ({"kind": "once", "run_at": later(hours=3)}, "scheduled"),
+        ({"kind": "once", "run_at": later(hours=3).replace(microsecond=0)}, "scheduled"),
         ({"kind": "interval", "interval_every": 2, "interval_unit": "hours"}, "recurring"),
         ({"kind": "cron", "cron_expression": "0 9 * * *"}, "recurring"),
     ],
@@ -54,6 +56,16 @@ def test_the_type_of_the_next_job_is_in_the_seeds_words(api, timing, seed_type):
     assert datetime.fromisoformat(next_job["scheduledTime"]) == schedule.next_fire_at
 
 
+def test_a_delayed_once_given_a_date_and_time_is_scheduled(api):
+    job = handler_job("noop")
+    schedule = schedule_create(job=job, delay_seconds=600)
+    assert api("reader").get(SCHEDULER).json()["nextJob"]["type"] == "delayed"
+
+    schedule_update(schedule=schedule, run_at=later(hours=2))
+
+    assert api("reader").get(SCHEDULER).json()["nextJob"]["type"] == "scheduled"
+
+
 def test_pending_jobs_counts_queued_runs_and_the_next_fire_of_each_live_schedule(api):
     # given
     job = handler_job("noop")
@@ -62,14 +74,14 @@ def test_pending_jobs_counts_queued_runs_and_the_next_fire_of_each_live_schedule
     schedule_create(job=job, kind="cron", cron_expression="0 9 * * *", paused=True)
     disabled = handler_job("noop", enabled=False)
     BatchSchedule.objects.create(
-        job=disabled, kind="interval", interval_every=5, next_fire_at=at_a_whole_second(hours=1)
+        job=disabled, kind="interval", interval_every=5, next_fire_at=later(hours=1)
     )
     BatchSchedule.objects.create(  # fired: no fire to come
-        job=job, kind="once", run_at=at_a_whole_second(hours=-1), next_fire_at=None
+        job=job, kind="once", run_at=later(hours=-1), next_fire_at=None
     )
     BatchSchedule.objects.create(  # set aside by beat: it does not fire until it is saved
-        job=job, kind="interval", interval_every=5, next_fire_at=at_a_whole_second(hours=1),
-        set_aside_at=at_a_whole_second(), set_aside_reason="boom",
+        job=job, kind="interval", interval_every=5, next_fire_at=later(hours=1),
+        set_aside_at=later(), set_aside_reason="boom",
     )  # fmt: skip
     for status in ["QUEUED", "QUEUED", "STARTED", "COMPLETED", "FAILED", "SKIPPED"]:
         BatchLog.objects.create(job=job, trigger=Trigger.API, status=status)
