@@ -26,7 +26,11 @@ from batchjobs.execution.publish import Route
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus, MisfirePolicy
 from batchjobs.models.clock import database_now
 from batchjobs.models.job import OverlapPolicy
-from batchjobs.models.set_aside import REFUSED_BY_DATABASE, set_aside_reason
+from batchjobs.models.set_aside import (
+    REFUSED_BY_DATABASE,
+    refused_by_newer_schema,
+    set_aside_reason,
+)
 from batchjobs.rules.misfire import misfire_skip_note
 
 from .fire_times import Timing, fires_between, jitter_offset, schedule_next_fire
@@ -202,7 +206,9 @@ def schedules_fire_due(
     the others fire in the same call."""
     try:
         return _fire_batch(batch_size=batch_size, now=now, find_refused_rows=False)
-    except REFUSED_BY_DATABASE:
+    except REFUSED_BY_DATABASE as error:
+        if refused_by_newer_schema(error):
+            raise  # every row would be: beat retries until the new release replaces it
         # One row failed a whole statement and rolled the batch back: fire it again, writing
         # in halves inside savepoints to find that row (not done first: it costs round trips).
         return _fire_batch(batch_size=batch_size, now=now, find_refused_rows=True)
