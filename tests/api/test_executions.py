@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, Trigger
+from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, JobKind, Trigger
+from batchjobs.services.jobs import job_create
 from tests.support.factories import handler_job
 from tests.support.runs import run_in_process
 
@@ -20,9 +21,17 @@ def url(name: str, execution_id: int) -> str:
     return reverse(f"api:execution-{name}", args=[execution_id])
 
 
+def numbers_job() -> BatchJob:
+    """The job of the registered batch job tests.numbers (made as its first start by name
+    makes it)."""
+    return BatchJob.objects.filter(name="tests.numbers").first() or job_create(
+        name="tests.numbers", kind=JobKind.BATCH, batch_job_name="tests.numbers"
+    )
+
+
 def start_numbers(client, params: dict) -> int:
     """Starts the instance `params` of tests.numbers through the v1 API; its execution id."""
-    job = BatchJob.objects.get(name="tests.numbers")
+    job = numbers_job()
     started = client.post(
         reverse("api:job-start", args=[job.pk]), {"params": params}, format="json"
     )

@@ -9,9 +9,11 @@ from batchjobs.models import (
     BatchLog,
     BatchSchedule,
     ExecutionStatus,
+    JobKind,
     Trigger,
 )
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
+from batchjobs.services.jobs import job_create
 from tests.support.factories import handler_job, http_job
 from tests.support.runs import run_in_process
 
@@ -211,7 +213,7 @@ def test_start_of_a_disabled_job_is_a_conflict(api):
 def test_start_of_a_completed_batch_instance_is_a_conflict(api):
     # given: instance run=7 of tests.numbers completed
     client = api("operator")
-    job = BatchJob.objects.get(name="tests.numbers")
+    job = job_create(name="tests.numbers", kind=JobKind.BATCH, batch_job_name="tests.numbers")
     started = client.post(action("start", job), {"params": {"run": 7, "count": 3}}, format="json")
     assert run_in_process(started.json()["id"]).status == ExecutionStatus.COMPLETED
 
