@@ -3,8 +3,9 @@
 
 Keys come from BATCHJOBS_SECRET_KEYS (comma-separated Fernet keys, newest first; the older ones
 still decrypt, so keys can be rotated: add a new key in front, run `manage.py rotate_secrets`,
-then drop the old key). Without it, a key is derived from DJANGO_SECRET_KEY, which suits the
-quick start; production sets BATCHJOBS_SECRET_KEYS.
+then drop the old key). Without it, a key is derived from DJANGO_SECRET_KEY (and one from each
+of DJANGO_SECRET_KEY_FALLBACKS, to decrypt), which suits the quick start; production sets
+BATCHJOBS_SECRET_KEYS.
 
 Secrets when shown (DESIGN.md §4, invariant 9: masked wherever shown): a header is {"name": ...,
 "value": ..., "secret": true|false}. Every page, API answer and audit entry that shows headers
@@ -33,17 +34,24 @@ class SecretUnreadable(Exception):
 
 
 @lru_cache(maxsize=4)
-def _fernet(keys: tuple[str, ...], fallback_seed: str) -> MultiFernet:
+def _fernet(keys: tuple[str, ...], seeds: tuple[str, ...]) -> MultiFernet:
+    """The configured keys; without any, keys derived from DJANGO_SECRET_KEY and its fallbacks
+    (the first encrypts, all decrypt, as for configured keys)."""
     if keys:
         return MultiFernet([Fernet(key.encode()) for key in keys])
+    return MultiFernet([Fernet(_derived_key(seed)) for seed in seeds])
+
+
+def _derived_key(seed: str) -> bytes:
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=b"batchjobs-secrets", info=b"fernet-v1"
-    ).derive(fallback_seed.encode())
-    return MultiFernet([Fernet(base64.urlsafe_b64encode(derived))])
+    ).derive(seed.encode())
+    return base64.urlsafe_b64encode(derived)
 
 
 def _cipher() -> MultiFernet:
-    return _fernet(tuple(settings.BATCHJOBS_SECRET_KEYS), settings.SECRET_KEY)
+    seeds = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    return _fernet(tuple(settings.BATCHJOBS_SECRET_KEYS), seeds)
 
 
 def secret_is_encrypted(value: str) -> bool:

@@ -22,6 +22,10 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite files and the Redis soc
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The insecure default only serves the embedded quick start; production sets DJANGO_SECRET_KEY.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-quickstart-key-change-me-in-production")
+# Earlier values of DJANGO_SECRET_KEY, newest first: sessions they signed stay valid, and secrets
+# encrypted with a key derived from them stay readable (until `rotate_secrets`), so the key can
+# be changed without logging everyone out.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # The demo and worked examples (the batchjobs_examples app: its tables on `default` and on a

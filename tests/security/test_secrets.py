@@ -79,6 +79,25 @@ def test_rotation_moves_secrets_to_the_new_key(settings):
         secret_decrypt(stored)
 
 
+def test_a_changed_django_secret_key_keeps_derived_secrets_readable_through_its_fallback(settings):
+    # given secrets under the key derived from DJANGO_SECRET_KEY (no BATCHJOBS_SECRET_KEYS)
+    settings.BATCHJOBS_SECRET_KEYS, settings.SECRET_KEY = [], "the-old-django-key"
+    job = http_job("https://example.com/hook",
+                   http_headers=[{"name": "X-Key", "value": "s3cret", "secret": True}])  # fmt: skip
+    stored = BatchJob.objects.get(pk=job.pk).http_headers[0]["value"]
+    # when the key changes, the old one kept as a fallback, and the secrets are re-encrypted
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "the-new-django-key", []
+    with pytest.raises(SecretUnreadable):  # without the fallback: unreadable
+        secret_decrypt(stored)
+    settings.SECRET_KEY_FALLBACKS = ["the-old-django-key"]
+    assert secret_decrypt(stored) == "s3cret"
+    assert jobs_secrets_rotate() == 1
+    # then the new key alone reads them
+    settings.SECRET_KEY_FALLBACKS = []
+    rotated = BatchJob.objects.get(pk=job.pk).http_headers[0]["value"]
+    assert secret_decrypt(rotated) == "s3cret"
+
+
 def test_saving_again_keeps_the_stored_secret(settings):
     job = http_job("https://example.com/hook",
                    http_headers=[{"name": "X-Key", "value": "s3cret", "secret": True}])  # fmt: skip
