@@ -54,6 +54,13 @@ def _job(job_name: str, *, user=None) -> BatchJob:
     return job_create(name=job_name, kind=JobKind.BATCH, batch_job_name=job_name, user=user)
 
 
+def _started_with(job: BatchJob, idempotency_key: str) -> BatchLog | None:
+    """The run an earlier start of `job` with this Idempotency-Key made, if any."""
+    if not idempotency_key:
+        return None
+    return BatchLog.objects.filter(job=job, idempotency_key=idempotency_key).first()
+
+
 def _execution(execution_id: int) -> BatchLog:
     execution = BatchLog.objects.select_related("job").filter(pk=execution_id).first()
     if execution is None:
@@ -88,10 +95,8 @@ def job_start(
     if job.kind != JobKind.BATCH:
         return execution_start(job=job, trigger=trigger, params=params, user=user,
                                idempotency_key=idempotency_key)  # fmt: skip
-    if idempotency_key:
-        existing = BatchLog.objects.filter(job=job, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
+    if existing := _started_with(job, idempotency_key):
+        return existing
     merged = execution_params(job=job, params=params)
     key = instance_key(job, merged)
     with transaction.atomic():
@@ -196,11 +201,9 @@ def job_launch(
     if job.kind != JobKind.BATCH:
         return job_start(job_name=job_name, params=params, user=user, trigger=trigger,
                          idempotency_key=idempotency_key)  # fmt: skip
-    if idempotency_key:
-        # The same key answers with the run it started, not with the instance after it.
-        existing = BatchLog.objects.filter(job=job, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
+    # The same key answers with the run it started, not with the instance after it.
+    if existing := _started_with(job, idempotency_key):
+        return existing
     return job_start_next_instance(
         job_name=job_name,
         params=params,

@@ -1,5 +1,4 @@
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,7 +7,7 @@ from django.utils import timezone
 
 from batchjobs.models import BatchJob, BatchSchedule
 from batchjobs.services.schedules import schedule_create
-from tests.support.admin_forms import form_errors
+from tests.support.admin_forms import form_errors, schedule_form_data
 from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
@@ -24,35 +23,6 @@ def change_url(schedule: BatchSchedule) -> str:
 @pytest.fixture
 def job() -> BatchJob:
     return handler_job("noop", name="noop-job")
-
-
-def schedule_form_data(job: BatchJob, **fields: Any) -> dict[str, Any]:
-    """A complete, valid submission of the schedule form (a cron schedule)."""
-    data = {
-        "job": job.pk,
-        "description": "",
-        "kind": "cron",
-        "run_at_0": "",
-        "run_at_1": "",
-        "interval_every": "",
-        "interval_unit": "minutes",
-        "cron_expression": "30 2 * * *",
-        "timezone": "Europe/Berlin",
-        "jitter_seconds": "0",
-        "start_at_0": "",
-        "start_at_1": "",
-        "end_at_0": "",
-        "end_at_1": "",
-        "max_runs": "",
-        "misfire_policy": "fire_once",
-        "misfire_grace_seconds": "60",
-        "catch_up_window_seconds": "3600",
-        "catch_up_max": "100",
-        "dst_gap_policy": "skip",
-        "dst_fold_policy": "first",
-        "params": "",
-    }
-    return data | fields
 
 
 def split_datetime(field: str, moment, zone: str = "Europe/Berlin") -> dict[str, str]:

@@ -21,7 +21,7 @@ from batchjobs.admin.display import moment, relative_text
 from batchjobs.middleware import DisplayTimeZoneMiddleware
 from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ExecutionStatus, UserPreference
 from batchjobs.services.preferences import preference_set
-from tests.support.admin_forms import form_errors, job_form_data
+from tests.support.admin_forms import form_errors, job_form_data, schedule_form_data
 from tests.support.factories import finished, handler_job
 
 pytestmark = pytest.mark.django_db
@@ -55,30 +55,9 @@ def operator(django_user_model, name: str, zone: str | None = None) -> Client:
 
 def once_form(job: BatchJob, *, zone: str, day: str, time: str, **fields: str) -> dict[str, str]:
     """The schedule form of a once-schedule at `day` `time` as typed, in `zone`."""
-    return {
-        "job": str(job.pk),
-        "description": "",
-        "kind": "once",
-        "timezone": zone,
-        "run_at_0": day,
-        "run_at_1": time,
-        "interval_every": "",
-        "interval_unit": "minutes",
-        "cron_expression": "",
-        "jitter_seconds": "0",
-        "start_at_0": "",
-        "start_at_1": "",
-        "end_at_0": "",
-        "end_at_1": "",
-        "max_runs": "",
-        "misfire_policy": "fire_once",
-        "misfire_grace_seconds": "60",
-        "catch_up_window_seconds": "3600",
-        "catch_up_max": "100",
-        "dst_gap_policy": "skip",
-        "dst_fold_policy": "first",
-        "params": "",
-    } | fields
+    return schedule_form_data(
+        job, kind="once", timezone=zone, run_at_0=day, run_at_1=time, cron_expression="", **fields
+    )
 
 
 def box_values(content: str, name: str) -> str:

@@ -51,3 +51,32 @@ def job_form_data(**fields: Any) -> dict[str, Any]:
 def form_errors(response) -> dict[str, list[str]]:
     """The errors of the admin page's main form, by field."""
     return response.context["adminform"].form.errors
+
+
+def schedule_form_data(job: Any, **fields: Any) -> dict[str, Any]:
+    """A complete, valid submission of the schedule form (a cron schedule)."""
+    data = {
+        "job": job.pk,
+        "description": "",
+        "kind": "cron",
+        "run_at_0": "",
+        "run_at_1": "",
+        "interval_every": "",
+        "interval_unit": "minutes",
+        "cron_expression": "30 2 * * *",
+        "timezone": "Europe/Berlin",
+        "jitter_seconds": "0",
+        "start_at_0": "",
+        "start_at_1": "",
+        "end_at_0": "",
+        "end_at_1": "",
+        "max_runs": "",
+        "misfire_policy": "fire_once",
+        "misfire_grace_seconds": "60",
+        "catch_up_window_seconds": "3600",
+        "catch_up_max": "100",
+        "dst_gap_policy": "skip",
+        "dst_fold_policy": "first",
+        "params": "",
+    }
+    return data | fields
