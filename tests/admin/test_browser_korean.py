@@ -179,13 +179,14 @@ def console(django_user_model) -> dict[str, str]:
 
 
 # The page's prose as shown: text nodes on screen, outside code, JSON and typed values (<pre>,
-# <code>, form fields), which show data as it is, not the product's words.
+# <code>, form fields) and names the page marks translate="no" (workers' host names), which show
+# data as it is, not the product's words.
 VISIBLE_PROSE = """() => {
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const texts = [];
   while (walker.nextNode()) {
     const parent = walker.currentNode.parentElement;
-    if (parent.closest("pre, code, textarea, script, style, select")) continue;
+    if (parent.closest("pre, code, textarea, script, style, select, [translate=no]")) continue;
     if (!parent.checkVisibility({visibilityProperty: true})) continue;
     texts.push(walker.currentNode.textContent);
   }
