@@ -6,11 +6,11 @@ BATCHJOBS_VAR_DIR unless BATCHJOBS_DATABASE_SQLITE_URL says otherwise), `postgre
 (BATCHJOBS_DATABASE_POSTGRES_URL) and `mysql` (BATCHJOBS_DATABASE_MYSQL_URL), or any alias a
 job's `database` parameter names. Never `default`: batchjobs' own database."""
 
-from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DatabaseError, connections
 from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
+from batchjobs.handlers.builtin import database_is_batchjobs_own
 from batchjobs.handlers.registry import NonRetryableError
 
 from .models import TutorialCustomer
@@ -25,14 +25,15 @@ def tutorial_database(alias: str, *, vendor: str | None = None) -> str:
     engine `vendor` when the handler is named after one; its table created if missing, before
     the handler's transaction. NonRetryableError otherwise: another attempt would meet the same
     configuration."""
-    if alias == DEFAULT_DB_ALIAS:
-        raise NonRetryableError(
-            _("database 'default' is batchjobs' own database; the examples use another alias")
-        )
-    if alias not in settings.DATABASES:
+    if alias not in connections.settings:
         raise NonRetryableError(
             _("database %(alias)r is not configured: set %(variable)s")
             % {"alias": alias, "variable": f"BATCHJOBS_DATABASE_{alias.upper()}_URL"}
+        )
+    if database_is_batchjobs_own(alias):  # `default`, or another alias of the same database
+        raise NonRetryableError(
+            _("database %(alias)r is batchjobs' own database; the examples use another alias")
+            % {"alias": alias}
         )
     actual = connections[alias].vendor
     if vendor is not None and actual != vendor:

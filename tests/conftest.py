@@ -1,5 +1,6 @@
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from batchjobs.embedded_redis import embedded_redis_start
 from tests.support.processes import (
@@ -92,3 +93,16 @@ def flush_retried_on_deadlock():
     TransactionTestCase._fixture_teardown = retried
     yield
     TransactionTestCase._fixture_teardown = teardown
+
+
+@pytest.fixture
+def alias_of_default():
+    """Another alias for batchjobs' own database, its host and port spelled differently."""
+    own = connections["default"].settings_dict
+    host = "localhost" if own.get("HOST") in ("127.0.0.1", "") else own.get("HOST")
+    connections.settings["orchestrator"] = {**own, "HOST": host}
+    yield "orchestrator"
+    if hasattr(connections._connections, "orchestrator"):
+        connections["orchestrator"].close()
+        del connections["orchestrator"]
+    del connections.settings["orchestrator"]

@@ -117,7 +117,7 @@ def sql_database_check(alias: str) -> None:
             gettext("database %(alias)s is not allowed; allowed: %(allowed)s")
             % {"alias": repr(alias), "allowed": allowed}
         )
-    if _database_identity(alias) == _database_identity(DEFAULT_DB_ALIAS):
+    if database_is_batchjobs_own(alias):
         raise NonRetryableError(
             gettext(
                 "database %(alias)s is batchjobs' own database; "
@@ -129,6 +129,12 @@ def sql_database_check(alias: str) -> None:
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 _DEFAULT_PORTS = {"postgresql": "5432", "mysql": "3306"}
+
+
+def database_is_batchjobs_own(alias: str) -> bool:
+    """Whether the configured `alias` connects to batchjobs' own database, however its host,
+    port or path is spelled."""
+    return _database_identity(alias) == _database_identity(DEFAULT_DB_ALIAS)
 
 
 def _database_identity(alias: str) -> tuple[str, str, str, str]:

@@ -222,10 +222,14 @@ def test_an_alias_not_configured_fails_for_good_naming_the_variable(run_handler_
     )
 
 
-def test_batchjobs_own_database_is_refused(run_handler_job):
-    execution = run_handler_job("examples.sqlite_crud", {"database": "default"})
+@pytest.mark.parametrize("alias", ["default", "alias of default"])
+def test_batchjobs_own_database_is_refused(run_handler_job, alias, alias_of_default):
+    alias = alias_of_default if alias == "alias of default" else alias
 
-    failed_for_good(execution, "database 'default' is batchjobs' own database")
+    # refused before its engine is looked at: whatever the engine, not batchjobs' own
+    execution = run_handler_job("examples.sqlite_crud", {"database": alias})
+
+    failed_for_good(execution, f"database {alias!r} is batchjobs' own database")
     assert TABLE not in connections["default"].introspection.table_names()
 
 

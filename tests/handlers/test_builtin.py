@@ -257,19 +257,6 @@ def test_sql_refuses_batchjobs_own_database_by_default(handler_context):
         sql(handler_context(), database="default", statement="SELECT * FROM auth_user")
 
 
-@pytest.fixture
-def alias_of_default():
-    """Another alias for batchjobs' own database, its host and port spelled differently."""
-    own = connections["default"].settings_dict
-    host = "localhost" if own.get("HOST") in ("127.0.0.1", "") else own.get("HOST")
-    connections.settings["orchestrator"] = {**own, "HOST": host}
-    yield "orchestrator"
-    if hasattr(connections._connections, "orchestrator"):
-        connections["orchestrator"].close()
-        del connections["orchestrator"]
-    del connections.settings["orchestrator"]
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("alias", ["default", "alias of default"])
 def test_sql_refuses_batchjobs_own_database_even_when_listed(
