@@ -1,4 +1,7 @@
 from .audit import AuditAction, AuditEntry
+from .backfill import BACKFILL_OPEN_STATUSES, Backfill, BackfillStatus
+from .calendar import Calendar, CalendarPolicy
+from .dependency import DependencyCondition, JobDependency, UpstreamMode
 from .execution import (
     AttemptStatus,
     BatchAttempt,
@@ -16,10 +19,21 @@ from .notification import (
     NotificationSent,
     NotificationStatus,
 )
+from .occurrence import OccurrenceOutcome, ScheduleOccurrence
 from .preference import UserPreference
 from .schedule import BatchSchedule, DstFoldPolicy, DstGapPolicy, MisfirePolicy, ScheduleKind
 
 __all__ = [
+    "BACKFILL_OPEN_STATUSES",
+    "Backfill",
+    "BackfillStatus",
+    "Calendar",
+    "CalendarPolicy",
+    "DependencyCondition",
+    "JobDependency",
+    "OccurrenceOutcome",
+    "ScheduleOccurrence",
+    "UpstreamMode",
     "AuditAction",
     "AuditEntry",
     "AttemptStatus",

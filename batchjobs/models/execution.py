@@ -56,6 +56,8 @@ class Trigger(models.TextChoices):
     API = "api", _("Api")
     CLI = "cli", _("Command line")
     RESTART = "restart", _("Restart")
+    DEPENDENCY = "dependency", _("Dependency (an upstream job ended)")
+    BACKFILL = "backfill", _("Backfill")
 
 
 @named(plural=_("executions"))
@@ -294,6 +296,73 @@ class BatchLog(models.Model):
             help_text=_("Who started it by hand."),
         ),
     )
+    logical_time = labelled(
+        _("logical time"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_(
+                "The instant the run stands for: the fire time of a scheduled run, the upstream's "
+                "logical time for a dependency, the start time of a manual run."
+            ),
+        ),
+    )
+    data_interval_start = labelled(
+        _("data interval start"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_("The period processed: from the schedule's previous nominal fire..."),
+        ),
+    )
+    data_interval_end = labelled(
+        _("data interval end"),
+        models.DateTimeField(null=True, blank=True, help_text=_("...to this run's logical time.")),
+    )
+    triggered_by = labelled(
+        _("triggered by"),
+        models.ForeignKey(
+            "self",
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="triggered",
+            help_text=_("The upstream execution whose end started this one (dependencies)."),
+        ),
+    )
+    dependency = labelled(
+        _("dependency"),
+        models.ForeignKey(
+            "batchjobs.JobDependency",
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="executions",
+            help_text=_("The dependency edge that started this execution."),
+        ),
+    )
+    backfill = labelled(
+        _("backfill"),
+        models.ForeignKey(
+            "batchjobs.Backfill",
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="executions",
+            help_text=_("The backfill that created this execution."),
+        ),
+    )
+    start_key = labelled(
+        _("start key"),
+        models.CharField(
+            max_length=200,
+            blank=True,
+            help_text=_(
+                "Runs started by another run: a key unique per upstream execution and edge (or "
+                "per fan-in and logical time), so each is started once."
+            ),
+        ),
+    )
 
     class Meta:
         verbose_name = _("execution")
@@ -342,6 +411,12 @@ class BatchLog(models.Model):
                 fields=["instance_key"],
                 condition=Q(status=ExecutionStatus.COMPLETED) & ~Q(instance_key=""),
                 name="execution_instance_completes_once",
+            ),
+            # Invariant 13: a run started by another run is started once.
+            models.UniqueConstraint(
+                fields=["start_key"],
+                condition=~Q(start_key=""),
+                name="execution_start_key_unique",
             ),
             models.UniqueConstraint(
                 fields=["job", "idempotency_key"],
@@ -431,6 +506,17 @@ class BatchAttempt(models.Model):
     error = labelled(
         _("error"),
         models.TextField(blank=True, help_text=_("What went wrong, with the traceback.")),
+    )
+    request = labelled(
+        _("request"),
+        models.JSONField(
+            null=True,
+            blank=True,
+            help_text=_(
+                "HTTP jobs: the request as sent (method, URL, headers with secrets masked, body "
+                "excerpt), after fire-time templates were filled in."
+            ),
+        ),
     )
     retryable = labelled(
         _("retryable"),

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from batchjobs.rules import bounds
 from batchjobs.rules.url import UrlRefused, http_url_parse
 
+from .dependency import UpstreamMode
 from .labels import labelled, named
 
 
@@ -238,6 +239,18 @@ class BatchJob(models.Model):
             choices=OverlapPolicy.choices,
             default=OverlapPolicy.ALLOW,
             help_text=_("What happens when a run starts while another run of this job is running."),
+        ),
+    )
+    upstream_mode = labelled(
+        _("upstream mode"),
+        models.CharField(
+            max_length=8,
+            choices=UpstreamMode.choices,
+            default=UpstreamMode.ANY,
+            help_text=_(
+                "With several upstream jobs: start on each one's end, or once all have ended "
+                "for the same logical time (fan-in)."
+            ),
         ),
     )
     queue = labelled(

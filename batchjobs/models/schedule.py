@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from batchjobs.rules import bounds
 
+from .calendar import CalendarPolicy
 from .labels import labelled, named
 
 
@@ -204,6 +205,34 @@ class BatchSchedule(models.Model):
             validators=bounds.between(0, bounds.MAX_JITTER_SECONDS, unit="seconds"),
             default=0,
             help_text=_("Delay each fire by up to this many seconds, fixed per schedule."),
+        ),
+    )
+    calendars = labelled(
+        _("calendars"),
+        models.ManyToManyField(
+            "batchjobs.Calendar",
+            blank=True,
+            related_name="schedules",
+            help_text=_("Days these calendars exclude get no fire (see the calendar policy)."),
+        ),
+    )
+    calendar_policy = labelled(
+        _("calendar policy"),
+        models.CharField(
+            max_length=8,
+            choices=CalendarPolicy.choices,
+            default=CalendarPolicy.SKIP,
+            help_text=_("What becomes of a fire on an excluded day: skipped, or moved."),
+        ),
+    )
+    paused_at = labelled(
+        _("paused at"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_(
+                "When it was paused: the fires from then to its resume are recorded paused."
+            ),
         ),
     )
     params = labelled(

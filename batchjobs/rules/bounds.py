@@ -46,6 +46,9 @@ MAX_RUNS = 2**31 - 1  # a schedule's max_runs: PostgreSQL's integer
 # Limits on runs at once (per job, per queue, per target host) and calls per second (per host).
 MAX_RUNNING_LIMIT = 100_000
 MAX_PER_SECOND_LIMIT = 100_000
+MAX_BACKFILL_CONCURRENCY = 1_000  # a backfill's executions queued or running at once
+# A backfill over more fires than this needs an explicit confirmation.
+BACKFILL_CONFIRM_FIRES = 1_000_000
 
 
 def between(low: float, high: float, *, unit: str = "") -> list:
