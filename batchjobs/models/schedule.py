@@ -249,6 +249,17 @@ class BatchSchedule(models.Model):
             help_text=_("The next due instant (UTC); empty once the schedule has finished."),
         ),
     )
+    previous_fire_at = labelled(
+        _("previous fire at"),
+        models.DateTimeField(
+            null=True,
+            blank=True,
+            help_text=_(
+                "The nominal fire before next_fire_at, where the next run's data interval starts; "
+                "empty until beat works it out (after the schedule is saved)."
+            ),
+        ),
+    )
     last_fire_at = labelled(
         _("last fire at"),
         models.DateTimeField(
