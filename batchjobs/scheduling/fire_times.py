@@ -303,3 +303,74 @@ def schedule_next_fire(*, schedule: NextFireFields, after: datetime) -> datetime
     if nominal is None:
         return None
     return jittered(nominal, jitter_offset(schedule.pk or 0, schedule.jitter_seconds))
+
+
+# How far back previous_fire_before looks for a cron or daily schedule with no start_at: longer
+# than any gap between two fires of a valid expression (Feb 29 on a given weekday: 28 years).
+PREVIOUS_FIRE_LOOKBACK = timedelta(days=366 * 60)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def _previous_interval_fire(timing: Timing, limit: datetime) -> datetime | None:
+    """The last grid point anchor + k*step strictly before `limit`, in integer microseconds
+    (the grid is exact, so no float rounding can pick a neighbour)."""
+    anchor = _interval_anchor(timing)
+    if limit <= anchor:
+        return None
+    step = timedelta(seconds=timing.interval_count * UNIT_SECONDS[timing.interval_unit])
+    periods = (limit - anchor - _ONE_MICROSECOND) // step
+    return anchor + periods * step
+
+
+def _previous_searched_fire(timing: Timing, limit: datetime) -> datetime | None:
+    """The last fire strictly before `limit`, found with the forward math only (so the DST
+    rules are the same by construction): a window growing backwards until it holds a fire,
+    then a bisection to the last fire in it, each probe one next_fire_after."""
+    window = timedelta(minutes=1)
+    while True:
+        try:
+            low = limit - window
+        except OverflowError:  # before year 1: there is no earlier fire to find
+            return None
+        last_window = window >= PREVIOUS_FIRE_LOOKBACK
+        if timing.start_at is not None and low < timing.start_at:
+            low, last_window = timing.start_at - _ONE_MICROSECOND, True
+        fire = next_fire_after(timing, low)
+        if fire is not None and fire < limit:
+            break
+        if last_window:
+            return None
+        window *= 2
+    # `fire` is a fire before limit; every fire before limit is at or before `high`.
+    high = limit
+    while True:
+        following = next_fire_after(timing, fire)
+        if following is None or following >= limit:
+            return fire
+        fire = following
+        middle = fire + (high - fire) / 2
+        probe = next_fire_after(timing, middle)
+        if probe is not None and probe < limit:
+            fire = probe
+        else:  # nothing in (middle, limit): the last fire is in (fire, middle]
+            high = middle
+
+
+def previous_fire_before(timing: Timing, instant: datetime) -> datetime | None:
+    """The schedule's latest nominal fire time strictly before `instant`, inside start/end:
+    the start of the data interval of a run at `instant`. None for a once schedule, or when
+    no fire precedes `instant` (before start_at, or, without one, within PREVIOUS_FIRE_LOOKBACK).
+
+    The inverse of next_fire_after: for any fire F, previous_fire_before(F) is the fire that
+    next_fire_after steps from to reach F, DST rules included."""
+    if timing.kind == ScheduleKind.ONCE:
+        return None
+    limit = instant
+    if timing.end_at is not None and timing.end_at < instant:
+        limit = timing.end_at + _ONE_MICROSECOND  # fires at or before end_at count
+    try:
+        if timing.kind == ScheduleKind.INTERVAL and timing.interval_unit != IntervalUnit.DAYS:
+            return _previous_interval_fire(timing, limit)
+        return _previous_searched_fire(timing, limit)
+    except OverflowError:  # an end_at or anchor at the edge of the calendar
+        return None
