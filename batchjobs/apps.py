@@ -12,6 +12,7 @@ class BatchJobsConfig(AppConfig):
     def ready(self) -> None:
         from batchjobs.execution.hooks import execution_ended_hook_register
         from batchjobs.handlers.registry import load_handler_modules
+        from batchjobs.scheduling.backfill import backfill_execution_ended
         from batchjobs.services.notifications import notifications_execution_ended
 
         load_handler_modules()
@@ -19,3 +20,5 @@ class BatchJobsConfig(AppConfig):
         import_module("batchjobs.execution.retention")
         # Execution sits below services: it tells the outcome through this hook (DESIGN.md §5).
         execution_ended_hook_register(notifications_execution_ended)
+        # An ended backfill run frees a slot: the backfill creates its next run at once.
+        execution_ended_hook_register(backfill_execution_ended)

@@ -55,6 +55,15 @@ def purge_expired_executions() -> dict:
     return {"deleted": executions_purge_expired()}
 
 
+@shared_task(name="batchjobs.backfills_top_up", ignore_result=False)
+def backfills_top_up() -> dict:
+    from batchjobs.scheduling.backfill import backfills_top_up as top_up
+
+    # A backfill whose top-up raised is passed and named here, in the task's stored result.
+    errors: list[str] = []
+    return {"created": top_up(errors=errors), "errors": errors}
+
+
 class WorkerPresence(bootsteps.StartStopStep):
     """Announces the queues this worker consumes, with its pool and concurrency, every
     BATCHJOBS_WORKER_PRESENCE_SECONDS (selectors/workers.py reads it), and withdraws it when

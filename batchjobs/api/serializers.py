@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from batchjobs.models import (
+    Backfill,
     BatchAttempt,
     BatchJob,
     BatchLog,
@@ -19,11 +20,14 @@ from batchjobs.models import (
     ScheduleKind,
     StepExecution,
 )
+from batchjobs.selectors.backfills import backfill_progress_text, backfill_total_is_floor
 from batchjobs.selectors.workers import queue_consumed, queues_consumed
 from batchjobs.services.definition_serializers import (
+    CALENDAR_DEFINITION_FIELDS,
     JOB_DEFINITION_FIELDS,
     LIMIT_DEFINITION_FIELDS,
     SCHEDULE_DEFINITION_FIELDS,
+    CalendarDefinitionSerializer,
     JobDefinitionSerializer,
     LimitDefinitionSerializer,
     ScheduleDefinitionSerializer,
@@ -231,6 +235,20 @@ class PreviewFireSerializer(serializers.Serializer):
             "The UTC offset changed since the previous fire: a DST transition between."
         )
     )
+    excluded = serializers.BooleanField(
+        help_text=gettext_lazy(
+            "Its day is excluded by one of the schedule's calendars: it does not fire at `at`."
+        )
+    )
+    reason = serializers.CharField(
+        help_text=gettext_lazy("Why its day is excluded (empty when it is not).")
+    )
+    moved_to = serializers.DateTimeField(
+        allow_null=True,
+        help_text=gettext_lazy(
+            'Calendar policy "move": when it fires instead, in UTC (null when not moved).'
+        ),
+    )
 
     def get_local(self, fire) -> str:
         return fire.local.isoformat()
@@ -398,6 +416,8 @@ class DefinitionsImportResultSerializer(serializers.Serializer):
     schedules_deleted = serializers.IntegerField()
     limits_created = serializers.IntegerField()
     limits_updated = serializers.IntegerField()
+    calendars_created = serializers.IntegerField()
+    calendars_updated = serializers.IntegerField()
     dry_run = serializers.BooleanField(
         help_text=gettext_lazy("Nothing was changed: what would have been.")
     )
@@ -422,6 +442,42 @@ class LimitSerializer(LimitDefinitionSerializer):
     class Meta(LimitDefinitionSerializer.Meta):
         fields = ("id", *LIMIT_DEFINITION_FIELDS, "waiting", "running", "updated_at")
         read_only_fields: tuple[str, ...] = ("updated_at",)
+
+
+# --- calendars -------------------------------------------------------------------------------
+
+
+class CalendarSerializer(CalendarDefinitionSerializer):
+    schedule_count = serializers.IntegerField(
+        read_only=True,
+        help_text=gettext_lazy("How many schedules the calendar is attached to."),
+    )
+
+    class Meta(CalendarDefinitionSerializer.Meta):
+        fields = ("id", *CALENDAR_DEFINITION_FIELDS, "schedule_count", "created_at",
+                  "updated_at")  # fmt: skip
+        read_only_fields: tuple[str, ...] = ("created_at", "updated_at")
+
+
+class CalendarDaysQuerySerializer(serializers.Serializer):
+    year = serializers.IntegerField(
+        min_value=1, max_value=9999, help_text=gettext_lazy("The year whose days to list.")
+    )
+
+
+class CalendarDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    reason = serializers.CharField(
+        help_text=gettext_lazy(
+            "Why it is excluded: a holiday's name, a weekend day, a custom date."
+        )
+    )
+
+
+class CalendarDaysSerializer(serializers.Serializer):
+    calendar = serializers.IntegerField()
+    year = serializers.IntegerField()
+    days = CalendarDaySerializer(many=True)
 
 
 # --- registries ------------------------------------------------------------------------------
@@ -493,3 +549,90 @@ class SchedulerStatusSerializer(serializers.Serializer):
         help_text=gettext_lazy("Executions by status."),
     )
     next_due = NextDueSerializer(allow_null=True)
+
+
+# --- backfills -------------------------------------------------------------------------------
+
+
+class BackfillCreateSerializer(StrictSerializer):
+    """Types only: the range, the cap and the count of fires are the service's to check."""
+
+    schedule = serializers.IntegerField(help_text=gettext_lazy("The schedule to backfill."))
+    range_start = serializers.DateTimeField(
+        help_text=gettext_lazy("The first nominal fire time included.")
+    )
+    range_end = serializers.DateTimeField(
+        help_text=gettext_lazy("The last nominal fire time included; not in the future.")
+    )
+    max_concurrency = serializers.IntegerField(
+        default=1, help_text=gettext_lazy("At most this many of its runs queued or running.")
+    )
+    params = serializers.JSONField(
+        default=dict, help_text=gettext_lazy("Merged over the schedule's for each run.")
+    )
+    confirm = StrictBooleanField(
+        default=False,
+        help_text=gettext_lazy("Needed when the range holds more than 1,000,000 fires."),
+    )
+    dry_run = StrictBooleanField(
+        default=False,
+        help_text=gettext_lazy("List the fire times (the first 1,000) and save nothing."),
+    )
+
+
+class BackfillSerializer(serializers.ModelSerializer):
+    """A backfill from selectors.backfills (annotated with `active`)."""
+
+    job = serializers.IntegerField(source="schedule.job_id", read_only=True)
+    job_name = serializers.CharField(source="schedule.job.name", read_only=True)
+    active = serializers.IntegerField(
+        read_only=True, help_text=gettext_lazy("Its runs queued or running now.")
+    )
+    total_is_floor = serializers.SerializerMethodField(
+        help_text=gettext_lazy("Over 1,000,000 fires: the total is a floor until it completes.")
+    )
+    progress = serializers.SerializerMethodField(
+        help_text=gettext_lazy("created N of M, K already run, R running")
+    )
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = Backfill
+        fields: tuple[str, ...] = (
+            "id", "schedule", "job", "job_name", "range_start", "range_end", "max_concurrency",
+            "status", "fires_total", "total_is_floor", "fires_created", "fires_existing",
+            "active", "progress", "cursor", "params", "created_by", "created_at", "finished_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def get_total_is_floor(self, backfill: Backfill) -> bool:
+        return backfill_total_is_floor(backfill)
+
+    def get_progress(self, backfill: Backfill) -> str:
+        return backfill_progress_text(backfill)
+
+
+class BackfillDryRunFireSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(source="fire", help_text=gettext_lazy("The fire time (UTC)."))
+    execution = serializers.IntegerField(
+        source="execution_id",
+        allow_null=True,
+        help_text=gettext_lazy("Its execution, when the fire has one already (it is skipped)."),
+    )
+
+
+class BackfillDryRunSerializer(serializers.Serializer):
+    """A batchjobs.services.backfills.DryRun."""
+
+    total = serializers.IntegerField(
+        help_text=gettext_lazy("Fires in the range, counted up to 1,000,001.")
+    )
+    needs_confirm = serializers.BooleanField(
+        help_text=gettext_lazy("Over 1,000,000 fires: creating it needs confirm.")
+    )
+    existing = serializers.IntegerField(
+        help_text=gettext_lazy("Of the fires listed, those that have an execution already.")
+    )
+    fires = BackfillDryRunFireSerializer(many=True)

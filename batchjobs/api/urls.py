@@ -7,7 +7,9 @@ from django.urls import include, path, re_path
 
 from .throttling import PROCESS_LOCAL_THROTTLES
 from .views import (
+    backfills,
     base,
+    calendars,
     definitions,
     docs,
     executions,
@@ -62,6 +64,14 @@ v1 = [
         executions.ExecutionStepSummaries.as_view(),
         name="execution-steps",
     ),
+    path("backfills", backfills.BackfillListCreate.as_view(), name="backfill-list"),
+    path("backfills/<int:pk>", backfills.BackfillDetail.as_view(), name="backfill-detail"),
+    path("backfills/<int:pk>/pause", backfills.BackfillPause.as_view(), name="backfill-pause"),
+    path("backfills/<int:pk>/resume", backfills.BackfillResume.as_view(), name="backfill-resume"),
+    path("backfills/<int:pk>/cancel", backfills.BackfillCancel.as_view(), name="backfill-cancel"),
+    path("calendars", calendars.CalendarListCreate.as_view(), name="calendar-list"),
+    path("calendars/<int:pk>", calendars.CalendarDetail.as_view(), name="calendar-detail"),
+    path("calendars/<int:pk>/days", calendars.CalendarDays.as_view(), name="calendar-days"),
     path("limits", limits.LimitListCreate.as_view(), name="limit-list"),
     path("limits/<int:pk>", limits.LimitDetail.as_view(), name="limit-detail"),
     path("definitions", definitions.Definitions.as_view(), name="definitions"),

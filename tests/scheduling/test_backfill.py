@@ -1,0 +1,309 @@
+"""The backfill driver and service in-process, with the database clock of now: dry runs, the
+fire key shared with beat, the concurrency cap, pause/resume/cancel, completion, occurrences."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection, connections
+
+from batchjobs.models import (
+    AuditEntry,
+    Backfill,
+    BackfillStatus,
+    BatchLog,
+    ExecutionStatus,
+    OccurrenceOutcome,
+    ScheduleOccurrence,
+    Trigger,
+)
+from batchjobs.models.execution import ACTIVE_STATUSES
+from batchjobs.scheduling.backfill import (
+    backfill_execution_ended,
+    backfill_top_up,
+    backfills_top_up,
+    fire_before,
+)
+from batchjobs.scheduling.fire_times import Timing
+from batchjobs.scheduling.firing import schedules_fire_due
+from batchjobs.scheduling.occurrences import Occurrence, occurrences_record
+from batchjobs.selectors.backfills import backfill_get, backfill_progress_text
+from batchjobs.services.backfills import (
+    DryRun,
+    backfill_cancel,
+    backfill_create,
+    backfill_pause,
+    backfill_resume,
+)
+from batchjobs.services.schedules import schedule_create
+from tests.support.factories import handler_job
+from tests.support.runs import IN_PROCESS_QUEUE
+
+pytestmark = pytest.mark.django_db
+
+SEOUL = ZoneInfo("Asia/Seoul")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def cron(expression: str, zone: str = "UTC", handler: str = "noop", **fields):
+    job = handler_job(handler, queue=IN_PROCESS_QUEUE, **fields)
+    return schedule_create(job=job, kind="cron", cron_expression=expression, timezone=zone)
+
+
+def end_all(backfill: Backfill, status: str = ExecutionStatus.COMPLETED) -> int:
+    """End the backfill's active runs as a worker would (the hook's part is tested apart)."""
+    return BatchLog.objects.filter(backfill=backfill, status__in=ACTIVE_STATUSES).update(
+        status=status
+    )
+
+
+def test_dry_run_lists_the_nominal_fires_in_the_schedules_zone_and_saves_nothing():
+    # given every six hours in Seoul, over three local days
+    schedule = cron("0 */6 * * *", "Asia/Seoul")
+    start = datetime(2026, 11, 1, 0, 0, tzinfo=SEOUL)
+    # when
+    preview = backfill_create(
+        schedule=schedule.pk, range_start=start, range_end=start + timedelta(days=2, hours=18),
+        max_concurrency=2, params={}, confirm=False, dry_run=True, user=None,
+    )  # fmt: skip
+    # then 00, 06, 12, 18 local on each of the three days, the range's ends included
+    assert isinstance(preview, DryRun)
+    expected = [start + timedelta(hours=6 * n) for n in range(12)]
+    assert [item.fire for item in preview.fires] == expected
+    assert preview.fires[0].fire.astimezone(UTC) == datetime(2026, 10, 31, 15, tzinfo=UTC)
+    assert (preview.total, preview.needs_confirm, preview.existing) == (12, False, 0)
+    assert not Backfill.objects.exists()
+    assert not BatchLog.objects.exists()
+    assert not AuditEntry.objects.filter(object_repr__startswith="backfill").exists()
+
+
+def test_dry_run_follows_dst_a_naive_range_read_in_the_schedules_zone():
+    # given hourly in Berlin over the fall-back day, and 02:30 daily over the spring-forward
+    hourly = cron("0 * * * *", "Europe/Berlin")
+    daily = cron("30 2 * * *", "Europe/Berlin")
+    # when
+    fall = backfill_create(
+        schedule=hourly, range_start=datetime(2026, 10, 25, 0, 0),
+        range_end=datetime(2026, 10, 25, 23, 0), dry_run=True,
+    )  # fmt: skip
+    spring = backfill_create(
+        schedule=daily, range_start=datetime(2026, 3, 28), range_end=datetime(2026, 3, 31),
+        dry_run=True,
+    )  # fmt: skip
+    # then 25 real hours (02:00 twice), and no 02:30 on the day that has none (skip policy)
+    assert isinstance(fall, DryRun) and isinstance(spring, DryRun)
+    assert fall.total == 25
+    twice = [item.fire for item in fall.fires if item.fire.astimezone(BERLIN).hour == 2]
+    assert len(twice) == 2 and twice[1] - twice[0] == timedelta(hours=1)
+    assert [item.fire.astimezone(BERLIN).day for item in spring.fires] == [28, 30]
+    assert [item.fire.astimezone(UTC).hour for item in spring.fires] == [1, 0]
+
+
+def test_a_backfill_runs_every_fire_once_within_its_cap_and_completes():
+    # given hourly fires over ten hours, three at a time
+    schedule = cron("0 * * * *", handler="sleep", params={"seconds": 1})
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    backfill = backfill_create(
+        schedule=schedule, range_start=start, range_end=start + timedelta(hours=9),
+        max_concurrency=3, params={"seconds": 0},
+    )  # fmt: skip
+    assert isinstance(backfill, Backfill)
+    assert (backfill.fires_total, backfill.fires_created, backfill.status) == (10, 3, "running")
+    # when its runs end, batch by batch
+    passes = 0
+    while backfill.status == BackfillStatus.RUNNING:
+        active = BatchLog.objects.filter(backfill=backfill, status__in=ACTIVE_STATUSES).count()
+        assert active <= 3
+        end_all(backfill)
+        backfill_top_up(backfill_id=backfill.pk)
+        backfill.refresh_from_db()
+        passes += 1
+        assert passes < 10
+    # then each fire has one run, made by the backfill, with its logical time and interval
+    runs = list(BatchLog.objects.filter(schedule=schedule).order_by("scheduled_for"))
+    assert [run.scheduled_for for run in runs] == [start + timedelta(hours=n) for n in range(10)]
+    assert {(run.trigger, run.backfill_id) for run in runs} == {(Trigger.BACKFILL, backfill.pk)}
+    assert all(run.logical_time == run.scheduled_for == run.data_interval_end for run in runs)
+    assert [run.data_interval_start for run in runs] == [
+        start - timedelta(hours=1) + timedelta(hours=n) for n in range(10)
+    ]
+    assert runs[0].params == {"seconds": 0}
+    assert backfill.status == BackfillStatus.COMPLETED and backfill.finished_at is not None
+    assert (backfill.fires_created, backfill.fires_existing, backfill.fires_total) == (10, 0, 10)
+    assert backfill_progress_text(backfill_get(backfill_id=backfill.pk)) == (
+        "created 10 of 10, 0 already run, 0 running"
+    )
+    occurrences = ScheduleOccurrence.objects.filter(schedule=schedule)
+    assert occurrences.count() == 10
+    assert set(occurrences.values_list("outcome", flat=True)) == {OccurrenceOutcome.FIRED}
+
+
+def test_fires_beat_already_ran_are_counted_existing_and_not_run_again():
+    # given an hourly schedule that beat fired at 04:00 and 05:00
+    schedule = cron("0 * * * *")
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    for hour in (4, 5):
+        type(schedule).objects.filter(pk=schedule.pk).update(
+            next_fire_at=start + timedelta(hours=hour)
+        )
+        schedules_fire_due(now=start + timedelta(hours=hour, seconds=1))
+    beats = set(BatchLog.objects.filter(trigger=Trigger.SCHEDULE).values_list("pk", flat=True))
+    assert len(beats) == 2
+    # when a backfill covers 00:00 to 07:00
+    preview = backfill_create(schedule=schedule, range_start=start,
+                              range_end=start + timedelta(hours=7), dry_run=True)  # fmt: skip
+    backfill = backfill_create(schedule=schedule, range_start=start,
+                               range_end=start + timedelta(hours=7), max_concurrency=8)  # fmt: skip
+    # then the dry run marked them, and the backfill made the six others
+    assert isinstance(preview, DryRun) and preview.existing == 2
+    assert isinstance(backfill, Backfill)
+    assert (backfill.fires_created, backfill.fires_existing) == (6, 2)
+    fires = BatchLog.objects.filter(schedule=schedule).values_list("scheduled_for", flat=True)
+    assert sorted(fires) == [start + timedelta(hours=n) for n in range(8)]
+    assert set(BatchLog.objects.filter(scheduled_for__hour__in=(4, 5)).values_list(
+        "pk", flat=True)) == beats  # fmt: skip
+
+
+def test_a_fire_recorded_missed_becomes_fired_a_fire_in_a_run_row_keeps_its_row():
+    schedule = cron("0 * * * *")
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    now = datetime(2026, 6, 2, tzinfo=UTC)
+    occurrences_record(
+        [
+            Occurrence(schedule.pk, start, OccurrenceOutcome.MISSED_SKIPPED, "beat was down"),
+            Occurrence(schedule.pk, start + timedelta(hours=1), OccurrenceOutcome.DROPPED, "",
+                       last_scheduled_for=start + timedelta(hours=3), fires=3),
+        ],
+        now=now,
+    )  # fmt: skip
+    backfill = backfill_create(schedule=schedule, range_start=start,
+                               range_end=start + timedelta(hours=4), max_concurrency=5)  # fmt: skip
+    rows = {
+        row.scheduled_for: row
+        for row in ScheduleOccurrence.objects.filter(schedule=schedule)
+    }
+    assert len(rows) == 3  # the missed one, the run row, and 04:00
+    missed = rows[start]
+    assert missed.outcome == OccurrenceOutcome.FIRED
+    assert missed.execution.backfill_id == backfill.pk
+    run = rows[start + timedelta(hours=1)]
+    assert (run.outcome, run.fires, run.execution_id) == (OccurrenceOutcome.DROPPED, 3, None)
+    assert rows[start + timedelta(hours=4)].outcome == OccurrenceOutcome.FIRED
+
+
+def test_pause_stops_creation_and_resume_goes_on_from_the_cursor():
+    schedule = cron("*/10 * * * *")
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    backfill = backfill_create(schedule=schedule, range_start=start,
+                               range_end=start + timedelta(minutes=50), max_concurrency=2)  # fmt: skip
+    backfill_pause(backfill_id=backfill.pk)
+    end_all(backfill)
+    assert backfill_top_up(backfill_id=backfill.pk) is None
+    assert backfills_top_up() == 0
+    assert BatchLog.objects.filter(backfill=backfill).count() == 2
+    resumed = backfill_resume(backfill_id=backfill.pk)
+    assert (resumed.status, resumed.fires_created) == (BackfillStatus.RUNNING, 4)
+    fires = BatchLog.objects.filter(backfill=backfill).values_list("scheduled_for", flat=True)
+    assert sorted(fires) == [start + timedelta(minutes=10 * n) for n in range(4)]
+    assert AuditEntry.objects.filter(object_id=backfill.pk, action__in=["paused", "resumed"]
+                                     ).count() == 2  # fmt: skip
+
+
+def test_cancel_stops_its_queued_runs_and_creates_no_more():
+    schedule = cron("*/10 * * * *")
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    backfill = backfill_create(schedule=schedule, range_start=start,
+                               range_end=start + timedelta(minutes=50), max_concurrency=3)  # fmt: skip
+    running = BatchLog.objects.filter(backfill=backfill).order_by("scheduled_for").first()
+    BatchLog.objects.filter(pk=running.pk).update(status=ExecutionStatus.STARTED)
+    cancelled = backfill_cancel(backfill_id=backfill.pk)
+    assert cancelled.status == BackfillStatus.CANCELLED and cancelled.finished_at
+    statuses = sorted(BatchLog.objects.filter(backfill=backfill).values_list("status", flat=True))
+    assert statuses == ["STARTED", "STOPPED", "STOPPED"]  # the started one finishes
+    end_all(backfill)
+    assert backfill_top_up(backfill_id=backfill.pk) is None
+    assert BatchLog.objects.filter(backfill=backfill).count() == 3
+    from batchjobs.errors import Conflict
+
+    with pytest.raises(Conflict):
+        backfill_resume(backfill_id=backfill.pk)
+
+
+def test_an_ended_run_tops_its_backfill_up_through_the_hook():
+    schedule = cron("0 * * * *")
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    backfill = backfill_create(schedule=schedule, range_start=start,
+                               range_end=start + timedelta(hours=2), max_concurrency=1)  # fmt: skip
+    first = BatchLog.objects.get(backfill=backfill)
+    backfill_execution_ended(execution_id=first.pk, status=ExecutionStatus.QUEUED)  # a retry
+    assert BatchLog.objects.filter(backfill=backfill).count() == 1
+    end_all(backfill)
+    backfill_execution_ended(execution_id=first.pk, status=ExecutionStatus.COMPLETED)
+    assert BatchLog.objects.filter(backfill=backfill).count() == 2
+
+
+def test_one_bad_backfill_does_not_stop_the_periodic_pass():
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    bad, good = cron("0 * * * *"), cron("0 * * * *")
+    broken = backfill_create(schedule=bad, range_start=start,
+                             range_end=start + timedelta(hours=3))  # fmt: skip
+    healthy = backfill_create(schedule=good, range_start=start,
+                              range_end=start + timedelta(hours=3))  # fmt: skip
+    end_all(broken), end_all(healthy)
+    # a zone stored behind validation's back
+    type(bad).objects.filter(pk=bad.pk).update(timezone="Nowhere/Atlantis")
+    errors: list[str] = []
+    assert backfills_top_up(errors=errors) == 1
+    assert len(errors) == 1 and errors[0].startswith(f"backfill {broken.pk}:")
+    assert BatchLog.objects.filter(backfill=healthy).count() == 2
+
+
+def test_fire_before_finds_the_previous_fire_of_frequent_and_rare_schedules():
+    at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    every_second = Timing(kind="interval", interval_every=1, interval_unit="seconds")
+    yearly = Timing(kind="cron", cron_expression="0 0 1 1 *")
+    once = Timing(kind="once", run_at=at)
+    assert fire_before(every_second, at) == at - timedelta(seconds=1)
+    assert fire_before(yearly, at) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert fire_before(once, at) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drivers_racing_beat_make_each_fire_once():
+    """Two drivers and beat at once on one schedule: the backfill's row lock keeps the
+    drivers apart, the fire key keeps beat and the backfill apart."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises every write: the race needs PostgreSQL's row locks")
+    schedule = cron("* * * * *")
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=59)
+    type(schedule).objects.filter(pk=schedule.pk).update(next_fire_at=start)
+    backfill = backfill_create(schedule=schedule, range_start=start, range_end=now,
+                               max_concurrency=1000, dry_run=False)  # fmt: skip
+    Backfill.objects.filter(pk=backfill.pk).update(cursor=None, fires_created=0)
+    BatchLog.objects.filter(backfill=backfill).delete()
+    barrier = threading.Barrier(3)
+
+    def run(step):
+        try:
+            barrier.wait()
+            step()
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: backfill_top_up(backfill_id=backfill.pk),)),
+        threading.Thread(target=run, args=(lambda: backfill_top_up(backfill_id=backfill.pk),)),
+        threading.Thread(target=run, args=(lambda: schedules_fire_due(now=now),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    backfill.refresh_from_db()
+    fires = list(BatchLog.objects.filter(schedule=schedule).values_list("scheduled_for", flat=True))
+    assert len(fires) == len(set(fires)) == 60
+    ours = BatchLog.objects.filter(backfill=backfill).count()
+    assert backfill.fires_created == ours
+    assert backfill.fires_created + backfill.fires_existing == 60
