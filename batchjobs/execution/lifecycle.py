@@ -8,6 +8,7 @@ nothing (DESIGN.md §4, invariants 2-5).
 import json
 import logging
 from collections.abc import Collection, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from batchjobs.models import (
     BatchJob,
     BatchLog,
     ExecutionStatus,
+    JobDependency,
     JobNotification,
     StepExecution,
 )
@@ -41,6 +43,7 @@ from batchjobs.models.execution import (
 from batchjobs.models.job import OverlapPolicy
 from batchjobs.models.set_aside import row_isolated, set_aside_reason
 
+from .dependencies import ENDS_THAT_START, dependents_start
 from .hooks import execution_ended
 from .hot_sql import (
     ATTEMPT_INSERT,
@@ -250,6 +253,9 @@ def _datetime_from_db(value):
 
 
 _jobs: dict[int, BatchJob] = {}
+# Whether each cached job has downstream jobs (read with it: the dependency services touch an
+# upstream job's updated_at when its edges change, so a worker's cache follows).
+_jobs_with_downstream: dict[int, bool] = {}
 
 
 def job_cached(job_id: int, *, updated_at=None) -> BatchJob:
@@ -265,13 +271,24 @@ def job_cached(job_id: int, *, updated_at=None) -> BatchJob:
     job = BatchJob.objects.annotate(
         has_notifications=Exists(
             JobNotification.objects.filter(job_id=OuterRef("pk"), enabled=True)
-        )
+        ),
+        has_downstream=Exists(JobDependency.objects.filter(upstream_id=OuterRef("pk"))),
     ).get(pk=job_id)
     job.notifies = job.has_notifications
     if len(_jobs) > 1000:
         _jobs.clear()
+        _jobs_with_downstream.clear()
     _jobs[job_id] = job
+    _jobs_with_downstream[job_id] = job.has_downstream
     return job
+
+
+def _starts_downstream(job: BatchJob) -> bool:
+    """Whether an end of `job` may start downstream runs: known from the worker's cache for
+    the cached job (no query on the hot path), asked for any other."""
+    if _jobs.get(job.pk) is job:
+        return _jobs_with_downstream.get(job.pk, True)
+    return JobDependency.objects.filter(upstream_id=job.pk).exists()
 
 
 def _overlap_declined(execution_id: int) -> None:
@@ -372,6 +389,22 @@ def execution_finish_attempt(
     retrying = planned == ExecutionStatus.QUEUED
     if retrying:
         params["delay"] = retry_delay(job, failed_attempt=attempt).total_seconds()
+    # A job with downstream jobs starts them in the transaction of its end (dependencies.py);
+    # the others keep the one autocommitted statement.
+    downstream = _starts_downstream(job)
+    with transaction.atomic() if downstream else nullcontext():
+        row = _finish_statement(params, retrying=retrying)
+        if row is None:
+            return None
+        status = ExecutionStatus(row[0])
+        if downstream and status in ENDS_THAT_START:
+            dependents_start(execution_id=execution.pk)
+    _after_finish(execution=execution, job=job, status=status)
+    return status
+
+
+def _finish_statement(params: dict[str, Any], *, retrying: bool):
+    """FINISH_EXECUTION and FINISH_ATTEMPT: the execution's new status as a row, or None."""
     if connection.vendor == "postgresql":
         now = "STATEMENT_TIMESTAMP()"
         retry_at = f"{now} + make_interval(secs => %(delay)s)" if retrying else "NULL"
@@ -382,24 +415,19 @@ def execution_finish_attempt(
         """
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-    else:
-        now_value = database_now()
-        adapt = connection.ops.adapt_datetimefield_value
-        retry_value = now_value + timedelta(seconds=params["delay"]) if retrying else None
-        params |= {"now": adapt(now_value), "retry_at": adapt(retry_value)}
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                FINISH_EXECUTION.format(now="%(now)s", retry_at="%(retry_at)s", json=""), params
-            )
-            row = cursor.fetchone()
-            if row is not None:
-                cursor.execute(FINISH_ATTEMPT.format(now="%(now)s"), params)
-    if row is None:
-        return None
-    status = ExecutionStatus(row[0])
-    _after_finish(execution=execution, job=job, status=status)
-    return status
+            return cursor.fetchone()
+    now_value = database_now()
+    adapt = connection.ops.adapt_datetimefield_value
+    retry_value = now_value + timedelta(seconds=params["delay"]) if retrying else None
+    params |= {"now": adapt(now_value), "retry_at": adapt(retry_value)}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            FINISH_EXECUTION.format(now="%(now)s", retry_at="%(retry_at)s", json=""), params
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            cursor.execute(FINISH_ATTEMPT.format(now="%(now)s"), params)
+        return row
 
 
 def execution_attempt_recorded(
@@ -535,6 +563,7 @@ def _set_aside(*, execution_id: int, attempt: int, reason: str) -> None:
             BatchAttempt.objects.filter(
                 execution_id=execution_id, number=attempt, status=AttemptStatus.RUNNING
             ).update(status=AttemptStatus.LOST, finished_at=Now(), error=reason)
+            dependents_start(execution_id=execution_id)
 
 
 def relay_cutoff() -> datetime:
@@ -612,13 +641,17 @@ def executions_set_aside_unsent(*, errors: Mapping[int, BaseException]) -> int:
     for execution_id, error in errors.items():
         reason = set_aside_reason(error)
         unsent = BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED)
-        set_aside += unsent.update(
-            status=ExecutionStatus.FAILED,
-            finished_at=Now(),
-            error=gettext("set aside by the relay: %(reason)s") % {"reason": reason},
-            set_aside_at=Now(),
-            set_aside_reason=reason,
-        )
+        with transaction.atomic():
+            ended = unsent.update(
+                status=ExecutionStatus.FAILED,
+                finished_at=Now(),
+                error=gettext("set aside by the relay: %(reason)s") % {"reason": reason},
+                set_aside_at=Now(),
+                set_aside_reason=reason,
+            )
+            if ended:
+                dependents_start(execution_id=execution_id)
+        set_aside += ended
     return set_aside
 
 
@@ -628,13 +661,16 @@ def executions_set_aside_unsent(*, errors: Mapping[int, BaseException]) -> int:
 def execution_stop_request(*, execution_id: int) -> tuple[ExecutionStatus, ExecutionStatus] | None:
     """A QUEUED execution stops at once (STOPPED); a STARTED one is asked to (STOPPING), and
     its attempt ends it. Returns the change made, None if it was asked before (STOPPING).
-    Conflict if it cannot be stopped."""
-    if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED).update(
-        status=ExecutionStatus.STOPPED,
-        finished_at=Now(),  # it ended: retention counts its age from here
-        error=gettext("stopped by an operator before it started"),
-    ):
-        return ExecutionStatus.QUEUED, ExecutionStatus.STOPPED
+    Conflict if it cannot be stopped. A run stopped before it started starts the downstream
+    runs its end calls for, in the same transaction."""
+    with transaction.atomic():
+        if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED).update(
+            status=ExecutionStatus.STOPPED,
+            finished_at=Now(),  # it ended: retention counts its age from here
+            error=gettext("stopped by an operator before it started"),
+        ):
+            dependents_start(execution_id=execution_id)
+            return ExecutionStatus.QUEUED, ExecutionStatus.STOPPED
     if BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.STARTED).update(
         status=ExecutionStatus.STOPPING
     ):
@@ -670,6 +706,9 @@ def execution_set_abandoned(*, execution_id: int) -> ExecutionStatus:
     StepExecution.objects.filter(execution_id=execution_id).exclude(
         status=ExecutionStatus.COMPLETED
     ).update(status=ExecutionStatus.ABANDONED)
+    # Its FAILED or STOPPED end started its downstream runs already (their start keys say so):
+    # this starts only those of edges added since.
+    dependents_start(execution_id=execution_id)
     return ExecutionStatus(status)
 
 

@@ -12,6 +12,7 @@ from batchjobs.models.job import JobKind
 from batchjobs.models.set_aside import DATABASE_OUTAGES
 
 from .batch_job import run_batch_job
+from .dependencies import job_params_taken
 from .handler_job import run_handler_job
 from .heartbeat import heartbeat
 from .http_job import run_http_job
@@ -141,6 +142,7 @@ def _close_connection() -> None:
 
 def _run_attempt(execution: BatchLog, *, attempt: int) -> AttemptOutcome:
     job = execution.job
+    execution.params = job_params_taken(job, execution.params)
     deadline = time.monotonic() + job.timeout_seconds
     # A handler has no deadline of its own: the limit is its deadline.
     margin = 0.0
