@@ -22,6 +22,8 @@ from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
 from batchjobs.models.set_aside import set_aside_reason
 from batchjobs.rules.cron import cron_errors
 from batchjobs.rules.zone import timezone_errors
+from batchjobs.scheduling.preview import PreviewFire
+from batchjobs.services.calendars import schedule_calendars_set
 from batchjobs.services.schedules import (
     cron_describe,
     schedule_delete,
@@ -63,6 +65,7 @@ class BatchScheduleAdmin(admin.ModelAdmin):
     list_select_related = ("job",)
     search_fields = ("job__name", "description", "cron_expression")
     autocomplete_fields = ("job",)
+    filter_horizontal = ("calendars",)
     actions = ["pause", "resume"]
     readonly_fields = (
         "set_aside_state",
@@ -102,6 +105,7 @@ class BatchScheduleAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (gettext_lazy("Calendars"), {"fields": ("calendars", "calendar_policy")}),
         (gettext_lazy("Parameters"), {"fields": ("params",)}),
         (
             gettext_lazy("State"),
@@ -147,6 +151,17 @@ class BatchScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: BatchSchedule, form, change: bool) -> None:
         schedule_save(schedule=obj, user=request.user)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        # The calendars through their service (audited, beat woken), not form.save_m2m().
+        if "calendars" in form.cleaned_data:
+            schedule_calendars_set(
+                schedule=form.instance,
+                calendars=list(form.cleaned_data["calendars"]),
+                user=request.user,
+            )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request: HttpRequest, obj: BatchSchedule) -> None:
         schedule_delete(schedule=obj, user=request.user)
@@ -281,12 +296,13 @@ class BatchScheduleAdmin(admin.ModelAdmin):
         dst_note = " — " + _("daylight saving time changes before this fire")
         rows = format_html_join(
             "",
-            "<li>{}{}{}</li>",
+            "<li>{}{}{}{}</li>",
             (
                 (
                     stamp(fire.at, fire.local.tzinfo),
                     _beside(stamp(fire.at), stamp(fire.at, fire.local.tzinfo)),
                     dst_note if fire.dst_change else "",
+                    _calendar_note(fire),
                 )
                 for fire in fires
             ),
@@ -297,6 +313,19 @@ class BatchScheduleAdmin(admin.ModelAdmin):
 def _stamp_in(value, schedule: BatchSchedule) -> str:
     zone = None if timezone_errors(schedule.timezone) else ZoneInfo(schedule.timezone)
     return stamp(value, zone)
+
+
+def _calendar_note(fire: PreviewFire) -> SafeString | str:
+    """What the schedule's calendars make of the fire: excluded, or moved (and where to)."""
+    if not fire.excluded:
+        return ""
+    if fire.moved_to is not None:
+        return format_html(
+            " — <strong>{}</strong> ({})",
+            _("moved to %(when)s") % {"when": stamp(fire.moved_to, fire.local.tzinfo)},
+            fire.reason,
+        )
+    return format_html(" — <strong>{}</strong> ({})", _("excluded"), fire.reason)
 
 
 def _beside(yours: str, theirs: str) -> SafeString | str:

@@ -23,6 +23,10 @@ VIEW_LIMIT = "batchjobs.view_runlimit"
 ADD_LIMIT = "batchjobs.add_runlimit"
 CHANGE_LIMIT = "batchjobs.change_runlimit"
 DELETE_LIMIT = "batchjobs.delete_runlimit"
+VIEW_CALENDAR = "batchjobs.view_calendar"
+ADD_CALENDAR = "batchjobs.add_calendar"
+CHANGE_CALENDAR = "batchjobs.change_calendar"
+DELETE_CALENDAR = "batchjobs.delete_calendar"
 
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from batchjobs.models import BatchJob, BatchSchedule, RunLimit
+from batchjobs.models import BatchJob, BatchSchedule, Calendar, RunLimit
 from batchjobs.secrets import headers_masked, headers_unmasked, secret_decrypt
 
 NON_FIELD = "non_field_errors"
@@ -211,8 +211,29 @@ SCHEDULE_DEFINITION_FIELDS = (
     "description", "kind", "run_at", "interval_every", "interval_unit", "cron_expression",
     "timezone", "start_at", "end_at", "max_runs", "paused", "misfire_policy",
     "misfire_grace_seconds", "catch_up_window_seconds", "catch_up_max", "dst_gap_policy",
-    "dst_fold_policy", "jitter_seconds", "params",
+    "dst_fold_policy", "jitter_seconds", "params", "calendars", "calendar_policy",
 )  # fmt: skip
+
+
+class CalendarRefField(serializers.RelatedField):
+    """A calendar named by its name (what export writes), or by its id."""
+
+    default_error_messages = {
+        "does_not_exist": _("No calendar named {value}."),
+        "incorrect_type": _("Name a calendar (its name, or its id)."),
+    }
+
+    def to_internal_value(self, data: Any) -> Calendar:
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            self.fail("incorrect_type")
+        key = {"pk": data} if isinstance(data, int) else {"name": data}
+        found = self.get_queryset().filter(**key).first()
+        if found is None:
+            self.fail("does_not_exist", value=repr(data))
+        return found
+
+    def to_representation(self, value: Calendar) -> str:
+        return value.name
 
 
 class ScheduleDefinitionSerializer(StrictModelSerializer):
@@ -221,10 +242,41 @@ class ScheduleDefinitionSerializer(StrictModelSerializer):
     params = serializers.DictField(
         required=False, help_text=BatchSchedule._meta.get_field("params").help_text
     )
+    calendars = CalendarRefField(
+        many=True,
+        required=False,
+        queryset=Calendar.objects.all(),
+        help_text=_(
+            "The exclusion calendars, by name (or id); left out: unchanged. Days they exclude "
+            "get no fire (see calendar_policy)."
+        ),
+    )
 
     class Meta:
         model = BatchSchedule
         fields: tuple[str, ...] = SCHEDULE_DEFINITION_FIELDS
+
+
+# --- calendars -------------------------------------------------------------------------------
+
+CALENDAR_DEFINITION_FIELDS = ("name", "description", "country", "subdivision",
+                              "business_days_only", "excluded_dates")  # fmt: skip
+
+
+class CalendarDefinitionSerializer(StrictModelSerializer):
+    """An exclusion calendar as defined by a person: what export writes and import reads."""
+
+    excluded_dates = serializers.ListField(
+        child=StrictCharField(),
+        required=False,
+        help_text=Calendar._meta.get_field("excluded_dates").help_text,
+    )
+
+    class Meta:
+        model = Calendar
+        fields: tuple[str, ...] = CALENDAR_DEFINITION_FIELDS
+        # The calendar service refuses a taken name (on `name`, in the reader's words).
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
 
 
 # --- limits ----------------------------------------------------------------------------------

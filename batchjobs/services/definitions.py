@@ -5,6 +5,7 @@ the same document.
 
     {"version": 1,
      "limits": [{"scope": "host", "name": ..., "max_running": ..., "max_per_second": ...}],
+     "calendars": [{"name": ..., "country": "KR", ..., "excluded_dates": [...]}],
      "jobs": [{"name": ..., <job fields>, "schedules": [{<schedule fields>}]}]}
 
 Import is an upsert by job name (and by scope and name for a limit), all or nothing: a job's
@@ -12,7 +13,9 @@ schedules are matched by position (the first in the file updates the job's oldes
 so on); extra ones are created, missing ones deleted. Jobs and limits absent from the document
 are left alone. Secret header values are exported masked unless asked for; a masked value
 imports only onto a job that already holds that secret. An export of named jobs holds the
-limits of their queues and target hosts. Either list may be left out of a document.
+limits of their queues and target hosts, and the calendars their schedules use (schedules name
+their calendars; calendars are upserted by name before the jobs). Any list may be left out of a
+document.
 """
 
 import json
@@ -24,10 +27,12 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from batchjobs.errors import InvalidInput, NotFound
-from batchjobs.models import BatchJob, LimitScope, RunLimit
+from batchjobs.models import BatchJob, Calendar, LimitScope, RunLimit
 from batchjobs.rules.text import unstorable_text_path
 from batchjobs.selectors.jobs import jobs_with_schedules
+from batchjobs.services.calendars import calendar_create, calendar_update
 from batchjobs.services.definition_serializers import (
+    CalendarDefinitionSerializer,
     JobDefinitionSerializer,
     LimitDefinitionSerializer,
     ScheduleDefinitionSerializer,
@@ -56,6 +61,10 @@ def definitions_export(
             LimitDefinitionSerializer(limit).data
             for limit in (_limits_of(jobs if names else None) if include_limits else ())
         ],
+        "calendars": [
+            CalendarDefinitionSerializer(calendar).data
+            for calendar in _calendars_of(jobs if names else None)
+        ],
         "jobs": [
             {
                 **JobDefinitionSerializer(job, context=context).data,
@@ -67,6 +76,14 @@ def definitions_export(
         ],
     }
     return json.loads(json.dumps(document))  # plain dicts and lists, for any dumper
+
+
+def _calendars_of(jobs: list[BatchJob] | None) -> list[Calendar]:
+    """Every calendar (`jobs` None), or those the jobs' schedules use."""
+    calendars = Calendar.objects.order_by("name")
+    if jobs is None:
+        return list(calendars)
+    return list(calendars.filter(schedules__job__in=jobs).distinct())
 
 
 def _limits_of(jobs: list[BatchJob] | None) -> list[RunLimit]:
@@ -92,6 +109,8 @@ class ImportResult:
     schedules_deleted: int = 0
     limits_created: int = 0
     limits_updated: int = 0
+    calendars_created: int = 0
+    calendars_updated: int = 0
     dry_run: bool = False
 
 
@@ -101,8 +120,11 @@ def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> Im
     `<job name>.schedules[<n>].<field>`; then nothing was changed."""
     entries = _entries(document)
     limits = _limit_entries(document)
+    calendars = _calendar_entries(document)
     result = ImportResult(dry_run=dry_run)
     with transaction.atomic():
+        for index, entry in enumerate(calendars):
+            _import_calendar(entry, label=f"calendars[{index}]", user=user, result=result)
         for index, entry in enumerate(limits):
             _import_limit(entry, label=f"limits[{index}]", user=user, result=result)
         for index, entry in enumerate(entries):
@@ -120,7 +142,7 @@ def _entries(document: Any) -> list[dict]:
         raise InvalidInput(
             {where or "document": _("Text may not contain NUL characters or lone surrogates.")}
         )
-    unknown = sorted(set(document) - {"version", "jobs", "limits"})
+    unknown = sorted(set(document) - {"version", "jobs", "limits", "calendars"})
     if unknown:
         raise InvalidInput({name: _("Unknown field.") for name in unknown})
     if document.get("version", DOCUMENT_VERSION) != DOCUMENT_VERSION:
@@ -167,6 +189,42 @@ def _limit_entries(document: dict) -> list[dict]:
                 )
             keys.add(key)
     return entries
+
+
+def _calendar_entries(document: dict) -> list[dict]:
+    entries = document.get("calendars", [])
+    if not isinstance(entries, list):
+        raise InvalidInput({"calendars": _("Must be a list of calendars.")})
+    names: set[str] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InvalidInput({f"calendars[{index}]": _("Must be an object.")})
+        name = entry.get("name")
+        if isinstance(name, str):
+            if name in names:
+                raise InvalidInput(
+                    {
+                        f"calendars[{index}].name": _("Calendar %(name)s appears twice.")
+                        % {"name": repr(name)}
+                    }
+                )
+            names.add(name)
+    return entries
+
+
+def _import_calendar(entry: dict, *, label: str, user, result: ImportResult) -> None:
+    name = entry.get("name")
+    calendar = Calendar.objects.filter(name=name).first() if isinstance(name, str) else None
+    data = _validated(CalendarDefinitionSerializer(instance=calendar, data=entry), label)
+    try:
+        if calendar is None:
+            calendar_create(user=user, **data)
+            result.calendars_created += 1
+        else:
+            calendar_update(calendar=calendar, user=user, **data)
+            result.calendars_updated += 1
+    except InvalidInput as exc:
+        raise _prefixed(exc, label) from exc
 
 
 def _label(entry: dict, index: int) -> str:

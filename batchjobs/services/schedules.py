@@ -12,7 +12,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from batchjobs.errors import InvalidInput
-from batchjobs.models import AuditAction, BatchJob, BatchSchedule, ScheduleKind
+from batchjobs.models import AuditAction, BatchJob, BatchSchedule, Calendar, ScheduleKind
 from batchjobs.models.clock import database_now
 from batchjobs.rules.bounds import MAX_DELAY_SECONDS, interval_every_error
 from batchjobs.rules.cron import cron_errors
@@ -22,6 +22,7 @@ from batchjobs.scheduling.preview import PreviewFire, fires_preview
 from batchjobs.scheduling.wakeup import schedules_changed_notify
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
+from .calendars import schedule_calendars_set
 from .permissions import job_handler_permission_check
 from .validation import instance_validate
 
@@ -169,11 +170,12 @@ def schedule_create(
     job: BatchJob,
     delay_seconds: float | None = None,
     run_now_if_past: bool = False,
+    calendars: list[Calendar] | None = None,
     user=None,
     **fields: Any,
 ) -> BatchSchedule:
     """Create a schedule. A once-schedule runs at `run_at`, or `delay_seconds` from now
-    (0: immediately)."""
+    (0: immediately). `calendars`: the exclusion calendars attached (none if left out)."""
     schedule = BatchSchedule(job=job)
     _assign(schedule, fields)
     now = database_now()
@@ -192,16 +194,30 @@ def schedule_create(
         schedule.kind = ScheduleKind.ONCE
         schedule.run_at = now + timedelta(seconds=delay_seconds)
         schedule.delay_seconds = delay_seconds
-    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, now=now, user=user)
+    with transaction.atomic():  # the schedule and its calendars, or neither
+        schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, now=now, user=user)
+        if calendars:
+            schedule_calendars_set(schedule=schedule, calendars=calendars, user=user)
+    return schedule
 
 
 def schedule_update(
-    *, schedule: BatchSchedule, run_now_if_past: bool = False, user=None, **fields: Any
+    *,
+    schedule: BatchSchedule,
+    run_now_if_past: bool = False,
+    calendars: list[Calendar] | None = None,
+    user=None,
+    **fields: Any,
 ) -> BatchSchedule:
+    """Change a schedule; `calendars`, when given, replaces its exclusion calendars."""
     _assign(schedule, fields)
     if "run_at" in fields:  # now given as a date and time
         schedule.delay_seconds = None
-    return schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, user=user)
+    with transaction.atomic():
+        schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, user=user)
+        if calendars is not None:
+            schedule_calendars_set(schedule=schedule, calendars=calendars, user=user)
+    return schedule
 
 
 def _schedule_set_paused(*, schedule: BatchSchedule, paused: bool, user) -> BatchSchedule:

@@ -46,7 +46,8 @@ def test_export_then_import_onto_the_same_jobs_changes_nothing_and_keeps_the_sec
     assert imported.status_code == 200, imported.json()
     assert imported.json() == {
         "jobs_created": 0, "jobs_updated": 1, "schedules_created": 0, "schedules_updated": 1,
-        "schedules_deleted": 0, "limits_created": 0, "limits_updated": 0, "dry_run": False,
+        "schedules_deleted": 0, "limits_created": 0, "limits_updated": 0,
+        "calendars_created": 0, "calendars_updated": 0, "dry_run": False,
     }  # fmt: skip
     stored = BatchJob.objects.get(name="ping").http_headers[0]["value"]
     assert secret_decrypt(stored) == "Bearer s3cret"

@@ -77,6 +77,7 @@ def schedule_form_data(job: Any, **fields: Any) -> dict[str, Any]:
         "catch_up_max": "100",
         "dst_gap_policy": "skip",
         "dst_fold_policy": "first",
+        "calendar_policy": "skip",
         "params": "",
     }
     return data | fields

@@ -168,6 +168,9 @@ def preview_json(schedule: BatchSchedule, fires: list[PreviewFire]) -> dict[str,
                 "local": fire.local,
                 "utc_offset_seconds": int(fire.utc_offset.total_seconds()),
                 "dst_change": fire.dst_change,
+                "excluded": fire.excluded,
+                "reason": fire.reason,
+                "moved_to": fire.moved_to,
             }
             for fire in fires
         ],
@@ -422,6 +425,11 @@ class Command(BaseCommand):
             self.stdout.write("no more fires: the schedule has finished")
         for fire in fires:
             marker = "  (DST change before this fire)" if fire.dst_change else ""
+            if fire.moved_to is not None:
+                moved = fire.moved_to.astimezone(fire.local.tzinfo).isoformat()
+                marker += f"  MOVED to {moved}: {fire.reason}"
+            elif fire.excluded:
+                marker += f"  EXCLUDED: {fire.reason}"
             self.stdout.write(f"{fire.local.isoformat()}  = {fire.at.isoformat()}{marker}")
         return EXIT_OK
 
@@ -458,7 +466,8 @@ class Command(BaseCommand):
             f"{prefix}jobs: {result.jobs_created} created, {result.jobs_updated} updated; "
             f"schedules: {result.schedules_created} created, {result.schedules_updated} "
             f"updated, {result.schedules_deleted} deleted; limits: {result.limits_created} "
-            f"created, {result.limits_updated} updated"
+            f"created, {result.limits_updated} updated; calendars: {result.calendars_created} "
+            f"created, {result.calendars_updated} updated"
         )
         return EXIT_OK
 
