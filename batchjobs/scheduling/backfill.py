@@ -39,7 +39,7 @@ from batchjobs.models.clock import database_now
 from batchjobs.models.execution import ACTIVE_STATUSES
 from batchjobs.models.job import OverlapPolicy
 
-from .fire_times import Timing, fires_between
+from .fire_times import Timing, fires_between, next_fire_after
 from .occurrences import Occurrence, occurrences_record
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,21 @@ _JUST_BEFORE = timedelta(microseconds=1)
 _PREVIOUS_FIRE_LOOKBACK = timedelta(days=366 * 101)
 
 
-def backfill_fires(
-    timing: Timing, *, range_start: datetime, range_end: datetime, limit: int
-) -> list[datetime]:
-    """The nominal fires in [range_start, range_end], earliest first, at most `limit`."""
-    return fires_between(timing, range_start - _JUST_BEFORE, range_end, limit=limit)
+def backfill_fires_counted(
+    timing: Timing, *, range_start: datetime, range_end: datetime, listed: int, limit: int
+) -> tuple[list[datetime], int]:
+    """The first `listed` nominal fires in [range_start, range_end], earliest first, and how
+    many fires the range holds, counted up to `limit` (a million fires count in seconds, in
+    constant memory: only those listed are kept)."""
+    fires: list[datetime] = []
+    count = 0
+    fire = next_fire_after(timing, range_start - _JUST_BEFORE)
+    while fire is not None and fire <= range_end and count < limit:
+        if count < listed:
+            fires.append(fire)
+        count += 1
+        fire = next_fire_after(timing, fire)
+    return fires, count
 
 
 def fire_before(timing: Timing, instant: datetime) -> datetime | None:

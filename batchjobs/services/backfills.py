@@ -32,7 +32,7 @@ from batchjobs.models import (
 )
 from batchjobs.models.clock import database_now
 from batchjobs.rules.bounds import BACKFILL_CONFIRM_FIRES, MAX_BACKFILL_CONCURRENCY
-from batchjobs.scheduling.backfill import backfill_fires, backfill_top_up
+from batchjobs.scheduling.backfill import backfill_fires_counted, backfill_top_up
 from batchjobs.scheduling.fire_times import Timing
 
 from .audit import audit_record
@@ -128,23 +128,23 @@ def backfill_create(
         raise InvalidInput({"params": _("Must be a JSON object.")})
     params = params or {}
     execution_params(job=job, params={**schedule.params, **params})  # checks them by name
-    fires = backfill_fires(
-        Timing.of(schedule), range_start=start, range_end=end, limit=BACKFILL_CONFIRM_FIRES + 1
-    )
-    needs_confirm = len(fires) > BACKFILL_CONFIRM_FIRES
+    fires, total = backfill_fires_counted(
+        Timing.of(schedule), range_start=start, range_end=end, listed=DRY_RUN_LISTED,
+        limit=BACKFILL_CONFIRM_FIRES + 1,
+    )  # fmt: skip
+    needs_confirm = total > BACKFILL_CONFIRM_FIRES
     if dry_run:
-        listed = fires[:DRY_RUN_LISTED]
         executions = dict(
-            BatchLog.objects.filter(schedule=schedule, scheduled_for__in=listed).values_list(
+            BatchLog.objects.filter(schedule=schedule, scheduled_for__in=fires).values_list(
                 "scheduled_for", "pk"
             )
         )
         return DryRun(
-            fires=[DryRunFire(fire, executions.get(fire)) for fire in listed],
-            total=len(fires),
+            fires=[DryRunFire(fire, executions.get(fire)) for fire in fires],
+            total=total,
             needs_confirm=needs_confirm,
         )
-    if not fires:
+    if not total:
         raise InvalidInput({"range_start": _("No fire of this schedule falls in this range.")})
     if needs_confirm and not confirm:
         raise InvalidInput(
@@ -166,7 +166,7 @@ def backfill_create(
             range_end=end,
             max_concurrency=concurrency,
             params=params,
-            fires_total=len(fires),
+            fires_total=total,
             created_by=user if user is not None and user.is_authenticated else None,
         )
         audit_record(
@@ -176,7 +176,7 @@ def backfill_create(
             changes={
                 "range": [None, [start.isoformat(), end.isoformat()]],
                 "max_concurrency": [None, concurrency],
-                "fires_total": [None, len(fires)],
+                "fires_total": [None, total],
             },
         )
         backfill_top_up(backfill_id=backfill.pk)

@@ -179,10 +179,7 @@ def test_a_fire_recorded_missed_becomes_fired_a_fire_in_a_run_row_keeps_its_row(
     )  # fmt: skip
     backfill = backfill_create(schedule=schedule, range_start=start,
                                range_end=start + timedelta(hours=4), max_concurrency=5)  # fmt: skip
-    rows = {
-        row.scheduled_for: row
-        for row in ScheduleOccurrence.objects.filter(schedule=schedule)
-    }
+    rows = {row.scheduled_for: row for row in ScheduleOccurrence.objects.filter(schedule=schedule)}
     assert len(rows) == 3  # the missed one, the run row, and 04:00
     missed = rows[start]
     assert missed.outcome == OccurrenceOutcome.FIRED
@@ -195,8 +192,10 @@ def test_a_fire_recorded_missed_becomes_fired_a_fire_in_a_run_row_keeps_its_row(
 def test_pause_stops_creation_and_resume_goes_on_from_the_cursor():
     schedule = cron("*/10 * * * *")
     start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
-    backfill = backfill_create(schedule=schedule, range_start=start,
-                               range_end=start + timedelta(minutes=50), max_concurrency=2)  # fmt: skip
+    end = start + timedelta(minutes=50)
+    backfill = backfill_create(
+        schedule=schedule, range_start=start, range_end=end, max_concurrency=2
+    )
     backfill_pause(backfill_id=backfill.pk)
     end_all(backfill)
     assert backfill_top_up(backfill_id=backfill.pk) is None
@@ -213,8 +212,10 @@ def test_pause_stops_creation_and_resume_goes_on_from_the_cursor():
 def test_cancel_stops_its_queued_runs_and_creates_no_more():
     schedule = cron("*/10 * * * *")
     start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
-    backfill = backfill_create(schedule=schedule, range_start=start,
-                               range_end=start + timedelta(minutes=50), max_concurrency=3)  # fmt: skip
+    end = start + timedelta(minutes=50)
+    backfill = backfill_create(
+        schedule=schedule, range_start=start, range_end=end, max_concurrency=3
+    )
     running = BatchLog.objects.filter(backfill=backfill).order_by("scheduled_for").first()
     BatchLog.objects.filter(pk=running.pk).update(status=ExecutionStatus.STARTED)
     cancelled = backfill_cancel(backfill_id=backfill.pk)
