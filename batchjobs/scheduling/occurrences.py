@@ -3,14 +3,22 @@ consecutive fires with one fate), written by whoever decides the fire's fate —
 after a pause, a backfill — through occurrences_record, so the key (schedule, scheduled_for)
 keeps each fire in the account once."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
+
+from batchjobs.execution.hot_sql import Table, server_bound_cursor
 from batchjobs.models import OccurrenceOutcome, ScheduleOccurrence
 
 # The fields a later, better-informed writer may change on an existing row (a backfill that
 # runs a fire beat had recorded missed).
 _OVERWRITTEN = ("outcome", "reason", "execution", "due_at", "recorded_at")
+# At most this many fires of one schedule get a row each in one event (a beat pass, a resume);
+# the older ones fold into a run row: a week's outage of a schedule that fires every second
+# is a few rows, not 600,000.
+OCCURRENCE_ROWS_PER_EVENT = 1000
 
 
 @dataclass(frozen=True)
@@ -25,12 +33,61 @@ class Occurrence:
     due_at: datetime | None = None  # a moved fire: when its execution runs
 
 
+@dataclass(frozen=True)
+class FireRun:
+    """Consecutive nominal fires counted, not listed: `count` of them, `first` to `last`."""
+
+    first: datetime
+    last: datetime
+    count: int
+
+    @classmethod
+    def of(cls, fires: Sequence[datetime]) -> "FireRun":
+        return cls(first=fires[0], last=fires[-1], count=len(fires))
+
+
+def occurrence_of_run(
+    schedule_id: int, run: FireRun, outcome: OccurrenceOutcome, reason: str
+) -> Occurrence:
+    """One row for the run (a run of one fire is a plain row)."""
+    if run.count == 1:
+        return Occurrence(schedule_id, run.first, outcome, reason)
+    return Occurrence(
+        schedule_id, run.first, outcome, reason, last_scheduled_for=run.last, fires=run.count
+    )
+
+
+def occurrences_of_fires(
+    schedule_id: int,
+    fires: Sequence[datetime],
+    outcome: OccurrenceOutcome,
+    reason: str,
+    *,
+    rows: int = OCCURRENCE_ROWS_PER_EVENT,
+) -> list[Occurrence]:
+    """The rows of listed fires with one fate: the latest `rows` of them one row each, the
+    older ones folded into one run row before them."""
+    if not fires:
+        return []
+    folded = len(fires) - max(rows, 0)
+    result = []
+    if folded > 0:
+        result.append(occurrence_of_run(schedule_id, FireRun.of(fires[:folded]), outcome, reason))
+        fires = fires[folded:]
+    result += [Occurrence(schedule_id, fire, outcome, reason) for fire in fires]
+    return result
+
+
 def occurrences_record(
     occurrences: list[Occurrence], *, now: datetime, overwrite: bool = False
 ) -> None:
     """Record what became of these fires. A fire already in the account keeps its row unless
-    `overwrite`, which replaces the row's outcome, reason, execution and due time."""
+    `overwrite`, which replaces the row's outcome, reason, execution and due time. On
+    PostgreSQL one INSERT of unnested arrays (beat writes thousands of rows per batch)."""
     if not occurrences:
+        return
+    if connection.vendor == "postgresql":
+        _record_unnested(occurrences, now=now, overwrite=overwrite)
         return
     rows = [
         ScheduleOccurrence(
@@ -55,3 +112,42 @@ def occurrences_record(
         )
     else:
         ScheduleOccurrence.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+_OCCURRENCE = Table(ScheduleOccurrence)
+# The columns the rows fill, with their array types; recorded_at is one value for all.
+_UNNESTED = (
+    ("schedule", "bigint"), ("scheduled_for", "timestamptz"),
+    ("last_scheduled_for", "timestamptz"), ("fires", "integer"), ("outcome", "text"),
+    ("reason", "text"), ("execution", "bigint"), ("due_at", "timestamptz"),
+)  # fmt: skip
+
+
+def _record_unnested(occurrences: list[Occurrence], *, now: datetime, overwrite: bool) -> None:
+    columns = [getattr(_OCCURRENCE, name) for name, _ in _UNNESTED]
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in _UNNESTED)
+    key = f"{_OCCURRENCE.schedule}, {_OCCURRENCE.scheduled_for}"
+    if overwrite:
+        updated = ", ".join(
+            f"{column} = EXCLUDED.{column}"
+            for column in (getattr(_OCCURRENCE, name) for name in _OVERWRITTEN)
+        )
+        conflict = f"ON CONFLICT ({key}) DO UPDATE SET {updated}"
+    else:
+        conflict = f"ON CONFLICT ({key}) DO NOTHING"
+    sql = (
+        f"INSERT INTO {_OCCURRENCE} ({', '.join(columns)}, {_OCCURRENCE.recorded_at}) "
+        f"SELECT v.*, %s FROM unnest({arrays}) AS v({', '.join(columns)}) {conflict}"
+    )
+    values = [
+        [item.schedule_id for item in occurrences],
+        [item.scheduled_for for item in occurrences],
+        [item.last_scheduled_for for item in occurrences],
+        [item.fires for item in occurrences],
+        [str(item.outcome) for item in occurrences],
+        [item.reason[:500] for item in occurrences],
+        [item.execution_id for item in occurrences],
+        [item.due_at for item in occurrences],
+    ]
+    with server_bound_cursor() as cursor:
+        cursor.execute(sql, [now, *values])

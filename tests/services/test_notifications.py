@@ -19,9 +19,10 @@ from batchjobs.models import (
     NotificationEvent,
     NotificationSent,
     NotificationStatus,
+    OccurrenceOutcome,
 )
 from batchjobs.models.clock import database_now
-from batchjobs.rules.misfire import misfire_skip_note
+from batchjobs.scheduling.occurrences import Occurrence, occurrences_record
 from batchjobs.services.notifications import (
     notification_deliver,
     notification_save,
@@ -29,6 +30,7 @@ from batchjobs.services.notifications import (
     notifications_execution_ended,
     notifications_relay_pending,
 )
+from batchjobs.services.notifications.messages import notification_message
 from batchjobs.services.schedules import schedule_create
 from tests.support.engines import refuse_rows
 from tests.support.factories import finished, handler_job, start
@@ -196,21 +198,38 @@ class TestDeciding:
         assert again == [] and too_early == [] and len(enqueued) == 1
         assert claimed[0].due_at == now - timedelta(minutes=10)
 
-    def test_a_fire_skipped_as_missed_is_a_missed_run(self, django_capture_on_commit_callbacks):
+    def test_fires_skipped_as_missed_are_one_missed_run_per_pass(
+        self, django_capture_on_commit_callbacks
+    ):
+        # given a pass of beat that skipped three fires as missed (misfire policy skip), and a
+        # fire the overlap policy skipped
         job = handler_job("noop")
         subscribe(job, "email", "ops@example.com", on_failure=False, on_missed=True)
-        skipped = finished(
-            job,
-            ExecutionStatus.SKIPPED,
-            error=misfire_skip_note("3 missed fire(s) since 2026-01-01 03:00:00 UTC"),
-        )
-        overlap = finished(job, ExecutionStatus.SKIPPED, error="skipped by the overlap policy")
+        schedule = schedule_create(job=job, kind="interval", interval_every=1)
+        now = database_now()
+        fires = [now - timedelta(minutes=minutes) for minutes in (30, 20, 10)]
+        skip = OccurrenceOutcome.MISSED_SKIPPED
+        occurrences_record(
+            [Occurrence(schedule.pk, fires[0], skip, "misfire skip", fires=2,
+                        last_scheduled_for=fires[1]),
+             Occurrence(schedule.pk, fires[2], skip, "misfire skip: more than 60 s late"),
+             Occurrence(schedule.pk, now, OccurrenceOutcome.SKIPPED_OVERLAP)],
+            now=now,
+        )  # fmt: skip
 
         with django_capture_on_commit_callbacks():
-            claimed = notifications_check_missed()
+            claimed = notifications_check_missed(now=now)
+            again = notifications_check_missed(now=now)
 
-        assert [(s.event, s.execution_id) for s in claimed] == [("missed", skipped.pk)]
-        assert overlap.pk not in {s.execution_id for s in claimed}
+        # then one event, at the latest fire skipped, said as skipped, not as late
+        assert [(s.event, s.schedule_id, s.due_at) for s in claimed] == [
+            ("missed", schedule.pk, fires[2])
+        ]
+        assert again == []
+        message = notification_message(sent=claimed[0])
+        assert "skipped as missed" in message.text
+        assert "more than 60 s late" in message.text
+        assert message.payload["schedule"]["skipped"]["fires"] == 1
 
     def test_a_missed_run_the_database_refuses_is_left_out_and_the_others_are_told(
         self, django_capture_on_commit_callbacks

@@ -10,12 +10,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from batchjobs.models import BatchLog, BatchSchedule, NotificationEvent, NotificationSent
+from batchjobs.models import (
+    BatchLog,
+    BatchSchedule,
+    NotificationEvent,
+    NotificationSent,
+    OccurrenceOutcome,
+    ScheduleOccurrence,
+)
 from batchjobs.models.clock import database_now
 from batchjobs.selectors.executions import error_summary
 
@@ -108,6 +116,20 @@ def _about_execution(
     return headline % values, detail, url
 
 
+def _skipped_as_missed(schedule: BatchSchedule, due_at: datetime) -> ScheduleOccurrence | None:
+    """The occurrence record that says beat skipped the fire at `due_at` as missed, if any (a
+    row of its own, or a run of fires that holds it)."""
+    return (
+        ScheduleOccurrence.objects.filter(
+            schedule=schedule,
+            outcome=OccurrenceOutcome.MISSED_SKIPPED,
+            scheduled_for__lte=due_at,
+        )
+        .filter(Q(scheduled_for=due_at) | Q(last_scheduled_for__gte=due_at))
+        .first()
+    )
+
+
 def _about_missed_fire(
     schedule: BatchSchedule, due_at: datetime, payload: dict[str, Any]
 ) -> tuple[str, str, str]:
@@ -120,6 +142,14 @@ def _about_missed_fire(
     due = _moment(due_at)
     detail = _("Schedule: %(summary)s") % {"summary": schedule.summary}
     url = _admin_url("admin:batchjobs_batchschedule_change", schedule.pk)
+    skipped = _skipped_as_missed(schedule, due_at)
+    if skipped is not None:
+        payload["schedule"]["skipped"] = {"fires": skipped.fires, "reason": skipped.reason}
+        detail += "\n" + skipped.reason
+        headline = _("the run due at %(due)s was skipped as missed (misfire policy skip)") % {
+            "due": due
+        }
+        return headline, detail, url
     if schedule.set_aside_at is None:
         late = f"{(database_now() - due_at).total_seconds():.0f}"
         headline = _(

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
+from django.db.models.functions import Coalesce
 
 from batchjobs.models import (
     BatchLog,
@@ -20,11 +21,11 @@ from batchjobs.models import (
     JobNotification,
     NotificationEvent,
     NotificationSent,
-    Trigger,
+    OccurrenceOutcome,
+    ScheduleOccurrence,
 )
 from batchjobs.models.clock import database_now
 from batchjobs.models.set_aside import row_isolated
-from batchjobs.rules.misfire import MISFIRE_SKIP_PREFIX
 
 from .channels import notification_enqueue
 
@@ -35,7 +36,8 @@ SLOW_FACTOR = 3.0
 SLOW_SAMPLE = 20
 SLOW_MIN_SAMPLES = 5
 SLOW_MIN_SECONDS = 1.0
-# Fires skipped as missed (misfire policy "skip") are looked for this far back.
+# Fires skipped as missed (misfire policy "skip": occurrence records) are looked for this far
+# back.
 SKIPPED_FIRES_LOOKBACK = timedelta(hours=1)
 
 
@@ -170,16 +172,28 @@ def _claim_missed(
             )
             if sent is not None:
                 claimed.append(sent)
-    skipped = BatchLog.objects.filter(
-        job_id=subscription.job_id,
-        created_at__gte=now - SKIPPED_FIRES_LOOKBACK,
-        status=ExecutionStatus.SKIPPED,
-        trigger=Trigger.SCHEDULE,
-        error__startswith=MISFIRE_SKIP_PREFIX,
+    # One event per schedule and beat pass that skipped fires as missed (misfire policy skip),
+    # at the latest fire it skipped: a pass after a long outage is one message, not a
+    # thousand. Keyed like an overdue fire, so a fire told overdue is not told again.
+    skipped = (
+        ScheduleOccurrence.objects.filter(
+            schedule__job_id=subscription.job_id,
+            outcome=OccurrenceOutcome.MISSED_SKIPPED,
+            recorded_at__gte=now - SKIPPED_FIRES_LOOKBACK,
+        )
+        .values("schedule_id", "recorded_at")
+        .annotate(last=Max(Coalesce("last_scheduled_for", "scheduled_for")))
+        .order_by("schedule_id", "recorded_at")
     )
-    for execution in skipped:
-        with row_isolated(f"missed-run event of execution {execution.pk}", errors):
-            sent = _claim(subscription, NotificationEvent.MISSED, execution=execution)
+    for group in skipped:
+        schedule_id = group["schedule_id"]
+        with row_isolated(f"missed-run event of schedule {schedule_id}", errors):
+            sent = _claim(
+                subscription,
+                NotificationEvent.MISSED,
+                schedule_id=schedule_id,
+                due_at=group["last"],
+            )
             if sent is not None:
                 claimed.append(sent)
     return claimed
