@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from batchjobs.auth import LockoutAdminLoginForm
 
-from . import audit, calendars, executions, jobs, limits, notifications, schedules
+from . import audit, backfills, calendars, executions, jobs, limits, notifications, schedules
 
 admin.site.site_header = _("batchjobs")
 admin.site.site_title = _("batchjobs")
@@ -16,4 +16,13 @@ admin.site.login_form = LockoutAdminLoginForm
 # The index leads with a link to the dashboard (executions admin: dashboard/).
 admin.site.index_template = "admin/batchjobs/index.html"
 
-__all__ = ["audit", "calendars", "executions", "jobs", "limits", "notifications", "schedules"]
+__all__ = [
+    "audit",
+    "backfills",
+    "calendars",
+    "executions",
+    "jobs",
+    "limits",
+    "notifications",
+    "schedules",
+]
