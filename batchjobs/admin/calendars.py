@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminTextareaWidget
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import Calendar
+from batchjobs.selectors.calendars import calendar_list
 from batchjobs.services.calendars import (
     calendar_days,
     calendar_delete,
@@ -93,7 +94,7 @@ class CalendarAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Calendar]:
-        return super().get_queryset(request).annotate(schedule_count=Count("schedules"))
+        return calendar_list()
 
     def get_fieldsets(self, request: HttpRequest, obj: Calendar | None = None):
         fieldsets = super().get_fieldsets(request, obj)
