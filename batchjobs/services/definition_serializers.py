@@ -149,6 +149,7 @@ JOB_DEFINITION_FIELDS = (
     "handler_name", "batch_job_name", "params",
     "timeout_seconds", "max_attempts", "retry_backoff_seconds", "retry_backoff_max_seconds",
     "retry_jitter", "retry_on_4xx", "overlap_policy", "queue", "max_running", "priority",
+    "upstream_mode",
 )  # fmt: skip
 
 
@@ -227,12 +228,12 @@ class CalendarRefField(serializers.RelatedField):
         if isinstance(data, bool) or not isinstance(data, str | int):
             self.fail("incorrect_type")
         key = {"pk": data} if isinstance(data, int) else {"name": data}
-        found = self.get_queryset().filter(**key).first()
+        found = Calendar.objects.filter(**key).first()
         if found is None:
             self.fail("does_not_exist", value=repr(data))
         return found
 
-    def to_representation(self, value: Calendar) -> str:
+    def to_representation(self, value: Any) -> str:
         return value.name
 
 
