@@ -105,6 +105,7 @@ class BatchAttemptInline(ReadOnlyInline):
         "finished",
         "duration",
         "http_status",
+        "request_sent",
         "response",
         "error_text",
     )
@@ -119,6 +120,11 @@ class BatchAttemptInline(ReadOnlyInline):
     @admin.display(description=_("response excerpt"))
     def response(self, attempt: BatchAttempt) -> str:
         return text_pre(attempt.response_excerpt)
+
+    @admin.display(description=_("request"))
+    def request_sent(self, attempt: BatchAttempt) -> str:
+        """HTTP jobs: the request as sent, templates filled in, secrets masked."""
+        return json_pre(attempt.request)
 
     @admin.display(description=_("error"))
     def error_text(self, attempt: BatchAttempt) -> str:
@@ -194,6 +200,9 @@ class BatchLogAdmin(admin.ModelAdmin):
     actions = ["stop_selected", "restart_selected", "abandon_selected"]
     readonly_fields = (
         "scheduled",
+        "logical",
+        "interval_start",
+        "interval_end",
         "created",
         "published",
         "started",
@@ -221,6 +230,9 @@ class BatchLogAdmin(admin.ModelAdmin):
                     "trigger",
                     "schedule",
                     "scheduled",
+                    "logical",
+                    "interval_start",
+                    "interval_end",
                     "created_by",
                     "idempotency_key",
                     "restart_of",
@@ -251,6 +263,9 @@ class BatchLogAdmin(admin.ModelAdmin):
         ),
     ]
     scheduled = moment_column(BatchLog, "scheduled_for")
+    logical = moment_column(BatchLog, "logical_time")
+    interval_start = moment_column(BatchLog, "data_interval_start")
+    interval_end = moment_column(BatchLog, "data_interval_end")
     created = moment_column(BatchLog, "created_at")
     published = moment_column(BatchLog, "published_at")
     started = moment_column(BatchLog, "started_at")

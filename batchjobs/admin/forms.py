@@ -439,3 +439,12 @@ class RunJobForm(forms.Form):
             "leave {} to run with the defaults."
         ),
     )
+    logical_time = forms.DateTimeField(
+        required=False,
+        label=gettext_lazy("Logical time"),
+        widget=forms.TextInput(attrs={"placeholder": "2027-01-04T00:00:00+09:00", "size": 32}),
+        help_text=gettext_lazy(
+            "The instant the run stands for (ISO 8601; without an offset, in your time zone), "
+            "e.g. a past fire time to process its period again. Empty: now."
+        ),
+    )

@@ -376,6 +376,7 @@ class BatchJobAdmin(admin.ModelAdmin):
                     trigger=Trigger.MANUAL,
                     params=form.cleaned_data["params"],
                     user=request.user,
+                    logical_time=form.cleaned_data["logical_time"],
                 )
             except InvalidInput as error:
                 form_add_service_errors(form, error)

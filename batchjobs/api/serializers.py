@@ -16,11 +16,17 @@ from batchjobs.models import (
     BatchJob,
     BatchLog,
     BatchSchedule,
+    DependencyCondition,
     ExecutionStatus,
     ScheduleKind,
     StepExecution,
 )
 from batchjobs.selectors.backfills import backfill_progress_text, backfill_total_is_floor
+from batchjobs.selectors.dependencies import (
+    GRAPH_DEFAULT_DEPTH,
+    GRAPH_MAX_DEPTH,
+    execution_triggered,
+)
 from batchjobs.selectors.workers import queue_consumed, queues_consumed
 from batchjobs.services.definition_serializers import (
     CALENDAR_DEFINITION_FIELDS,
@@ -127,6 +133,15 @@ class StartSerializer(StrictSerializer):
         required=False,
         default=dict,
         help_text=gettext_lazy("Job parameters for this run, merged over the job's defaults."),
+    )
+    logical_time = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=gettext_lazy(
+            "The instant the run stands for (ISO 8601), e.g. a past fire time to process its "
+            "period again; by default the start time. A batch job has one instance per period."
+        ),
     )
 
 
@@ -282,7 +297,8 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "finished_at", "heartbeat_at", "duration_seconds", "worker", "result", "error",
             "note", "progress_done", "progress_total", "instance_key", "restart_of",
             "idempotency_key", "created_by", "set_aside_at", "set_aside_reason", "held_by",
-            "held_reason",
+            "held_reason", "logical_time", "data_interval_start", "data_interval_end",
+            "triggered_by", "dependency",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -295,6 +311,7 @@ class AttemptSerializer(serializers.ModelSerializer):
         fields = (
             "number", "status", "worker", "task_id", "started_at", "finished_at",
             "duration_seconds", "http_status", "response_excerpt", "error", "retryable",
+            "request",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -311,13 +328,112 @@ class StepSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TriggeredSerializer(serializers.Serializer):
+    """A run an execution's end started (a job dependency)."""
+
+    id = serializers.IntegerField()
+    job = serializers.IntegerField(source="job_id")
+    job_name = serializers.CharField(source="job.name")
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    condition = serializers.CharField(
+        source="dependency.condition",
+        allow_null=True,
+        default=None,
+        help_text=gettext_lazy("The edge's condition (null once the edge is deleted)."),
+    )
+
+
 class ExecutionDetailSerializer(ExecutionSerializer):
     attempt_history = AttemptSerializer(source="attempt_rows", many=True, read_only=True)
     steps = StepSerializer(many=True, read_only=True)
+    triggered = serializers.SerializerMethodField(
+        help_text=gettext_lazy("The runs this execution's end started (job dependencies).")
+    )
 
     class Meta(ExecutionSerializer.Meta):
-        fields = (*ExecutionSerializer.Meta.fields, "execution_context", "attempt_history", "steps")
+        fields = (
+            *ExecutionSerializer.Meta.fields, "execution_context", "attempt_history", "steps",
+            "triggered",
+        )  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(TriggeredSerializer(many=True))
+    def get_triggered(self, execution: BatchLog) -> list[dict]:
+        return TriggeredSerializer(execution_triggered(execution=execution), many=True).data
+
+
+# --- job dependencies ------------------------------------------------------------------------
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+class JobRefField(serializers.Field):
+    """A job by its id (an integer) or its name; the service says which job does not exist.
+    Shown as the id."""
+
+    default_error_messages = {"invalid": gettext_lazy("Name a job by its id or its name.")}
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, bool) or not isinstance(data, int | str) or data == "":
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: BatchJob) -> int:
+        return value.pk
+
+
+class DependencySerializer(StrictSerializer):
+    """An edge of the job graph: when `upstream` ends meeting `condition`, `downstream` starts."""
+
+    id = serializers.IntegerField(read_only=True)
+    upstream = JobRefField(help_text=gettext_lazy("The upstream job: its id or its name."))
+    upstream_name = serializers.CharField(source="upstream.name", read_only=True)
+    downstream = JobRefField(help_text=gettext_lazy("The downstream job: its id or its name."))
+    downstream_name = serializers.CharField(source="downstream.name", read_only=True)
+    condition = serializers.ChoiceField(
+        choices=DependencyCondition.choices, default=DependencyCondition.SUCCESS
+    )
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class DependencyQuerySerializer(serializers.Serializer):
+    job = serializers.IntegerField(
+        required=False, help_text=gettext_lazy("Only the edges of this job (either end).")
+    )
+
+
+class GraphQuerySerializer(serializers.Serializer):
+    depth = serializers.IntegerField(
+        min_value=1, max_value=GRAPH_MAX_DEPTH, default=GRAPH_DEFAULT_DEPTH
+    )
+
+
+class GraphNodeSerializer(serializers.Serializer):
+    """A job in the graph, with the jobs beyond it (`children`, nodes of the same shape)."""
+
+    job = serializers.IntegerField(source="job_id")
+    name = serializers.CharField()
+    enabled = serializers.BooleanField()
+    upstream_mode = serializers.CharField()
+    condition = serializers.CharField(help_text=gettext_lazy("The edge's condition."))
+    dependency = serializers.IntegerField(source="dependency_id", allow_null=True)
+    truncated = serializers.BooleanField(
+        help_text=gettext_lazy("More jobs lie beyond the depth read.")
+    )
+    repeated = serializers.BooleanField(
+        help_text=gettext_lazy("Shown already on another branch, with its jobs there.")
+    )
+    children = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_children(self, node) -> list[dict]:
+        return GraphNodeSerializer(node.children, many=True).data
+
+
+class JobGraphSerializer(serializers.Serializer):
+    job = GraphNodeSerializer()
+    upstream = GraphNodeSerializer(many=True)
+    downstream = GraphNodeSerializer(many=True)
+    depth = serializers.IntegerField()
 
 
 class ExecutionSummarySerializer(serializers.Serializer):

@@ -1,34 +1,171 @@
-"""Jobs of kind `http`: build the request, call it, judge the answer."""
+"""Jobs of kind `http`: build the request (its fire-time templates filled in), record it on
+the attempt, call it, judge the answer."""
 
 import json
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import requests
 from django.conf import settings
+from django.db import connection
 from django.utils.translation import gettext
 
 from batchjobs.http.client import DeadlineExceeded, ResponseTooLarge, http_call
 from batchjobs.http.guard import BlockedDestination
-from batchjobs.models import AttemptStatus, BatchJob
+from batchjobs.models import AttemptStatus, BatchAttempt, BatchJob, BatchLog
 from batchjobs.models.job import AssertionKind
 from batchjobs.rules.json_path import MISSING, json_path_parse, json_path_value
+from batchjobs.rules.masking import SECRET_MASK
 from batchjobs.rules.status_spec import status_in_spec, status_spec_parse
+from batchjobs.rules.template import (
+    FIRE_TIME_VARIABLES,
+    PARAMS,
+    Template,
+    TemplateError,
+    header_escape,
+    template_parse,
+    template_render,
+    url_escape,
+    url_template_parse,
+)
 from batchjobs.secrets import secret_decrypt
 
+from .fire_time import FireTime
 from .outcome import AttemptOutcome
-from .timeout import timed_out_message
+from .timeout import cooperative, timed_out_message
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ATTEMPT_HEADER = "X-Batchjobs-Attempt"
 
 
-def headers_for_request(job: BatchJob, *, execution_id: int, attempt: int) -> dict[str, str]:
-    """The request's headers: the only place a secret header value is decrypted."""
-    headers = {header["name"]: secret_decrypt(header["value"]) for header in job.http_headers}
+@dataclass(frozen=True)
+class HttpRequest:
+    """A request as sent: templates filled in, secret values decrypted (never shown: see
+    shown())."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str
+    secret_headers: tuple[str, ...]
+
+    def shown(self) -> dict[str, Any]:
+        """What the attempt and the test fire show: secret values masked, the body cut as
+        a response excerpt is."""
+        secret = {name.lower() for name in self.secret_headers}
+        return {
+            "method": self.method,
+            "url": self.url,
+            "headers": {
+                name: SECRET_MASK if name.lower() in secret else value
+                for name, value in self.headers.items()
+            },
+            "body": self.body[: settings.BATCHJOBS_RESPONSE_EXCERPT_CHARS],
+        }
+
+
+# Templates are read once per text and process: a worker runs the same few jobs over and over.
+_parsed = lru_cache(maxsize=1024)(template_parse)
+_parsed_url = lru_cache(maxsize=1024)(url_template_parse)
+
+
+def _templates(job: BatchJob) -> list[Template]:
+    """The job's URL and body templates (header values are read with their secrets)."""
+    return [_parsed_url(job.http_url), _parsed(job.http_body or "")]
+
+
+def _render(
+    field: str,
+    template: Template,
+    variables: Mapping[str, Any],
+    escape: Callable[[str], str] = str,
+) -> str:
+    try:
+        return template_render(template, variables, escape=escape)
+    except TemplateError as exc:
+        raise TemplateError(f"{field}: {exc}") from None
+
+
+def http_request_build(
+    job: BatchJob, *, execution_id: int, attempt: int, variables: Mapping[str, Any]
+) -> HttpRequest:
+    """The request of one attempt, its templates rendered with `variables` (see
+    http_variables); the only place a secret header value is decrypted. Raises TemplateError
+    naming the field whose template cannot be rendered."""
+    try:
+        url_template = _parsed_url(job.http_url)
+        body_template = _parsed(job.http_body or "")
+    except TemplateError as exc:  # saved behind validation's back
+        raise TemplateError(f"http_url/http_body: {exc}") from None
+    headers: dict[str, str] = {}
+    for index, header in enumerate(job.http_headers):
+        field = f"http_headers[{index}].value"
+        try:
+            value = _parsed(secret_decrypt(header["value"]))
+        except TemplateError as exc:
+            raise TemplateError(f"{field}: {exc}") from None
+        headers[header["name"]] = _render(field, value, variables, escape=header_escape)
     headers[IDEMPOTENCY_HEADER] = str(execution_id)
     headers[ATTEMPT_HEADER] = str(attempt)
-    return headers
+    return HttpRequest(
+        method=job.http_method,
+        url=_render("http_url", url_template, variables, escape=url_escape),
+        headers=headers,
+        body=_render("http_body", body_template, variables),
+        secret_headers=tuple(header["name"] for header in job.http_headers if header.get("secret")),
+    )
+
+
+def http_variables(
+    job: BatchJob,
+    *,
+    execution_id: int,
+    attempt: int,
+    params: Mapping[str, Any],
+    fire_time: FireTime,
+) -> dict[str, Any]:
+    """What a job's templates can name (batchjobs.rules.template.VARIABLES)."""
+    return {
+        "execution_id": execution_id,
+        "attempt": attempt,
+        "job_name": job.name,
+        PARAMS: dict(params),
+        **fire_time.variables(),
+    }
+
+
+def _run_variables(job: BatchJob, *, execution_id: int, attempt: int) -> dict[str, Any]:
+    """A run's variables. Its parameters and fire time are read from its row only when a
+    template names them (the claim reads back what every run needs, not these); a header's
+    value may hold a template too, so headers always count."""
+    used = set().union(*(template.variables for template in _templates(job)))
+    if not job.http_headers and not used & (FIRE_TIME_VARIABLES | {PARAMS}):
+        return http_variables(job, execution_id=execution_id, attempt=attempt, params={},
+                              fire_time=FireTime(None, None, None))  # fmt: skip
+    row = (
+        BatchLog.objects.filter(pk=execution_id)
+        .values_list(
+            "params", "logical_time", "data_interval_start", "data_interval_end", "scheduled_for"
+        )
+        .first()
+    )
+    params, *times = row or ({}, None, None, None, None)
+    return http_variables(job, execution_id=execution_id, attempt=attempt, params=params or {},
+                          fire_time=FireTime.read(*times))  # fmt: skip
+
+
+def _attempt_request_record(*, execution_id: int, attempt: int, request: HttpRequest) -> None:
+    """Store the request on the attempt (opened by the claim) before the call, so that it is
+    on view while the call is in flight. An I/O lane gives the connection back at once: the
+    call needs none (see runner.execution_run)."""
+    BatchAttempt.objects.filter(execution_id=execution_id, number=attempt).update(
+        request=request.shown()
+    )
+    if cooperative() and not connection.in_atomic_block:
+        connection.close()
 
 
 def assertion_failure(job: BatchJob, body: str) -> str | None:
@@ -60,15 +197,31 @@ def assertion_failure(job: BatchJob, body: str) -> str | None:
 def run_http_job(
     job: BatchJob, *, execution_id: int, attempt: int, deadline: float
 ) -> AttemptOutcome:
+    """One attempt of a run: the request built from the run's variables and recorded on the
+    attempt, then sent. A template the run cannot fill (a parameter it was not given) fails
+    the run without a retry: another attempt would have the same values."""
+    try:
+        variables = _run_variables(job, execution_id=execution_id, attempt=attempt)
+        request = http_request_build(
+            job, execution_id=execution_id, attempt=attempt, variables=variables
+        )
+    except TemplateError as exc:
+        return AttemptOutcome(status=AttemptStatus.FAILED, error=str(exc), retryable=False)
+    _attempt_request_record(execution_id=execution_id, attempt=attempt, request=request)
+    return http_request_send(job, request, deadline=deadline)
+
+
+def http_request_send(job: BatchJob, request: HttpRequest, *, deadline: float) -> AttemptOutcome:
+    """Send the request (the SSRF guard checks its URL as rendered) and judge the answer."""
     excerpt_chars = settings.BATCHJOBS_RESPONSE_EXCERPT_CHARS
     try:
         response = http_call(
-            method=job.http_method,
-            url=job.http_url,
-            headers=headers_for_request(job, execution_id=execution_id, attempt=attempt),
-            body=job.http_body.encode() if job.http_body else None,
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            body=request.body.encode() if request.body else None,
             deadline=deadline,
-            secret_headers=[header["name"] for header in job.http_headers if header.get("secret")],
+            secret_headers=request.secret_headers,
         )
     except BlockedDestination as exc:
         return AttemptOutcome(status=AttemptStatus.FAILED, error=str(exc), retryable=False)

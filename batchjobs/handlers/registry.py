@@ -12,11 +12,23 @@ Contract:
   max_attempts) unless the exception is a :class:`NonRetryableError`.
 - It must tolerate running more than once for the same execution (a retry after a lost
   worker): ``ctx.execution_id`` is stable across attempts and serves as an idempotency key.
+- It should process the period it is given, not "now": ``ctx.data_interval_start`` to
+  ``ctx.data_interval_end`` (aware datetimes; from the schedule's previous nominal fire to
+  this one, ``ctx.logical_time``), which a retry the next morning or a restart keeps, and a
+  catch-up or backfill run sets to its own fire. ``ctx.scheduled_for`` is the nominal fire
+  time of a scheduled run, None for a run started by hand (whose logical time is its start
+  time unless the starter gave one)::
+
+    @handler("reports.daily")
+    def daily_report(ctx: HandlerContext) -> dict:
+        rows = Sale.objects.filter(sold_at__gte=ctx.data_interval_start,
+                                   sold_at__lt=ctx.data_interval_end)
 """
 
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -39,6 +51,12 @@ class HandlerContext:
     attempt: int
     max_attempts: int
     job_name: str
+    # The period the run stands for (see the module's docstring); None only in a context
+    # built by hand (a test), never in a run.
+    logical_time: datetime | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    scheduled_for: datetime | None = None
     deadline: float = field(repr=False, default=0.0)
     report_progress: Callable[[int, int | None], None] = field(
         repr=False, default=lambda done, total: None

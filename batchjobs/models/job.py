@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from batchjobs.rules import bounds
+from batchjobs.rules.template import url_skeleton
 from batchjobs.rules.url import UrlRefused, http_url_parse
 
 from .dependency import UpstreamMode
@@ -26,9 +27,10 @@ def default_queue(kind: str) -> str:
 
 
 def url_host(url: str) -> str:
-    """The host an HTTP job's URL names ("" if the URL is refused: validation says why)."""
+    """The host an HTTP job's URL names ("" if the URL is refused: validation says why); a
+    URL's templates fill in its path and query only, so its host is the literal one."""
     try:
-        return http_url_parse(url).host
+        return http_url_parse(url_skeleton(url)).host
     except UrlRefused:
         return ""
 

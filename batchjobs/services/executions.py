@@ -1,5 +1,6 @@
 """Creating executions started by hand (through the operator, services/operator.py)."""
 
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -7,10 +8,21 @@ from django.utils.translation import gettext as _
 
 from batchjobs.batch.registry import batch_job_get, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
+from batchjobs.execution.fire_time import FireTime
 from batchjobs.execution.publish import executions_publish_or_defer
 from batchjobs.handlers.registry import handler_get, handler_params_errors
-from batchjobs.models import AuditAction, BatchJob, BatchLog, JobKind, OverlapPolicy, Trigger
+from batchjobs.models import (
+    AuditAction,
+    BatchJob,
+    BatchLog,
+    BatchSchedule,
+    JobKind,
+    OverlapPolicy,
+    ScheduleKind,
+    Trigger,
+)
 from batchjobs.models.clock import database_now
+from batchjobs.scheduling.fire_times import Timing, previous_fire_before
 
 from .audit import audit_record
 from .permissions import job_handler_permission_check
@@ -35,6 +47,34 @@ def execution_params(*, job: BatchJob, params: dict[str, Any] | None) -> dict[st
     return merged
 
 
+def logical_time_checked(value: Any) -> datetime | None:
+    """A caller's logical time: an aware date and time, or None (the start time)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInput(
+            {"logical_time": _("Enter a date and time with its UTC offset (ISO 8601).")}
+        )
+    return value
+
+
+def execution_fire_time(*, job: BatchJob, logical_time: datetime) -> FireTime:
+    """The fire time of a run started by hand for `logical_time`: its data interval runs from
+    the latest nominal fire of the job's recurring schedules before it (what the last
+    scheduled run covered up to), or is empty when the job has none. A start for a past fire
+    time thus covers the same period as that fire's own run."""
+    previous = [
+        fire
+        for schedule in BatchSchedule.objects.filter(job=job).exclude(kind=ScheduleKind.ONCE)
+        if (fire := previous_fire_before(Timing.of(schedule), logical_time)) is not None
+    ]
+    return FireTime(
+        logical_time=logical_time,
+        data_interval_start=max(previous, default=logical_time),
+        data_interval_end=logical_time,
+    )
+
+
 def execution_start(
     *,
     job: BatchJob,
@@ -45,12 +85,14 @@ def execution_start(
     instance_key: str = "",
     restart_of: BatchLog | None = None,
     execution_context: dict | None = None,
+    fire_time: FireTime | None = None,
 ) -> BatchLog:
     """Create and queue one execution of `job`: the operator's building block, not a door of
     its own (the admin, the API and the command line start runs with operator.job_start, which
     applies a batch job's instance rules first). The same idempotency key returns the same
     execution instead of starting another. The operator passes a batch job's instance key,
-    and for a restart the execution restarted and the context to resume from."""
+    and for a restart the execution restarted and the context to resume from. `fire_time`:
+    the period the run stands for (execution_fire_time); by default its start time's."""
     job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
     if not job.enabled:
         raise Conflict(
@@ -62,6 +104,7 @@ def execution_start(
         if existing:
             return existing
     now = database_now()
+    fire_time = fire_time or execution_fire_time(job=job, logical_time=now)
     try:
         with transaction.atomic():
             execution = BatchLog.objects.create(
@@ -77,6 +120,9 @@ def execution_start(
                 instance_key=instance_key,
                 restart_of=restart_of,
                 execution_context=execution_context or {},
+                logical_time=fire_time.logical_time,
+                data_interval_start=fire_time.data_interval_start,
+                data_interval_end=fire_time.data_interval_end,
             )
             audit_record(
                 action=AuditAction.RESTARTED if restart_of else AuditAction.STARTED,

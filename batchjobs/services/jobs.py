@@ -5,7 +5,7 @@ import json
 import math
 import re
 import time
-from copy import copy
+from dataclasses import replace
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -14,18 +14,26 @@ from django.utils.translation import gettext as _
 
 from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
-from batchjobs.execution.http_job import headers_for_request, run_http_job
+from batchjobs.execution.http_job import http_request_build, http_request_send, http_variables
 from batchjobs.execution.limits import limit_changed
 from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
 from batchjobs.http.guard import url_errors
 from batchjobs.models import AuditAction, BatchJob, JobKind, limit_key
+from batchjobs.models.clock import database_now
 from batchjobs.models.execution import ACTIVE_STATUSES
 from batchjobs.models.job import AssertionKind, default_queue
 from batchjobs.rules.json_path import json_path_parse
 from batchjobs.rules.status_spec import status_spec_parse
-from batchjobs.secrets import headers_masked, secret_encrypt, secret_rotate
+from batchjobs.rules.template import (
+    TemplateError,
+    template_parse,
+    url_template_parse,
+    url_template_skeleton,
+)
+from batchjobs.secrets import secret_encrypt, secret_rotate
 
 from .audit import audit_changes, audit_record, audit_snapshot, audit_stored
+from .executions import execution_fire_time
 from .permissions import job_handler_permission_check
 from .validation import instance_validate
 
@@ -79,17 +87,37 @@ def _validate_http(job: BatchJob, add) -> None:
     if not job.http_url:
         add("http_url", _("An HTTP job needs a URL."))
     else:
-        for message in url_errors(job.http_url):
-            add("http_url", message)
+        # A template may fill in the path and the query, never the host: the URL's check
+        # reads it with each expression replaced, and holds for every run.
+        try:
+            url = url_template_skeleton(url_template_parse(job.http_url))
+        except TemplateError as exc:
+            add("http_url", str(exc))
+        else:
+            for message in url_errors(url):
+                add("http_url", message)
     if not isinstance(job.http_headers, list):
         add("http_headers", _('Must be a list of {"name", "value", "secret"} objects.'))
     else:
         for index, header in enumerate(job.http_headers):
-            for message in _header_errors(header):
+            messages = _header_errors(header)
+            for message in messages:
                 add(
                     "http_headers",
                     _("header %(number)s: %(message)s") % {"number": index + 1, "message": message},
                 )
+            if messages:
+                continue
+            # A secret kept from the stored job is encrypted here; it was checked when typed.
+            try:
+                template_parse(header["value"])
+            except TemplateError as exc:
+                add("http_headers", f"http_headers[{index}].value: {exc}")
+    if isinstance(job.http_body, str):
+        try:
+            template_parse(job.http_body)
+        except TemplateError as exc:
+            add("http_body", str(exc))
     try:
         status_spec_parse(job.http_expected_status or "")
     except ValueError as exc:
@@ -285,20 +313,30 @@ TEST_FIRE_ATTEMPT = 0
 
 def job_test_fire(*, job: BatchJob) -> dict[str, Any]:
     """One real call of an HTTP job, judged as a run would judge it, recording nothing; the
-    API's test-fire and the admin's button. Secret header values are shown masked."""
+    API's test-fire and the admin's button. The request is shown as sent, its templates
+    filled in as for a run fired now with the job's default parameters; secret header values
+    are shown masked."""
     if job.kind != JobKind.HTTP:
         raise Conflict(
             _("job %(name)s is a %(kind)s job; only HTTP jobs can be test-fired")
             % {"name": repr(job.name), "kind": job.kind}
         )
-    shown = copy(job)
-    shown.http_headers = headers_masked(job.http_headers)
+    now = database_now()
+    fire_time = replace(execution_fire_time(job=job, logical_time=now), scheduled_for=now)
+    variables = http_variables(job, execution_id=TEST_FIRE_EXECUTION_ID,
+                               attempt=TEST_FIRE_ATTEMPT, params=job.params,
+                               fire_time=fire_time)  # fmt: skip
+    try:
+        request = http_request_build(job, execution_id=TEST_FIRE_EXECUTION_ID,
+                                     attempt=TEST_FIRE_ATTEMPT, variables=variables)  # fmt: skip
+    except TemplateError as exc:
+        raise Conflict(
+            _("job %(name)s cannot be test-fired: %(error)s")
+            % {"name": repr(job.name), "error": exc}
+        ) from None
     started = time.monotonic()
-    outcome = run_http_job(
-        job,
-        execution_id=TEST_FIRE_EXECUTION_ID,
-        attempt=TEST_FIRE_ATTEMPT,
-        deadline=started + min(job.timeout_seconds, TEST_FIRE_MAX_SECONDS),
+    outcome = http_request_send(
+        job, request, deadline=started + min(job.timeout_seconds, TEST_FIRE_MAX_SECONDS)
     )
     result = outcome.result or {}
     return {
@@ -306,14 +344,7 @@ def job_test_fire(*, job: BatchJob) -> dict[str, Any]:
         "error": outcome.error,
         "retryable": outcome.retryable,
         "duration_seconds": round(time.monotonic() - started, 3),
-        "request": {
-            "method": job.http_method,
-            "url": job.http_url,
-            "headers": headers_for_request(
-                shown, execution_id=TEST_FIRE_EXECUTION_ID, attempt=TEST_FIRE_ATTEMPT
-            ),
-            "body": job.http_body,
-        },
+        "request": request.shown(),
         "response": {
             "status": outcome.http_status,
             "url": result.get("url"),

@@ -5,6 +5,7 @@ batchjobs.execution.lifecycle)."""
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -31,7 +32,13 @@ from batchjobs.models import (
 from batchjobs.models.execution import ACTIVE_STATUSES, RESTARTABLE_STATUSES
 
 from .audit import audit_record
-from .executions import execution_params, execution_start
+from .executions import (
+    FireTime,
+    execution_fire_time,
+    execution_params,
+    execution_start,
+    logical_time_checked,
+)
 from .jobs import job_create
 
 # The parameter Spring's RunIdIncrementer steps: identifying whatever names a job declares, as
@@ -68,15 +75,20 @@ def _execution(execution_id: int) -> BatchLog:
     return execution
 
 
-def instance_key(job: BatchJob, params: dict[str, Any]) -> str:
+def instance_key(job: BatchJob, params: dict[str, Any], fire_time: FireTime | None = None) -> str:
     """Job + identifying parameters, hashed: the job instance (Spring's JobInstance). The
-    identifying ones are those the job declares (all when it declares none), and RUN_ID."""
+    identifying ones are those the job declares (all when it declares none), and RUN_ID; and
+    the period of a start given a logical time (`fire_time`), so that each period is its own
+    instance. A start without one is identified by its parameters alone, as before."""
     registered = batch_job_get(job.batch_job_name)
     names = registered.identifying if registered and registered.identifying is not None else None
     if names is not None and RUN_ID in params:
         names = (*names, RUN_ID)
     identifying = params if names is None else {name: params.get(name) for name in names}
-    canonical = json.dumps([job.name, identifying], sort_keys=True, default=str)
+    period = [] if fire_time is None else [
+        fire_time.logical_time, fire_time.data_interval_start, fire_time.data_interval_end
+    ]  # fmt: skip
+    canonical = json.dumps([job.name, identifying, *period], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -87,18 +99,23 @@ def job_start(
     user=None,
     trigger: Trigger = Trigger.API,
     idempotency_key: str = "",
+    logical_time: datetime | None = None,
 ) -> BatchLog:
     """Start a job now: the one door for every start by hand, from the admin, the API and the
     command line. For a batch job this is a new job instance: refused if the instance already
-    completed, is running, or failed (restart that execution instead)."""
+    completed, is running, or failed (restart that execution instead). `logical_time`: the
+    instant the run stands for (a past period, say), by default its start time; a batch job
+    given one has one instance per period."""
+    logical_time = logical_time_checked(logical_time)
     job = _job(job_name, user=user)
+    fire_time = execution_fire_time(job=job, logical_time=logical_time) if logical_time else None
     if job.kind != JobKind.BATCH:
         return execution_start(job=job, trigger=trigger, params=params, user=user,
-                               idempotency_key=idempotency_key)  # fmt: skip
+                               idempotency_key=idempotency_key, fire_time=fire_time)  # fmt: skip
     if existing := _started_with(job, idempotency_key):
         return existing
     merged = execution_params(job=job, params=params)
-    key = instance_key(job, merged)
+    key = instance_key(job, merged, fire_time)
     with transaction.atomic():
         # Serialise starts of the same job so that two cannot both see "no instance yet".
         BatchJob.objects.select_for_update().filter(pk=job.pk).first()
@@ -131,7 +148,8 @@ def job_start(
                     % {"job": job.name, "status": previous.status, "execution": previous.pk}
                 )
         return execution_start(job=job, trigger=trigger, params=merged, user=user,
-                               idempotency_key=idempotency_key, instance_key=key)  # fmt: skip
+                               idempotency_key=idempotency_key, instance_key=key,
+                               fire_time=fire_time)  # fmt: skip
 
 
 def run_id_increment(params: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +255,7 @@ def execution_restart(*, execution_id: int, user=None) -> BatchLog:
             job=source.job, trigger=Trigger.RESTART, params=source.params, user=user,
             instance_key=plan.instance_key, restart_of=source,
             execution_context=plan.execution_context,
+            fire_time=FireTime.of(source),  # the same period, resumed
         )  # fmt: skip
         execution_partitions_carry(source=source, restarted=restarted)
     return restarted

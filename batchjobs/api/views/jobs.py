@@ -103,6 +103,7 @@ class JobStart(ApiView):
             user=request.user,
             trigger=Trigger.API,
             idempotency_key=idempotency_key(request),
+            logical_time=data["logical_time"],
         )
         return Response(s.ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 

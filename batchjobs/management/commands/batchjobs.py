@@ -1,7 +1,7 @@
 """`manage.py batchjobs <subcommand>`: operate batchjobs from a shell or a script.
 
     list                              jobs with their latest execution
-    run NAME [--param K=V]... [--wait] [--timeout S] [--idempotency-key KEY]
+    run NAME [--param K=V]... [--logical-time ISO] [--wait] [--timeout S] [--idempotency-key KEY]
     stop ID | restart ID | abandon ID the JobOperator's operations on an execution
     status [ID]                       the scheduler (beat, workers, counts, next fire), or one
                                       execution with its steps
@@ -51,6 +51,20 @@ from batchjobs.services.schedules import schedule_preview
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_WAIT_TIMEOUT, EXIT_CONFLICT = 0, 1, 2, 3, 4
 FORMATS = ("yaml", "json")
+
+
+def parse_logical_time(text: str | None) -> datetime | None:
+    """--logical-time: ISO 8601; a time without a UTC offset is read in TIME_ZONE."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            {"--logical-time": gettext("%(text)s is not an ISO 8601 date and time")
+             % {"text": repr(text)}}
+        ) from None  # fmt: skip
+    return value if value.tzinfo else timezone.make_aware(value)
 
 
 def parse_param(text: str) -> tuple[str, object]:
@@ -208,6 +222,13 @@ class Command(BaseCommand):
         run.add_argument(
             "--idempotency-key", default="", help="The same key returns the same execution."
         )
+        run.add_argument(
+            "--logical-time",
+            default=None,
+            metavar="ISO",
+            help="The instant the run stands for (ISO 8601, e.g. 2027-01-04T00:00+09:00; "
+            "without an offset, in TIME_ZONE); by default the start time.",
+        )
 
         for name, help_text in (
             ("stop", "Stop an execution (a running one stops at its next chunk boundary)."),
@@ -297,12 +318,15 @@ class Command(BaseCommand):
             )
         return EXIT_OK
 
-    def _run(self, *, name, param, wait, timeout, idempotency_key, as_json: bool, **_) -> int:
+    def _run(
+        self, *, name, param, wait, timeout, idempotency_key, logical_time, as_json: bool, **_
+    ) -> int:
         params = dict(parse_param(text) for text in param)
         try:
             execution = operator.job_start(
-                job_name=name, params=params, trigger=Trigger.CLI, idempotency_key=idempotency_key
-            )
+                job_name=name, params=params, trigger=Trigger.CLI,
+                idempotency_key=idempotency_key, logical_time=parse_logical_time(logical_time),
+            )  # fmt: skip
         except NotFound as exc:
             raise InvalidInput({"name": str(exc)}) from exc
         if not wait:
@@ -329,6 +353,9 @@ class Command(BaseCommand):
             "attempts": execution.attempts,
             "result": execution.result,
             "error": execution.error,
+            "logical_time": execution.logical_time,
+            "data_interval_start": execution.data_interval_start,
+            "data_interval_end": execution.data_interval_end,
         }
         if as_json:
             self._print(summary)
