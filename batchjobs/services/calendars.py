@@ -127,20 +127,6 @@ def calendar_days(*, calendar: Calendar, start: date, end: date) -> list[tuple[d
         raise InvalidInput({"calendar": str(exc)}) from exc
 
 
-def calendars_by_name(names: Any, *, field: str = "calendars") -> list[Calendar]:
-    """The calendars named (a list of names), for a schedule's calendars given by name; an
-    unknown name is refused naming `field`."""
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise InvalidInput({field: _("Must be a list of calendar names.")})
-    found = {calendar.name: calendar for calendar in Calendar.objects.filter(name__in=names)}
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise InvalidInput(
-            {field: _("No calendar named %(names)s.") % {"names": ", ".join(map(repr, missing))}}
-        )
-    return [found[name] for name in dict.fromkeys(names)]
-
-
 def schedule_calendars_set(
     *, schedule: BatchSchedule, calendars: list[Calendar], user=None
 ) -> None:
