@@ -158,7 +158,7 @@ def fire_row_types(connection) -> tuple[str, ...]:
 
 # What a claim reads back of the execution (attnames: they build a BatchLog).
 CLAIMED_FIELDS = ("id", "job_id", "attempts", "max_attempts", "exclusive", "params",
-                  "execution_context", "heartbeat_at")  # fmt: skip
+                  "execution_context", "heartbeat_at", "backfill_id")  # fmt: skip
 _CLAIMED_COLUMNS = ", ".join(getattr(LOG, name) for name in CLAIMED_FIELDS)
 
 # {now}: the database's clock; {worker}, {execution}: parameters, as the vendor writes them;

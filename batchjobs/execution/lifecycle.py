@@ -462,8 +462,9 @@ def _after_finish(*, execution: BatchLog, job: BatchJob, status: ExecutionStatus
         transaction.on_commit(lambda: held_wake_after_run(limits), robust=True)
     # The hooks tell the job's notifications (registered by apps.py): a worker's cached job
     # knows whether it has any, which spares the hot path a call per run; any other job is
-    # looked up. A hook never fails the job: robust, so an error there is only logged.
-    if job.notifies:
+    # looked up. A backfill's run tells its backfill, which fills the slot it frees. A hook
+    # never fails the job: robust, so an error there is only logged.
+    if job.notifies or execution.backfill_id is not None:
         transaction.on_commit(lambda: execution_ended(
             execution_id=execution.pk, status=status), robust=True)  # fmt: skip
 
