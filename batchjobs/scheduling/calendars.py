@@ -7,7 +7,7 @@ Beat asks for up to a thousand schedules at once (schedules_calendars: one query
 holidays of each (country, subdivision, year, language) are worked out once per process."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,28 +53,56 @@ class CalendarDays:
     business_days_only: bool
     ranges: tuple[tuple[date, date], ...]
     problem: str = ""  # why it cannot judge a day (see CalendarUnusable)
+    # (day, language) -> exclusion(): the schedules of a beat batch share calendars and days.
+    _known: dict[tuple[date, str], str] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     @classmethod
     def of(cls, calendar: Calendar) -> "CalendarDays":
-        ranges, errors = excluded_ranges(calendar.excluded_dates)
-        return cls(
+        return cls.read(
             name=calendar.name,
             country=calendar.country,
             subdivision=calendar.subdivision,
             business_days_only=calendar.business_days_only,
+            excluded_dates=calendar.excluded_dates,
+        )
+
+    @classmethod
+    def read(
+        cls,
+        *,
+        name: str,
+        country: str,
+        subdivision: str,
+        business_days_only: bool,
+        excluded_dates: object,
+    ) -> "CalendarDays":
+        ranges, errors = excluded_ranges(excluded_dates)
+        return cls(
+            name=name,
+            country=country,
+            subdivision=subdivision,
+            business_days_only=business_days_only,
             ranges=tuple(ranges),
             problem=" ".join(errors),
         )
 
-    def exclusion(self, day: date) -> str:
-        """Why the calendar excludes `day` (a holiday's name, a weekday, a custom date), or ""."""
+    def exclusion(self, day: date, language: str) -> str:
+        """Why the calendar excludes `day` (a holiday's name, a weekday, a custom date, in
+        `language` where the holidays library has it), or ""."""
+        key = (day, language)
+        if key not in self._known:
+            self._known[key] = self._exclusion(day, language)
+        return self._known[key]
+
+    def _exclusion(self, day: date, language: str) -> str:
         if self.problem:
             raise CalendarUnusable(
                 gettext("Calendar %(name)s cannot be used: %(problem)s")
                 % {"name": repr(self.name), "problem": self.problem}
             )
         if self.country:
-            language = get_language() or settings.LANGUAGE_CODE
             try:
                 holidays = country_holidays(
                     self.country,
@@ -103,13 +131,18 @@ class CalendarDays:
         return ""
 
 
+def _language() -> str:
+    # Read once per verdict: the active language is a context-local lookup, not free.
+    return get_language() or settings.LANGUAGE_CODE
+
+
 def calendar_exclusions(calendar: Calendar, *, start: date, end: date) -> list[tuple[date, str]]:
     """The days from `start` to `end` (inclusive) that the calendar excludes, with why."""
-    days = CalendarDays.of(calendar)
+    days, language = CalendarDays.of(calendar), _language()
     found = []
     for offset in range((end - start).days + 1):
         day = start + timedelta(days=offset)
-        reason = days.exclusion(day)
+        reason = days.exclusion(day, language)
         if reason:
             found.append((day, reason))
     return found
@@ -123,11 +156,11 @@ class ScheduleCalendars:
     policy: str
     calendars: tuple[CalendarDays, ...]
 
-    def excluded(self, day: date) -> str:
+    def excluded(self, day: date, language: str) -> str:
         """Why `day` is excluded ("2027-02-09 is excluded by calendar 'KR': 설날 대체 휴일"), or
         "" when every calendar allows it."""
         for calendar in self.calendars:
-            why = calendar.exclusion(day)
+            why = calendar.exclusion(day, language)
             if why:
                 return gettext("%(day)s is excluded by calendar %(name)s: %(why)s") % {
                     "day": day.isoformat(),
@@ -140,14 +173,15 @@ class ScheduleCalendars:
         """`fire` (aware) judged on its local date in the schedule's zone."""
         zone = ZoneInfo(self.timezone)
         local = fire.astimezone(zone)
-        reason = self.excluded(local.date())
+        language = _language()
+        reason = self.excluded(local.date(), language)
         if not reason:
             return CalendarVerdict(allowed=True)
         if self.policy != CalendarPolicy.MOVE:
             return CalendarVerdict(allowed=False, reason=reason)
         for offset in range(1, MAX_MOVE_DAYS + 1):
             day = local.date() + timedelta(days=offset)
-            if not self.excluded(day):
+            if not self.excluded(day, language):
                 return CalendarVerdict(
                     allowed=False,
                     reason=reason,
@@ -177,17 +211,27 @@ def schedules_calendars(schedules: Iterable[tuple[int, str, str]]) -> dict[int, 
     if not wanted:
         return {}
     through: Any = BatchSchedule.calendars.through  # django-stubs cannot type an auto M2M table
+    # Plain rows, no model instances: beat reads up to a thousand schedules' links per batch.
     links = (
         through.objects.filter(batchschedule_id__in=list(wanted))
-        .select_related("calendar")
         .order_by("batchschedule_id", "calendar__name")
-    )
+        .values_list(
+            "batchschedule_id", "calendar_id", "calendar__name", "calendar__country",
+            "calendar__subdivision", "calendar__business_days_only", "calendar__excluded_dates",
+        )
+    )  # fmt: skip
     read: dict[int, CalendarDays] = {}  # a calendar many schedules share is read once
     by_schedule: dict[int, list[CalendarDays]] = {}
-    for link in links:
-        if link.calendar_id not in read:
-            read[link.calendar_id] = CalendarDays.of(link.calendar)
-        by_schedule.setdefault(link.batchschedule_id, []).append(read[link.calendar_id])
+    for schedule_id, calendar_id, name, country, subdivision, weekdays, excluded in links:
+        if calendar_id not in read:
+            read[calendar_id] = CalendarDays.read(
+                name=name,
+                country=country,
+                subdivision=subdivision,
+                business_days_only=weekdays,
+                excluded_dates=excluded,
+            )
+        by_schedule.setdefault(schedule_id, []).append(read[calendar_id])
     return {
         schedule_id: ScheduleCalendars(
             timezone=wanted[schedule_id][0],
