@@ -34,6 +34,7 @@ from batchjobs.models import (
 )
 from batchjobs.models.clock import database_now
 from batchjobs.models.execution import ACTIVE_STATUSES, FINAL_STATUSES
+from batchjobs.selectors.occurrences import occurrences_recorded_by_outcome
 from batchjobs.selectors.set_aside import set_aside_counts
 
 # The classic text format, which every Prometheus reads and generate_latest() writes; spelled out
@@ -112,7 +113,20 @@ class BatchJobsCollector:
         rows.add_metric(["schedule"], set_aside.schedules)
         rows.add_metric(["execution"], set_aside.executions)
         yield rows
+        yield self._occurrences(since)
         yield from self._broker()
+
+    def _occurrences(self, since) -> Metric:
+        occurrences = GaugeMetricFamily(
+            "batchjobs_occurrences_24h",
+            "Nominal fires of schedules recorded in the last 24 hours, by what became of them "
+            "(fired, moved, skipped_overlap, coalesced, missed_skipped, dropped, excluded, "
+            "paused, job_disabled, over_max_runs, deduplicated).",
+            labels=["outcome"],
+        )
+        for outcome, fires in occurrences_recorded_by_outcome(since=since).items():
+            occurrences.add_metric([outcome], fires)
+        return occurrences
 
     def _executions(self, since) -> Iterator[Metric]:
         active = GaugeMetricFamily(
@@ -168,7 +182,8 @@ class BatchJobsCollector:
         fired = _recent(since).filter(trigger=Trigger.SCHEDULE)
         fires = GaugeMetricFamily(
             "batchjobs_fires_24h",
-            "Executions created by schedules in the last 24 hours (skipped ones too), by job.",
+            "Executions created by schedules in the last 24 hours (skipped ones too), by job; "
+            "what became of every nominal fire: batchjobs_occurrences_24h.",
             labels=["job"],
         )
         for name, n in (

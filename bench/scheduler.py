@@ -123,11 +123,11 @@ class Bench:
         """Leave nothing of a run behind; deleted rows must not slow the next run's scans."""
         from django_celery_beat.models import PeriodicTask
 
-        from batchjobs.models import BatchLog, BatchSchedule
+        from batchjobs.models import BatchLog, BatchSchedule, ScheduleOccurrence
 
         delete_bench_rows()
         delete_bench_keys(self.redis)
-        for model in (PeriodicTask, BatchSchedule, BatchLog):
+        for model in (PeriodicTask, BatchSchedule, BatchLog, ScheduleOccurrence):
             sql_execute(f"VACUUM ANALYZE {_table(model)}")
 
     def delete_new_keys(self) -> None:
@@ -141,10 +141,14 @@ def delete_bench_rows() -> None:
     Django's cascade would collect 100,000 objects in memory."""
     from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
-    from batchjobs.models import BatchJob, BatchLog, BatchSchedule
+    from batchjobs.models import BatchJob, BatchLog, BatchSchedule, ScheduleOccurrence
 
     like = NAME_PREFIX + "%"
     jobs = f"SELECT id FROM {_table(BatchJob)} WHERE name LIKE %s"
+    schedules = f"SELECT id FROM {_table(BatchSchedule)} WHERE job_id IN ({jobs})"
+    # The occurrence records first: they refer to both the schedules and the executions.
+    sql_execute(f"DELETE FROM {_table(ScheduleOccurrence)} WHERE schedule_id IN ({schedules})",
+                [like])  # fmt: skip
     sql_execute(f"DELETE FROM {_table(BatchLog)} WHERE job_id IN ({jobs})", [like])
     sql_execute(f"DELETE FROM {_table(BatchSchedule)} WHERE job_id IN ({jobs})", [like])
     BatchJob.objects.filter(name__startswith=NAME_PREFIX).delete()

@@ -31,6 +31,8 @@ from batchjobs.models import (
     ExecutionStatus,
     JobDependency,
     JobNotification,
+    OccurrenceOutcome,
+    ScheduleOccurrence,
     StepExecution,
 )
 from batchjobs.models.clock import database_now
@@ -303,15 +305,17 @@ def _overlap_declined(execution_id: int) -> None:
     )
     queued = BatchLog.objects.filter(pk=execution_id, status=ExecutionStatus.QUEUED)
     if execution.job.overlap_policy == OverlapPolicy.SKIP and execution.attempts == 0:
-        queued.filter(attempts=0).update(
-            status=ExecutionStatus.SKIPPED,
-            finished_at=Now(),
-            # Errors a worker writes are in the deployment's language (LANGUAGE_CODE).
-            error=gettext(
-                "skipped by the overlap policy: execution #%(running)s of this job was running"
-            )
-            % {"running": running},
-        )
+        # Errors a worker writes are in the deployment's language (LANGUAGE_CODE).
+        reason = gettext(
+            "skipped by the overlap policy: execution #%(running)s of this job was running"
+        ) % {"running": running}
+        with transaction.atomic():  # the fire's occurrence record says so with the execution
+            if queued.filter(attempts=0).update(
+                status=ExecutionStatus.SKIPPED, finished_at=Now(), error=reason
+            ):
+                ScheduleOccurrence.objects.filter(execution_id=execution_id).update(
+                    outcome=OccurrenceOutcome.SKIPPED_OVERLAP, reason=reason[:500]
+                )
     else:
         queued.update(next_attempt_at=database_now() + OVERLAP_RECHECK)
 

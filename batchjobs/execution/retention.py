@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from batchjobs.handlers.registry import HandlerContext, handler
-from batchjobs.models import BatchJob, BatchLog
+from batchjobs.models import BatchJob, BatchLog, ScheduleOccurrence
 from batchjobs.models.clock import database_now
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.models.set_aside import DATABASE_OUTAGES, set_aside_reason
@@ -25,20 +25,22 @@ def execution_purge_finished(
     *, older_than: timedelta, batch_size: int = 1000, jobs: Q | None = None
 ) -> int:
     """Delete finished executions (with their attempts and steps) created before
-    now - older_than, of the `jobs` matched (all by default), a batch per transaction, so that
-    no lock is held for long. An execution the database will not delete (a table of another
-    application still refers to it, say) is set aside with the error, and the others go; it
-    is left alone from then on. Returns how many were deleted."""
+    now - older_than, of the `jobs` matched (a filter on BatchJob; all by default), a batch
+    per transaction, so that no lock is held for long; and the occurrence records of those
+    jobs' schedules recorded before then. An execution the database will not delete (a table
+    of another application still refers to it, say) is set aside with the error, and the
+    others go; it is left alone from then on. Returns how many executions were deleted."""
     now = database_now()
     try:
         cutoff = now - older_than
     except OverflowError:  # kept for longer than the calendar goes back: nothing has expired
         return 0
+    _purge_occurrences(cutoff=cutoff, batch_size=batch_size, jobs=jobs)
     expired = BatchLog.objects.filter(
         created_at__lt=cutoff, status__in=FINAL_STATUSES, set_aside_at__isnull=True
     )
     if jobs is not None:
-        expired = expired.filter(jobs)
+        expired = expired.filter(job__in=BatchJob.objects.filter(jobs))
     deleted, after = 0, 0
     while True:
         # In id order from where the last batch ended: a row that outlives its batch (whatever
@@ -56,6 +58,20 @@ def execution_purge_finished(
             raise
         except Exception:  # one row's refusal fails its whole batch: delete them one by one
             deleted += _purge_each(batch, now=now)
+
+
+def _purge_occurrences(*, cutoff: datetime, batch_size: int, jobs: Q | None) -> None:
+    """Occurrence records go with the executions' retention: a batch per transaction. They
+    refer to nothing that could refuse their deletion."""
+    expired = ScheduleOccurrence.objects.filter(recorded_at__lt=cutoff)
+    if jobs is not None:
+        expired = expired.filter(schedule__job__in=BatchJob.objects.filter(jobs))
+    while True:
+        batch = list(expired.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return
+        with transaction.atomic():
+            ScheduleOccurrence.objects.filter(pk__in=batch).delete()
 
 
 def _delete_executions(ids: list[int]) -> int:
@@ -85,7 +101,7 @@ def executions_purge_expired(*, batch_size: int = 1000) -> int:
     deleted = execution_purge_finished(
         older_than=timedelta(days=settings.BATCHJOBS_RETENTION_DAYS),
         batch_size=batch_size,
-        jobs=Q(job__retention_days__isnull=True),
+        jobs=Q(retention_days__isnull=True),
     )
     periods = (
         BatchJob.objects.filter(retention_days__isnull=False)
@@ -99,7 +115,7 @@ def executions_purge_expired(*, batch_size: int = 1000) -> int:
         except OverflowError:  # longer than a timedelta holds: nothing of these jobs expires
             continue
         deleted += execution_purge_finished(
-            older_than=older_than, batch_size=batch_size, jobs=Q(job__retention_days=days)
+            older_than=older_than, batch_size=batch_size, jobs=Q(retention_days=days)
         )
     return deleted
 

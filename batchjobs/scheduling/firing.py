@@ -29,23 +29,20 @@ from batchjobs.models import (
     ExecutionStatus,
     MisfirePolicy,
     OccurrenceOutcome,
-    ScheduleKind,
 )
 from batchjobs.models.clock import database_now
 from batchjobs.models.job import OverlapPolicy
-from batchjobs.models.schedule import IntervalUnit
 from batchjobs.models.set_aside import (
     REFUSED_BY_DATABASE,
     refused_by_newer_schema,
     set_aside_reason,
 )
-from batchjobs.rules.bounds import UNIT_SECONDS
 
+from .calendars import ScheduleCalendars, schedules_calendars
 from .fire_times import (
     Timing,
     fires_between,
     jitter_offset,
-    next_fire_after,
     previous_fire_before,
     schedule_next_fire,
 )
@@ -53,6 +50,7 @@ from .occurrences import (
     OCCURRENCE_ROWS_PER_EVENT,
     FireRun,
     Occurrence,
+    fires_counted,
     occurrence_of_run,
     occurrences_of_fires,
     occurrences_record,
@@ -90,23 +88,8 @@ class FirePlan:
     fates: list[Fate] = field(default_factory=list)  # the other fires, oldest first
     note: str = ""  # on the first run's execution
     last_nominal: datetime | None = None  # the latest fire enumerated: the next one's previous
-
-
-def _counted(timing: Timing, after: datetime, until: datetime) -> FireRun | None:
-    """The fires in (after, until], counted without keeping them: by arithmetic on the fixed
-    grid of an interval in seconds, minutes or hours, else one step at a time."""
-    first = next_fire_after(timing, after)
-    if first is None or first > until:
-        return None
-    if timing.kind == ScheduleKind.INTERVAL and timing.interval_unit != IntervalUnit.DAYS:
-        step = timedelta(seconds=timing.interval_count * UNIT_SECONDS[timing.interval_unit])
-        end = min(until, timing.end_at) if timing.end_at else until
-        count = (end - first) // step + 1
-        return FireRun(first=first, last=first + (count - 1) * step, count=count)
-    count, last = 1, first
-    while (fire := next_fire_after(timing, last)) is not None and fire <= until:
-        count, last = count + 1, fire
-    return FireRun(first=first, last=last, count=count)
+    # run fires a calendar moved: fire -> (the instant its execution runs, why)
+    moved: dict[datetime, tuple[datetime, str]] = field(default_factory=dict)
 
 
 def _due_fires(
@@ -121,7 +104,7 @@ def _due_fires(
     if len(fires) < MISSED_FIRES_SCAN_LIMIT:
         return fires, None, None, fires[-1] if fires else now
     recent_from = max(fires[-1], now - horizon)
-    gap = _counted(timing, fires[-1], recent_from)
+    gap = fires_counted(timing, fires[-1], recent_from)
     older = FireRun(
         first=fires[0],
         last=gap.last if gap else fires[-1],
@@ -130,7 +113,7 @@ def _due_fires(
     recent = fires_between(timing, recent_from, now, limit=MISSED_FIRES_SCAN_LIMIT)
     if len(recent) < MISSED_FIRES_SCAN_LIMIT:
         return recent, older, None, recent[-1] if recent else now
-    return recent, older, _counted(timing, recent[-1], now), now
+    return recent, older, fires_counted(timing, recent[-1], now), now
 
 
 # A schedule with no previous_fire_at (new, or its timing changed) looks its previous fire up
@@ -300,6 +283,7 @@ class DueSchedule:
     next_fire_at: datetime | None  # set when claimed (due); None once _plan finds it finished
     last_fire_at: datetime | None
     previous_fire_at: datetime | None
+    calendar_policy: str
     job_id: int
     job_enabled: bool
     job_params: dict
@@ -368,9 +352,15 @@ def _fire_batch(*, batch_size: int, now: datetime | None, find_refused_rows: boo
         planned: list[_Planned] = []
         set_aside: dict[int, Exception] = {}
         job_params: dict[int, str] = {}  # one job's parameters, serialised once per batch
+        calendars = schedules_calendars(
+            (schedule.pk, schedule.timezone, schedule.calendar_policy) for schedule in schedules
+        )
         for schedule in schedules:
             try:
-                planned.append((schedule, *_plan(schedule, job_params=job_params, now=now)))
+                planned.append(
+                    (schedule, *_plan(schedule, job_params=job_params, now=now,
+                                      calendars=calendars.get(schedule.pk)))
+                )  # fmt: skip
             except Exception as error:  # the schedule's data: no database call in planning
                 set_aside[schedule.pk] = error
         if find_refused_rows:
@@ -386,21 +376,30 @@ def _fire_batch(*, batch_size: int, now: datetime | None, find_refused_rows: boo
             created = _write(planned, now=now)
         _set_aside(set_aside, now=now)
     job_routes = {schedule.job_id: schedule.job_route for schedule in schedules}
+    # A moved fire's execution waits for its day: the relay publishes it when it comes due.
+    waiting = {(schedule.pk, fire) for schedule, plan, _ in planned for fire in plan.moved}
     return FiredBatch(
         schedules=len(schedules),
         routes={
             pk: job_routes[job_id]
-            for pk, status, job_id, _, _ in created
+            for pk, status, job_id, schedule_id, fire in created
             if status == ExecutionStatus.QUEUED
+            and not (waiting and (schedule_id, _aware(fire)) in waiting)
         },
     )
 
 
 def _plan(
-    schedule: DueSchedule, *, job_params: dict[int, str], now: datetime
+    schedule: DueSchedule,
+    *,
+    job_params: dict[int, str],
+    now: datetime,
+    calendars: ScheduleCalendars | None,
 ) -> tuple[FirePlan, list[tuple]]:
     """The plan and execution rows of one claimed schedule; moves the schedule on (in memory)."""
     plan, moved_past = plan_fires(schedule, now=now)
+    if calendars is not None:
+        _apply_calendars(plan, calendars)
     if not schedule.job_enabled:  # a disabled job's schedules move on without firing
         reason = gettext("the job was disabled")
         plan.fates = [Fate(OccurrenceOutcome.JOB_DISABLED, reason, fate.fires)
@@ -439,6 +438,23 @@ def _plan(
     return plan, rows
 
 
+def _apply_calendars(plan: FirePlan, calendars: ScheduleCalendars) -> None:
+    """The run fires the schedule's calendars exclude (policy skip) leave the run, as EXCLUDED
+    fates; those they move (policy move) stay, their execution waiting for the allowed day."""
+    run: list[datetime] = []
+    previous: list[datetime | None] = []
+    for fire, before in zip(plan.run, plan.previous, strict=True):
+        verdict = calendars.verdict(fire)
+        if not verdict.allowed and verdict.moved_to is None:
+            plan.fates.append(Fate(OccurrenceOutcome.EXCLUDED, verdict.reason, [fire]))
+            continue
+        if not verdict.allowed and verdict.moved_to is not None:
+            plan.moved[fire] = (verdict.moved_to, verdict.reason)
+        run.append(fire)
+        previous.append(before)
+    plan.run, plan.previous = run, previous
+
+
 def _write(planned: list[_Planned], *, now: datetime) -> list[_Created]:
     """The executions, the account of every fire planned, and the schedules moved on."""
     created = _insert_ignoring_duplicates([row for _, _, rows in planned for row in rows])
@@ -459,7 +475,11 @@ def _occurrences(planned: list[_Planned], created: list[_Created]) -> list[Occur
         first_run = None
         for fire in plan.run:
             pk = made.get((schedule.pk, fire))
-            if pk is not None:
+            if pk is not None and fire in plan.moved:
+                due_at, reason = plan.moved[fire]
+                occurrences.append(Occurrence(schedule.pk, fire, OccurrenceOutcome.MOVED, reason,
+                                              execution_id=pk, due_at=due_at))  # fmt: skip
+            elif pk is not None:
                 occurrences.append(Occurrence(schedule.pk, fire, OccurrenceOutcome.FIRED,
                                               execution_id=pk))  # fmt: skip
             else:
@@ -561,8 +581,10 @@ def _execution_rows(
     rows: list[tuple] = []
     for index, (fire, previous) in enumerate(zip(plan.run, plan.previous, strict=True)):
         note = plan.note if index == 0 else ""
-        rows.append((job_id, schedule_id, fire, params, queued, exclusive, max_attempts, now,
-                     now, None, "", note, now, fire, previous, fire))  # fmt: skip
+        # A moved fire keeps its key and logical time, and waits (unpublished) for its day.
+        due_at, published_at = (plan.moved[fire][0], None) if fire in plan.moved else (now, now)
+        rows.append((job_id, schedule_id, fire, params, queued, exclusive, max_attempts, due_at,
+                     published_at, None, "", note, now, fire, previous, fire))  # fmt: skip
     return rows
 
 

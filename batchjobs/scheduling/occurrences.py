@@ -5,12 +5,17 @@ keeps each fire in the account once."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
+from django.utils.translation import gettext
 
 from batchjobs.execution.hot_sql import Table, server_bound_cursor
-from batchjobs.models import OccurrenceOutcome, ScheduleOccurrence
+from batchjobs.models import BatchSchedule, OccurrenceOutcome, ScheduleKind, ScheduleOccurrence
+from batchjobs.models.schedule import IntervalUnit
+from batchjobs.rules.bounds import UNIT_SECONDS
+
+from .fire_times import Timing, fires_between, jitter_offset, next_fire_after
 
 # The fields a later, better-informed writer may change on an existing row (a backfill that
 # runs a fire beat had recorded missed).
@@ -44,6 +49,55 @@ class FireRun:
     @classmethod
     def of(cls, fires: Sequence[datetime]) -> "FireRun":
         return cls(first=fires[0], last=fires[-1], count=len(fires))
+
+
+def fires_counted(timing: Timing, after: datetime, until: datetime) -> FireRun | None:
+    """The fires in (after, until], counted without keeping them: by arithmetic on the fixed
+    grid of an interval in seconds, minutes or hours, else one step at a time."""
+    first = next_fire_after(timing, after)
+    if first is None or first > until:
+        return None
+    if timing.kind == ScheduleKind.INTERVAL and timing.interval_unit != IntervalUnit.DAYS:
+        step = timedelta(seconds=timing.interval_count * UNIT_SECONDS[timing.interval_unit])
+        end = min(until, timing.end_at) if timing.end_at else until
+        count = (end - first) // step + 1
+        return FireRun(first=first, last=first + (count - 1) * step, count=count)
+    count, last = 1, first
+    while (fire := next_fire_after(timing, last)) is not None and fire <= until:
+        count, last = count + 1, fire
+    return FireRun(first=first, last=last, count=count)
+
+
+def occurrences_of_pause(
+    *, schedule: BatchSchedule, now: datetime
+) -> tuple[list[Occurrence], datetime | None]:
+    """The PAUSED records of the nominal fires a paused schedule passed by, from its next
+    fire through `now` (its first OCCURRENCE_ROWS_PER_EVENT a row each, the rest one run
+    row), and the last of those fires. Fires that were already overdue when it was paused
+    (beat was down) are in them too: the pause is what decided they would not run."""
+    if schedule.next_fire_at is None:
+        return [], None
+    timing = Timing.of(schedule)
+    first = schedule.next_fire_at - jitter_offset(schedule.pk, schedule.jitter_seconds)
+    listed = fires_between(
+        timing, first - timedelta(microseconds=1), now, limit=OCCURRENCE_ROWS_PER_EVENT
+    )
+    if schedule.paused_at is None:  # paused before the pause time was kept
+        reason = gettext("the schedule was paused")
+    else:
+        reason = gettext("the schedule was paused from %(since)s to %(until)s UTC") % {
+            "since": f"{schedule.paused_at:%Y-%m-%d %H:%M:%S}",
+            "until": f"{now:%Y-%m-%d %H:%M:%S}",
+        }
+    paused = OccurrenceOutcome.PAUSED
+    occurrences = [Occurrence(schedule.pk, fire, paused, reason) for fire in listed]
+    last = listed[-1] if listed else None
+    if len(listed) == OCCURRENCE_ROWS_PER_EVENT:
+        rest = fires_counted(timing, listed[-1], now)
+        if rest is not None:
+            occurrences.append(occurrence_of_run(schedule.pk, rest, paused, reason))
+            last = rest.last
+    return occurrences, last
 
 
 def occurrence_of_run(

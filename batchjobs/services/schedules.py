@@ -18,6 +18,7 @@ from batchjobs.rules.bounds import MAX_DELAY_SECONDS, interval_every_error
 from batchjobs.rules.cron import cron_errors
 from batchjobs.rules.zone import timezone_errors
 from batchjobs.scheduling.fire_times import schedule_next_fire
+from batchjobs.scheduling.occurrences import occurrences_of_pause, occurrences_record
 from batchjobs.scheduling.preview import PreviewFire, fires_preview
 from batchjobs.scheduling.wakeup import schedules_changed_notify
 
@@ -40,6 +41,8 @@ SCHEDULE_FIELDS = {
     and field.name
     not in {
         "created_at", "updated_at", "next_fire_at", "last_fire_at", "run_count",
+        # kept by beat and by pause and resume
+        "previous_fire_at", "paused_at",
         # set by schedule_create's delay_seconds, cleared by a new run_at
         "delay_seconds",
     }
@@ -120,7 +123,11 @@ def schedule_save(
         # its next fire is computed again, from now, as for a changed timing.
         set_aside = schedule.set_aside_at is not None
         schedule.set_aside_at, schedule.set_aside_reason = None, ""
-        if set_aside or _timing_changed(schedule):
+        timing_changed = _timing_changed(schedule)
+        if timing_changed:  # the fire before the next is no longer known: beat looks it up
+            schedule.previous_fire_at = None
+        _pause_change(schedule, now=now)
+        if set_aside or timing_changed:
             if schedule.pk is None:
                 schedule.save()  # the id seeds the jitter
             # A fire exactly now counts: "immediately" and a new interval's first fire.
@@ -220,28 +227,62 @@ def schedule_update(
     return schedule
 
 
-def _schedule_set_paused(*, schedule: BatchSchedule, paused: bool, user) -> BatchSchedule:
+def _pause_change(schedule: BatchSchedule, *, now: datetime) -> None:
+    """Apply a change of `paused` about to be saved: a pause keeps its time; a resume records
+    the fires it passed by as PAUSED and moves the schedule past them, so they are not taken
+    for misfires. Inside the saving transaction, with the schedule's row locked."""
+    stored = (
+        BatchSchedule.objects.select_for_update().filter(pk=schedule.pk).first()
+        if schedule.pk is not None
+        else None
+    )
+    was_paused = stored.paused if stored is not None else False
+    if schedule.paused == was_paused:
+        return
+    if schedule.paused:
+        schedule.paused_at = now
+        return
+    if stored is None:  # not reached: a new schedule is never "was paused"
+        return
+    occurrences, last = occurrences_of_pause(schedule=stored, now=now)
+    occurrences_record(occurrences, now=now)
+    schedule.paused_at = None
+    if last is not None:
+        schedule.previous_fire_at = last
+        schedule.next_fire_at = schedule_next_fire(schedule=stored, after=now)
+
+
+def _schedule_set_paused(
+    *, schedule: BatchSchedule, paused: bool, user, now: datetime | None
+) -> BatchSchedule:
     with transaction.atomic():
-        if (
-            BatchSchedule.objects.filter(pk=schedule.pk)
-            .exclude(paused=paused)
-            .update(paused=paused)
-        ):
+        stored = BatchSchedule.objects.select_for_update().filter(pk=schedule.pk).first()
+        if stored is not None and stored.paused != paused:
+            stored.paused = paused
+            _pause_change(stored, now=now or database_now())
+            stored.save(update_fields=["paused", "paused_at", "previous_fire_at", "next_fire_at"])
             action = AuditAction.PAUSED if paused else AuditAction.RESUMED
             audit_record(action=action, obj=schedule, user=user,
                          changes={"paused": [not paused, paused]})  # fmt: skip
+            for name in ("paused_at", "previous_fire_at", "next_fire_at"):
+                setattr(schedule, name, getattr(stored, name))
         schedules_changed_notify()
     schedule.paused = paused
     return schedule
 
 
-def schedule_pause(*, schedule: BatchSchedule, user=None) -> BatchSchedule:
-    return _schedule_set_paused(schedule=schedule, paused=True, user=user)
+def schedule_pause(
+    *, schedule: BatchSchedule, user=None, now: datetime | None = None
+) -> BatchSchedule:
+    return _schedule_set_paused(schedule=schedule, paused=True, user=user, now=now)
 
 
-def schedule_resume(*, schedule: BatchSchedule, user=None) -> BatchSchedule:
-    """Resume where it left off: fires that fell due while paused meet the misfire policy."""
-    return _schedule_set_paused(schedule=schedule, paused=False, user=user)
+def schedule_resume(
+    *, schedule: BatchSchedule, user=None, now: datetime | None = None
+) -> BatchSchedule:
+    """Resume from now: the fires that fell due while paused are recorded PAUSED (occurrence
+    records), not run, and the schedule goes on with its next fire after now."""
+    return _schedule_set_paused(schedule=schedule, paused=False, user=user, now=now)
 
 
 def schedule_delete(*, schedule: BatchSchedule, user=None) -> None:
