@@ -359,7 +359,7 @@ class ExecutionDetailSerializer(ExecutionSerializer):
 
     @extend_schema_field(TriggeredSerializer(many=True))
     def get_triggered(self, execution: BatchLog) -> list[dict]:
-        return TriggeredSerializer(execution_triggered(execution=execution), many=True).data
+        return list(TriggeredSerializer(execution_triggered(execution=execution), many=True).data)
 
 
 # --- job dependencies ------------------------------------------------------------------------
@@ -426,7 +426,7 @@ class GraphNodeSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField()))
     def get_children(self, node) -> list[dict]:
-        return GraphNodeSerializer(node.children, many=True).data
+        return list(GraphNodeSerializer(node.children, many=True).data)
 
 
 class JobGraphSerializer(serializers.Serializer):
@@ -752,3 +752,39 @@ class BackfillDryRunSerializer(serializers.Serializer):
         help_text=gettext_lazy("Of the fires listed, those that have an execution already.")
     )
     fires = BackfillDryRunFireSerializer(many=True)
+
+
+class OccurrenceQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(
+        required=False, help_text=gettext_lazy("Only fires at or after this instant.")
+    )
+    until = serializers.DateTimeField(
+        required=False, help_text=gettext_lazy("Only fires at or before this instant.")
+    )
+    outcome = serializers.ListField(
+        child=serializers.ChoiceField(choices=OccurrenceOutcome.choices),
+        required=False,
+        help_text=gettext_lazy("Only these outcomes (repeat the parameter for several)."),
+    )
+
+
+class OccurrenceSerializer(serializers.ModelSerializer):
+    """One record of a schedule's account: what became of a nominal fire, or of a run of
+    `fires` consecutive fires from scheduled_for through last_scheduled_for."""
+
+    class Meta:
+        model = ScheduleOccurrence
+        fields = ("id", "scheduled_for", "last_scheduled_for", "fires", "outcome", "reason",
+                  "execution", "due_at", "recorded_at")  # fmt: skip
+        read_only_fields = fields
+
+
+class OccurrenceListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    account = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text=gettext_lazy("Fires per outcome in the window (every outcome named)."),
+    )
+    results = OccurrenceSerializer(many=True)

@@ -11,6 +11,7 @@ from .views import (
     base,
     calendars,
     definitions,
+    dependencies,
     docs,
     executions,
     jobs,
@@ -33,6 +34,11 @@ v1 = [
     path("jobs/<int:pk>/enable", jobs.JobEnable.as_view(), name="job-enable"),
     path("jobs/<int:pk>/disable", jobs.JobDisable.as_view(), name="job-disable"),
     path("jobs/<int:pk>/test-fire", jobs.JobTestFire.as_view(), name="job-test-fire"),
+    path("jobs/<int:pk>/graph", dependencies.JobGraph.as_view(), name="job-graph"),
+    path("dependencies", dependencies.DependencyListCreate.as_view(), name="dependency-list"),
+    path(
+        "dependencies/<int:pk>", dependencies.DependencyDetail.as_view(), name="dependency-detail"
+    ),
     path("schedules", schedules.ScheduleListCreate.as_view(), name="schedule-list"),
     path("schedules/<int:pk>", schedules.ScheduleDetail.as_view(), name="schedule-detail"),
     path("schedules/<int:pk>/pause", schedules.SchedulePause.as_view(), name="schedule-pause"),

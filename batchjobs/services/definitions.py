@@ -6,7 +6,8 @@ the same document.
     {"version": 1,
      "limits": [{"scope": "host", "name": ..., "max_running": ..., "max_per_second": ...}],
      "calendars": [{"name": ..., "country": "KR", ..., "excluded_dates": [...]}],
-     "jobs": [{"name": ..., <job fields>, "schedules": [{<schedule fields>}]}]}
+     "jobs": [{"name": ..., <job fields>, "schedules": [{<schedule fields>}],
+               "upstream": [{"job": <upstream job's name>, "condition": "success"}]}]}
 
 Import is an upsert by job name (and by scope and name for a limit), all or nothing: a job's
 schedules are matched by position (the first in the file updates the job's oldest schedule, and
@@ -16,6 +17,11 @@ imports only onto a job that already holds that secret. An export of named jobs 
 limits of their queues and target hosts, and the calendars their schedules use (schedules name
 their calendars; calendars are upserted by name before the jobs). Any list may be left out of a
 document.
+
+A job's `upstream` lists the jobs whose end starts it (job dependencies; its `upstream_mode`
+says whether any one or all of them do): on import it becomes the job's whole set of upstream
+edges, set once every job of the document exists, the jobs named by name; a job entry without
+`upstream` keeps its edges. An edge that closes a cycle is refused naming the cycle.
 """
 
 import json
@@ -27,7 +33,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from batchjobs.errors import InvalidInput, NotFound
-from batchjobs.models import BatchJob, Calendar, LimitScope, RunLimit
+from batchjobs.models import BatchJob, Calendar, JobDependency, LimitScope, RunLimit
 from batchjobs.rules.text import unstorable_text_path
 from batchjobs.selectors.jobs import jobs_with_schedules
 from batchjobs.services.calendars import calendar_create, calendar_update
@@ -38,6 +44,7 @@ from batchjobs.services.definition_serializers import (
     ScheduleDefinitionSerializer,
     field_errors,
 )
+from batchjobs.services.dependencies import job_upstream_set
 from batchjobs.services.jobs import job_create, job_update
 from batchjobs.services.limits import limit_create, limit_name_normalised, limit_update
 from batchjobs.services.schedules import schedule_create, schedule_delete, schedule_update
@@ -55,6 +62,12 @@ def definitions_export(
     if missing:
         raise NotFound(_("no job named %(names)s") % {"names": ", ".join(map(repr, missing))})
     context = {"include_secrets": include_secrets}
+    upstream: dict[int, list[dict[str, str]]] = {}
+    edges = JobDependency.objects.filter(downstream__in=jobs).select_related("upstream")
+    for edge in edges.order_by("upstream__name"):
+        upstream.setdefault(edge.downstream_id, []).append(
+            {"job": edge.upstream.name, "condition": edge.condition}
+        )
     document = {
         "version": DOCUMENT_VERSION,
         "limits": [
@@ -71,6 +84,7 @@ def definitions_export(
                 "schedules": [
                     ScheduleDefinitionSerializer(schedule).data for schedule in job.schedules.all()
                 ],
+                "upstream": upstream.get(job.pk, []),
             }
             for job in jobs
         ],
@@ -129,6 +143,13 @@ def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> Im
             _import_limit(entry, label=f"limits[{index}]", user=user, result=result)
         for index, entry in enumerate(entries):
             _import_job(entry, label=_label(entry, index), user=user, result=result)
+        # Once every job of the document exists: an edge may name a job defined after it.
+        for index, entry in enumerate(entries):
+            if "upstream" in entry:
+                label = _label(entry, index)
+                job = BatchJob.objects.get(name=entry["name"])
+                job_upstream_set(job=job, upstream=entry["upstream"], user=user,
+                                 field=f"{label}.upstream")  # fmt: skip
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -248,7 +269,7 @@ def _prefixed(error: InvalidInput, label: str) -> InvalidInput:
 
 
 def _import_job(entry: dict, *, label: str, user, result: ImportResult) -> None:
-    fields = {key: value for key, value in entry.items() if key != "schedules"}
+    fields = {key: value for key, value in entry.items() if key not in ("schedules", "upstream")}
     schedules = entry.get("schedules", [])
     if not isinstance(schedules, list):
         raise InvalidInput({f"{label}.schedules": _("Must be a list of schedules.")})
