@@ -16,9 +16,11 @@ from batchjobs.models import (
     BatchLog,
     BatchSchedule,
     ExecutionStatus,
+    OccurrenceOutcome,
     Trigger,
 )
 from batchjobs.scheduling.heartbeat import beat_heartbeat_record
+from batchjobs.scheduling.occurrences import Occurrence, occurrences_record
 from batchjobs.services.schedules import schedule_create
 from config.celery_app import app
 from tests.support.factories import handler_job
@@ -196,3 +198,25 @@ def test_rows_set_aside_are_counted_by_kind_and_not_as_overdue(staff):
     assert got[("batchjobs_set_aside_rows", (("kind", "schedule"),))] == 1
     assert got[("batchjobs_set_aside_rows", (("kind", "execution"),))] == 1
     assert got[("batchjobs_schedules_overdue", ())] == 1  # the set-aside one is counted apart
+
+
+def test_occurrences_of_the_last_24_hours_are_counted_by_outcome(staff):
+    # given records of a day ago and of now: a run of three fires skipped as missed, one fired
+    schedule = schedule_create(job=handler_job("noop"), kind="interval", interval_every=5)
+    now, t0 = timezone.now(), timezone.now() - timedelta(hours=2)
+    skip = OccurrenceOutcome.MISSED_SKIPPED
+    occurrences_record(
+        [Occurrence(schedule.pk, t0, skip, fires=3, last_scheduled_for=t0 + timedelta(minutes=10)),
+         Occurrence(schedule.pk, t0 + timedelta(hours=1), OccurrenceOutcome.FIRED)],
+        now=now,
+    )  # fmt: skip
+    occurrences_record([Occurrence(schedule.pk, t0 - timedelta(days=1), skip)],
+                       now=now - timedelta(hours=25))  # fmt: skip
+    client = Client()
+    client.force_login(staff)
+    # when scraped
+    got = samples(client.get("/metrics"))
+    # then fires are counted (a run as its fires), every outcome named, the older one left out
+    assert got[("batchjobs_occurrences_24h", (("outcome", "missed_skipped"),))] == 3
+    assert got[("batchjobs_occurrences_24h", (("outcome", "fired"),))] == 1
+    assert got[("batchjobs_occurrences_24h", (("outcome", "paused"),))] == 0

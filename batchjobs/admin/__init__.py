@@ -1,12 +1,23 @@
-"""The Django admin: jobs, schedules, executions and run limits. Importing the modules
-registers them."""
+"""The Django admin: jobs, schedules (with their occurrences), executions and run limits.
+Importing the modules registers them."""
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from batchjobs.auth import LockoutAdminLoginForm
 
-from . import audit, backfills, calendars, executions, jobs, limits, notifications, schedules
+from . import (
+    audit,
+    backfills,
+    calendars,
+    dependencies,
+    executions,
+    jobs,
+    limits,
+    notifications,
+    occurrences,
+    schedules,
+)
 
 admin.site.site_header = _("batchjobs")
 admin.site.site_title = _("batchjobs")
@@ -20,9 +31,11 @@ __all__ = [
     "audit",
     "backfills",
     "calendars",
+    "dependencies",
     "executions",
     "jobs",
     "limits",
     "notifications",
+    "occurrences",
     "schedules",
 ]

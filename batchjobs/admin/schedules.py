@@ -44,6 +44,7 @@ from .display import (
     stamp,
 )
 from .forms import BatchScheduleAdminForm
+from .occurrences import schedule_occurrences_link
 
 PREVIEW_COUNT = 10
 # Translated when a page shows it, not when the module is imported.
@@ -75,6 +76,7 @@ class BatchScheduleAdmin(admin.ModelAdmin):
         "upcoming_fires",
         "created",
         "updated",
+        "occurrences",
     )
     fieldsets = [
         (None, {"fields": ("job", "description", "paused")}),
@@ -115,6 +117,7 @@ class BatchScheduleAdmin(admin.ModelAdmin):
                     "upcoming_fires",
                     "last_fire",
                     "run_count",
+                    "occurrences",
                     "created",
                     "updated",
                 )
@@ -130,6 +133,10 @@ class BatchScheduleAdmin(admin.ModelAdmin):
         form = cast(type[BatchScheduleAdminForm], super().get_form(request, obj, change, **kwargs))
         form.user = request.user  # a class of this request's own
         return form
+
+    @admin.display(description=gettext_lazy("occurrences"))
+    def occurrences(self, obj: BatchSchedule) -> str:
+        return schedule_occurrences_link(obj) if obj.pk is not None else "-"
 
     def get_fieldsets(self, request: HttpRequest, obj: BatchSchedule | None = None):
         fieldsets = super().get_fieldsets(request, obj)

@@ -18,7 +18,9 @@ from batchjobs.models import (
     BatchSchedule,
     DependencyCondition,
     ExecutionStatus,
+    OccurrenceOutcome,
     ScheduleKind,
+    ScheduleOccurrence,
     StepExecution,
 )
 from batchjobs.selectors.backfills import backfill_progress_text, backfill_total_is_floor

@@ -16,6 +16,7 @@ from .views import (
     executions,
     jobs,
     limits,
+    occurrences,
     registries,
     scheduler,
     schedules,
@@ -45,6 +46,11 @@ v1 = [
     path("schedules/<int:pk>/resume", schedules.ScheduleResume.as_view(), name="schedule-resume"),
     path(
         "schedules/<int:pk>/preview", schedules.SchedulePreview.as_view(), name="schedule-preview"
+    ),
+    path(
+        "schedules/<int:pk>/occurrences",
+        occurrences.ScheduleOccurrences.as_view(),
+        name="schedule-occurrences",
     ),
     path("executions", executions.ExecutionList.as_view(), name="execution-list"),
     path("executions/running", executions.ExecutionRunning.as_view(), name="execution-running"),

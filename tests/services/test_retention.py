@@ -10,7 +10,17 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from batchjobs.execution.retention import executions_purge_expired
-from batchjobs.models import AttemptStatus, BatchAttempt, BatchLog, ExecutionStatus, StepExecution
+from batchjobs.models import (
+    AttemptStatus,
+    BatchAttempt,
+    BatchLog,
+    ExecutionStatus,
+    OccurrenceOutcome,
+    ScheduleOccurrence,
+    StepExecution,
+)
+from batchjobs.scheduling.occurrences import Occurrence, occurrences_record
+from batchjobs.services.schedules import schedule_create
 from config.celery_app import app
 from tests.support.factories import handler_job
 
@@ -55,6 +65,25 @@ def test_each_job_keeps_its_own_period_or_the_global_one(settings):
     # attempts and steps went with their executions
     assert set(BatchAttempt.objects.values_list("execution_id", flat=True)) == {e.pk for e in kept}
     assert set(StepExecution.objects.values_list("execution_id", flat=True)) == {e.pk for e in kept}
+
+
+def test_occurrence_records_go_with_their_jobs_retention(settings):
+    # given records of a job kept one day and of one kept the default seven, some expired
+    settings.BATCHJOBS_RETENTION_DAYS = 7
+    short = schedule_create(job=handler_job("noop", retention_days=1), kind="interval",
+                            interval_every=1)  # fmt: skip
+    default = schedule_create(job=handler_job("noop"), kind="interval", interval_every=1)
+    now = timezone.now()
+    for schedule, days in ((short, 2), (short, 0.5), (default, 8), (default, 2)):
+        at = now - timedelta(days=days)
+        occurrences_record([Occurrence(schedule.pk, at, OccurrenceOutcome.PAUSED)], now=at)
+    # when
+    executions_purge_expired(batch_size=1)
+    # then each job's period decided
+    kept = ScheduleOccurrence.objects.values_list("schedule_id", "recorded_at")
+    assert sorted((pk, round((now - at).total_seconds() / 86400, 1)) for pk, at in kept) == [
+        (short.pk, 0.5), (default.pk, 2.0),
+    ]  # fmt: skip
 
 
 def test_nothing_expired_deletes_nothing(settings):

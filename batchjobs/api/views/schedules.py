@@ -88,7 +88,8 @@ class SchedulePause(ApiView):
 
 
 class ScheduleResume(SchedulePause):
-    """Resume the schedule; fires missed while paused meet its misfire policy."""
+    """Resume the schedule from now; the fires it passed by while paused are recorded
+    `paused` in its occurrences, not run."""
 
     service = staticmethod(schedule_resume)
 
