@@ -208,11 +208,9 @@ def _set_status(
     audit_record(action=action, obj=backfill, user=user, changes={"status": [was, status]})
 
 
-def _refuse(backfill: Backfill, what: str) -> Conflict:
-    return Conflict(
-        _("backfill %(id)s is %(status)s; it cannot be %(what)s")
-        % {"id": backfill.pk, "status": backfill.get_status_display(), "what": what}
-    )
+def _refuse(backfill: Backfill, message: str) -> Conflict:
+    """`message` with %(id)s and %(status)s: the backfill's state, which refuses the change."""
+    return Conflict(message % {"id": backfill.pk, "status": backfill.get_status_display()})
 
 
 def backfill_pause(*, backfill_id: int, user=None) -> Backfill:
@@ -220,7 +218,9 @@ def backfill_pause(*, backfill_id: int, user=None) -> Backfill:
     with transaction.atomic():
         backfill = _locked(backfill_id)
         if backfill.status != BackfillStatus.RUNNING:
-            raise _refuse(backfill, _("paused"))
+            raise _refuse(
+                backfill, _("backfill %(id)s is %(status)s: only a running one can be paused")
+            )
         _set_status(backfill, BackfillStatus.PAUSED, action=AuditAction.PAUSED, user=user,
                     now=database_now())  # fmt: skip
     return backfill
@@ -231,7 +231,9 @@ def backfill_resume(*, backfill_id: int, user=None) -> Backfill:
     with transaction.atomic():
         backfill = _locked(backfill_id)
         if backfill.status != BackfillStatus.PAUSED:
-            raise _refuse(backfill, _("resumed"))
+            raise _refuse(
+                backfill, _("backfill %(id)s is %(status)s: only a paused one can be resumed")
+            )
         _set_status(backfill, BackfillStatus.RUNNING, action=AuditAction.RESUMED, user=user,
                     now=database_now())  # fmt: skip
         backfill_top_up(backfill_id=backfill.pk)
@@ -245,7 +247,7 @@ def backfill_cancel(*, backfill_id: int, user=None) -> Backfill:
     with transaction.atomic():
         backfill = _locked(backfill_id)
         if backfill.status not in (BackfillStatus.RUNNING, BackfillStatus.PAUSED):
-            raise _refuse(backfill, _("cancelled"))
+            raise _refuse(backfill, _("backfill %(id)s is %(status)s: it has ended already"))
         _set_status(backfill, BackfillStatus.CANCELLED, action=AuditAction.STOPPED, user=user,
                     now=database_now())  # fmt: skip
         queued = backfill.executions.filter(status=ExecutionStatus.QUEUED)
