@@ -5,7 +5,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
+from batchjobs.errors import NotFound
 from batchjobs.models import BatchJob, BatchLog, JobDependency
 
 # How far a graph is followed by default, and at most: a job graph deeper than this is shown
@@ -20,6 +22,17 @@ def dependency_list(*, job_id: int | None = None) -> QuerySet[JobDependency]:
     if job_id is not None:
         edges = edges.filter(upstream_id=job_id) | edges.filter(downstream_id=job_id)
     return edges.order_by("upstream__name", "downstream__name")
+
+
+def dependency_between(*, upstream: BatchJob, downstream: BatchJob) -> JobDependency:
+    """The edge upstream -> downstream; NotFound naming both jobs if there is none."""
+    edge = dependency_list().filter(upstream=upstream, downstream=downstream).first()
+    if edge is None:
+        raise NotFound(
+            _("%(upstream)s does not start %(downstream)s")
+            % {"upstream": upstream.name, "downstream": downstream.name}
+        )
+    return edge
 
 
 def dependency_path(*, start_id: int, goal_id: int) -> list[int] | None:

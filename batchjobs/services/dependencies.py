@@ -12,7 +12,8 @@ workers' job cache reads from it whether an end must look for downstream jobs.""
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection, transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
@@ -21,6 +22,7 @@ from batchjobs.models import AuditAction, BatchJob, DependencyCondition, JobDepe
 from batchjobs.selectors.dependencies import dependency_path, job_names
 
 from .audit import audit_record
+from .validation import instance_validate
 
 # The advisory lock of the graph's writes (PostgreSQL), as migration 0011 names its locks.
 GRAPH_LOCK = "batchjobs:job-graph"
@@ -60,17 +62,66 @@ def _touch(job_ids: Iterable[int]) -> None:
     BatchJob.objects.filter(pk__in=list(job_ids)).update(updated_at=Now())
 
 
+def _cycle_message(*, upstream_id: int, downstream_id: int) -> str | None:
+    """The error an edge upstream -> downstream gets if it closes a cycle (it may be written
+    already or not), naming the cycle; None if it does not."""
+    path = dependency_path(start_id=downstream_id, goal_id=upstream_id)
+    if path is None:
+        return None
+    names = " → ".join(job_names([upstream_id, *path]))
+    return _("This dependency would make a cycle: %(cycle)s.") % {"cycle": names}
+
+
 def _refuse_cycle(edge: JobDependency, *, field: str) -> None:
     """InvalidInput on `field` naming the cycle `edge` (written already) closes, if any."""
-    path = dependency_path(start_id=edge.downstream_id, goal_id=edge.upstream_id)
-    if path is not None:
-        names = job_names([edge.upstream_id, *path])
-        raise InvalidInput(
-            {
-                field: _("This dependency would make a cycle: %(cycle)s.")
-                % {"cycle": " → ".join(names)}
-            }
-        )
+    message = _cycle_message(upstream_id=edge.upstream_id, downstream_id=edge.downstream_id)
+    if message is not None:
+        raise InvalidInput({field: message})
+
+
+def dependency_validate(*, dependency: JobDependency) -> None:
+    """Raise Django's ValidationError by field: a job on itself, an edge twice, an edge that
+    closes a cycle (run by dependency_save and the admin's forms)."""
+    upstream_id, downstream_id = dependency.upstream_id, dependency.downstream_id
+    if upstream_id is None or downstream_id is None:
+        return  # the field's own "required" says so
+    if upstream_id == downstream_id:
+        raise DjangoValidationError({"downstream": _("A job cannot depend on itself.")})
+    twice = JobDependency.objects.filter(upstream_id=upstream_id, downstream_id=downstream_id)
+    if twice.exclude(pk=dependency.pk).exists():
+        raise DjangoValidationError({"downstream": _twice_message(dependency)})
+    message = _cycle_message(upstream_id=upstream_id, downstream_id=downstream_id)
+    if message is not None:
+        raise DjangoValidationError({"upstream": message})
+
+
+def _twice_message(dependency: JobDependency) -> str:
+    return _("%(upstream)s already starts %(downstream)s; change or delete that dependency.") % {
+        "upstream": dependency.upstream.name,
+        "downstream": dependency.downstream.name,
+    }
+
+
+def dependency_save(*, dependency: JobDependency, user=None) -> JobDependency:
+    """Validate and save an edge created or changed in memory (as the admin's forms do), and
+    audit it. InvalidInput names the field at fault; nothing saved."""
+    instance_validate(dependency, validate=lambda: dependency_validate(dependency=dependency))
+    stored = JobDependency.objects.select_related("upstream", "downstream")
+    before = stored.filter(pk=dependency.pk).first() if dependency.pk else None
+    try:
+        with transaction.atomic():
+            _graph_lock()
+            dependency.save()
+            # Checked again under the lock: an edge another save added meanwhile counts.
+            _refuse_cycle(dependency, field="upstream")
+            _touch({dependency.upstream_id, *([before.upstream_id] if before else [])})
+            changes = _edge_changes(before, dependency)
+            if changes:
+                action = AuditAction.CREATED if before is None else AuditAction.CHANGED
+                audit_record(action=action, obj=dependency, user=user, changes=changes)
+    except IntegrityError as exc:  # the same edge, saved meanwhile
+        raise InvalidInput({"downstream": _twice_message(dependency)}) from exc
+    return dependency
 
 
 def dependency_create(
@@ -78,31 +129,12 @@ def dependency_create(
 ) -> JobDependency:
     """Add the edge: when `upstream` ends meeting `condition`, `downstream` starts. Jobs are
     given as instances, ids or names. InvalidInput names the field at fault; nothing saved."""
-    upstream_job = job_ref(upstream, field="upstream")
-    downstream_job = job_ref(downstream, field="downstream")
-    condition = _condition(condition, field="condition")
-    if upstream_job.pk == downstream_job.pk:
-        raise InvalidInput({"downstream": _("A job cannot depend on itself.")})
-    with transaction.atomic():
-        _graph_lock()
-        if JobDependency.objects.filter(upstream=upstream_job, downstream=downstream_job).exists():
-            raise InvalidInput(
-                {
-                    "downstream": _(
-                        "%(upstream)s already starts %(downstream)s; change or delete that "
-                        "dependency."
-                    )
-                    % {"upstream": upstream_job.name, "downstream": downstream_job.name}
-                }
-            )
-        edge = JobDependency.objects.create(
-            upstream=upstream_job, downstream=downstream_job, condition=condition
-        )
-        _refuse_cycle(edge, field="upstream")
-        _touch([upstream_job.pk])
-        audit_record(action=AuditAction.CREATED, obj=edge, user=user,
-                     changes=_edge_changes(None, edge))  # fmt: skip
-    return edge
+    edge = JobDependency(
+        upstream=job_ref(upstream, field="upstream"),
+        downstream=job_ref(downstream, field="downstream"),
+        condition=_condition(condition, field="condition"),
+    )
+    return dependency_save(dependency=edge, user=user)
 
 
 def dependency_delete(*, dependency: JobDependency, user=None) -> None:
