@@ -27,6 +27,7 @@ from batchjobs.services import operator
 
 from .columns import moment_column
 from .dashboard import DashboardViews
+from .dependencies import execution_triggered_by, execution_triggered_runs
 from .display import (
     SetAsideFilter,
     change_link,
@@ -219,6 +220,8 @@ class BatchLogAdmin(admin.ModelAdmin):
         "last_response",
         "error_text",
         "execution_context_json",
+        "triggered_by_link",
+        "triggered_runs",
     )
     fieldsets = [
         (
@@ -238,6 +241,10 @@ class BatchLogAdmin(admin.ModelAdmin):
                     "restart_of",
                 )
             },
+        ),
+        (
+            _("Dependencies"),
+            {"fields": ("triggered_by_link", "dependency", "triggered_runs")},
         ),
         (_("Progress"), {"fields": ("progress",)}),
         (_("Attempts"), {"fields": ("attempts_used", "worker", "next_attempt", "exclusive")}),
@@ -272,6 +279,8 @@ class BatchLogAdmin(admin.ModelAdmin):
     heartbeat = moment_column(BatchLog, "heartbeat_at")
     finished = moment_column(BatchLog, "finished_at")
     next_attempt = moment_column(BatchLog, "next_attempt_at")
+    triggered_by_link = execution_triggered_by
+    triggered_runs = execution_triggered_runs
 
     def get_fieldsets(self, request: HttpRequest, obj: BatchLog | None = None):
         fieldsets = super().get_fieldsets(request, obj)

@@ -28,15 +28,24 @@ from django.utils.translation import gettext_lazy as _
 
 from batchjobs.errors import Conflict, InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
-from batchjobs.models import BatchJob, BatchLog, BatchSchedule, JobNotification, Trigger
+from batchjobs.models import (
+    BatchJob,
+    BatchLog,
+    BatchSchedule,
+    JobDependency,
+    JobNotification,
+    Trigger,
+)
 from batchjobs.secrets import headers_masked
 from batchjobs.selectors.workers import queues_consumed
 from batchjobs.services import operator
+from batchjobs.services.dependencies import dependency_delete, dependency_save
 from batchjobs.services.jobs import job_delete, job_save, job_set_enabled, job_test_fire
 from batchjobs.services.notifications import notification_delete, notification_save
 from batchjobs.services.schedules import schedule_delete, schedule_save
 
 from .columns import moment_column
+from .dependencies import UpstreamInline, job_dependency_graph
 from .display import change_link, json_pre, status_badge
 from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
 from .notifications import JobNotificationInline
@@ -96,8 +105,9 @@ class BatchJobAdmin(admin.ModelAdmin):
     search_fields = ("name", "description", "http_url", "handler_name")
     readonly_fields = (
         "created", "updated", "created_by", MASKED_HEADERS_FIELD, "handler_parameters",
+        "dependency_graph",
     )  # fmt: skip
-    inlines = [BatchScheduleInline, JobNotificationInline]
+    inlines = [BatchScheduleInline, JobNotificationInline, UpstreamInline]
     actions = ["run_now", "enable", "disable"]
     # The kind-* classes let the change form show only the fieldset of the chosen kind.
     fieldsets = [
@@ -137,12 +147,14 @@ class BatchJobAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (_("Dependencies"), {"fields": ("upstream_mode", "dependency_graph")}),
         (
             _("Record"),
             {"classes": ("collapse",), "fields": ("created", "updated", "created_by")},
         ),
     ]
     created = moment_column(BatchJob, "created_at")
+    dependency_graph = job_dependency_graph
     updated = moment_column(BatchJob, "updated_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
@@ -220,13 +232,13 @@ class BatchJobAdmin(admin.ModelAdmin):
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         # Through the services: schedules get next_fire_at and wake beat; both are audited.
-        services: dict[type[Model], tuple[Callable[..., object], Callable[..., object]]]
+        services: dict[type[Model], tuple[Callable[..., object], Callable[..., object], str]]
         services = {
-            BatchSchedule: (schedule_save, schedule_delete),
-            JobNotification: (notification_save, notification_delete),
+            BatchSchedule: (schedule_save, schedule_delete, "schedule"),
+            JobNotification: (notification_save, notification_delete, "notification"),
+            JobDependency: (dependency_save, dependency_delete, "dependency"),
         }
-        save, delete = services[formset.model]
-        field = "schedule" if formset.model is BatchSchedule else "notification"
+        save, delete, field = services[formset.model]
         changed = formset.save(commit=False)
         for obj in formset.deleted_objects:
             delete(**{field: obj, "user": request.user})

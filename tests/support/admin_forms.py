@@ -13,6 +13,11 @@ NO_SCHEDULES = {
     "notifications-INITIAL_FORMS": "0",
     "notifications-MIN_NUM_FORMS": "0",
     "notifications-MAX_NUM_FORMS": "1000",
+    # ... and so is the inline formset of upstream jobs (job dependencies).
+    "upstream_edges-TOTAL_FORMS": "0",
+    "upstream_edges-INITIAL_FORMS": "0",
+    "upstream_edges-MIN_NUM_FORMS": "0",
+    "upstream_edges-MAX_NUM_FORMS": "1000",
 }
 
 
@@ -42,6 +47,7 @@ def job_form_data(**fields: Any) -> dict[str, Any]:
         "overlap_policy": "allow",
         "queue": "batchjobs",
         "priority": "5",
+        "upstream_mode": "any",
         **NO_SCHEDULES,
     }
     data.update(fields)
