@@ -35,7 +35,7 @@ def _labels():
         yield f"{model.__name__} verbose_name", opts.verbose_name
         yield f"{model.__name__} verbose_name_plural", opts.verbose_name_plural
         for field in opts.get_fields():
-            if not field.concrete and not field.many_to_many:
+            if not field.concrete and (not field.many_to_many or field.auto_created):
                 continue  # a reverse relation: named on the model that holds the field
             where = f"{model.__name__}.{field.name}"
             yield f"{where} verbose_name", field.verbose_name
