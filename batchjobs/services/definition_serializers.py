@@ -216,6 +216,7 @@ SCHEDULE_DEFINITION_FIELDS = (
 )  # fmt: skip
 
 
+@extend_schema_field({"type": "string"})  # a name (ids are read too)
 class CalendarRefField(serializers.RelatedField):
     """A calendar named by its name (what export writes), or by its id."""
 
