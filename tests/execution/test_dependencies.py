@@ -40,7 +40,7 @@ SEEN: dict[int, dict] = {}
 )
 def dependency_echo(ctx: HandlerContext, *, size: int = 0, upstream: dict | None = None) -> dict:
     """Returns `size` characters; records the upstream it was told of."""
-    SEEN[ctx.execution_id] = {"upstream": upstream}
+    SEEN[ctx.execution_id] = {"upstream": upstream, "logical_time": ctx.logical_time}
     return {"text": "x" * size}
 
 
@@ -85,6 +85,7 @@ def test_a_completed_run_starts_its_success_downstream_with_its_time_and_result(
     # the downstream handler is called with what it declares
     run_in_process(started)
     assert SEEN[started.pk]["upstream"]["result"] == {"text": "xxx"}
+    assert SEEN[started.pk]["logical_time"] == logical
 
 
 def test_a_handler_that_does_not_declare_upstream_runs_without_it():
