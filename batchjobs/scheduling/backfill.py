@@ -20,7 +20,6 @@ Decisions:
 """
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
@@ -45,6 +44,9 @@ from .occurrences import Occurrence, occurrences_record
 logger = logging.getLogger(__name__)
 
 _JUST_BEFORE = timedelta(microseconds=1)
+# Fires looked at per statement, and at most per call (a call holds the backfill's row).
+_CHUNK = 1000
+_SCANNED_PER_CALL = 50_000
 # How far back the fire before a backfill's first is looked for (the start of its first run's
 # data interval): a schedule's longest interval (100 years, rules/bounds.py) and a margin.
 _PREVIOUS_FIRE_LOOKBACK = timedelta(days=366 * 101)
@@ -87,19 +89,12 @@ def fire_before(timing: Timing, instant: datetime) -> datetime | None:
     return None
 
 
-@dataclass(frozen=True)
-class TopUp:
-    created: list[int]  # the executions created, published once committed
-    existing: int  # fires skipped: an execution had them already
-    completed: bool
-
-
-def backfill_top_up(*, backfill_id: int, wait: bool = True) -> TopUp | None:
+def backfill_top_up(*, backfill_id: int, wait: bool = True) -> list[int] | None:
     """Create the executions of the backfill's next fires, up to its cap of active ones, in
     one transaction that holds the backfill's row (two drivers never create for one backfill
     at once); publish them once committed. `wait=False` passes a backfill another driver
-    holds (the periodic pass: that driver tops it up). None if the backfill is not running
-    (or held)."""
+    holds (the periodic pass: that driver tops it up). Returns the executions created; None
+    if the backfill is not running (or held)."""
     with transaction.atomic():
         backfill = (
             Backfill.objects.select_for_update(skip_locked=not wait, of=("self",))
@@ -109,37 +104,49 @@ def backfill_top_up(*, backfill_id: int, wait: bool = True) -> TopUp | None:
         )
         if backfill is None:
             return None
-        result = _top_up(backfill, now=database_now())
-        if result.created:
-            created = result.created
+        created = _top_up(backfill, now=database_now())
+        if created:
             transaction.on_commit(lambda: executions_publish_or_defer(created))
-    return result
+    return created
 
 
-def _top_up(backfill: Backfill, *, now: datetime) -> TopUp:
+def _top_up(backfill: Backfill, *, now: datetime) -> list[int]:
     schedule, job = backfill.schedule, backfill.schedule.job
     active = backfill.executions.filter(status__in=ACTIVE_STATUSES).count()
     room = backfill.max_concurrency - active
     created: list[int] = []
-    existing = 0
-    done = backfill.cursor is not None and backfill.cursor >= backfill.range_end
-    if room > 0 and not done and job.enabled:
-        timing = Timing.of(schedule)
+    scanned = 0
+    timing = Timing.of(schedule)
+    # Fires that already ran are passed over in the same call (a range beat covered would
+    # otherwise move one cap's worth of fires per periodic pass), up to a bound per call.
+    while (
+        job.enabled
+        and len(created) < room
+        and not _passed_range(backfill)
+        and scanned < _SCANNED_PER_CALL
+    ):
         after = backfill.cursor or backfill.range_start - _JUST_BEFORE
-        fires = fires_between(timing, after, backfill.range_end, limit=room)
-        if fires:
-            previous = backfill.cursor or fire_before(timing, fires[0])
-            created = _create(backfill, fires, previous=previous, now=now)
-            existing = len(fires) - len(created)
-        # Fewer fires than room: none is left in the range.
-        backfill.cursor = backfill.range_end if len(fires) < room else fires[-1]
-        backfill.fires_created += len(created)
-        backfill.fires_existing += existing
-    completed = (
-        backfill.cursor is not None
-        and backfill.cursor >= backfill.range_end
-        and active + len(created) == 0
-    )
+        chunk = fires_between(timing, after, backfill.range_end, limit=_CHUNK)
+        scanned += len(chunk)
+        taken = _fires_taken(schedule.pk, chunk)
+        previous = backfill.cursor or (fire_before(timing, chunk[0]) if chunk else None)
+        pending: list[tuple[datetime, datetime | None]] = []  # (fire, the fire before it)
+        handled = 0
+        for fire in chunk:
+            if fire not in taken:
+                if len(created) + len(pending) == room:
+                    break
+                pending.append((fire, previous))
+            handled += 1
+            previous = fire
+        made = _create(backfill, pending, now=now)
+        created += made
+        backfill.fires_created += len(made)
+        # A fire taken meanwhile (beat, between the look and the insert) counts here too.
+        backfill.fires_existing += handled - len(made)
+        exhausted = len(chunk) < _CHUNK and handled == len(chunk)
+        backfill.cursor = backfill.range_end if exhausted else chunk[handled - 1]
+    completed = _passed_range(backfill) and active + len(created) == 0
     if completed:
         backfill.status = BackfillStatus.COMPLETED
         backfill.finished_at = now
@@ -149,16 +156,35 @@ def _top_up(backfill: Backfill, *, now: datetime) -> TopUp:
         update_fields=["cursor", "fires_created", "fires_existing", "status", "finished_at",
                        "fires_total"]
     )  # fmt: skip
-    return TopUp(created=created, existing=existing, completed=completed)
+    return created
+
+
+def _passed_range(backfill: Backfill) -> bool:
+    return backfill.cursor is not None and backfill.cursor >= backfill.range_end
+
+
+def _fires_taken(schedule_id: int, fires: list[datetime]) -> set[datetime]:
+    """Which of these fires (in order) have an execution already."""
+    if not fires:
+        return set()
+    return {
+        fire
+        for fire in BatchLog.objects.filter(
+            schedule_id=schedule_id, scheduled_for__gte=fires[0], scheduled_for__lte=fires[-1]
+        ).values_list("scheduled_for", flat=True)
+        if fire is not None  # always set: the filter bounds it
+    }
 
 
 def _create(
-    backfill: Backfill, fires: list[datetime], *, previous: datetime | None, now: datetime
+    backfill: Backfill, pending: list[tuple[datetime, datetime | None]], *, now: datetime
 ) -> list[int]:
-    """Insert an execution per fire unless the fire key has one already; the ids created."""
+    """Insert an execution per (fire, the nominal fire before it) unless the fire key has
+    one already (beat's or another backfill's, since the look); the ids created."""
+    if not pending:
+        return []
     schedule, job = backfill.schedule, backfill.schedule.job
     params = {**job.params, **schedule.params, **backfill.params}
-    starts = [previous, *fires[:-1]]
     BatchLog.objects.bulk_create(
         [
             BatchLog(
@@ -175,14 +201,15 @@ def _create(
                 published_at=now,
                 logical_time=fire,
                 # No fire before the first: the interval is the instant itself.
-                data_interval_start=start or fire,
+                data_interval_start=before or fire,
                 data_interval_end=fire,
             )
-            for fire, start in zip(fires, starts, strict=True)
+            for fire, before in pending
         ],
         ignore_conflicts=True,  # the fire key: beat's or another backfill's run stays
     )
     # Ours are those of this backfill: its row is locked, so no other driver made them.
+    fires = [fire for fire, _ in pending]
     mine: dict[datetime, int] = {
         fire: pk
         for fire, pk in BatchLog.objects.filter(
@@ -248,5 +275,5 @@ def backfills_top_up(*, errors: list[str] | None = None) -> int:
             if errors is not None:
                 errors.append(f"backfill {backfill_id}: {error}")
             continue
-        created += len(result.created) if result else 0
+        created += len(result or [])
     return created

@@ -165,6 +165,34 @@ def test_fires_beat_already_ran_are_counted_existing_and_not_run_again():
         "pk", flat=True)) == beats  # fmt: skip
 
 
+def test_fires_already_run_are_passed_over_in_one_call_whatever_the_cap():
+    # given a range of 2,500 fires of which all but the last two have runs (another backfill's)
+    schedule = cron("* * * * *")
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=2499)
+    first = backfill_create(schedule=schedule, range_start=start,
+                            range_end=end - timedelta(minutes=2), max_concurrency=1000)  # fmt: skip
+    while first.status == BackfillStatus.RUNNING:
+        end_all(first)
+        backfill_top_up(backfill_id=first.pk)
+        first.refresh_from_db()
+    # when a backfill of one at a time covers the whole range
+    second = backfill_create(schedule=schedule, range_start=start, range_end=end,
+                             max_concurrency=1)  # fmt: skip
+    # then its first call passed over the 2,498 that ran and made the next one
+    assert isinstance(second, Backfill)
+    assert (second.fires_created, second.fires_existing) == (1, 2498)
+    made = BatchLog.objects.get(backfill=second)
+    assert made.scheduled_for == end - timedelta(minutes=1)
+    assert made.data_interval_start == end - timedelta(minutes=2)
+    end_all(second)
+    backfill_top_up(backfill_id=second.pk)
+    end_all(second)
+    backfill_top_up(backfill_id=second.pk)
+    second.refresh_from_db()
+    assert (second.status, second.fires_created, second.fires_total) == ("completed", 2, 2500)
+
+
 def test_a_fire_recorded_missed_becomes_fired_a_fire_in_a_run_row_keeps_its_row():
     schedule = cron("0 * * * *")
     start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
