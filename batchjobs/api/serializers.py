@@ -300,7 +300,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "note", "progress_done", "progress_total", "instance_key", "restart_of",
             "idempotency_key", "created_by", "set_aside_at", "set_aside_reason", "held_by",
             "held_reason", "logical_time", "data_interval_start", "data_interval_end",
-            "triggered_by", "dependency",
+            "triggered_by", "dependency", "backfill",
         )  # fmt: skip
         read_only_fields = fields
 

@@ -88,6 +88,10 @@ def test_actions_pause_resume_cancel(staff_client, schedule):
     assert BatchLog.objects.filter(backfill=backfill, status="STOPPED").count() == 2
     detail = client.get(reverse("admin:batchjobs_backfill_change", args=[backfill.pk]))
     assert detail.status_code == 200
+    runs = reverse("admin:batchjobs_batchlog_changelist") + f"?backfill__id__exact={backfill.pk}"
+    assert runs in detail.content.decode()
+    listing = staff_client("view_batchlog").get(runs)
+    assert listing.status_code == 200 and len(listing.context["cl"].result_list) == 2
 
 
 def test_without_run_permission_no_backfill_can_be_started(staff_client, schedule):

@@ -336,3 +336,20 @@ def test_drivers_racing_beat_make_each_fire_once():
     ours = BatchLog.objects.filter(backfill=backfill).count()
     assert backfill.fires_created == ours
     assert backfill.fires_created + backfill.fires_existing == 60
+
+
+def test_the_periodic_pass_is_a_housekeeping_task_beat_runs():
+    from django_celery_beat.models import PeriodicTask
+
+    from batchjobs.tasks import backfills_top_up as task
+
+    periodic = PeriodicTask.objects.get(task="batchjobs.backfills_top_up")
+    assert periodic.enabled and periodic.interval.every == 60
+    # given a running backfill whose runs ended unseen (no hook ran)
+    schedule = cron("0 * * * *")
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    backfill = backfill_create(schedule=schedule, range_start=start,
+                               range_end=start + timedelta(hours=1))  # fmt: skip
+    end_all(backfill)
+    # when the task runs, then it made the next run
+    assert task() == {"created": 1, "errors": []}
