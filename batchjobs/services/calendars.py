@@ -31,11 +31,16 @@ MAX_LISTED_DAYS = 400
 
 
 def calendar_normalise(calendar: Calendar) -> None:
-    """Country and subdivision as the holidays library spells them ("kr" is KR, "ca" is CA)."""
+    """Country and subdivision as the holidays library spells them ("kr" is KR, "ca" is CA),
+    excluded dates without surrounding spaces."""
     if isinstance(calendar.country, str):
         calendar.country = country_normalised(calendar.country)
         if isinstance(calendar.subdivision, str):
             calendar.subdivision = subdivision_normalised(calendar.country, calendar.subdivision)
+    if isinstance(calendar.excluded_dates, list):
+        calendar.excluded_dates = [
+            entry.strip() if isinstance(entry, str) else entry for entry in calendar.excluded_dates
+        ]
 
 
 def calendar_validate(*, calendar: Calendar) -> None:

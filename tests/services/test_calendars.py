@@ -22,9 +22,10 @@ pytestmark = pytest.mark.django_db
 
 def test_a_calendar_is_created_normalised_and_audited():
     calendar = calendar_create(name="US-CA", country="us", subdivision="ca",
-                               excluded_dates=["2027-08-02..2027-08-06"])  # fmt: skip
+                               excluded_dates=[" 2027-08-02..2027-08-06 "])  # fmt: skip
     calendar.refresh_from_db()
     assert (calendar.country, calendar.subdivision) == ("US", "CA")
+    assert calendar.excluded_dates == ["2027-08-02..2027-08-06"]
     entry = AuditEntry.objects.get()
     assert entry.action == AuditAction.CREATED
     assert entry.changes["country"] == [None, "US"]
