@@ -179,7 +179,9 @@ class ScheduleCalendars:
             return CalendarVerdict(allowed=True)
         if self.policy != CalendarPolicy.MOVE:
             return CalendarVerdict(allowed=False, reason=reason)
-        for offset in range(1, MAX_MOVE_DAYS + 1):
+        # Never past the last day a datetime holds (the year 9999 ends the search too).
+        last = min(MAX_MOVE_DAYS, (date.max - local.date()).days - 1)
+        for offset in range(1, last + 1):
             day = local.date() + timedelta(days=offset)
             if not self.excluded(day, language):
                 return CalendarVerdict(

@@ -97,6 +97,13 @@ def test_move_finds_no_day_in_a_calendar_that_excludes_every_day():
     assert f"no allowed day follows within {MAX_MOVE_DAYS} days" in verdict.reason
 
 
+def test_move_near_the_end_of_time_finds_no_day_instead_of_overflowing():
+    closed = Calendar(name="end", excluded_dates=["9999-12-29..9999-12-31"])
+    fire = datetime(9999, 12, 29, 12, 0, tzinfo=UTC)
+    verdict = calendars(closed, policy=CalendarPolicy.MOVE, zone="UTC").verdict(fire)
+    assert not verdict.allowed and verdict.moved_to is None
+
+
 def test_business_days_only_excludes_weekends():
     weekdays = Calendar(name="weekdays", business_days_only=True)
     saturday, sunday, monday = date(2027, 1, 9), date(2027, 1, 10), date(2027, 1, 11)
