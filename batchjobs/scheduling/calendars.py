@@ -34,9 +34,10 @@ class CalendarUnusable(ValueError):
 @dataclass(frozen=True)
 class CalendarVerdict:
     """What a schedule's calendars make of one fire. allowed: fire it as due. Not allowed with
-    moved_to: fire at moved_to instead (policy "move"; several excluded fires may move onto the
-    same instant, or onto a regular fire, and the fire key makes them one). Not allowed without
-    moved_to: the fire is excluded (policy "skip", or no allowed day within MAX_MOVE_DAYS)."""
+    moved_to: run it at moved_to instead (policy "move"; several excluded fires may move onto
+    the same instant, or onto a regular fire: beat keeps each under its own nominal fire).
+    Not allowed without moved_to: the fire is excluded (policy "skip", or no allowed day
+    within MAX_MOVE_DAYS)."""
 
     allowed: bool
     reason: str = ""  # why the fire's day is excluded, in the deployment's language
