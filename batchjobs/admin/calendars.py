@@ -2,14 +2,18 @@
 go through the calendar services (validated, audited, beat woken); the page lists the days the
 calendar excludes over the next twelve months, with why."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminTextareaWidget
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -31,6 +35,15 @@ from batchjobs.services.calendars import (
 from .forms import ServiceRulesForm
 
 DAYS_AHEAD = 365
+
+
+def _year(text: str | None, *, default: int) -> tuple[int, str]:
+    """The year asked for, or the default with why the one asked for cannot be shown."""
+    if text is None:
+        return default, ""
+    if text.isdigit() and 1 <= int(text) <= 9999:
+        return int(text), ""
+    return default, _("The year must be a number from 1 to 9999.")
 
 
 class ExcludedDatesField(forms.Field):
@@ -93,6 +106,38 @@ class CalendarAdmin(admin.ModelAdmin):
         (gettext_lazy("The next twelve months"), {"fields": ("days_ahead",)}),
     ]
 
+    def get_urls(self):
+        days = path(
+            "<path:object_id>/days/",
+            self.admin_site.admin_view(self.days_view),
+            name="batchjobs_calendar_days",
+        )
+        return [days, *super().get_urls()]
+
+    def days_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The days of one year (?year=, this one by default) the calendar excludes, with why."""
+        calendar = self.get_object(request, unquote(object_id))
+        if calendar is None or not self.has_view_permission(request, calendar):
+            raise PermissionDenied
+        year, error = _year(request.GET.get("year"), default=timezone.localdate().year)
+        try:
+            days = calendar_days(calendar=calendar, start=date(year, 1, 1), end=date(year, 12, 31))
+        except InvalidInput as problem:  # stored behind validation's back
+            days, error = [], _("Cannot be computed: %(reason)s") % {"reason": str(problem)}
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Days %(name)s excludes in %(year)s")
+            % {"name": calendar.name, "year": year},
+            "original": calendar,
+            "year": year,
+            "previous_year": year - 1 if year > 1 else None,
+            "next_year": year + 1 if year < 9999 else None,
+            "days": days,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/batchjobs/calendar/days.html", context)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Calendar]:
         return calendar_list()
 
@@ -127,11 +172,16 @@ class CalendarAdmin(admin.ModelAdmin):
             )
         except InvalidInput as error:  # stored behind validation's back: the page still opens
             return _("Cannot be computed: %(reason)s") % {"reason": str(error)}
+        link = format_html(
+            '<p><a href="{}">{}</a></p>',
+            reverse("admin:batchjobs_calendar_days", args=[calendar.pk]),
+            _("Every day it excludes, year by year"),
+        )
         if not days:
-            return _("None.")
+            return format_html("{}{}", _("None."), link)
         rows = format_html_join(
             "",
             "<li>{} — {}</li>",
             ((f"{day.isoformat()} ({date_format(day, 'D')})", why) for day, why in days),
         )
-        return format_html('<ul style="margin:0;padding-left:1.2em">{}</ul>', rows)
+        return format_html('{}<ul style="margin:0;padding-left:1.2em">{}</ul>', link, rows)

@@ -85,3 +85,16 @@ def test_a_schedule_saved_without_calendars_keeps_none(admin_client):
     )
     assert response.status_code == 302, form_errors(response)
     assert not schedule.calendars.exists()
+
+
+def test_the_days_of_a_year_page_lists_korean_holidays_in_the_readers_language(admin_client):
+    korea = calendar_create(name="KR", country="KR")
+    url = reverse("admin:batchjobs_calendar_days", args=[korea.pk])
+    page = admin_client.get(url, {"year": "2027"}, HTTP_ACCEPT_LANGUAGE="ko")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "<td>2027-02-09 (화요일)</td><td>설날 대체 휴일</td>" in text
+    assert "2027-02-10" not in text
+    assert 'href="?year=2028"' in text
+    bad = admin_client.get(url, {"year": "0"})
+    assert "The year must be a number from 1 to 9999." in bad.content.decode()
