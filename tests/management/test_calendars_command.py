@@ -7,6 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from batchjobs.services.calendars import calendar_create
+from batchjobs.services.schedules import schedule_create
+from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
 
@@ -32,3 +34,19 @@ def test_an_unknown_calendar_is_bad_input():
     with pytest.raises(CommandError, match="no calendar named 'nope'") as raised:
         run("days", "nope")
     assert raised.value.returncode == 2
+
+
+def test_the_schedule_preview_marks_excluded_fires():
+    closed = calendar_create(name="closed", excluded_dates=["2026-01-01..2030-12-31"])
+    schedule = schedule_create(job=handler_job("noop"), kind="cron", cron_expression="0 2 * * *",
+                               calendars=[closed])  # fmt: skip
+    out = StringIO()
+    call_command("batchjobs", "preview", str(schedule.pk), "--count", "2", stdout=out)
+    lines = out.getvalue().splitlines()[1:]
+    assert len(lines) == 2
+    assert all("  EXCLUDED: " in line and "by calendar 'closed'" in line for line in lines)
+    out = StringIO()
+    call_command("batchjobs", "preview", str(schedule.pk), "--count", "1", "--json", stdout=out)
+    (fire,) = json.loads(out.getvalue())["fires"]
+    assert (fire["excluded"], fire["moved_to"]) == (True, None)
+    assert "custom excluded range 2026-01-01..2030-12-31" in fire["reason"]
