@@ -72,51 +72,65 @@ _parsed = lru_cache(maxsize=1024)(template_parse)
 _parsed_url = lru_cache(maxsize=1024)(url_template_parse)
 
 
-def _templates(job: BatchJob) -> list[Template]:
-    """The job's URL and body templates (header values are read with their secrets)."""
-    return [_parsed_url(job.http_url), _parsed(job.http_body or "")]
+@dataclass(frozen=True)
+class RequestTemplates:
+    """A job's request as templates: header values decrypted (the only place a secret header
+    value is), each part read once."""
+
+    method: str
+    url: Template
+    headers: tuple[tuple[str, Template], ...]
+    body: Template
+    secret_headers: tuple[str, ...]
+
+    @classmethod
+    def of(cls, job: BatchJob) -> "RequestTemplates":
+        """Raises TemplateError naming the field (a job saved behind validation's back)."""
+        headers = []
+        for index, header in enumerate(job.http_headers):
+            value = _field(f"http_headers[{index}].value", _parsed, secret_decrypt(header["value"]))
+            headers.append((header["name"], value))
+        return cls(
+            method=job.http_method,
+            url=_field("http_url", _parsed_url, job.http_url),
+            headers=tuple(headers),
+            body=_field("http_body", _parsed, job.http_body or ""),
+            secret_headers=tuple(h["name"] for h in job.http_headers if h.get("secret")),
+        )
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """The root names its templates read."""
+        parts = (self.url, self.body, *(template for _, template in self.headers))
+        return frozenset().union(*(part.variables for part in parts))
+
+    def rendered(
+        self, *, execution_id: int, attempt: int, variables: Mapping[str, Any]
+    ) -> HttpRequest:
+        """The request of one attempt, its templates rendered with `variables` (see
+        http_variables). Raises TemplateError naming the field that cannot be rendered."""
+        headers = {
+            name: _field(f"http_headers[{index}].value", template_render, template, variables,
+                         escape=header_escape)
+            for index, (name, template) in enumerate(self.headers)
+        }  # fmt: skip
+        headers[IDEMPOTENCY_HEADER] = str(execution_id)
+        headers[ATTEMPT_HEADER] = str(attempt)
+        return HttpRequest(
+            method=self.method,
+            url=_field("http_url", template_render, self.url, variables, escape=url_escape),
+            headers=headers,
+            body=_field("http_body", template_render, self.body, variables),
+            secret_headers=self.secret_headers,
+        )
 
 
-def _render(
-    field: str,
-    template: Template,
-    variables: Mapping[str, Any],
-    escape: Callable[[str], str] = str,
-) -> str:
+def _field(field: str, read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """read(*args, **kwargs), its TemplateError prefixed with the field it is about."""
     try:
-        return template_render(template, variables, escape=escape)
+        return read(*args, **kwargs)
     except TemplateError as exc:
         raise TemplateError(f"{field}: {exc}") from None
-
-
-def http_request_build(
-    job: BatchJob, *, execution_id: int, attempt: int, variables: Mapping[str, Any]
-) -> HttpRequest:
-    """The request of one attempt, its templates rendered with `variables` (see
-    http_variables); the only place a secret header value is decrypted. Raises TemplateError
-    naming the field whose template cannot be rendered."""
-    try:
-        url_template = _parsed_url(job.http_url)
-        body_template = _parsed(job.http_body or "")
-    except TemplateError as exc:  # saved behind validation's back
-        raise TemplateError(f"http_url/http_body: {exc}") from None
-    headers: dict[str, str] = {}
-    for index, header in enumerate(job.http_headers):
-        field = f"http_headers[{index}].value"
-        try:
-            value = _parsed(secret_decrypt(header["value"]))
-        except TemplateError as exc:
-            raise TemplateError(f"{field}: {exc}") from None
-        headers[header["name"]] = _render(field, value, variables, escape=header_escape)
-    headers[IDEMPOTENCY_HEADER] = str(execution_id)
-    headers[ATTEMPT_HEADER] = str(attempt)
-    return HttpRequest(
-        method=job.http_method,
-        url=_render("http_url", url_template, variables, escape=url_escape),
-        headers=headers,
-        body=_render("http_body", body_template, variables),
-        secret_headers=tuple(header["name"] for header in job.http_headers if header.get("secret")),
-    )
 
 
 def http_variables(
@@ -137,24 +151,26 @@ def http_variables(
     }
 
 
-def _run_variables(job: BatchJob, *, execution_id: int, attempt: int) -> dict[str, Any]:
+def _run_variables(
+    job: BatchJob, templates: RequestTemplates, *, execution_id: int, attempt: int
+) -> dict[str, Any]:
     """A run's variables. Its parameters and fire time are read from its row only when a
-    template names them (the claim reads back what every run needs, not these); a header's
-    value may hold a template too, so headers always count."""
-    used = set().union(*(template.variables for template in _templates(job)))
-    if not job.http_headers and not used & (FIRE_TIME_VARIABLES | {PARAMS}):
-        return http_variables(job, execution_id=execution_id, attempt=attempt, params={},
-                              fire_time=FireTime(None, None, None))  # fmt: skip
-    row = (
-        BatchLog.objects.filter(pk=execution_id)
-        .values_list(
-            "params", "logical_time", "data_interval_start", "data_interval_end", "scheduled_for"
-        )
-        .first()
-    )
-    params, *times = row or ({}, None, None, None, None)
-    return http_variables(job, execution_id=execution_id, attempt=attempt, params=params or {},
-                          fire_time=FireTime.read(*times))  # fmt: skip
+    template names them: the claim reads back what every run needs, not these."""
+    params: Mapping[str, Any] = {}
+    fire_time = FireTime(None, None, None)
+    if templates.variables & (FIRE_TIME_VARIABLES | {PARAMS}):
+        row = (
+            BatchLog.objects.filter(pk=execution_id)
+            .values_list(
+                "params", "logical_time", "data_interval_start", "data_interval_end",
+                "scheduled_for",
+            )
+            .first()
+        )  # fmt: skip
+        if row is not None:
+            params, fire_time = row[0] or {}, FireTime.read(*row[1:])
+    return http_variables(job, execution_id=execution_id, attempt=attempt, params=params,
+                          fire_time=fire_time)  # fmt: skip
 
 
 def _attempt_request_record(*, execution_id: int, attempt: int, request: HttpRequest) -> None:
@@ -201,9 +217,10 @@ def run_http_job(
     attempt, then sent. A template the run cannot fill (a parameter it was not given) fails
     the run without a retry: another attempt would have the same values."""
     try:
-        variables = _run_variables(job, execution_id=execution_id, attempt=attempt)
-        request = http_request_build(
-            job, execution_id=execution_id, attempt=attempt, variables=variables
+        templates = RequestTemplates.of(job)
+        variables = _run_variables(job, templates, execution_id=execution_id, attempt=attempt)
+        request = templates.rendered(
+            execution_id=execution_id, attempt=attempt, variables=variables
         )
     except TemplateError as exc:
         return AttemptOutcome(status=AttemptStatus.FAILED, error=str(exc), retryable=False)

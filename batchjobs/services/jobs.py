@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from batchjobs.batch.registry import batch_job_get, batch_job_names, batch_params_errors
 from batchjobs.errors import Conflict, InvalidInput
-from batchjobs.execution.http_job import http_request_build, http_request_send, http_variables
+from batchjobs.execution.http_job import RequestTemplates, http_request_send, http_variables
 from batchjobs.execution.limits import limit_changed
 from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
 from batchjobs.http.guard import url_errors
@@ -327,8 +327,9 @@ def job_test_fire(*, job: BatchJob) -> dict[str, Any]:
                                attempt=TEST_FIRE_ATTEMPT, params=job.params,
                                fire_time=fire_time)  # fmt: skip
     try:
-        request = http_request_build(job, execution_id=TEST_FIRE_EXECUTION_ID,
-                                     attempt=TEST_FIRE_ATTEMPT, variables=variables)  # fmt: skip
+        request = RequestTemplates.of(job).rendered(
+            execution_id=TEST_FIRE_EXECUTION_ID, attempt=TEST_FIRE_ATTEMPT, variables=variables
+        )
     except TemplateError as exc:
         raise Conflict(
             _("job %(name)s cannot be test-fired: %(error)s")

@@ -3,14 +3,19 @@ interval; handlers see them, batch jobs are one instance per period, HTTP jobs f
 their URL, headers and body, and each attempt stores the request as sent."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from batchjobs.batch import JobBuilder, tasklet_step
 from batchjobs.batch.registry import batch_job
 from batchjobs.errors import Conflict, InvalidInput
+from batchjobs.execution.http_job import run_http_job
+from batchjobs.execution.lifecycle import execution_claim
 from batchjobs.handlers.registry import HandlerContext, NonRetryableError, handler
 from batchjobs.models import (
     AttemptStatus,
@@ -267,3 +272,26 @@ def test_a_manual_start_covers_the_time_since_the_jobs_latest_nominal_fire():
     assert execution.data_interval_start == utc(2027, 1, 4, 11, 30)  # the later of 11:30, 06:00
     assert execution.data_interval_end == utc(2027, 1, 4, 11, 59)
     assert execution.data_interval_end - execution.data_interval_start == timedelta(minutes=29)
+
+
+@pytest.mark.parametrize(
+    ("query", "statements"),
+    [("?static=1", ["UPDATE"]), ("?day={{ params.day }}", ["SELECT", "UPDATE"])],
+)
+def test_an_attempt_reads_the_row_only_when_a_template_needs_it(httpserver, query, statements):
+    # given: a claimed attempt (the hot path of the I/O lane)
+    httpserver.expect_request("/s").respond_with_data("ok")
+    job = http_job(
+        httpserver.url_for("/s") + query,
+        http_headers=[{"name": "Authorization", "value": "Bearer {{ job_name }}", "secret": True}],
+    )
+    claim = execution_claim(execution_id=start(job, day="mon").pk, worker="w", task_id="t")
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        outcome = run_http_job(
+            claim.execution.job, execution_id=claim.execution.pk, attempt=claim.attempt,
+            deadline=time.monotonic() + 5,
+        )  # fmt: skip
+    # then
+    assert outcome.status == AttemptStatus.SUCCEEDED
+    assert [query["sql"].split()[0] for query in queries.captured_queries] == statements
