@@ -41,7 +41,9 @@ def job_get(*, job_id: int) -> BatchJob:
 def jobs_with_schedules(*, names: Iterable[str] | None = None) -> QuerySet[BatchJob]:
     """Jobs (all, or those named) with their schedules in creation order: what an export holds."""
     jobs = BatchJob.objects.prefetch_related(
-        Prefetch("schedules", queryset=BatchSchedule.objects.order_by("pk"))
+        Prefetch(
+            "schedules", queryset=BatchSchedule.objects.order_by("pk").prefetch_related("calendars")
+        )
     ).order_by("name")
     if names is not None:
         jobs = jobs.filter(name__in=list(names))

@@ -11,7 +11,12 @@ from batchjobs.models import BatchSchedule
 
 
 def schedule_list() -> QuerySet[BatchSchedule]:
-    return BatchSchedule.objects.select_related("job").order_by("job__name", "pk")
+    # The calendars: a schedule's representation names them (one query for a page, not one each).
+    return (
+        BatchSchedule.objects.select_related("job")
+        .prefetch_related("calendars")
+        .order_by("job__name", "pk")
+    )
 
 
 def schedule_get(*, schedule_id: int) -> BatchSchedule:

@@ -5,6 +5,8 @@ preview marks excluded and moved fires."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from batchjobs.models import AuditEntry, BatchSchedule, Calendar
@@ -111,3 +113,20 @@ def test_by_id_too_and_a_put_leaving_calendars_out_keeps_them(api):
     assert api().patch(url, {"description": "x"}, format="json").json()["calendars"] == ["KR"]
     assert api().patch(url, {"calendars": []}, format="json").json()["calendars"] == []
     assert api().patch(url, {"calendars": [korea.pk]}, format="json").json()["calendars"] == ["KR"]
+
+
+def test_listing_schedules_reads_their_calendars_in_one_query(api):
+    korea = calendar_create(name="KR", country="KR")
+    job = handler_job("noop")
+    client, url = api(), reverse("api:schedule-list")
+
+    def queries_for_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return len(queries)
+
+    schedule_create(job=job, kind="cron", cron_expression="0 2 * * *", calendars=[korea])
+    one = queries_for_list()
+    for _ in range(4):
+        schedule_create(job=job, kind="cron", cron_expression="0 2 * * *", calendars=[korea])
+    assert queries_for_list() == one
