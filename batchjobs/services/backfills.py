@@ -15,7 +15,7 @@ Decisions:
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
 from django.utils import timezone
@@ -66,8 +66,10 @@ def _schedule(schedule: BatchSchedule | int | str | None) -> BatchSchedule:
     if isinstance(schedule, BatchSchedule):
         return schedule
     found = None
-    if isinstance(schedule, int | str) and str(schedule).isdigit():
-        found = BatchSchedule.objects.select_related("job").filter(pk=int(schedule)).first()
+    text = str(schedule)
+    # A bigint id: past that, no row has it (and the database would refuse the comparison).
+    if isinstance(schedule, int | str) and text.isascii() and text.isdigit() and len(text) < 19:
+        found = BatchSchedule.objects.select_related("job").filter(pk=int(text)).first()
     if found is None:
         raise InvalidInput({"schedule": _("No schedule with the id %(id)s.") % {"id": schedule}})
     return found
@@ -78,6 +80,8 @@ def _instant(value: Any, *, field: str, zone: ZoneInfo) -> datetime:
     if value is None or value == "":
         raise InvalidInput({field: _("This field is required.")})
     if not isinstance(value, datetime):
+        raise InvalidInput({field: _("Must be a date and time.")})
+    if value.year < 2:  # the fire before it could not be computed
         raise InvalidInput({field: _("Must be a date and time.")})
     return timezone.make_aware(value, zone) if timezone.is_naive(value) else value
 
@@ -113,7 +117,12 @@ def backfill_create(
     schedule = _schedule(schedule)
     job = schedule.job
     job_handler_permission_check(kind=job.kind, handler_name=job.handler_name, user=user)
-    zone = ZoneInfo(schedule.timezone)
+    try:
+        zone = ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):  # stored behind validation's back
+        raise InvalidInput(
+            {"schedule": _("Its time zone is not valid; fix the schedule first.")}
+        ) from None
     start = _instant(range_start, field="range_start", zone=zone)
     end = _instant(range_end, field="range_end", zone=zone)
     now = database_now()

@@ -71,6 +71,8 @@ def test_create_then_read_pause_resume_cancel(api, schedule):
         ({"range_end": (datetime.now(UTC) + timedelta(days=1)).isoformat()}, "range_end"),
         ({"range_start": (START + timedelta(days=1)).isoformat()}, "range_start"),
         ({"schedule": 987654}, "schedule"),
+        ({"schedule": 10**30}, "schedule"),
+        ({"range_start": "0001-01-01T00:00:00Z"}, "range_start"),
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"max_concurrency": 1001}, "max_concurrency"),
         ({"params": {"unknown": 1}}, "params"),
