@@ -62,7 +62,7 @@ class BatchScheduleAdmin(admin.ModelAdmin):
     form = BatchScheduleAdminForm
     list_display = ("job", "kind", "summary", "timezone", "paused", "next_fire", "set_aside")
     list_display_links = ("summary",)
-    list_filter = ("kind", "paused", SetAsideFilter, "misfire_policy", "timezone")
+    list_filter = ("kind", "paused", SetAsideFilter, "misfire_policy", "timezone", "calendars")
     list_select_related = ("job",)
     search_fields = ("job__name", "description", "cron_expression")
     autocomplete_fields = ("job",)

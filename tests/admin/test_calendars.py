@@ -98,3 +98,15 @@ def test_the_days_of_a_year_page_lists_korean_holidays_in_the_readers_language(a
     assert 'href="?year=2028"' in text
     bad = admin_client.get(url, {"year": "0"})
     assert "The year must be a number from 1 to 9999." in bad.content.decode()
+
+
+def test_the_schedule_list_filters_by_calendar(admin_client):
+    korea = calendar_create(name="KR", country="KR")
+    job = handler_job("noop")
+    with_korea = schedule_create(job=job, kind="cron", cron_expression="0 2 * * *",
+                                 description="with-kr", calendars=[korea])  # fmt: skip
+    schedule_create(job=job, kind="cron", cron_expression="0 3 * * *", description="without")
+    page = admin_client.get(
+        reverse("admin:batchjobs_batchschedule_changelist"), {"calendars__id__exact": korea.pk}
+    )
+    assert [s.pk for s in page.context["cl"].result_list] == [with_korea.pk]
