@@ -452,6 +452,9 @@ class ExecutionSummarySerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     restart_of = serializers.IntegerField(allow_null=True)
+    logical_time = serializers.DateTimeField(allow_null=True)
+    data_interval_start = serializers.DateTimeField(allow_null=True)
+    data_interval_end = serializers.DateTimeField(allow_null=True)
 
 
 class StepSummarySerializer(serializers.Serializer):

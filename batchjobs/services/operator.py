@@ -297,6 +297,9 @@ def execution_summary(*, execution_id: int) -> dict[str, Any]:
         "finished_at": execution.finished_at,
         "error": execution.error,
         "restart_of": execution.restart_of_id,
+        "logical_time": execution.logical_time,
+        "data_interval_start": execution.data_interval_start,
+        "data_interval_end": execution.data_interval_end,
     }
 
 

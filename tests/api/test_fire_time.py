@@ -74,6 +74,8 @@ def test_a_start_for_a_logical_time_and_a_bad_one(api, httpserver):
     assert started.status_code == 202, started.json()
     assert started.json()["logical_time"] == "2027-01-04T01:30:00Z"
     assert started.json()["data_interval_start"] == started.json()["data_interval_end"]
+    summary = client.get(reverse("api:execution-summary", args=[started.json()["id"]])).json()
+    assert summary["logical_time"] == summary["data_interval_end"] == "2027-01-04T01:30:00Z"
     assert refused.status_code == 400
     assert "logical_time" in refused.json()["errors"]
 
