@@ -10,8 +10,10 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
@@ -52,6 +54,7 @@ from .occurrences import (
     Occurrence,
     fires_counted,
     occurrence_of_run,
+    occurrences_fired_sql,
     occurrences_of_fires,
     occurrences_record,
 )
@@ -284,6 +287,7 @@ class DueSchedule:
     last_fire_at: datetime | None
     previous_fire_at: datetime | None
     calendar_policy: str
+    has_calendars: bool  # annotated by the claim: only these schedules' calendars are read
     job_id: int
     job_enabled: bool
     job_params: dict
@@ -302,9 +306,11 @@ _ROUTE_FIELDS = ("queue", "priority", "timeout_seconds")
 
 
 def _claim_due(*, now: datetime, batch_size: int) -> list[DueSchedule]:
+    links: Any = BatchSchedule.calendars.through  # django-stubs cannot type an auto M2M table
     rows = (
         BatchSchedule.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(paused=False, next_fire_at__lte=now, set_aside_at__isnull=True)
+        .annotate(has_calendars=Exists(links.objects.filter(batchschedule_id=OuterRef("pk"))))
         .order_by("next_fire_at")
         .values_list(
             *_SCHEDULE_FIELDS,
@@ -353,7 +359,9 @@ def _fire_batch(*, batch_size: int, now: datetime | None, find_refused_rows: boo
         set_aside: dict[int, Exception] = {}
         job_params: dict[int, str] = {}  # one job's parameters, serialised once per batch
         calendars = schedules_calendars(
-            (schedule.pk, schedule.timezone, schedule.calendar_policy) for schedule in schedules
+            (schedule.pk, schedule.timezone, schedule.calendar_policy)
+            for schedule in schedules
+            if schedule.has_calendars
         )
         for schedule in schedules:
             try:
@@ -456,32 +464,45 @@ def _apply_calendars(plan: FirePlan, calendars: ScheduleCalendars) -> None:
 
 
 def _write(planned: list[_Planned], *, now: datetime) -> list[_Created]:
-    """The executions, the account of every fire planned, and the schedules moved on."""
-    created = _insert_ignoring_duplicates([row for _, _, rows in planned for row in rows])
-    occurrences_record(_occurrences(planned, created), now=now)
+    """The executions, the account of every fire planned, and the schedules moved on. On
+    PostgreSQL the INSERT of the executions records their fires FIRED in the same statement
+    (the bulk of the account, with nothing to send back and forth); a moved fire's record is
+    then made MOVED."""
+    rows = [row for _, _, rows in planned for row in rows]
+    recorded = connection.vendor == "postgresql"
+    created = _insert_ignoring_duplicates(rows, now=now)
+    records, moved = _occurrences(planned, created, fired_recorded=recorded)
+    occurrences_record(records, now=now)
+    occurrences_record(moved, now=now, overwrite=True)
     _advance([schedule for schedule, _, _ in planned])
     return created
 
 
-def _occurrences(planned: list[_Planned], created: list[_Created]) -> list[Occurrence]:
+def _occurrences(
+    planned: list[_Planned], created: list[_Created], *, fired_recorded: bool
+) -> tuple[list[Occurrence], list[Occurrence]]:
     """One record per fire planned (bounded per schedule: occurrences_of_fires): FIRED with the
-    execution made, DEDUPLICATED where the fire key found one already there, and the fates."""
+    execution made (unless `fired_recorded`: the INSERT wrote them), DEDUPLICATED where the fire
+    key found one already there, and the fates; and apart, the MOVED records, which replace
+    the FIRED ones the INSERT wrote."""
     made: dict[tuple[int, datetime], int] = {
         (schedule_id, _aware(fire)): pk for pk, _, _, schedule_id, fire in created
     }
     existing = _existing_executions(planned, made)
     occurrences: list[Occurrence] = []
+    moved: list[Occurrence] = []
     for schedule, plan, _ in planned:
         first_run = None
         for fire in plan.run:
             pk = made.get((schedule.pk, fire))
             if pk is not None and fire in plan.moved:
                 due_at, reason = plan.moved[fire]
-                occurrences.append(Occurrence(schedule.pk, fire, OccurrenceOutcome.MOVED, reason,
-                                              execution_id=pk, due_at=due_at))  # fmt: skip
+                moved.append(Occurrence(schedule.pk, fire, OccurrenceOutcome.MOVED, reason,
+                                        execution_id=pk, due_at=due_at))  # fmt: skip
             elif pk is not None:
-                occurrences.append(Occurrence(schedule.pk, fire, OccurrenceOutcome.FIRED,
-                                              execution_id=pk))  # fmt: skip
+                if not fired_recorded:
+                    occurrences.append(Occurrence(schedule.pk, fire, OccurrenceOutcome.FIRED,
+                                                  execution_id=pk))  # fmt: skip
             else:
                 pk = existing.get((schedule.pk, fire))
                 occurrences.append(Occurrence(
@@ -503,7 +524,7 @@ def _occurrences(planned: list[_Planned], created: list[_Created]) -> list[Occur
             ):
                 occurrences.append(replace(item, execution_id=execution_id))
             budget = max(0, budget - len(fate.fires))
-    return occurrences
+    return occurrences, moved
 
 
 def _coalesced_reason(fire: datetime, execution_id: int | None) -> str:
@@ -588,7 +609,7 @@ def _execution_rows(
     return rows
 
 
-def _insert_ignoring_duplicates(rows: list[tuple]) -> list[_Created]:
+def _insert_ignoring_duplicates(rows: list[tuple], *, now: datetime) -> list[_Created]:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING (FIRE_RETURNING): the unique fire key
     turns a duplicate fire into nothing instead of an error that would roll back the batch.
     Rows hold FIRE_ROW_FIELDS; every other column gets its FIRE_CONSTANTS value."""
@@ -606,12 +627,14 @@ def _insert_ignoring_duplicates(rows: list[tuple]) -> list[_Created]:
             f"v.{name}::jsonb" if kind == "jsonb" else f"v.{name}"
             for name, kind in zip(FIRE_ROW_COLUMNS, types, strict=True)
         )
+        # The executions made, and their fires' FIRED records from what the INSERT returns.
         sql = (
-            f"INSERT INTO {table} ({columns}) SELECT {values}, {constants} "
-            f"FROM unnest({arrays}) AS v({', '.join(FIRE_ROW_COLUMNS)}) {FIRE_RETURNING}"
+            f"WITH made AS (INSERT INTO {table} ({columns}) SELECT {values}, {constants} "
+            f"FROM unnest({arrays}) AS v({', '.join(FIRE_ROW_COLUMNS)}) {FIRE_RETURNING}), "
+            f"recorded AS ({occurrences_fired_sql('made')}) SELECT * FROM made"
         )
         with server_bound_cursor() as cursor:
-            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+            cursor.execute(sql, [*(list(column) for column in zip(*rows, strict=True)), now])
             return cursor.fetchall()
     adapt = connection.ops.adapt_datetimefield_value
     one = "(" + ", ".join("%s" for _ in FIRE_ROW_COLUMNS) + f", {constants})"

@@ -123,11 +123,10 @@ def schedule_save(
         # its next fire is computed again, from now, as for a changed timing.
         set_aside = schedule.set_aside_at is not None
         schedule.set_aside_at, schedule.set_aside_reason = None, ""
-        timing_changed = _timing_changed(schedule)
-        if timing_changed:  # the fire before the next is no longer known: beat looks it up
-            schedule.previous_fire_at = None
         _pause_change(schedule, now=now)
-        if set_aside or timing_changed:
+        if set_aside or _timing_changed(schedule):
+            # The fire before the next is no longer known: beat looks it up.
+            schedule.previous_fire_at = None
             if schedule.pk is None:
                 schedule.save()  # the id seeds the jitter
             # A fire exactly now counts: "immediately" and a new interval's first fire.
