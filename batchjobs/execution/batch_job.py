@@ -13,7 +13,7 @@ from batchjobs.batch.registry import batch_job_get
 from batchjobs.batch.repository import JobRepository
 from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
 
-from .fire_time import execution_fire_time
+from .fire_time import execution_fire_time_read
 from .heartbeat import heartbeat
 from .outcome import AttemptOutcome
 from .publish import EXECUTE_PARTITION_TASK, task_send
@@ -30,7 +30,7 @@ def _runner(execution: BatchLog) -> JobRunner | None:
         execution_id=execution.pk,
         # The period the run stands for, as job parameters (Spring's JobParameters): over any
         # of the run's own by the same names, since they say which instance this is.
-        params={**execution.params, **execution_fire_time(execution.pk).variables()},
+        params={**execution.params, **execution_fire_time_read(execution.pk).variables()},
         job_context=dict(context.get("job", {})),
         repository=JobRepository(execution.pk),
         done_steps=frozenset(restart.get("done_steps", [])),

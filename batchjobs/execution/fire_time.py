@@ -56,7 +56,7 @@ class FireTime:
         }
 
 
-def execution_fire_time(execution_id: int) -> FireTime:
+def execution_fire_time_read(execution_id: int) -> FireTime:
     """Read from the execution's row: a worker's claim reads back only what every run needs."""
     row = (
         BatchLog.objects.filter(pk=execution_id)

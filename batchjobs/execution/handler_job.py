@@ -15,7 +15,7 @@ from batchjobs.handlers.registry import (
 )
 from batchjobs.models import AttemptStatus, BatchLog
 
-from .fire_time import execution_fire_time
+from .fire_time import execution_fire_time_read
 from .outcome import AttemptOutcome
 
 
@@ -48,7 +48,7 @@ def run_handler_job(
         attempt=attempt,
         max_attempts=execution.max_attempts,
         job_name=job.name,
-        **execution_fire_time(execution.pk).variables(),
+        **execution_fire_time_read(execution.pk).variables(),
         deadline=deadline,
         report_progress=report_progress,
     )
