@@ -51,6 +51,8 @@ def test_create_then_read_pause_resume_cancel(api, schedule):
     detail = client.get(reverse("api:backfill-detail", args=[created["id"]])).json()
     assert detail["status"] == "running" and detail["job_name"] == schedule.job.name
     assert client.get(BACKFILLS).json()["count"] == 1
+    assert client.get(BACKFILLS, {"status": "paused"}).json()["count"] == 0
+    assert client.get(BACKFILLS, {"schedule": schedule.pk}).json()["count"] == 1
     run = BatchLog.objects.filter(backfill_id=created["id"]).first()
     shown = client.get(reverse("api:execution-detail", args=[run.pk])).json()
     assert (shown["backfill"], shown["trigger"]) == (created["id"], "backfill")

@@ -37,6 +37,7 @@ class BackfillListCreate(ApiListView, generics.ListAPIView):
     `dry_run` answers the fire times and saves nothing."""
 
     serializer_class = s.BackfillSerializer
+    filterset_fields = ("status", "schedule")
     ordering_fields = ("created_at", "id")
     # Creating one starts runs of the schedule's job.
     required_permissions = {"GET": (VIEW_BACKFILL,), "POST": (ADD_BACKFILL, RUN_JOB)}
