@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from batchjobs.models import AuditAction, AuditEntry, BatchJob
+from batchjobs.models import AuditAction, AuditEntry, BatchJob, JobDependency
 from batchjobs.secrets import headers_masked
 
 SYSTEM_ACTOR = "system"
@@ -60,6 +60,8 @@ def _actor(user, fallback: str) -> tuple[Any, str]:
 def _job_of(obj: models.Model) -> BatchJob | None:
     if isinstance(obj, BatchJob):
         return obj
+    if isinstance(obj, JobDependency):  # an edge belongs to the job it starts
+        return obj.downstream
     return getattr(obj, "job", None)
 
 

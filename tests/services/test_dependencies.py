@@ -93,6 +93,7 @@ def test_changes_are_audited_and_touch_the_upstream_job():
     ).order_by("pk")
     assert [entry.action for entry in entries] == [AuditAction.CREATED, AuditAction.DELETED]
     assert entries[0].changes["downstream"] == [None, "b"]
+    assert {entry.job_id for entry in entries} == {b.pk}  # in the downstream job's trail
 
 
 def test_a_job_s_upstream_set_is_replaced_as_a_whole():

@@ -99,8 +99,10 @@ def test_housekeeping_tasks_are_registered_and_visible_in_the_beat_admin(admin_c
     assert set(tasks) == {
         "batchjobs.executions_purge_expired",
         "batchjobs.notifications_check_missed",
+        "batchjobs.backfills_top_up",
     }
     assert tasks["batchjobs.notifications_check_missed"].interval.every == 60
+    assert tasks["batchjobs.backfills_top_up"].interval.every == 60
     assert tasks["batchjobs.executions_purge_expired"].crontab.hour == "3"
     assert all(task.enabled for task in tasks.values())
     app.loader.import_default_modules()  # as a worker starting up does
@@ -108,6 +110,7 @@ def test_housekeeping_tasks_are_registered_and_visible_in_the_beat_admin(admin_c
     page = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
     assert "batchjobs: retention (purge old executions)" in page
     assert "batchjobs: missed-run check (dead-man notifications)" in page
+    assert "batchjobs: backfills (create the next runs up to each cap)" in page
 
 
 # --- one bad row never stops the others (DESIGN.md §4, invariant 11) --------------------------
