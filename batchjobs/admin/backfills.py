@@ -19,7 +19,11 @@ from django.utils.translation import gettext, gettext_lazy, ngettext
 from batchjobs.errors import Conflict, InvalidInput, PermissionRequired
 from batchjobs.models import Backfill, BatchSchedule
 from batchjobs.rules.bounds import BACKFILL_CONFIRM_FIRES, MAX_BACKFILL_CONCURRENCY
-from batchjobs.selectors.backfills import backfill_list, backfill_progress_text
+from batchjobs.selectors.backfills import (
+    backfill_list,
+    backfill_progress_text,
+    fires_count_text,
+)
 from batchjobs.services.backfills import (
     DryRun,
     backfill_cancel,
@@ -194,7 +198,13 @@ class BackfillAdmin(admin.ModelAdmin):
             "form": form,
             "preview": preview,
             "preview_fires": [
-                (stamp(item.fire, zone), item.execution_id)
+                (
+                    stamp(item.fire, zone),
+                    item.execution_id,
+                    item.excluded,
+                    item.reason,
+                    stamp(item.moved_to, zone) if item.moved_to else "",
+                )
                 for item in (preview.fires if preview else [])
             ],
             "preview_total": _total_text(preview) if preview else "",
@@ -204,12 +214,19 @@ class BackfillAdmin(admin.ModelAdmin):
 
 
 def _total_text(preview: DryRun) -> str:
+    count = fires_count_text(preview.total, estimated=preview.estimated)
     if preview.needs_confirm:
-        return gettext("More than %(count)s fires: confirm to start it.") % {
-            "count": f"{BACKFILL_CONFIRM_FIRES:,}"
+        return gettext("%(count)s fires, more than %(bound)s: confirm to start it.") % {
+            "count": count,
+            "bound": f"{BACKFILL_CONFIRM_FIRES:,}",
         }
-    return ngettext(
+    text = ngettext(
         "%(count)s fire in the range (%(existing)s of those listed already run).",
         "%(count)s fires in the range (%(existing)s of those listed already run).",
         preview.total,
-    ) % {"count": f"{preview.total:,}", "existing": preview.existing}
+    ) % {"count": count, "existing": preview.existing}
+    if preview.excluded or preview.moved:
+        text += " " + gettext(
+            "Of those listed, %(excluded)s excluded and %(moved)s moved by calendars."
+        ) % {"excluded": preview.excluded, "moved": preview.moved}
+    return text

@@ -23,7 +23,7 @@ from batchjobs.models import (
     ScheduleOccurrence,
     StepExecution,
 )
-from batchjobs.selectors.backfills import backfill_progress_text, backfill_total_is_floor
+from batchjobs.selectors.backfills import backfill_progress_text, backfill_total_estimated
 from batchjobs.selectors.dependencies import (
     GRAPH_DEFAULT_DEPTH,
     GRAPH_MAX_DEPTH,
@@ -709,8 +709,11 @@ class BackfillSerializer(serializers.ModelSerializer):
     active = serializers.IntegerField(
         read_only=True, help_text=gettext_lazy("Its runs queued or running now.")
     )
-    total_is_floor = serializers.SerializerMethodField(
-        help_text=gettext_lazy("Over 1,000,000 fires: the total is a floor until it completes.")
+    fires_total_estimated = serializers.SerializerMethodField(
+        help_text=gettext_lazy(
+            "fires_total is an estimate (over 10,000 fires of a cron or a day interval) until "
+            "the backfill completes."
+        )
     )
     progress = serializers.SerializerMethodField(
         help_text=gettext_lazy("created N of M, K already run, R running")
@@ -723,13 +726,13 @@ class BackfillSerializer(serializers.ModelSerializer):
         model = Backfill
         fields: tuple[str, ...] = (
             "id", "schedule", "job", "job_name", "range_start", "range_end", "max_concurrency",
-            "status", "fires_total", "total_is_floor", "fires_created", "fires_existing",
+            "status", "fires_total", "fires_total_estimated", "fires_created", "fires_existing",
             "active", "progress", "cursor", "params", "created_by", "created_at", "finished_at",
         )  # fmt: skip
         read_only_fields = fields
 
-    def get_total_is_floor(self, backfill: Backfill) -> bool:
-        return backfill_total_is_floor(backfill)
+    def get_fires_total_estimated(self, backfill: Backfill) -> bool:
+        return backfill_total_estimated(backfill)
 
     def get_progress(self, backfill: Backfill) -> str:
         return backfill_progress_text(backfill)
@@ -742,19 +745,38 @@ class BackfillDryRunFireSerializer(serializers.Serializer):
         allow_null=True,
         help_text=gettext_lazy("Its execution, when the fire has one already (it is skipped)."),
     )
+    excluded = serializers.BooleanField(
+        help_text=gettext_lazy("Its day is excluded by one of the schedule's calendars.")
+    )
+    reason = serializers.CharField(help_text=gettext_lazy("Why it is excluded."))
+    moved_to = serializers.DateTimeField(
+        allow_null=True,
+        help_text=gettext_lazy("Where the calendar policy move puts it (it runs then)."),
+    )
 
 
 class BackfillDryRunSerializer(serializers.Serializer):
     """A batchjobs.services.backfills.DryRun."""
 
-    total = serializers.IntegerField(
-        help_text=gettext_lazy("Fires in the range, counted up to 1,000,001.")
+    total = serializers.IntegerField(help_text=gettext_lazy("Fires in the range."))
+    total_estimated = serializers.BooleanField(
+        source="estimated",
+        help_text=gettext_lazy(
+            "total is an estimate: over 10,000 fires of a cron or a day interval (the rest "
+            "from the fires per matching day)."
+        ),
     )
     needs_confirm = serializers.BooleanField(
-        help_text=gettext_lazy("Over 1,000,000 fires: creating it needs confirm.")
+        help_text=gettext_lazy("Over 1,000,000 fires (or about): creating it needs confirm.")
     )
     existing = serializers.IntegerField(
         help_text=gettext_lazy("Of the fires listed, those that have an execution already.")
+    )
+    excluded = serializers.IntegerField(
+        help_text=gettext_lazy("Of the fires listed, those its calendars exclude (not run).")
+    )
+    moved = serializers.IntegerField(
+        help_text=gettext_lazy("Of the fires listed, those its calendars move to another day.")
     )
     fires = BackfillDryRunFireSerializer(many=True)
 

@@ -266,6 +266,22 @@ def next_fire_after(timing: Timing, after: datetime) -> datetime | None:
     return fire
 
 
+def fires_on_grid(timing: Timing, after: datetime, until: datetime) -> tuple[int, datetime] | None:
+    """For an interval in seconds, minutes or hours (a fixed grid anchored at start_at): how
+    many fires fall in (after, until], inside start/end, and the last of them, by arithmetic
+    in whole microseconds (a century of seconds counts at once); (0, after) when none does.
+    None for any other timing, whose fires are stepped through."""
+    if timing.kind != ScheduleKind.INTERVAL or timing.interval_unit == IntervalUnit.DAYS:
+        return None
+    first = next_fire_after(timing, after)
+    end = min(until, timing.end_at) if timing.end_at else until
+    if first is None or first > end:
+        return 0, after
+    step = timedelta(seconds=timing.interval_count * UNIT_SECONDS[timing.interval_unit])
+    count = (end - first) // step + 1
+    return count, first + (count - 1) * step
+
+
 def fires_between(
     timing: Timing, after: datetime, until: datetime, *, limit: int
 ) -> list[datetime]:

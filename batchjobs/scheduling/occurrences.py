@@ -15,13 +15,10 @@ from batchjobs.models import (
     BatchLog,
     BatchSchedule,
     OccurrenceOutcome,
-    ScheduleKind,
     ScheduleOccurrence,
 )
-from batchjobs.models.schedule import IntervalUnit
-from batchjobs.rules.bounds import UNIT_SECONDS
 
-from .fire_times import Timing, fires_between, jitter_offset, next_fire_after
+from .fire_times import Timing, fires_between, fires_on_grid, jitter_offset, next_fire_after
 
 # The fields a later, better-informed writer may change on an existing row (a backfill that
 # runs a fire beat had recorded missed).
@@ -63,11 +60,10 @@ def fires_counted(timing: Timing, after: datetime, until: datetime) -> FireRun |
     first = next_fire_after(timing, after)
     if first is None or first > until:
         return None
-    if timing.kind == ScheduleKind.INTERVAL and timing.interval_unit != IntervalUnit.DAYS:
-        step = timedelta(seconds=timing.interval_count * UNIT_SECONDS[timing.interval_unit])
-        end = min(until, timing.end_at) if timing.end_at else until
-        count = (end - first) // step + 1
-        return FireRun(first=first, last=first + (count - 1) * step, count=count)
+    grid = fires_on_grid(timing, after, until)
+    if grid is not None:
+        count, last = grid
+        return FireRun(first=first, last=last, count=count)
     count, last = 1, first
     while (fire := next_fire_after(timing, last)) is not None and fire <= until:
         count, last = count + 1, fire

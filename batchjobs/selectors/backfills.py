@@ -6,7 +6,8 @@ from django.utils.translation import gettext as _
 from batchjobs.errors import NotFound
 from batchjobs.models import Backfill, BackfillStatus
 from batchjobs.models.execution import ACTIVE_STATUSES
-from batchjobs.rules.bounds import BACKFILL_CONFIRM_FIRES
+from batchjobs.scheduling.backfill import backfill_total_is_estimate
+from batchjobs.scheduling.fire_times import Timing
 
 
 def backfill_list() -> QuerySet[Backfill]:
@@ -23,26 +24,29 @@ def backfill_get(*, backfill_id: int) -> Backfill:
     return backfill
 
 
-def backfill_total_is_floor(backfill: Backfill) -> bool:
-    """A confirmed backfill over the counting bound knows its total once it completes."""
-    return backfill.fires_total > BACKFILL_CONFIRM_FIRES and (
-        backfill.status != BackfillStatus.COMPLETED
+def backfill_total_estimated(backfill: Backfill) -> bool:
+    """Its total is an estimate (a range of over FIRES_COUNTED_EXACTLY fires of a cron or a
+    day interval) until it completes: then it is counted."""
+    return backfill.status != BackfillStatus.COMPLETED and backfill_total_is_estimate(
+        Timing.of(backfill.schedule), backfill.fires_total
     )
 
 
+def fires_count_text(count: int, *, estimated: bool) -> str:
+    """1,051,200, or "≈ 1,051,200" for an estimate."""
+    return f"≈ {count:,}" if estimated else f"{count:,}"
+
+
 def backfill_progress_text(backfill: Backfill) -> str:
-    """ "created 40 of 72, 3 already run, 5 running" (`backfill` from backfill_list)."""
+    """ "created 40 of 72, 3 already run, 5 running" (`backfill` from backfill_list); an
+    estimated total reads "≈ 1,051,200"."""
+    estimated = backfill_total_estimated(backfill)
     values = {
         "created": f"{backfill.fires_created:,}",
-        "total": f"{backfill.fires_total:,}",
+        "total": fires_count_text(backfill.fires_total, estimated=estimated),
         "existing": f"{backfill.fires_existing:,}",
         "active": f"{getattr(backfill, 'active', 0):,}",
     }
-    if backfill_total_is_floor(backfill):
-        return (
-            _("created %(created)s of over %(total)s, %(existing)s already run, %(active)s running")
-            % values
-        )
     return (
         _("created %(created)s of %(total)s, %(existing)s already run, %(active)s running") % values
     )

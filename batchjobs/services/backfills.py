@@ -6,8 +6,11 @@ Decisions:
 - A range end in the future is refused: fires to come are beat's.
 - A once-schedule may be backfilled: its one fire counts if run_at falls in the range.
 - A range holding no fire is refused at creation; a dry run reports it as zero fires.
-- Fires are counted up to BACKFILL_CONFIRM_FIRES + 1: beyond that the backfill needs
-  `confirm`, and its total stays a floor until it completes (then it is exact).
+- Fires are counted exactly on an interval's fixed grid and up to FIRES_COUNTED_EXACTLY
+  otherwise; beyond, the total is an estimate (shown "≈"), exact once the backfill completes.
+  Over BACKFILL_CONFIRM_FIRES (counted or estimated) the backfill needs `confirm`.
+- The schedule's calendars apply as in beat: under "skip" an excluded fire is not run (an
+  EXCLUDED occurrence), under "move" it runs (at its moved-to instant if that is still to come).
 - Cancel stops creating runs and stops the backfill's runs still QUEUED, through the operator
   door (services/operator.py, audited each); the runs already started finish.
 """
@@ -33,6 +36,7 @@ from batchjobs.models import (
 from batchjobs.models.clock import database_now
 from batchjobs.rules.bounds import BACKFILL_CONFIRM_FIRES, MAX_BACKFILL_CONCURRENCY
 from batchjobs.scheduling.backfill import backfill_fires_counted, backfill_top_up
+from batchjobs.scheduling.calendars import CalendarUnusable, schedules_calendars
 from batchjobs.scheduling.fire_times import Timing
 
 from .audit import audit_record
@@ -48,18 +52,32 @@ DRY_RUN_LISTED = 1000
 class DryRunFire:
     fire: datetime
     execution_id: int | None  # the fire's execution, when it has one already
+    excluded: bool = False  # its day is excluded by a calendar: not run at `fire`
+    reason: str = ""  # why it is excluded
+    moved_to: datetime | None = None  # UTC: where the calendar policy "move" puts it
 
 
 @dataclass(frozen=True)
 class DryRun:
     fires: list[DryRunFire]  # the first DRY_RUN_LISTED, earliest first
-    total: int  # counted up to BACKFILL_CONFIRM_FIRES + 1
-    needs_confirm: bool  # more than BACKFILL_CONFIRM_FIRES: `total` is a floor
+    total: int  # the fires in the range
+    estimated: bool  # `total` is an estimate (services docstring)
+    needs_confirm: bool  # more than BACKFILL_CONFIRM_FIRES
 
     @property
     def existing(self) -> int:
         """Of the fires listed, those that have an execution already."""
         return sum(1 for item in self.fires if item.execution_id is not None)
+
+    @property
+    def excluded(self) -> int:
+        """Of the fires listed, those the schedule's calendars exclude (and do not move)."""
+        return sum(1 for item in self.fires if item.excluded and item.moved_to is None)
+
+    @property
+    def moved(self) -> int:
+        """Of the fires listed, those the schedule's calendars move to another day."""
+        return sum(1 for item in self.fires if item.moved_to is not None)
 
 
 def _schedule(schedule: BatchSchedule | int | str | None) -> BatchSchedule:
@@ -137,11 +155,18 @@ def backfill_create(
         raise InvalidInput({"params": _("Must be a JSON object.")})
     params = params or {}
     execution_params(job=job, params={**schedule.params, **params})  # checks them by name
-    fires, total = backfill_fires_counted(
-        Timing.of(schedule), range_start=start, range_end=end, listed=DRY_RUN_LISTED,
-        limit=BACKFILL_CONFIRM_FIRES + 1,
-    )  # fmt: skip
+    counted = backfill_fires_counted(
+        Timing.of(schedule), range_start=start, range_end=end, listed=DRY_RUN_LISTED
+    )
+    fires, total = counted.listed, counted.total
     needs_confirm = total > BACKFILL_CONFIRM_FIRES
+    calendars = schedules_calendars(
+        [(schedule.pk, schedule.timezone, schedule.calendar_policy)]
+    ).get(schedule.pk)
+    try:  # the fires listed, judged as the driver will (an unusable calendar fails here)
+        verdicts = [calendars.verdict(fire) if calendars else None for fire in fires]
+    except CalendarUnusable as exc:
+        raise InvalidInput({"schedule": str(exc)}) from None
     if dry_run:
         executions = dict(
             BatchLog.objects.filter(schedule=schedule, scheduled_for__in=fires).values_list(
@@ -149,8 +174,16 @@ def backfill_create(
             )
         )
         return DryRun(
-            fires=[DryRunFire(fire, executions.get(fire)) for fire in fires],
+            fires=[
+                DryRunFire(fire, executions.get(fire))
+                if verdict is None or verdict.allowed
+                else DryRunFire(
+                    fire, executions.get(fire), True, verdict.reason, verdict.moved_to
+                )  # fmt: skip
+                for fire, verdict in zip(fires, verdicts, strict=True)
+            ],
             total=total,
+            estimated=counted.estimated,
             needs_confirm=needs_confirm,
         )
     if not total:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from batchjobs.models import Backfill, BatchLog, BatchSchedule
+from batchjobs.models import Backfill, BatchLog, BatchSchedule, Calendar
 from batchjobs.services.schedules import schedule_create
 from tests.support.factories import handler_job
 from tests.support.runs import IN_PROCESS_QUEUE
@@ -93,7 +93,7 @@ def test_bad_input_is_refused_naming_the_field_and_saves_nothing(api, schedule, 
 
 
 def test_over_a_million_fires_needs_confirm(api):
-    # given a schedule every second: twelve days hold 1,036,800 fires
+    # given a schedule every second: twelve days hold 1,036,801 fires, counted on its grid
     job = handler_job("noop", queue=IN_PROCESS_QUEUE)
     every_second = schedule_create(
         job=job, kind="interval", interval_every=1, interval_unit="seconds",
@@ -108,8 +108,39 @@ def test_over_a_million_fires_needs_confirm(api):
         BACKFILLS, body(every_second, confirm=True, **fields), format="json"
     )
     assert confirmed.status_code == 201
-    assert confirmed.json()["total_is_floor"] is True
-    assert confirmed.json()["fires_created"] == 3
+    data = confirmed.json()
+    assert (data["fires_total"], data["fires_total_estimated"]) == (12 * 86400 + 1, False)
+    assert data["fires_created"] == 3
+
+
+def test_a_crons_million_fires_are_estimated_and_need_confirm(api):
+    # given every minute in Seoul: two years hold 1,051,201 fires, past the exact count
+    job = handler_job("noop", queue=IN_PROCESS_QUEUE)
+    minutes = schedule_create(job=job, kind="cron", cron_expression="* * * * *",
+                              timezone="Asia/Seoul")  # fmt: skip
+    fields = {"range_start": "2024-06-01T00:00:00Z", "range_end": "2026-06-01T00:00:00Z"}
+    preview = api("admin").post(BACKFILLS, body(minutes, dry_run=True, **fields), format="json")
+    assert preview.status_code == 200
+    data = preview.json()
+    assert (data["total"], data["total_estimated"], data["needs_confirm"]) == (
+        730 * 1440 + 1, True, True,
+    )  # fmt: skip
+    refused = api("admin").post(BACKFILLS, body(minutes, **fields), format="json")
+    assert "1,000,000" in refused.json()["errors"]["confirm"][0]
+    confirmed = api("admin").post(BACKFILLS, body(minutes, confirm=True, **fields), format="json")
+    assert confirmed.status_code == 201
+    assert confirmed.json()["fires_total_estimated"] is True
+    assert confirmed.json()["progress"].startswith("created 1 of ≈ 1,051,201,")
+
+
+def test_the_dry_run_marks_the_fires_a_calendar_excludes(api, schedule):
+    closed = Calendar.objects.create(name="closed", excluded_dates=["2026-06-01"])
+    schedule.calendars.add(closed)
+    response = api("admin").post(BACKFILLS, body(schedule, dry_run=True), format="json")
+    data = response.json()
+    assert (data["total"], data["excluded"], data["moved"]) == (6, 6, 0)
+    assert data["fires"][0]["excluded"] is True and data["fires"][0]["moved_to"] is None
+    assert data["fires"][0]["reason"].startswith("2026-06-01 is excluded by calendar 'closed'")
 
 
 def test_a_reader_may_list_but_not_create(api, schedule):

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from batchjobs.models import Backfill, BatchLog
+from batchjobs.models import Backfill, BatchLog, Calendar
 from batchjobs.services.schedules import schedule_create
 from tests.support.factories import handler_job
 from tests.support.runs import IN_PROCESS_QUEUE
@@ -77,3 +77,18 @@ def test_bad_input_names_the_option_and_saves_nothing(schedule):
     assert not Backfill.objects.exists() and not BatchLog.objects.exists()
     with pytest.raises(CommandError, match="--to"):
         call_command("backfill", str(schedule.pk), "--from", "2026-11-01", stdout=StringIO())
+
+
+def test_dry_run_marks_an_estimated_total_and_the_fires_a_calendar_excludes(schedule):
+    # given a daily 09:00 schedule whose calendar excludes 2026-11-02, and one every minute
+    schedule.calendars.add(Calendar.objects.create(name="closed", excluded_dates=["2026-11-02"]))
+    minutes = schedule_create(job=schedule.job, kind="cron", cron_expression="* * * * *")
+    out = StringIO()
+    call_command("backfill", str(schedule.pk), "--from", "2026-11-01", "--to", "2026-11-03T09:00",
+                 "--dry-run", stdout=out)  # fmt: skip
+    assert "2026-11-02T09:00:00+09:00  (excluded, not run: 2026-11-02 is excluded" in out.getvalue()
+    assert "Of those listed, 1 excluded and 0 moved by calendars." in out.getvalue()
+    out = StringIO()
+    call_command("backfill", str(minutes.pk), "--from", "2026-01-01", "--to", "2026-03-01",
+                 "--dry-run", stdout=out)  # fmt: skip
+    assert "≈ 84,961 fire(s) in the range, 1000 listed; nothing saved." in out.getvalue()

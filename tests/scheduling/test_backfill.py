@@ -2,7 +2,7 @@
 fire key shared with beat, the concurrency cap, pause/resume/cancel, completion, occurrences."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,14 +13,19 @@ from batchjobs.models import (
     Backfill,
     BackfillStatus,
     BatchLog,
+    Calendar,
+    CalendarPolicy,
     ExecutionStatus,
     OccurrenceOutcome,
     ScheduleOccurrence,
     Trigger,
 )
+from batchjobs.models.clock import database_now
 from batchjobs.models.execution import ACTIVE_STATUSES
 from batchjobs.scheduling.backfill import (
+    FIRES_COUNTED_EXACTLY,
     backfill_execution_ended,
+    backfill_fires_counted,
     backfill_top_up,
     backfills_top_up,
     fire_before,
@@ -28,7 +33,11 @@ from batchjobs.scheduling.backfill import (
 from batchjobs.scheduling.fire_times import Timing
 from batchjobs.scheduling.firing import schedules_fire_due
 from batchjobs.scheduling.occurrences import Occurrence, occurrences_record
-from batchjobs.selectors.backfills import backfill_get, backfill_progress_text
+from batchjobs.selectors.backfills import (
+    backfill_get,
+    backfill_progress_text,
+    backfill_total_estimated,
+)
 from batchjobs.services.backfills import (
     DryRun,
     backfill_cancel,
@@ -353,3 +362,159 @@ def test_the_periodic_pass_is_a_housekeeping_task_beat_runs():
     end_all(backfill)
     # when the task runs, then it made the next run
     assert task() == {"created": 1, "errors": []}
+
+
+def closed_on(schedule, policy: str, *days: str) -> None:
+    """Attach a calendar excluding `days` to `schedule`, with the calendar policy `policy`."""
+    calendar = Calendar.objects.create(name=f"closed-{schedule.pk}", excluded_dates=list(days))
+    schedule.calendars.add(calendar)
+    type(schedule).objects.filter(pk=schedule.pk).update(calendar_policy=policy)
+    schedule.refresh_from_db()
+
+
+def test_calendar_skip_leaves_excluded_fires_unrun_and_records_them_as_beat_does():
+    # given a daily 02:00 schedule whose calendar excludes June 2 and 3
+    schedule = cron("0 2 * * *")
+    closed_on(schedule, CalendarPolicy.SKIP, "2026-06-02", "2026-06-03")
+    start, end = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 5, 3, tzinfo=UTC)
+    # when previewed, then backfilled
+    preview = backfill_create(schedule=schedule, range_start=start, range_end=end, dry_run=True)
+    backfill = backfill_create(schedule=schedule, range_start=start, range_end=end,
+                               max_concurrency=10)  # fmt: skip
+    # then the dry run marks the two, the backfill runs the three others and records the two
+    assert isinstance(preview, DryRun) and (preview.total, preview.excluded) == (5, 2)
+    marked = [item for item in preview.fires if item.excluded]
+    assert [item.fire.day for item in marked] == [2, 3] and marked[0].moved_to is None
+    assert marked[0].reason == (
+        f"2026-06-02 is excluded by calendar 'closed-{schedule.pk}': a custom excluded date"
+    )
+    assert isinstance(backfill, Backfill)
+    runs = BatchLog.objects.filter(schedule=schedule).order_by("scheduled_for")
+    assert [run.scheduled_for.day for run in runs] == [1, 4, 5]
+    # the fire after an excluded one keeps the nominal fire before it as its interval's start
+    assert runs[1].data_interval_start == datetime(2026, 6, 3, 2, tzinfo=UTC)
+    excluded = ScheduleOccurrence.objects.filter(outcome=OccurrenceOutcome.EXCLUDED)
+    assert [row.scheduled_for.day for row in excluded.order_by("scheduled_for")] == [2, 3]
+    assert excluded.get(scheduled_for__day=2).reason == marked[0].reason
+    # and once its runs end it completes with every fire of the range in its total
+    end_all(backfill)
+    backfill_top_up(backfill_id=backfill.pk)
+    backfill.refresh_from_db()
+    assert backfill.status == BackfillStatus.COMPLETED
+    assert (backfill.fires_created, backfill.fires_existing, backfill.fires_total) == (3, 0, 5)
+
+
+def test_calendar_move_runs_the_moved_fires_and_one_moved_to_a_day_to_come_waits():
+    # given an hourly schedule whose calendar excludes June 2, and, apart, today
+    past = cron("0 2 * * *")
+    closed_on(past, CalendarPolicy.MOVE, "2026-06-02")
+    start, end = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 3, 3, tzinfo=UTC)
+    preview = backfill_create(schedule=past, range_start=start, range_end=end, dry_run=True)
+    backfill = backfill_create(schedule=past, range_start=start, range_end=end, max_concurrency=5)
+    # then the moved fire runs now (its allowed day is past too), recorded MOVED with that day
+    assert isinstance(preview, DryRun) and (preview.excluded, preview.moved) == (0, 1)
+    assert preview.fires[1].moved_to == datetime(2026, 6, 3, 2, tzinfo=UTC)
+    assert isinstance(backfill, Backfill) and backfill.fires_created == 3
+    moved_run = BatchLog.objects.get(schedule=past, scheduled_for__day=2)
+    assert moved_run.published_at is not None and moved_run.next_attempt_at <= database_now()
+    row = ScheduleOccurrence.objects.get(schedule=past, scheduled_for__day=2)
+    assert (row.outcome, row.execution_id) == (OccurrenceOutcome.MOVED, moved_run.pk)
+    assert row.due_at == datetime(2026, 6, 3, 2, tzinfo=UTC)
+    # when today is excluded, an hourly schedule's fires of today move to tomorrow: still to come
+    now = database_now()
+    hourly = cron("0 * * * *")
+    closed_on(hourly, CalendarPolicy.MOVE, now.date().isoformat())
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    backfill_create(schedule=hourly, range_start=midnight, range_end=now, max_concurrency=1)
+    waiting = BatchLog.objects.get(schedule=hourly, scheduled_for=midnight)
+    # then its run waits unpublished for that instant, as beat's would
+    assert waiting.published_at is None
+    assert waiting.next_attempt_at == midnight + timedelta(days=1)
+    row = ScheduleOccurrence.objects.get(schedule=hourly, scheduled_for=midnight)
+    assert (row.outcome, row.due_at) == (OccurrenceOutcome.MOVED, midnight + timedelta(days=1))
+
+
+@pytest.mark.parametrize("kind", ["cron", "interval"])
+def test_a_backfill_keeps_to_the_schedules_start_and_end(kind):
+    # given a schedule every 15 minutes that starts at 01:00 and ends at 02:00
+    window = datetime(2026, 6, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, 2, tzinfo=UTC)
+    fields = {"start_at": window[0], "end_at": window[1]}
+    job = handler_job("noop", queue=IN_PROCESS_QUEUE)
+    if kind == "cron":
+        schedule = schedule_create(job=job, kind="cron", cron_expression="*/15 * * * *", **fields)
+    else:
+        schedule = schedule_create(job=job, kind="interval", interval_every=15,
+                                   interval_unit="minutes", **fields)  # fmt: skip
+    start, end = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 1, 4, tzinfo=UTC)
+    # when backfilled over four hours
+    preview = backfill_create(schedule=schedule, range_start=start, range_end=end, dry_run=True)
+    backfill = backfill_create(schedule=schedule, range_start=start, range_end=end,
+                               max_concurrency=20)  # fmt: skip
+    # then only its five fires from 01:00 to 02:00 count and run
+    expected = [window[0] + timedelta(minutes=15 * n) for n in range(5)]
+    assert isinstance(preview, DryRun) and preview.total == 5
+    assert [item.fire for item in preview.fires] == expected
+    assert isinstance(backfill, Backfill) and backfill.fires_total == 5
+    runs = BatchLog.objects.filter(schedule=schedule).order_by("scheduled_for")
+    assert [run.scheduled_for for run in runs] == expected
+
+
+def weekdays(first: date, last: date) -> int:
+    return sum((first + timedelta(days=n)).weekday() < 5 for n in range((last - first).days + 1))
+
+
+def test_counting_is_exact_on_a_grid_and_estimated_closely_past_the_exact_budget():
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    century = after + timedelta(days=36525)
+    # an interval's grid: exact by arithmetic over a century of seconds
+    seconds = Timing(kind="interval", interval_every=1, interval_unit="seconds", start_at=after)
+    counted = backfill_fires_counted(seconds, range_start=after, range_end=century, listed=3)
+    assert (counted.total, counted.estimated) == (36525 * 86400 + 1, False)
+    assert counted.listed == [after + timedelta(seconds=n) for n in range(3)]
+    # a cron under the budget: exact
+    hourly = Timing(kind="cron", cron_expression="0 * * * *", timezone="Asia/Seoul")
+    day = backfill_fires_counted(hourly, range_start=after, range_end=after + timedelta(days=1),
+                                 listed=1000)  # fmt: skip
+    assert (day.total, day.estimated) == (25, False)
+    # past it: every minute in Seoul over two years, estimated to the fire
+    minutes = Timing(kind="cron", cron_expression="* * * * *", timezone="Asia/Seoul")
+    two_years = after + timedelta(days=730)
+    counted = backfill_fires_counted(minutes, range_start=after, range_end=two_years, listed=10)
+    assert counted.estimated and counted.total == 730 * 1440 + 1
+    assert counted.total > FIRES_COUNTED_EXACTLY
+    # office hours in Berlin (through two DST changes a year), within a tenth of a percent
+    office = Timing(kind="cron", cron_expression="*/5 9-17 * * 1-5", timezone="Europe/Berlin")
+    year = datetime(2026, 12, 31, 23, tzinfo=UTC)
+    counted = backfill_fires_counted(office, range_start=after, range_end=year, listed=10)
+    exact = weekdays(date(2026, 1, 1), date(2026, 12, 31)) * 9 * 12
+    assert counted.estimated and abs(counted.total - exact) <= exact / 1000
+    # a day interval over a century
+    daily = Timing(kind="interval", interval_every=1, interval_unit="days", start_at=after,
+                   timezone="Europe/Berlin")  # fmt: skip
+    counted = backfill_fires_counted(daily, range_start=after, range_end=century, listed=10)
+    assert counted.estimated and abs(counted.total - 36526) <= 1
+
+
+def test_an_estimated_total_becomes_exact_when_the_backfill_completes():
+    # given every minute for two weeks: over the exact budget, so estimated
+    schedule = cron("* * * * *", "Asia/Seoul")
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    end = start + timedelta(days=14)
+    backfill = backfill_create(schedule=schedule, range_start=start, range_end=end,
+                               max_concurrency=2)  # fmt: skip
+    assert isinstance(backfill, Backfill)
+    shown = backfill_get(backfill_id=backfill.pk)
+    assert backfill_total_estimated(shown)
+    assert backfill_progress_text(shown).startswith(f"created 2 of ≈ {shown.fires_total:,},")
+    # when the driver has reached the last two fires (the earlier ones created, as if run)
+    Backfill.objects.filter(pk=backfill.pk).update(
+        fires_total=14 * 1440 + 99, cursor=end - timedelta(minutes=2), fires_created=14 * 1440 - 1
+    )
+    end_all(backfill)
+    backfill_top_up(backfill_id=backfill.pk)
+    end_all(backfill)
+    backfill_top_up(backfill_id=backfill.pk)
+    # then its total is what it counted on the way, no longer an estimate
+    done = backfill_get(backfill_id=backfill.pk)
+    assert done.status == BackfillStatus.COMPLETED
+    assert done.fires_total == 14 * 1440 + 1 and not backfill_total_estimated(done)

@@ -27,7 +27,8 @@ from batchjobs.selectors.backfills import (
     backfill_get,
     backfill_list,
     backfill_progress_text,
-    backfill_total_is_floor,
+    backfill_total_estimated,
+    fires_count_text,
 )
 from batchjobs.selectors.schedules import schedule_get
 from batchjobs.services.backfills import (
@@ -72,7 +73,7 @@ def backfill_json(backfill: Backfill) -> dict[str, Any]:
         "max_concurrency": backfill.max_concurrency,
         "status": backfill.status,
         "fires_total": backfill.fires_total,
-        "total_is_floor": backfill_total_is_floor(backfill),
+        "fires_total_estimated": backfill_total_estimated(backfill),
         "fires_created": backfill.fires_created,
         "fires_existing": backfill.fires_existing,
         "active": getattr(backfill, "active", 0),
@@ -165,10 +166,20 @@ class Command(BaseCommand):
             self._print(
                 {
                     "total": preview.total,
+                    "total_estimated": preview.estimated,
                     "needs_confirm": preview.needs_confirm,
                     "existing": preview.existing,
+                    "excluded": preview.excluded,
+                    "moved": preview.moved,
                     "fires": [
-                        {"at": item.fire, "execution": item.execution_id} for item in preview.fires
+                        {
+                            "at": item.fire,
+                            "execution": item.execution_id,
+                            "excluded": item.excluded,
+                            "reason": item.reason,
+                            "moved_to": item.moved_to,
+                        }
+                        for item in preview.fires
                     ],
                 }
             )
@@ -180,12 +191,24 @@ class Command(BaseCommand):
                 if item.execution_id
                 else ""
             )
+            if item.moved_to is not None:
+                mark += gettext("  (moved to %(when)s: %(reason)s)") % {
+                    "when": item.moved_to.astimezone(zone).isoformat(),
+                    "reason": item.reason,
+                }
+            elif item.excluded:
+                mark += gettext("  (excluded, not run: %(reason)s)") % {"reason": item.reason}
             self.stdout.write(f"{item.fire.astimezone(zone).isoformat()}{mark}")
-        total = f"{preview.total:,}" if not preview.needs_confirm else f"> {preview.total - 1:,}"
+        total = fires_count_text(preview.total, estimated=preview.estimated)
         self.stdout.write(
             gettext("%(total)s fire(s) in the range, %(listed)s listed; nothing saved.")
             % {"total": total, "listed": len(preview.fires)}
         )
+        if preview.excluded or preview.moved:
+            self.stdout.write(
+                gettext("Of those listed, %(excluded)s excluded and %(moved)s moved by calendars.")
+                % {"excluded": preview.excluded, "moved": preview.moved}
+            )
 
     def _status(self, backfill_id: int | None, *, as_json: bool) -> None:
         if backfill_id is not None:
