@@ -5,7 +5,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
-from batchjobs.models import Backfill, BackfillStatus, BatchLog
+from batchjobs.models import Backfill, BackfillStatus, BatchLog, Calendar
 from batchjobs.services.schedules import schedule_create
 from tests.support.factories import handler_job
 from tests.support.runs import IN_PROCESS_QUEUE
@@ -97,3 +97,16 @@ def test_actions_pause_resume_cancel(staff_client, schedule):
 def test_without_run_permission_no_backfill_can_be_started(staff_client, schedule):
     client = staff_client("view_batchschedule", "view_backfill", "add_backfill")
     assert client.get(f"{ADD}?schedule={schedule.pk}").status_code == 403
+
+
+def test_preview_marks_calendar_exclusions_and_an_estimated_total(staff_client, schedule):
+    schedule.calendars.add(Calendar.objects.create(name="closed", excluded_dates=["2026-11-02"]))
+    client = staff_client(*OPERATOR)
+    text = client.post(f"{ADD}?schedule={schedule.pk}", form(_preview="1")).content.decode()
+    assert "excluded, not run: 2026-11-02 is excluded by calendar" in text
+    assert "Of those listed, 1 excluded and 0 moved by calendars." in text
+    minutes = schedule_create(job=schedule.job, kind="cron", cron_expression="* * * * *")
+    text = client.post(
+        f"{ADD}?schedule={minutes.pk}", form(range_end="2026-12-01 00:00", _preview="1")
+    ).content.decode()
+    assert "≈ 43,201 fires in the range" in text
