@@ -59,7 +59,7 @@ def test_the_day_after_a_substitute_holiday_is_allowed(substitute):
 def test_the_reason_names_the_holiday_in_the_deployment_language():
     with translation.override("ko"):
         verdict = calendars(KOREA).verdict(seoul(date(2027, 2, 9)))
-    assert verdict.reason.endswith("'KR': 설날 대체 휴일")
+    assert verdict.reason == "2027-02-09은(는) 캘린더 'KR'에서 제외된 날입니다: 설날 대체 휴일"
     with translation.override("en"):
         verdict = calendars(KOREA).verdict(seoul(date(2027, 2, 9)))
     assert verdict.reason.endswith("'KR': Alternative holiday for Korean New Year")
