@@ -1,3 +1,5 @@
+import signal
+
 import pytest
 from django.conf import settings
 from django.db import connections
@@ -5,6 +7,7 @@ from django.db import connections
 from batchjobs.embedded_redis import embedded_redis_start
 from tests.support.processes import (
     PrivateRedis,
+    Process,
     queue_purge,
     start_beat,
     start_lane,
@@ -48,12 +51,32 @@ def worker(django_db_setup, django_db_blocker):
     process.stop()
 
 
+# The session's beat while it runs (started by the first test that asks for it).
+_session_beats: list[Process] = []
+
+
 @pytest.fixture(scope="session")
 def beat(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         process = start_beat()
+    _session_beats.append(process)
     yield process
+    _session_beats.remove(process)
     process.stop()
+
+
+@pytest.fixture
+def session_beat_paused():
+    """For a test whose own beat must be the only one on the database: the session's beat,
+    when an earlier test started it, would otherwise fire the test's schedules or relay its
+    runs to the session's broker. It is frozen (SIGSTOP) before the test makes anything and
+    let go (SIGCONT) when the test ends, before the database is flushed (ask for this fixture
+    after the database's, so that it ends first)."""
+    for process in _session_beats:
+        process.kill(signal.SIGSTOP)
+    yield
+    for process in _session_beats:
+        process.kill(signal.SIGCONT)
 
 
 @pytest.fixture

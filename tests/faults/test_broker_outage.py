@@ -92,7 +92,9 @@ def test_6_redis_down_for_a_minute_then_back_empty(tmp_path):
     check_invariants()
 
 
-def test_6b_redis_back_empty_under_a_backlog_resends_the_wiped_runs_within_the_relay_delay(sink):
+def test_6b_redis_back_empty_under_a_backlog_resends_the_wiped_runs_within_the_relay_delay(
+    sink, session_beat_paused
+):
     redis = PrivateRedis()
     redis.start()
     env = {"REDIS_URL": redis.url, "CELERY_BROKER_URL": redis.url}

@@ -180,7 +180,7 @@ def test_a_fire_whose_execution_exists_is_recorded_deduplicated_with_it():
 
 # A worker claims outside any transaction: the refused claim must not abort the test's.
 @pytest.mark.django_db(transaction=True)
-def test_a_run_the_overlap_policy_skips_is_recorded_skipped_overlap():
+def test_a_run_the_overlap_policy_skips_is_recorded_skipped_overlap(session_beat_paused):
     # given two runs of a job whose overlap policy is skip, fired together by catch_up
     job = handler_job("noop", overlap_policy="skip")
     schedule = interval(
