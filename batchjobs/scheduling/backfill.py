@@ -49,7 +49,13 @@ from batchjobs.models.schedule import ScheduleKind
 from batchjobs.rules.cron import croniter_order
 
 from .calendars import CalendarVerdict, schedules_calendars
-from .fire_times import Timing, fires_between, fires_on_grid, next_fire_after
+from .fire_times import (
+    Timing,
+    fires_between,
+    fires_on_grid,
+    next_fire_after,
+    previous_fire_before,
+)
 from .occurrences import Occurrence, occurrences_record
 
 logger = logging.getLogger(__name__)
@@ -59,9 +65,6 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # Fires looked at per statement, and at most per call (a call holds the backfill's row).
 _CHUNK = 1000
 _SCANNED_PER_CALL = 50_000
-# How far back the fire before a backfill's first is looked for (the start of its first run's
-# data interval): a schedule's longest interval (100 years, rules/bounds.py) and a margin.
-_PREVIOUS_FIRE_LOOKBACK = timedelta(days=366 * 101)
 
 
 # Fires a count steps through one by one (under a second); a range holding more is estimated,
@@ -163,26 +166,6 @@ def _matching_days(days: str, first: date, last: date) -> float:
     return matched * span / sampled
 
 
-def fire_before(timing: Timing, instant: datetime) -> datetime | None:
-    """The schedule's last nominal fire strictly before `instant`, None if it has none. The
-    window looked back doubles from a second: a few steps find a frequent schedule's, some
-    thirty a yearly one's, and the first window holding a fire holds only a few of them."""
-    until = instant - _JUST_BEFORE
-    span = timedelta(seconds=1)
-    while span <= _PREVIOUS_FIRE_LOOKBACK:
-        try:
-            low = instant - span
-        except OverflowError:  # before year 1: nothing earlier to find
-            low, span = datetime.min.replace(tzinfo=UTC), _PREVIOUS_FIRE_LOOKBACK
-        fires = fires_between(timing, low, until, limit=1000)
-        while len(fires) == 1000:  # an irregular schedule: read on to the last one
-            fires = fires_between(timing, fires[-1] - _JUST_BEFORE, until, limit=1000)
-        if fires:
-            return fires[-1]
-        span *= 2
-    return None
-
-
 def backfill_top_up(*, backfill_id: int, wait: bool = True) -> list[int] | None:
     """Create the executions of the backfill's next fires, up to its cap of active ones, in
     one transaction that holds the backfill's row (two drivers never create for one backfill
@@ -229,7 +212,7 @@ def _top_up(backfill: Backfill, *, now: datetime) -> tuple[list[int], set[int]]:
         chunk = fires_between(timing, after, backfill.range_end, limit=_CHUNK)
         scanned += len(chunk)
         taken = _fires_taken(schedule.pk, chunk)
-        previous = backfill.cursor or (fire_before(timing, chunk[0]) if chunk else None)
+        previous = backfill.cursor or (previous_fire_before(timing, chunk[0]) if chunk else None)
         pending: list[_Pending] = []
         excluded: list[Occurrence] = []
         handled = 0

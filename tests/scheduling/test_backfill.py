@@ -28,7 +28,6 @@ from batchjobs.scheduling.backfill import (
     backfill_fires_counted,
     backfill_top_up,
     backfills_top_up,
-    fire_before,
 )
 from batchjobs.scheduling.fire_times import Timing
 from batchjobs.scheduling.firing import schedules_fire_due
@@ -295,16 +294,6 @@ def test_one_bad_backfill_does_not_stop_the_periodic_pass():
     assert backfills_top_up(errors=errors) == 1
     assert len(errors) == 1 and errors[0].startswith(f"backfill {broken.pk}:")
     assert BatchLog.objects.filter(backfill=healthy).count() == 2
-
-
-def test_fire_before_finds_the_previous_fire_of_frequent_and_rare_schedules():
-    at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-    every_second = Timing(kind="interval", interval_every=1, interval_unit="seconds")
-    yearly = Timing(kind="cron", cron_expression="0 0 1 1 *")
-    once = Timing(kind="once", run_at=at)
-    assert fire_before(every_second, at) == at - timedelta(seconds=1)
-    assert fire_before(yearly, at) == datetime(2026, 1, 1, tzinfo=UTC)
-    assert fire_before(once, at) is None
 
 
 @pytest.mark.django_db(transaction=True)
