@@ -3,6 +3,7 @@ from .backfill import BACKFILL_OPEN_STATUSES, Backfill, BackfillStatus
 from .calendar import Calendar, CalendarPolicy
 from .dependency import DependencyCondition, JobDependency, UpstreamMode
 from .execution import (
+    AttemptLogLine,
     AttemptStatus,
     BatchAttempt,
     BatchLog,
@@ -22,6 +23,7 @@ from .notification import (
 from .occurrence import OccurrenceOutcome, ScheduleOccurrence
 from .preference import UserPreference
 from .schedule import BatchSchedule, DstFoldPolicy, DstGapPolicy, MisfirePolicy, ScheduleKind
+from .tag import JobTag
 
 __all__ = [
     "BACKFILL_OPEN_STATUSES",
@@ -36,6 +38,7 @@ __all__ = [
     "UpstreamMode",
     "AuditAction",
     "AuditEntry",
+    "AttemptLogLine",
     "AttemptStatus",
     "BatchAttempt",
     "BatchJob",
@@ -45,6 +48,7 @@ __all__ = [
     "DstGapPolicy",
     "ExecutionStatus",
     "JobKind",
+    "JobTag",
     "JobNotification",
     "LimitScope",
     "MisfirePolicy",

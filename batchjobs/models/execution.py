@@ -518,6 +518,15 @@ class BatchAttempt(models.Model):
             ),
         ),
     )
+    log_lines_dropped = labelled(
+        _("log lines dropped"),
+        models.PositiveIntegerField(
+            default=0,
+            help_text=_(
+                "Log lines the attempt wrote beyond the per-attempt cap, counted but not kept."
+            ),
+        ),
+    )
     retryable = labelled(
         _("retryable"),
         models.BooleanField(
@@ -551,6 +560,55 @@ class BatchAttempt(models.Model):
         if self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+@named(_("attempt log line"), _("attempt log lines"))
+class AttemptLogLine(models.Model):
+    """One line an attempt logged (handler and batch-step logging, the HTTP call's request and
+    answer), written while it runs so that the console can follow it; secrets masked, the
+    number of lines and each line's length capped."""
+
+    attempt = labelled(
+        _("attempt"),
+        models.ForeignKey(
+            BatchAttempt,
+            on_delete=models.CASCADE,
+            related_name="log_lines",
+            help_text=_("The attempt that logged it."),
+        ),
+    )
+    number = labelled(
+        _("number"),
+        models.PositiveIntegerField(help_text=_("1 for the attempt's first line, and so on.")),
+    )
+    logged_at = labelled(
+        _("logged at"), models.DateTimeField(help_text=_("When the line was logged."))
+    )
+    level = labelled(
+        _("level"),
+        models.PositiveSmallIntegerField(
+            help_text=_("The logging level: 10 debug, 20 info, 30 warning, 40 error, 50 critical.")
+        ),
+    )
+    logger = labelled(
+        _("logger"),
+        models.CharField(max_length=200, blank=True, help_text=_("The logger's name.")),
+    )
+    message = labelled(
+        _("message"),
+        models.TextField(help_text=_("The line, with secrets masked and its length capped.")),
+    )
+
+    class Meta:
+        ordering = ["attempt", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attempt", "number"], name="attempt_log_line_number_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.logged_at:%H:%M:%S} {self.message[:80]}"
 
 
 @named(_("step execution"), _("step executions"))

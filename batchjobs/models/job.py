@@ -10,6 +10,7 @@ from batchjobs.rules.url import UrlRefused, http_url_parse
 
 from .dependency import UpstreamMode
 from .labels import labelled, named
+from .tag import JobTag
 
 
 class JobKind(models.TextChoices):
@@ -307,6 +308,15 @@ class BatchJob(models.Model):
             help_text=_(
                 "Keep finished executions this many days (empty: BATCHJOBS_RETENTION_DAYS)."
             ),
+        ),
+    )
+    tags = labelled(
+        _("tags"),
+        models.ManyToManyField(
+            JobTag,
+            blank=True,
+            related_name="jobs",
+            help_text=_("Labels to filter the job by and to act on it with others."),
         ),
     )
     created_at = labelled(
