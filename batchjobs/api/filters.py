@@ -87,10 +87,11 @@ class JobFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=JobKind.choices)
     enabled = BooleanFilter()
     queue = django_filters.CharFilter()
+    tag = django_filters.CharFilter(field_name="tags__name", help_text=_("A tag's name."))
 
     class Meta:
         model = BatchJob
-        fields = ("name", "name_contains", "kind", "enabled", "queue")
+        fields = ("name", "name_contains", "kind", "enabled", "queue", "tag")
 
 
 class ScheduleFilter(django_filters.FilterSet):

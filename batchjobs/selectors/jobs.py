@@ -21,6 +21,7 @@ def job_list() -> QuerySet[BatchJob]:
     )
     return (
         BatchJob.objects.select_related("created_by")
+        .prefetch_related("tags")
         .annotate(
             schedule_count=Subquery(schedules[:1]),
             latest_execution_id=Subquery(latest.values("pk")[:1]),
@@ -41,6 +42,7 @@ def job_get(*, job_id: int) -> BatchJob:
 def jobs_with_schedules(*, names: Iterable[str] | None = None) -> QuerySet[BatchJob]:
     """Jobs (all, or those named) with their schedules in creation order: what an export holds."""
     jobs = BatchJob.objects.prefetch_related(
+        "tags",
         Prefetch(
             "schedules", queryset=BatchSchedule.objects.order_by("pk").prefetch_related("calendars")
         )

@@ -149,7 +149,7 @@ JOB_DEFINITION_FIELDS = (
     "handler_name", "batch_job_name", "params",
     "timeout_seconds", "max_attempts", "retry_backoff_seconds", "retry_backoff_max_seconds",
     "retry_jitter", "retry_on_4xx", "overlap_policy", "queue", "max_running", "priority",
-    "upstream_mode",
+    "upstream_mode", "tags",
 )  # fmt: skip
 
 
@@ -168,6 +168,22 @@ class HeadersField(serializers.ListField):
     child = serializers.DictField()
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class TagNamesField(serializers.Field):
+    """A job's tags by name, sorted; a list of strings on input (the job service checks the
+    names and creates the tags missing)."""
+
+    default_error_messages = {"invalid": _("Must be a list of tag names.")}
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
+            self.fail("invalid")
+        return list(data)
+
+    def to_representation(self, value: Any) -> list[str]:
+        return sorted(tag.name for tag in value.all())
+
+
 class JobDefinitionSerializer(StrictModelSerializer):
     """A job as defined by a person: what export writes and import reads.
 
@@ -179,6 +195,10 @@ class JobDefinitionSerializer(StrictModelSerializer):
     )
     params = serializers.DictField(
         required=False, help_text=BatchJob._meta.get_field("params").help_text
+    )
+    tags = TagNamesField(
+        required=False,
+        help_text=_("The job's tags by name; tags not yet known are created. Left out: unchanged."),
     )
 
     class Meta:

@@ -24,10 +24,13 @@ edges, set once every job of the document exists, the jobs named by name; a job 
 `upstream` keeps its edges. An edge that closes a cycle is refused naming the cycle.
 """
 
+import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, TypedDict
 
+import yaml
 from django.db import transaction
 from django.utils.translation import gettext as _
 from rest_framework import serializers
@@ -50,6 +53,31 @@ from batchjobs.services.limits import limit_create, limit_name_normalised, limit
 from batchjobs.services.schedules import schedule_create, schedule_delete, schedule_update
 
 DOCUMENT_VERSION = 1
+DOCUMENT_FORMATS = ("yaml", "json")
+
+
+def document_format(path: str | None, requested: str | None) -> str:
+    """The format asked for if any, else the file's extension (.json, .yaml/.yml), else YAML."""
+    if requested:
+        return requested
+    return "json" if path and path.lower().endswith(".json") else "yaml"
+
+
+def document_dump(document: dict, fmt: str) -> str:
+    """A document as the command line writes it: indented JSON, or YAML in the document's order."""
+    if fmt == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def document_load(text: str, fmt: str) -> Any:
+    """The document in `text` (JSON or YAML); InvalidInput on `file` when it does not parse."""
+    try:
+        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidInput(
+            {"file": _("Not valid %(format)s: %(error)s") % {"format": fmt.upper(), "error": exc}}
+        ) from exc
 
 
 def definitions_export(
@@ -61,13 +89,6 @@ def definitions_export(
     missing = sorted(set(names or ()) - {job.name for job in jobs})
     if missing:
         raise NotFound(_("no job named %(names)s") % {"names": ", ".join(map(repr, missing))})
-    context = {"include_secrets": include_secrets}
-    upstream: dict[int, list[dict[str, str]]] = {}
-    edges = JobDependency.objects.filter(downstream__in=jobs).select_related("upstream")
-    for edge in edges.order_by("upstream__name"):
-        upstream.setdefault(edge.downstream_id, []).append(
-            {"job": edge.upstream.name, "condition": edge.condition}
-        )
     document = {
         "version": DOCUMENT_VERSION,
         "limits": [
@@ -78,18 +99,30 @@ def definitions_export(
             CalendarDefinitionSerializer(calendar).data
             for calendar in _calendars_of(jobs if names else None)
         ],
-        "jobs": [
-            {
-                **JobDefinitionSerializer(job, context=context).data,
-                "schedules": [
-                    ScheduleDefinitionSerializer(schedule).data for schedule in job.schedules.all()
-                ],
-                "upstream": upstream.get(job.pk, []),
-            }
-            for job in jobs
-        ],
+        "jobs": _job_entries(jobs, include_secrets=include_secrets),
     }
     return json.loads(json.dumps(document))  # plain dicts and lists, for any dumper
+
+
+def _job_entries(jobs: list[BatchJob], *, include_secrets: bool) -> list[dict[str, Any]]:
+    """Each job's entry of a document: its definition, schedules and upstream edges."""
+    context = {"include_secrets": include_secrets}
+    upstream: dict[int, list[dict[str, str]]] = {}
+    edges = JobDependency.objects.filter(downstream__in=jobs).select_related("upstream")
+    for edge in edges.order_by("upstream__name"):
+        upstream.setdefault(edge.downstream_id, []).append(
+            {"job": edge.upstream.name, "condition": edge.condition}
+        )
+    return [
+        {
+            **JobDefinitionSerializer(job, context=context).data,
+            "schedules": [
+                ScheduleDefinitionSerializer(schedule).data for schedule in job.schedules.all()
+            ],
+            "upstream": upstream.get(job.pk, []),
+        }
+        for job in jobs
+    ]
 
 
 def _calendars_of(jobs: list[BatchJob] | None) -> list[Calendar]:
@@ -114,7 +147,16 @@ def _limits_of(jobs: list[BatchJob] | None) -> list[RunLimit]:
     ]
 
 
-@dataclass
+class JobOutcome(TypedDict):
+    """What an import did (or, in a dry run, would do) to one job of the document."""
+
+    name: str
+    outcome: Literal["created", "updated", "unchanged"]
+    # The entry's fields that changed, as `field`, `schedules[<n>].<field>` or `upstream`.
+    fields: list[str]
+
+
+@dataclasses.dataclass
 class ImportResult:
     jobs_created: int = 0
     jobs_updated: int = 0
@@ -126,6 +168,7 @@ class ImportResult:
     calendars_created: int = 0
     calendars_updated: int = 0
     dry_run: bool = False
+    jobs: list[JobOutcome] = dataclasses.field(default_factory=list)
 
 
 def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> ImportResult:
@@ -136,13 +179,22 @@ def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> Im
     limits = _limit_entries(document)
     calendars = _calendar_entries(document)
     result = ImportResult(dry_run=dry_run)
+    names = [entry["name"] for entry in entries if isinstance(entry.get("name"), str)]
+    # Every bad entry is reported, not only the first: each is tried in a savepoint of its own.
+    errors: dict[str, list[str]] = {}
     with transaction.atomic():
+        before = _entries_by_name(names)
         for index, entry in enumerate(calendars):
-            _import_calendar(entry, label=f"calendars[{index}]", user=user, result=result)
+            with _errors_collected(errors):
+                _import_calendar(entry, label=f"calendars[{index}]", user=user, result=result)
         for index, entry in enumerate(limits):
-            _import_limit(entry, label=f"limits[{index}]", user=user, result=result)
+            with _errors_collected(errors):
+                _import_limit(entry, label=f"limits[{index}]", user=user, result=result)
         for index, entry in enumerate(entries):
-            _import_job(entry, label=_label(entry, index), user=user, result=result)
+            with _errors_collected(errors):
+                _import_job(entry, label=_label(entry, index), user=user, result=result)
+        if errors:
+            raise InvalidInput(errors)
         # Once every job of the document exists: an edge may name a job defined after it.
         for index, entry in enumerate(entries):
             if "upstream" in entry:
@@ -150,9 +202,67 @@ def definitions_import(*, document: Any, user=None, dry_run: bool = False) -> Im
                 job = BatchJob.objects.get(name=entry["name"])
                 job_upstream_set(job=job, upstream=entry["upstream"], user=user,
                                  field=f"{label}.upstream")  # fmt: skip
+        after = _entries_by_name(names)
+        result.jobs = [_outcome(name, before.get(name), after[name]) for name in names]
         if dry_run:
             transaction.set_rollback(True)
     return result
+
+
+@contextmanager
+def _errors_collected(errors: dict[str, list[str]]) -> Iterator[None]:
+    """Run the block in a savepoint; its InvalidInput is added to `errors` instead of raised."""
+    try:
+        with transaction.atomic():
+            yield
+    except InvalidInput as exc:
+        for name, messages in exc.field_errors.items():
+            errors.setdefault(name, []).extend(messages)
+
+
+def _entries_by_name(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored jobs of these names as document entries, secrets in clear: compared, never
+    shown."""
+    jobs = list(jobs_with_schedules(names=names))
+    return {entry["name"]: entry for entry in _job_entries(jobs, include_secrets=True)}
+
+
+def _outcome(name: str, before: dict[str, Any] | None, after: dict[str, Any]) -> JobOutcome:
+    if before is None:
+        return {"name": name, "outcome": "created", "fields": []}
+    fields = _differences(before, after, "")
+    return {"name": name, "outcome": "updated" if fields else "unchanged", "fields": fields}
+
+
+def _differences(before: Any, after: Any, path: str) -> list[str]:
+    """The paths at which two entries differ: fields by name, lists of objects (schedules,
+    headers, upstream edges) by position."""
+    if before == after:
+        return []
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = dict.fromkeys([*after, *before])
+        return [
+            difference
+            for key in keys
+            for difference in _differences(
+                before.get(key), after.get(key), f"{path}.{key}" if path else key
+            )
+        ]
+    if (
+        isinstance(before, list)
+        and isinstance(after, list)
+        and all(isinstance(item, dict) for item in [*before, *after])
+    ):
+        return [
+            difference
+            for index in range(max(len(before), len(after)))
+            for difference in _differences(
+                before[index] if index < len(before) else None,
+                after[index] if index < len(after) else None,
+                f"{path}[{index}]",
+            )
+        ]
+    return [path]
 
 
 def _entries(document: Any) -> list[dict]:

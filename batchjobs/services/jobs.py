@@ -18,7 +18,7 @@ from batchjobs.execution.http_job import RequestTemplates, http_request_send, ht
 from batchjobs.execution.limits import limit_changed
 from batchjobs.handlers.registry import handler_get, handler_names, handler_params_errors
 from batchjobs.http.guard import url_errors
-from batchjobs.models import AuditAction, BatchJob, JobKind, limit_key
+from batchjobs.models import AuditAction, BatchJob, JobKind, JobTag, limit_key
 from batchjobs.models.clock import database_now
 from batchjobs.models.execution import ACTIVE_STATUSES
 from batchjobs.models.job import AssertionKind, default_queue
@@ -41,8 +41,13 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 RESERVED_HEADERS = {"idempotency-key", "x-batchjobs-attempt", "host", "content-length"}
 
 
-def job_validate(*, job: BatchJob) -> None:
-    """Raise Django's ValidationError mapping each bad field to its messages."""
+def job_validate(*, job: BatchJob, params_complete: bool = False) -> None:
+    """Raise Django's ValidationError mapping each bad field to its messages.
+
+    A batch job's `params` are defaults to which a start adds the rest (a job created by a
+    start by name, operator._job, has none), so its required parameters may be missing;
+    `params_complete`: not so, they must all be given (the admin's form, whose defaults are
+    what the job's schedules fire with)."""
     errors: dict[str, list[str]] = {}
 
     def add(field: str, message: str) -> None:
@@ -72,7 +77,7 @@ def job_validate(*, job: BatchJob) -> None:
     elif job.kind == JobKind.HANDLER:
         _validate_handler(job, add)
     elif job.kind == JobKind.BATCH:
-        _validate_batch(job, add)
+        _validate_batch(job, add, params_complete=params_complete)
     elif job.kind:
         add(
             "kind",
@@ -180,7 +185,7 @@ def _validate_handler(job: BatchJob, add) -> None:
         add("params", message)
 
 
-def _validate_batch(job: BatchJob, add) -> None:
+def _validate_batch(job: BatchJob, add, *, params_complete: bool) -> None:
     if not job.batch_job_name:
         add("batch_job_name", _("A batch job needs the name of a registered batch job."))
         return
@@ -197,7 +202,8 @@ def _validate_batch(job: BatchJob, add) -> None:
     if not isinstance(job.params, dict):
         add("params", _("Must be a JSON object."))
         return
-    for message in batch_params_errors(job.batch_job_name, job.params, partial=True):
+    partial = not params_complete
+    for message in batch_params_errors(job.batch_job_name, job.params, partial=partial):
         add("params", message)
 
 
@@ -264,15 +270,100 @@ def jobs_secrets_rotate() -> int:
     return rotated
 
 
-def job_create(*, user=None, **fields: Any) -> BatchJob:
+def job_create(*, user=None, tags: Any = None, **fields: Any) -> BatchJob:
+    """Create a job; `tags`: the names of its tags (created on demand)."""
     job = BatchJob()
     _assign(job, fields)
-    return job_save(job=job, user=user)
+    with transaction.atomic():  # the job and its tags, or neither
+        job_save(job=job, user=user)
+        if tags:
+            job_tags_set(job=job, names=tags, user=user)
+    return job
 
 
-def job_update(*, job: BatchJob, user=None, **fields: Any) -> BatchJob:
+def job_update(*, job: BatchJob, user=None, tags: Any = None, **fields: Any) -> BatchJob:
+    """Change a job; `tags`, when given, replaces the names of its tags."""
     _assign(job, fields)
-    return job_save(job=job, user=user)
+    with transaction.atomic():
+        job_save(job=job, user=user)
+        if tags is not None:
+            job_tags_set(job=job, names=tags, user=user)
+    return job
+
+
+# A tag is a label, not a hierarchy: a few per job are plenty, and a list page shows them all.
+MAX_TAGS_PER_JOB = 20
+
+
+def tag_names_clean(names: Any, *, field: str = "tags") -> list[str]:
+    """The tag names, stripped, checked (JobTag.name's rules) and deduplicated in their order;
+    raises InvalidInput on `field` naming each bad one."""
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise InvalidInput({field: _("Must be a list of tag names.")})
+    cleaned = list(dict.fromkeys(name.strip() for name in names))
+    name_field = JobTag._meta.get_field("name")
+    errors: list[str] = []
+    for name in cleaned:
+        try:
+            name_field.clean(name, None)
+        except DjangoValidationError as exc:
+            errors.extend(f"{name!r}: {message}" for message in exc.messages)
+    if len(cleaned) > MAX_TAGS_PER_JOB:
+        errors.append(
+            _("At most %(max)s tags per job (%(count)s given).")
+            % {"max": MAX_TAGS_PER_JOB, "count": len(cleaned)}
+        )
+    if errors:
+        raise InvalidInput({field: errors})
+    return cleaned
+
+
+def _tags_of(names: list[str]) -> list[JobTag]:
+    """The tags of these names, those missing created (a race with another creation is won by
+    whichever inserts first: both then use the one row)."""
+    existing = {tag.name: tag for tag in JobTag.objects.filter(name__in=names)}
+    missing = [JobTag(name=name) for name in names if name not in existing]
+    if missing:
+        JobTag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {tag.name: tag for tag in JobTag.objects.filter(name__in=names)}
+    return [existing[name] for name in names]
+
+
+def _tag_names_locked(job: BatchJob) -> list[str]:
+    """The job's tag names, its row locked to the end of the transaction: concurrent edits of
+    one job's tags apply one after the other, each audited against what the other left."""
+    list(BatchJob.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True))
+    return list(job.tags.values_list("name", flat=True))
+
+
+def job_tags_set(*, job: BatchJob, names: Any, user=None, field: str = "tags") -> list[str]:
+    """Make `names` the job's whole set of tags (tags missing are created), audited as a change
+    of the job's `tags`; returns the job's tag names, sorted."""
+    wanted = tag_names_clean(names, field=field)
+    with transaction.atomic():
+        before = sorted(_tag_names_locked(job))
+        tags = _tags_of(wanted)
+        after = sorted(tag.name for tag in tags)
+        if after != before:
+            job.tags.set(tags)
+            audit_record(action=AuditAction.CHANGED, obj=job, user=user,
+                         changes={"tags": [before, after]})  # fmt: skip
+    return after
+
+
+def job_tags_add(*, job: BatchJob, names: Any, user=None) -> list[str]:
+    """Add these tags (created on demand) to the job's, audited; returns its tag names."""
+    added = tag_names_clean(names)
+    with transaction.atomic():
+        return job_tags_set(job=job, names=[*_tag_names_locked(job), *added], user=user)
+
+
+def job_tags_remove(*, job: BatchJob, names: Any, user=None) -> list[str]:
+    """Remove these tags from the job's (a name it does not carry is ignored), audited."""
+    removed = set(tag_names_clean(names))
+    with transaction.atomic():
+        kept = [name for name in _tag_names_locked(job) if name not in removed]
+        return job_tags_set(job=job, names=kept, user=user)
 
 
 def job_set_enabled(*, job: BatchJob, enabled: bool, user=None) -> BatchJob:

@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -46,11 +45,18 @@ from batchjobs.selectors.scheduler import SchedulerStatus, scheduler_status
 from batchjobs.selectors.schedules import schedule_get
 from batchjobs.services import operator
 from batchjobs.services.definition_serializers import JobDefinitionSerializer
-from batchjobs.services.definitions import definitions_export, definitions_import
+from batchjobs.services.definitions import (
+    DOCUMENT_FORMATS,
+    definitions_export,
+    definitions_import,
+    document_dump,
+    document_format,
+    document_load,
+)
 from batchjobs.services.schedules import schedule_preview
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_WAIT_TIMEOUT, EXIT_CONFLICT = 0, 1, 2, 3, 4
-FORMATS = ("yaml", "json")
+FORMATS = DOCUMENT_FORMATS
 
 
 def parse_logical_time(text: str | None) -> datetime | None:
@@ -78,31 +84,6 @@ def parse_param(text: str) -> tuple[str, object]:
         return key, json.loads(raw)
     except ValueError:
         return key, raw
-
-
-def document_format(path: str | None, requested: str | None) -> str:
-    """--format if given, else the file's extension (.json, .yaml/.yml), else YAML."""
-    if requested:
-        return requested
-    return "json" if path and path.lower().endswith(".json") else "yaml"
-
-
-def document_dump(document: dict, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-
-
-def document_load(text: str, fmt: str) -> Any:
-    try:
-        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInput(
-            {
-                "file": gettext("Not valid %(format)s: %(error)s")
-                % {"format": fmt.upper(), "error": exc}
-            }
-        ) from exc
 
 
 # --- what --json prints: the command's own view of the services' results ----------------------
