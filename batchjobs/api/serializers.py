@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from batchjobs.models import (
+    AttemptLogLine,
     Backfill,
     BatchAttempt,
     BatchJob,
@@ -23,6 +24,7 @@ from batchjobs.models import (
     ScheduleOccurrence,
     StepExecution,
 )
+from batchjobs.selectors.attempt_log import LINES_PER_READ_MAX
 from batchjobs.selectors.backfills import backfill_progress_text, backfill_total_estimated
 from batchjobs.selectors.dependencies import (
     GRAPH_DEFAULT_DEPTH,
@@ -479,6 +481,39 @@ class StepSummarySerializer(serializers.Serializer):
 
 class RunningQuerySerializer(serializers.Serializer):
     job = serializers.CharField(help_text=gettext_lazy("The job's name."))
+
+
+class AttemptLogQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, default=0,
+        help_text=gettext_lazy("Only the lines numbered above this (the last next_after)."),
+    )  # fmt: skip
+    limit = serializers.IntegerField(
+        min_value=1, max_value=LINES_PER_READ_MAX, default=500,
+        help_text=gettext_lazy("The most lines to return."),
+    )  # fmt: skip
+
+
+class AttemptLogLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AttemptLogLine
+        fields = ("number", "logged_at", "level", "logger", "message")
+        read_only_fields = fields
+
+
+class AttemptLogSerializer(serializers.Serializer):
+    """A read of an attempt's log lines (attempt_log_page)."""
+
+    lines = AttemptLogLineSerializer(many=True)
+    next_after = serializers.IntegerField(
+        help_text=gettext_lazy("Ask again with after= this for the lines that follow.")
+    )
+    dropped = serializers.IntegerField(
+        help_text=gettext_lazy("Lines the attempt logged beyond its cap, not kept.")
+    )
+    running = serializers.BooleanField(
+        help_text=gettext_lazy("Whether the attempt still runs (more lines may come).")
+    )
 
 
 class RunningSerializer(serializers.Serializer):

@@ -72,6 +72,11 @@ v1 = [
         name="execution-summary",
     ),
     path(
+        "executions/<int:pk>/attempts/<int:number>/log",
+        executions.ExecutionAttemptLog.as_view(),
+        name="execution-attempt-log",
+    ),
+    path(
         "executions/<int:pk>/steps",
         executions.ExecutionStepSummaries.as_view(),
         name="execution-steps",

@@ -8,6 +8,7 @@ skipped. Skips of every kind count against the skip limit.
 """
 
 import copy
+import logging
 import time
 import traceback
 from collections.abc import Callable
@@ -45,6 +46,8 @@ COMPLETED, FAILED, STOPPED = (
     ExecutionStatus.STOPPED,
 )
 PARTITION_POLL_SECONDS = 0.2
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -133,6 +136,9 @@ class JobRunner:
         if record.status in (COMPLETED, "ABANDONED"):  # done in an earlier attempt
             return _StepOutcome(COMPLETED, COMPLETED)
         context = self._context(step.name, record)
+        # The step's messages are lines of the attempt's log (execution/attempt_log.py), in
+        # the deployment's language as the errors a worker writes.
+        logger.info(gettext("step %(step)s started"), {"step": step.name})
         for listener in step.listeners:
             if hasattr(listener, "before_step"):
                 listener.before_step(context)
@@ -163,6 +169,7 @@ class JobRunner:
         self.repository.step_closed(
             record, status=outcome.status, exit_status=outcome.exit_status, error=outcome.error
         )
+        _step_ended_log(step.name, record, outcome.status)
         return outcome
 
     def _context(self, step_name: str, record: StepRecord) -> StepContext:
@@ -266,6 +273,23 @@ class JobRunner:
             record, status=outcome.status, exit_status=outcome.exit_status, error=outcome.error
         )
         return outcome
+
+
+def _step_ended_log(name: str, record: StepRecord, status: str) -> None:
+    counts = record.counts
+    logger.log(
+        logging.INFO if status == COMPLETED else logging.WARNING,
+        gettext(
+            "step %(step)s %(status)s: %(read)s read, %(written)s written, %(filtered)s "
+            "filtered, %(skipped)s skipped, %(commits)s commits, %(rollbacks)s rollbacks"
+        ),
+        {
+            "step": name, "status": status, "read": counts["read_count"],
+            "written": counts["write_count"], "filtered": counts["filter_count"],
+            "skipped": record.skips, "commits": counts["commit_count"],
+            "rollbacks": counts["rollback_count"],
+        },
+    )  # fmt: skip
 
 
 class _PartitionsEnded(Exception):
@@ -507,6 +531,10 @@ class _ChunkLoop:
                 listener.on_write_error(outputs, error)
             if not outputs or not self.step.skip.skippable(error):
                 raise
+            logger.warning(
+                gettext("a chunk of %(step)s failed to write (%(error)s): writing it item by item"),
+                {"step": self.step.name, "error": error},
+            )
             self._scan(outputs, checkpoint)
             return
         for listener in self.item_listeners:

@@ -1,6 +1,7 @@
 """Jobs of kind `handler`: look the handler up, validate the params, call it."""
 
 import json
+import logging
 import traceback
 from collections.abc import Callable
 
@@ -51,6 +52,7 @@ def run_handler_job(
         **execution_fire_time_read(execution.pk).variables(),
         deadline=deadline,
         report_progress=report_progress,
+        log=logging.getLogger(f"batchjobs.handler.{job.handler_name}"),
     )
     try:
         result = registered.fn(context, **execution.params)

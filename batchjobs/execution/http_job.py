@@ -2,7 +2,9 @@
 the attempt, call it, judge the answer."""
 
 import json
+import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,9 +13,9 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.db import connection
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
-from batchjobs.http.client import DeadlineExceeded, ResponseTooLarge, http_call
+from batchjobs.http.client import DeadlineExceeded, HttpResponse, ResponseTooLarge, http_call
 from batchjobs.http.guard import BlockedDestination
 from batchjobs.models import AttemptStatus, BatchAttempt, BatchJob, BatchLog
 from batchjobs.models.job import AssertionKind
@@ -33,6 +35,7 @@ from batchjobs.rules.template import (
 )
 from batchjobs.secrets import secret_decrypt
 
+from .attempt_log import attempt_log_note
 from .fire_time import FireTime
 from .outcome import AttemptOutcome
 from .timeout import cooperative, timed_out_message
@@ -209,6 +212,23 @@ def assertion_failure(job: BatchJob, body: str) -> str | None:
     return None
 
 
+def _answer_note(request: HttpRequest, response: HttpResponse, *, elapsed: float) -> None:
+    """The call as a line of the attempt's log: "POST https://… → 200 in 123 ms"."""
+    line = gettext("%(method)s %(url)s → %(status)s in %(ms)s ms") % {
+        "method": request.method,
+        "url": request.url,
+        "status": response.status,
+        "ms": round(elapsed * 1000),
+    }
+    if response.redirects:
+        line += " " + ngettext(
+            "(after %(count)s redirect, to %(url)s)",
+            "(after %(count)s redirects, to %(url)s)",
+            response.redirects,
+        ) % {"count": response.redirects, "url": response.url}
+    attempt_log_note(line, logger_name=__name__)
+
+
 # The errors below are written by the worker in the deployment's language (LANGUAGE_CODE).
 def run_http_job(
     job: BatchJob, *, execution_id: int, attempt: int, deadline: float
@@ -225,12 +245,23 @@ def run_http_job(
     except TemplateError as exc:
         return AttemptOutcome(status=AttemptStatus.FAILED, error=str(exc), retryable=False)
     _attempt_request_record(execution_id=execution_id, attempt=attempt, request=request)
-    return http_request_send(job, request, deadline=deadline)
+    outcome = http_request_send(job, request, deadline=deadline)
+    if outcome.status != AttemptStatus.SUCCEEDED:
+        reason = (
+            gettext("%(error)s; another attempt follows if any is left")
+            if outcome.retryable
+            else gettext("%(error)s; not retried")
+        )
+        attempt_log_note(
+            reason % {"error": outcome.error}, level=logging.WARNING, logger_name=__name__
+        )
+    return outcome
 
 
 def http_request_send(job: BatchJob, request: HttpRequest, *, deadline: float) -> AttemptOutcome:
     """Send the request (the SSRF guard checks its URL as rendered) and judge the answer."""
     excerpt_chars = settings.BATCHJOBS_RESPONSE_EXCERPT_CHARS
+    sent_at = time.monotonic()
     try:
         response = http_call(
             method=request.method,
@@ -257,6 +288,7 @@ def http_request_send(job: BatchJob, request: HttpRequest, *, deadline: float) -
             retryable=True,
         )
 
+    _answer_note(request, response, elapsed=time.monotonic() - sent_at)
     text = response.text()
     common: dict[str, Any] = {
         "http_status": response.status,

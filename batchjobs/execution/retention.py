@@ -18,6 +18,8 @@ from batchjobs.models.clock import database_now
 from batchjobs.models.execution import FINAL_STATUSES
 from batchjobs.models.set_aside import DATABASE_OUTAGES, set_aside_reason
 
+from .attempt_log import attempt_log_purge
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,6 +53,7 @@ def execution_purge_finished(
         if not batch:
             return deleted
         after = batch[-1]
+        attempt_log_purge(execution_ids=batch)
         try:
             with transaction.atomic():
                 deleted += _delete_executions(batch)

@@ -11,6 +11,7 @@ from batchjobs.models import AttemptStatus, BatchLog, ExecutionStatus
 from batchjobs.models.job import JobKind
 from batchjobs.models.set_aside import DATABASE_OUTAGES
 
+from .attempt_log import attempt_log
 from .batch_job import run_batch_job
 from .dependencies import job_params_taken
 from .handler_job import run_handler_job
@@ -52,7 +53,10 @@ def execution_run(*, execution_id: int, worker: str, task_id: str) -> None:
             # An I/O lane process: the call needs no database, so this greenlet's pooled
             # connection serves other claims and outcomes while the call is in flight.
             connections.close_all()
-        outcome = _run_attempt(execution, attempt=number)
+        with attempt_log(
+            execution_id=execution.pk, attempt=number, job=job, params=execution.params
+        ):
+            outcome = _run_attempt(execution, attempt=number)
         # Still beating while the outcome is recorded, so that the reaper does not take the
         # attempt as lost while a database outage makes us wait; giving up a moment before
         # Celery's hard limit (timeout + grace, from the message's start) would kill us.

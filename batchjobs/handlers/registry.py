@@ -26,6 +26,7 @@ Contract:
 """
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,9 @@ class HandlerContext:
     report_progress: Callable[[int, int | None], None] = field(
         repr=False, default=lambda done, total: None
     )
+    # What the handler logs here (or with any logger) while it runs is kept as the attempt's
+    # log lines, from INFO up, secrets masked.
+    log: logging.Logger = field(repr=False, default=logging.getLogger("batchjobs.handler"))
 
     def progress(self, done: int, total: int | None = None) -> None:
         """Record how far the handler got; shown on the execution while it runs."""

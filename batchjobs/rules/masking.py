@@ -5,6 +5,9 @@ keeps its token in the path or the query (Slack: /services/T…/B…/<token>), s
 with its scheme, host and port only, the rest masked.
 """
 
+import re
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 SECRET_MASK = "••••••"
@@ -40,3 +43,37 @@ def text_url_masked(text: str, *, url: str) -> str:
         if len(secret) > 1:
             masked = masked.replace(secret, SECRET_MASK)
     return masked
+
+
+# Parameter names that say their value is a secret (password, api_key, client-secret, token,
+# Authorization, ...): their values are masked in an attempt's log lines.
+SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api[-_]?key|auth|credential|private[-_]?key|"
+    r"signature|cookie|session",
+    re.IGNORECASE,
+)
+
+
+def secret_param_values(params: Any) -> Iterator[str]:
+    """The text of every value under a secret-looking name in `params` (nested objects and
+    lists searched too), so that it can be masked where it would be shown."""
+    if isinstance(params, dict):
+        for name, value in params.items():
+            if SECRET_NAME.search(str(name)):
+                yield from _texts(value)
+            else:
+                yield from secret_param_values(value)
+    elif isinstance(params, list):
+        for value in params:
+            yield from secret_param_values(value)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield str(value)

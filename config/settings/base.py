@@ -424,6 +424,8 @@ BATCHJOBS_HTTP_MAX_RESPONSE_BYTES = env.int(
 )
 BATCHJOBS_HTTP_MAX_REDIRECTS = env.int("BATCHJOBS_HTTP_MAX_REDIRECTS", default=5)
 BATCHJOBS_RESPONSE_EXCERPT_CHARS = env.int("BATCHJOBS_RESPONSE_EXCERPT_CHARS", default=2000)
+# Log lines kept per attempt (0 to 100,000); those beyond are counted, not kept.
+BATCHJOBS_ATTEMPT_LOG_MAX_LINES = env.int("BATCHJOBS_ATTEMPT_LOG_MAX_LINES", default=1000)
 # Where people reach this deployment (links in notifications), e.g. https://batchjobs.example.com
 BATCHJOBS_BASE_URL = env.str("BATCHJOBS_BASE_URL", default="http://127.0.0.1:8000")
 # GET /api/scheduler (the seed's status card) without logging in, for a company network; else it

@@ -7,6 +7,7 @@ from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from batchjobs.selectors.attempt_log import attempt_log_page
 from batchjobs.selectors.executions import execution_get, execution_list
 from batchjobs.services import operator
 
@@ -124,3 +125,19 @@ class ExecutionStepSummaries(ApiView):
                 operator.execution_step_summaries(execution_id=pk), many=True
             ).data
         )
+
+
+@extend_schema(parameters=[s.AttemptLogQuerySerializer], responses={200: s.AttemptLogSerializer})
+class ExecutionAttemptLog(ApiView):
+    """An attempt's log lines after `after` (0: from the first), for following it while it
+    runs: ask again with `after=next_after` while `running` is true."""
+
+    required_permissions = {"GET": (VIEW_EXECUTION,)}
+
+    def get(self, request: Request, pk: int, number: int) -> Response:
+        query = valid(s.AttemptLogQuerySerializer, request.query_params)
+        page = attempt_log_page(
+            execution_id=pk, attempt_number=number, after_number=query["after"],
+            limit=query["limit"],
+        )  # fmt: skip
+        return Response(s.AttemptLogSerializer(page).data)
