@@ -83,9 +83,11 @@ def _durations_postgresql(
 ) -> list[tuple[float | None, float | None]]:
     """(p50, p95) per window start, in one pass over the longest window's completed runs."""
     meta = BatchLog._meta
-    table = connection.ops.quote_name(meta.db_table)
-    column = {name: meta.get_field(name).column for name in ("job", "status", "created_at",
-                                                                "started_at", "finished_at")}  # fmt: skip
+    quote = connection.ops.quote_name
+    column = {
+        name: quote(meta.get_field(name).column)
+        for name in ("job", "status", "created_at", "started_at", "finished_at")
+    }
     created, started, finished = column["created_at"], column["started_at"], column["finished_at"]
     figures = ", ".join(
         f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY seconds) "
@@ -95,7 +97,7 @@ def _durations_postgresql(
     )
     sql = (
         f"SELECT {figures} FROM (SELECT {created}, "
-        f"EXTRACT(EPOCH FROM {finished} - {started}) AS seconds FROM {table} "
+        f"EXTRACT(EPOCH FROM {finished} - {started}) AS seconds FROM {quote(meta.db_table)} "
         f"WHERE {column['job']} = %s AND {column['status']} = %s AND {created} >= %s "
         f"AND {started} IS NOT NULL AND {finished} IS NOT NULL) AS runs"
     )

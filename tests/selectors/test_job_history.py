@@ -40,7 +40,8 @@ def run(job, status: str, *, created: datetime, seconds: float | None = None) ->
 @pytest.fixture
 def job():
     job = http_job("https://example.com/a")
-    today, three_days_ago, three_weeks_ago = NOW - timedelta(hours=2), NOW - timedelta(days=3), NOW - timedelta(days=21)  # fmt: skip
+    today = NOW - timedelta(hours=2)
+    three_days_ago, three_weeks_ago = NOW - timedelta(days=3), NOW - timedelta(days=21)
     for minutes, seconds in ((1, 10), (2, 20), (3, 30)):
         run(job, C, created=today + timedelta(minutes=minutes), seconds=seconds)
     run(job, F, created=today + timedelta(minutes=4), seconds=5)
