@@ -17,20 +17,21 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from batchjobs.batch.registry import batch_job_names
+from batchjobs.batch.registry import batch_job_get, batch_job_names
 from batchjobs.errors import InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchSchedule, JobNotification, UserPreference
+from batchjobs.models.job import HttpMethod
 from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
 from batchjobs.rules.zone import timezone_errors
 from batchjobs.scheduling.fire_times import local_instants
-from batchjobs.secrets import headers_masked, headers_unmasked
+from batchjobs.secrets import SECRET_MASK, headers_masked, headers_unmasked
 from batchjobs.services.jobs import job_validate
 from batchjobs.services.notifications import notification_validate
 from batchjobs.services.permissions import job_handler_permission_check
@@ -101,13 +102,135 @@ class ServiceRulesForm(forms.ModelForm):
         raise NotImplementedError
 
     def _post_clean(self) -> None:
-        with service_rules(self.instance, self.service_validate):
+        with service_rules(self.instance, self._service_validate_read_fields):
             super()._post_clean()  # type: ignore[misc]  # Django's hook; django-stubs omits it
+
+    def _service_validate_read_fields(self) -> None:
+        """The service's rules, less their errors on fields the form could not read (bad JSON,
+        not a number): the instance still holds the stored value of such a field, so a rule's
+        error on it would judge a value the operator did not type."""
+        try:
+            self.service_validate()
+        except ValidationError as error:
+            if not hasattr(error, "error_dict"):
+                raise
+            judged = {
+                field: errors
+                for field, errors in error.error_dict.items()
+                if field not in self.errors  # the field checks' errors, already made
+            }
+            if judged:
+                raise ValidationError(judged) from error
+
+
+class HeaderRows(forms.Widget):
+    """HTTP headers as rows of name, value and a secret box (job_form.js adds and removes
+    rows; without it one blank row adds a header per save). A secret value is never sent back
+    to the browser: a stored one shows as SECRET_MASK, which saving keeps (headers_unmasked);
+    one typed into a refused submission is typed again."""
+
+    # Rows a submission may carry: a request's header list stays far below this.
+    MAX_ROWS = 100
+
+    def render(self, name: str, value: Any, attrs=None, renderer=None) -> SafeString:
+        headers = value if isinstance(value, list) else []
+        rows = [
+            self._row(name, index, header)
+            for index, header in enumerate([*headers, {}])
+            if isinstance(header, dict)
+        ]
+        return format_html(
+            '<div class="bj-header-rows" data-name="{name}">'
+            '<input type="hidden" name="{name}-rows" value="{count}">'
+            '<div class="bj-header-row bj-header-titles" aria-hidden="true"><span>{name_title}'
+            "</span><span>{value_title}</span><span>{secret_title}</span></div>"
+            '{rows}<template class="bj-header-template">{template}</template>'
+            '<button type="button" class="button bj-header-add">{add}</button></div>',
+            name=name,
+            count=len(rows),
+            name_title=_("Name"),
+            value_title=_("Value"),
+            secret_title=_("Secret"),
+            rows=format_html_join("", "{}", ((row,) for row in rows)),
+            template=self._row(name, "__index__", {}),
+            add=_("Add a header"),
+        )
+
+    def _row(self, name: str, index: int | str, header: dict[str, Any]) -> SafeString:
+        secret = header.get("secret") is True
+        shown = header.get("value", "")
+        if secret and shown != SECRET_MASK:
+            shown = ""  # typed in clear into a refused form: never echoed back
+        prefix = f"{name}-{index}-"
+        return format_html(
+            '<div class="bj-header-row">'
+            '<input type="text" name="{prefix}name" value="{header_name}" aria-label="{name_label}"'
+            ' placeholder="{name_label}" class="bj-header-name" maxlength="200"'
+            ' autocomplete="off" spellcheck="false">'
+            '<input type="{input_type}" name="{prefix}value" value="{value}"'
+            ' aria-label="{value_label}" placeholder="{value_label}" class="bj-header-value"'
+            ' autocomplete="{autocomplete}" spellcheck="false">'
+            '<label class="bj-header-secret"><input type="checkbox" name="{prefix}secret"{checked}>'
+            " {secret_label}</label>"
+            '<button type="button" class="button bj-header-remove" title="{remove}"'
+            ' aria-label="{remove}">&times;</button></div>',
+            prefix=prefix,
+            header_name=header.get("name", ""),
+            name_label=_("Name"),
+            input_type="password" if secret else "text",
+            value=shown,
+            value_label=_("Value"),
+            autocomplete="new-password" if secret else "off",
+            checked=" checked" if secret else "",
+            secret_label=_("Secret"),
+            remove=_("Remove this header"),
+        )
+
+    def value_from_datadict(self, data, files, name: str) -> Any:
+        if f"{name}-rows" not in data:
+            return data.get(name)  # the list as JSON text, as a script may post it
+        try:
+            count = min(int(data[f"{name}-rows"]), self.MAX_ROWS)
+        except (TypeError, ValueError):
+            count = 0
+        headers = []
+        for index in range(count):
+            prefix = f"{name}-{index}-"
+            if f"{prefix}name" not in data:  # a row removed in the browser
+                continue
+            header_name = str(data.get(f"{prefix}name", "")).strip()
+            header_value = str(data.get(f"{prefix}value", ""))
+            if header_name or header_value:  # a blank row adds nothing
+                secret = f"{prefix}secret" in data  # an unchecked box is not sent
+                headers.append({"name": header_name, "value": header_value, "secret": secret})
+        return headers
+
+    def value_omitted_from_data(self, data, files, name: str) -> bool:
+        return f"{name}-rows" not in data and name not in data
+
+
+class HeaderRowsField(JSONTextField):
+    """The job's headers: rows from HeaderRows, or the list typed as JSON."""
+
+    widget = HeaderRows
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(empty=list, widget=HeaderRows(), **kwargs)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        return data if isinstance(data, list) else super().bound_data(data, initial)
+
+    def prepare_value(self, value: Any) -> Any:
+        return value  # the rows widget renders the list itself
 
 
 class BatchJobAdminForm(ServiceRulesForm):
-    http_headers = json_field_for(
-        BatchJob, "http_headers", empty=list, label=gettext_lazy("Headers")
+    http_headers = HeaderRowsField(
+        label=gettext_lazy("Headers"),
+        help_text=gettext_lazy(
+            "Sent with every call. A secret value is stored encrypted and shown masked; leave "
+            "the mask to keep it."
+        ),
     )
     params = json_field_for(BatchJob, "params", empty=dict, label=gettext_lazy("Parameters"))
     # Set by the ModelAdmin's get_form: who is saving.
@@ -135,31 +258,86 @@ class BatchJobAdminForm(ServiceRulesForm):
         # Kept before the POST is applied: masked values in the submission stand for these.
         self.stored_headers = self.instance.http_headers if self.instance.pk else []
         self.initial["http_headers"] = headers_masked(self.initial.get("http_headers", []))
-        if "handler_name" in self.fields:
-            registered = "; ".join(
-                f"{h.name} ({h.description})" if h.description else h.name for h in handlers_all()
-            )
-            # Admin templates render help text as HTML; descriptions come from docstrings.
-            self.fields["handler_name"].help_text += escape(
-                " " + _("Registered: %(names)s.") % {"names": registered}
-            )
-        if "batch_job_name" in self.fields:
-            names = ", ".join(batch_job_names()) or _("none")
-            self.fields["batch_job_name"].help_text += escape(
-                " " + _("Registered: %(names)s.") % {"names": names}
-            )
+        if "http_method" in self.fields:
+            # As written in a request: the model's choices label them "Get", "Post".
+            method_field = self.fields["http_method"]
+            assert isinstance(method_field, forms.ChoiceField)  # the model field has choices
+            method_field.choices = [(method, method) for method in HttpMethod]
+        for field, catalogue in (
+            ("handler_name", handler_catalogue()),
+            ("batch_job_name", batch_job_catalogue()),
+        ):
+            if field in self.fields:
+                self.fields[field].widget = forms.Select(
+                    choices=_registered_choices(catalogue, self.initial.get(field, ""))
+                )
+
+    @property
+    def parameter_catalogue(self) -> dict[str, Any]:
+        """What job_form.js builds the parameter form from: each handler's and batch job's
+        description and JSON Schema, and the form's words in the operator's language."""
+        return {
+            "handler": handler_catalogue(),
+            "batch": batch_job_catalogue(),
+            "text": {
+                "noParameters": _("Takes no parameters."),
+                "required": _("Required."),
+                "default": _("Default: %(value)s"),
+                "enterNumber": _("Enter a number."),
+                "enterInteger": _("Enter a whole number."),
+                "atLeast": _("Must be at least %(limit)s."),
+                "atMost": _("Must be at most %(limit)s."),
+                "moreThan": _("Must be more than %(limit)s."),
+                "lessThan": _("Must be less than %(limit)s."),
+                "minLength": _("Enter at least %(limit)s characters."),
+                "maxLength": _("Enter at most %(limit)s characters."),
+                "invalidJson": _("Enter valid JSON."),
+                "notObject": _("Enter a JSON object."),
+                "yes": _("yes"),
+                "no": _("no"),
+                "unset": _("(not set)"),
+                "fix": _("Correct the parameters marked below."),
+                "asJson": _("As JSON"),
+            },
+        }
 
     def clean_http_headers(self) -> Any:
         return headers_unmasked(self.cleaned_data["http_headers"], stored=self.stored_headers)
 
     def service_validate(self) -> None:
-        job_validate(job=self.instance)
+        # The defaults a schedule fires with: every required parameter must be among them.
+        job_validate(job=self.instance, params_complete=True)
 
     def _post_clean(self) -> None:
         # After the instance has the submitted values (and was validated with them): an error
         # added in clean() would take handler_name out of them first.
         super()._post_clean()
         form_add_permission_errors(self, self.instance, user=self.user)
+
+
+def handler_catalogue() -> list[dict[str, Any]]:
+    """The registered handlers, each with its description and parameters' schema."""
+    return [
+        {"name": h.name, "description": str(h.description), "schema": h.schema}
+        for h in handlers_all()
+    ]
+
+
+def batch_job_catalogue() -> list[dict[str, Any]]:
+    """The registered batch jobs, each with its description and parameters' schema."""
+    return [
+        {"name": entry.name, "description": entry.description, "schema": entry.parameters_schema}
+        for name in batch_job_names()
+        if (entry := batch_job_get(name)) is not None
+    ]
+
+
+def _registered_choices(catalogue: list[dict[str, Any]], current: str) -> list[tuple[str, str]]:
+    choices = [("", "---------")] + [(entry["name"], entry["name"]) for entry in catalogue]
+    if current and current not in {entry["name"] for entry in catalogue}:
+        # A stored name whose code is gone stays selected (and is refused at save by name).
+        choices.append((current, _("%(name)s (not registered)") % {"name": current}))
+    return choices
 
 
 ZONE_LIST_ID = "bj-time-zones"

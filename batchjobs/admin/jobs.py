@@ -1,7 +1,6 @@
 """Jobs: list with the latest outcome, a form grouped by kind with schedules inline, and the
 run-now (with parameters at <job>/run/), enable and disable operations, all through services."""
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
@@ -27,7 +26,6 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from batchjobs.errors import Conflict, InvalidInput, PermissionRequired
-from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import (
     BatchJob,
     BatchLog,
@@ -104,12 +102,11 @@ class BatchJobAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled", "overlap_policy", "queue")
     search_fields = ("name", "description", "http_url", "handler_name")
     readonly_fields = (
-        "created", "updated", "created_by", MASKED_HEADERS_FIELD, "handler_parameters",
-        "dependency_graph",
+        "created", "updated", "created_by", MASKED_HEADERS_FIELD, "dependency_graph",
     )  # fmt: skip
     inlines = [BatchScheduleInline, JobNotificationInline, UpstreamInline]
     actions = ["run_now", "enable", "disable"]
-    # The kind-* classes let the change form show only the fieldset of the chosen kind.
+    # The kind-* classes let job_form.js show only the fieldsets of the chosen kind.
     fieldsets = [
         (None, {"fields": ("name", "description", "kind", "enabled")}),
         (
@@ -125,13 +122,11 @@ class BatchJobAdmin(admin.ModelAdmin):
                     "http_assertion_kind",
                     "http_assertion",
                     "http_assertion_value",
+                    "retry_on_4xx",
                 ),
             },
         ),
-        (
-            _("Python handler"),
-            {"classes": ("kind-handler",), "fields": ("handler_name", "handler_parameters")},
-        ),
+        (_("Python handler"), {"classes": ("kind-handler",), "fields": ("handler_name",)}),
         (_("Batch job"), {"classes": ("kind-batch",), "fields": ("batch_job_name",)}),
         (_("Parameters"), {"classes": ("kind-handler", "kind-batch"), "fields": ("params",)}),
         (
@@ -141,7 +136,7 @@ class BatchJobAdmin(admin.ModelAdmin):
                     "timeout_seconds",
                     "max_attempts",
                     ("retry_backoff_seconds", "retry_backoff_max_seconds"),
-                    ("retry_jitter", "retry_on_4xx"),
+                    "retry_jitter",
                     ("overlap_policy", "max_running"),
                     ("queue", "priority"),
                 )
@@ -335,18 +330,6 @@ class BatchJobAdmin(admin.ModelAdmin):
         )
         # Before the defaults: their "<path:object_id>/" pattern would swallow them.
         return [run_url, test_fire_url, *super().get_urls()]
-
-    @admin.display(description=_("Parameters each handler takes (JSON Schema)"))
-    def handler_parameters(self, obj: BatchJob | None = None) -> str:
-        rows = format_html_join(
-            "",
-            "<tr><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td></tr>",
-            (
-                (h.name, h.description, json.dumps(h.schema, indent=1, sort_keys=True))
-                for h in handlers_all()
-            ),
-        )
-        return format_html('<table id="handler-schemas">{}</table>', rows)
 
     def test_fire_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """One real call of an HTTP job, request and response shown, nothing recorded."""
