@@ -8,6 +8,7 @@ MariaDB) from the latest DURATION_SAMPLE_LIMIT completed runs of the window."""
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -67,7 +68,8 @@ class WindowStats:
 class JobHistory:
     days: list[DayCounts]  # the oldest first, today last
     windows: list[WindowStats]  # as WINDOWS
-    recent: list[BatchLog]  # the latest first; .error_head holds the error's start
+    # The latest first; each with .error_head, the start of its error.
+    recent: Sequence[BatchLog]
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -85,8 +87,9 @@ def _durations_postgresql(
     meta = BatchLog._meta
     quote = connection.ops.quote_name
     column = {
-        name: quote(meta.get_field(name).column)
-        for name in ("job", "status", "created_at", "started_at", "finished_at")
+        field.name: quote(str(field.column))
+        for field in meta.concrete_fields
+        if field.name in ("job", "status", "created_at", "started_at", "finished_at")
     }
     created, started, finished = column["created_at"], column["started_at"], column["finished_at"]
     figures = ", ".join(
@@ -101,8 +104,12 @@ def _durations_postgresql(
         f"WHERE {column['job']} = %s AND {column['status']} = %s AND {created} >= %s "
         f"AND {started} IS NOT NULL AND {finished} IS NOT NULL) AS runs"
     )
-    params = [start for start in starts for _fraction in (0.5, 0.95)]
-    params += [job_id, ExecutionStatus.COMPLETED.value, min(starts)]
+    params: list[datetime | int | str] = [
+        *(start for start in starts for _fraction in (0.5, 0.95)),
+        job_id,
+        ExecutionStatus.COMPLETED.value,
+        min(starts),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -126,12 +133,12 @@ def _durations_sampled(
         .order_by("-created_at")
         .values_list("created_at", "started_at", "finished_at")[:DURATION_SAMPLE_LIMIT]
     )
-    result = []
+    result: list[tuple[float | None, float | None]] = []
     for start in starts:
         values = sorted(
             (finished - started).total_seconds()
             for created, started, finished in rows
-            if created >= start
+            if created >= start and started and finished  # both set, as filtered
         )
         if values:
             result.append((_percentile(values, 0.5), _percentile(values, 0.95)))
