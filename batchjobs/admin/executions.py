@@ -4,25 +4,34 @@ in bulk on a selection. Only workers and services write executions; a superuser 
 ones. The dashboard is served from here too (it needs the same view permission)."""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import NamedTuple
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from batchjobs.errors import BatchJobsError
 from batchjobs.execution.limits import held_reason_shown
-from batchjobs.models import BatchAttempt, BatchLog, ExecutionStatus, StepExecution
-from batchjobs.selectors.executions import execution_operations
-from batchjobs.selectors.progress import execution_progress
+from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
+from batchjobs.models.execution import ACTIVE_STATUSES
+from batchjobs.selectors.executions import (
+    attempt_log_after,
+    attempt_records,
+    execution_for_page,
+    execution_operations,
+    execution_skipped_items,
+)
 from batchjobs.services import operator
 
 from .columns import moment_column
@@ -33,14 +42,29 @@ from .display import (
     change_link,
     duration_text,
     json_pre,
-    progress_bars,
+    relative_text,
     set_aside_marker,
     set_aside_text,
+    stamp,
     status_badge,
     text_pre,
 )
+from .execution_page import (
+    attempt_context,
+    attempt_summary_html,
+    attempts_html,
+    header_context,
+    header_html,
+    log_lines_html,
+    page_urls,
+    precise_duration,
+)
 
 RUN_PERMISSION = "batchjobs.run_batchjob"
+# The stylesheet's look of each operation's button (console.css).
+OPERATION_CLASSES = {"stop": "bj-danger", "restart": "bj-primary", "abandon": "bj-secondary"}
+# Longer search terms are cut: the error's text is searched by a scan of the rows.
+SEARCH_MAX_CHARS = 200
 
 
 class Operation(NamedTuple):
@@ -96,42 +120,6 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class BatchAttemptInline(ReadOnlyInline):
-    model = BatchAttempt
-    fields = (
-        "number",
-        "status",
-        "worker",
-        "started",
-        "finished",
-        "duration",
-        "http_status",
-        "request_sent",
-        "response",
-        "error_text",
-    )
-    readonly_fields = fields
-    started = moment_column(BatchAttempt, "started_at")
-    finished = moment_column(BatchAttempt, "finished_at")
-
-    @admin.display(description=_("duration"))
-    def duration(self, attempt: BatchAttempt) -> str:
-        return duration_text(attempt.duration_seconds)
-
-    @admin.display(description=_("response excerpt"))
-    def response(self, attempt: BatchAttempt) -> str:
-        return text_pre(attempt.response_excerpt)
-
-    @admin.display(description=_("request"))
-    def request_sent(self, attempt: BatchAttempt) -> str:
-        """HTTP jobs: the request as sent, templates filled in, secrets masked."""
-        return json_pre(attempt.request)
-
-    @admin.display(description=_("error"))
-    def error_text(self, attempt: BatchAttempt) -> str:
-        return text_pre(attempt.error)
-
-
 class StepExecutionInline(ReadOnlyInline):
     model = StepExecution
     verbose_name = _("step")
@@ -173,6 +161,86 @@ class StepExecutionInline(ReadOnlyInline):
         return text_pre(step.error)
 
 
+class ExecutionPageViews:
+    """The execution page's live endpoints, under the executions admin and its view
+    permission; admin_view() makes them uncacheable."""
+
+    def __init__(self, model_admin: "BatchLogAdmin"):
+        self.model_admin = model_admin
+
+    def _execution(self, request: HttpRequest, object_id: str) -> BatchLog:
+        try:
+            execution = execution_for_page(execution_id=int(unquote(object_id)))
+        except ValueError:
+            execution = None
+        if execution is None:
+            raise Http404(gettext("No such execution."))
+        if not self.model_admin.has_view_permission(request, execution):
+            raise PermissionDenied
+        return execution
+
+    def live(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """GET <id>/live/?attempt=N&line=L: the header and progress now, the summary of attempt
+        N (the page's last) and its lines after L, and the attempts after N in full."""
+        execution = self._execution(request, object_id)
+        attempt, line = query_number(request, "attempt"), query_number(request, "line")
+        known = attempt_records(execution=execution, after=max(attempt - 1, 0))
+        current = [record for record in known if record.attempt.number == attempt]
+        new = [record for record in known if record.attempt.number > attempt]
+        lines = attempt_log_after(execution=execution, number=attempt, after_line=line)
+        return JsonResponse(
+            {
+                "ended": execution.status not in ACTIVE_STATUSES,
+                "header": header_html(execution, request),
+                "summary": attempt_summary_html(current[0], request) if current else "",
+                "lines": log_lines_html(lines),
+                "last_line": lines[-1].number if lines else line,
+                "new_attempts": attempts_html(new, request),
+            }
+        )
+
+    def log(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """GET <id>/log/?attempt=N&before=L: the lines of attempt N just before line L (the
+        page's "show earlier")."""
+        execution = self._execution(request, object_id)
+        before = query_number(request, "before")
+        lines = attempt_log_after(
+            execution=execution, number=query_number(request, "attempt"), before_line=before
+        )
+        return JsonResponse(
+            {"lines": log_lines_html(lines), "first_line": lines[0].number if lines else before}
+        )
+
+
+def query_number(request: HttpRequest, name: str) -> int:
+    """A small non-negative whole number from the query string, 0 when missing or bad (the
+    script sends them; a hand-made URL gets the start, not a 500)."""
+    value = request.GET.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
+
+
+def compact_moment(value: datetime | None) -> SafeString | str:
+    """A list's point in time in little width: the time of day for today, else the date and
+    time without the year (the date alone in another year); in full, and how long ago, on
+    hover."""
+    if value is None:
+        return "-"
+    local, today = timezone.localtime(value), timezone.localdate()
+    if local.date() == today:
+        text = f"{local:%H:%M:%S}"
+    elif local.year == today.year:
+        text = f"{local:%m-%d %H:%M}"
+    else:
+        text = f"{local:%Y-%m-%d}"
+    return format_html(
+        '<time datetime="{}" title="{} ({})">{}</time>',
+        value.isoformat(),
+        stamp(value),
+        relative_text(value, now=timezone.now()),
+        text,
+    )
+
+
 @admin.register(BatchLog)
 class BatchLogAdmin(admin.ModelAdmin):
     list_display = (
@@ -180,24 +248,23 @@ class BatchLogAdmin(admin.ModelAdmin):
         "job",
         "status_badge",
         "trigger",
-        "scheduled",
         "attempts_used",
-        "created",
         "duration",
-        "set_aside",
+        "created_when",
     )
     list_filter = (
-        "job",
         "status",
         "trigger",
+        ("job__tags", admin.RelatedOnlyFieldListFilter),
         ("created_at", admin.DateFieldListFilter),
         SetAsideFilter,
     )
     list_select_related = ("job",)
-    search_fields = ("job__name", "idempotency_key", "worker")
+    # The error's text is searched too: "why did these fail?" (bounded: see get_search_results).
+    search_fields = ("job__name", "=idempotency_key", "worker", "error")
     # Counting a table that grows with every run on each page view costs more than it tells.
     show_full_result_count = False
-    inlines = [BatchAttemptInline, StepExecutionInline]
+    inlines = [StepExecutionInline]
     actions = ["stop_selected", "restart_selected", "abandon_selected"]
     readonly_fields = (
         "scheduled",
@@ -211,25 +278,21 @@ class BatchLogAdmin(admin.ModelAdmin):
         "finished",
         "next_attempt",
         "set_aside_state",
-        "status_badge",
         "attempts_used",
         "duration",
-        "progress",
         "params_json",
         "result_json",
-        "last_response",
-        "error_text",
         "execution_context_json",
         "triggered_by_link",
         "triggered_runs",
     )
+    # Below the header, attempts and skipped items of change_form.html: the record in full.
     fieldsets = [
         (
-            None,
+            _("Trigger"),
             {
                 "fields": (
                     "job",
-                    "status_badge",
                     "trigger",
                     "schedule",
                     "scheduled",
@@ -239,6 +302,7 @@ class BatchLogAdmin(admin.ModelAdmin):
                     "created_by",
                     "idempotency_key",
                     "restart_of",
+                    "note",
                 )
             },
         ),
@@ -246,24 +310,12 @@ class BatchLogAdmin(admin.ModelAdmin):
             _("Dependencies"),
             {"fields": ("triggered_by_link", "dependency", "triggered_runs")},
         ),
-        (_("Progress"), {"fields": ("progress",)}),
         (_("Attempts"), {"fields": ("attempts_used", "worker", "next_attempt", "exclusive")}),
         (
             _("Timing"),
             {"fields": ("created", "published", "started", "heartbeat", "finished", "duration")},
         ),
-        (
-            _("Outcome"),
-            {
-                "fields": (
-                    "note",
-                    "params_json",
-                    "result_json",
-                    "last_response",
-                    "error_text",
-                )
-            },
-        ),
+        (_("Outcome"), {"fields": ("params_json", "result_json")}),
         (
             _("Execution context"),
             {"classes": ("collapse",), "fields": ("execution_context_json",)},
@@ -284,9 +336,26 @@ class BatchLogAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: BatchLog | None = None):
         fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.status != ExecutionStatus.QUEUED:
+            # The next attempt's time means something only while one waits.
+            fieldsets = [
+                (name, {**options, "fields": [f for f in options["fields"] if f != "next_attempt"]})
+                for name, options in fieldsets
+            ]
         if obj is not None and obj.set_aside_at is not None:  # first: it explains the page
             return [(_("Set aside by housekeeping"), {"fields": ("set_aside_state",)}), *fieldsets]
         return fieldsets
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        """With what the page's header names, in the same query."""
+        if from_field is not None or not (object_id.isascii() and object_id.isdigit()):
+            return super().get_object(request, object_id, from_field)
+        return execution_for_page(execution_id=int(object_id), queryset=self.get_queryset(request))
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        # A search term is bounded like every other input: the error's text is searched by a
+        # scan, and a term longer than this names no error anyone typed.
+        return super().get_search_results(request, queryset, search_term[:SEARCH_MAX_CHARS])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -350,6 +419,7 @@ class BatchLogAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         dashboard = DashboardViews(self)
+        page = ExecutionPageViews(self)
         wrap = self.admin_site.admin_view
         operations = [
             path(
@@ -364,19 +434,35 @@ class BatchLogAdmin(admin.ModelAdmin):
         return [
             path("dashboard/", wrap(dashboard.page), name="batchjobs_dashboard"),
             path("dashboard/live/", wrap(dashboard.live), name="batchjobs_dashboard_live"),
+            path("<path:object_id>/live/", wrap(page.live), name="batchjobs_batchlog_live"),
+            path("<path:object_id>/log/", wrap(page.log), name="batchjobs_batchlog_log"),
             *operations,
             *super().get_urls(),
         ]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
-        execution = self.get_object(request, unquote(object_id))
-        operations = []
-        if execution is not None and self.has_run_permission(request):
-            operations = [
-                (name, OPERATIONS[name].label) for name in execution_operations(execution=execution)
-            ]
-        extra_context = {**(extra_context or {}), "operations": operations}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            operations = []
+            if self.has_run_permission(request):
+                operations = [
+                    (name, OPERATIONS[name].label, OPERATION_CLASSES[name])
+                    for name in execution_operations(execution=obj)
+                ]
+            context.update(
+                {
+                    "title": gettext("Execution #%(id)s") % {"id": obj.pk},
+                    "subtitle": None,
+                    "header": header_context(obj),
+                    "operations": operations,
+                    "attempts": [
+                        attempt_context(record) for record in attempt_records(execution=obj)
+                    ],
+                    "skipped_items": execution_skipped_items(execution=obj),
+                    "ended": obj.status not in ACTIVE_STATUSES,
+                    **page_urls(obj),
+                }
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- fields ----------------------------------------------------------------------------
 
@@ -385,14 +471,14 @@ class BatchLogAdmin(admin.ModelAdmin):
         badge = status_badge(execution.status)
         if execution.status == ExecutionStatus.QUEUED and execution.held_reason:
             # Held by a limit: why it waits, where the operator looks first.
-            return format_html(
+            badge = format_html(
                 '{}<div class="help">{}</div>', badge, held_reason_shown(execution.held_reason)
             )
-        return badge
+        return format_html("{} {}", badge, set_aside_marker(execution))
 
-    @admin.display(description=_("set aside"))
-    def set_aside(self, execution: BatchLog) -> str:
-        return set_aside_marker(execution)
+    @admin.display(description=_("created"), ordering="created_at")
+    def created_when(self, execution: BatchLog) -> str:
+        return compact_moment(execution.created_at)
 
     @admin.display(description=_("state"))
     def set_aside_state(self, execution: BatchLog) -> str:
@@ -410,11 +496,7 @@ class BatchLogAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("duration"))
     def duration(self, execution: BatchLog) -> str:
-        return duration_text(execution.duration_seconds)
-
-    @admin.display(description=_("progress"))
-    def progress(self, execution: BatchLog) -> str:
-        return progress_bars(execution_progress(execution=execution))
+        return precise_duration(execution.duration_seconds)
 
     @admin.display(description=_("parameters"))
     def params_json(self, execution: BatchLog) -> str:
@@ -423,26 +505,6 @@ class BatchLogAdmin(admin.ModelAdmin):
     @admin.display(description=_("result"))
     def result_json(self, execution: BatchLog) -> str:
         return json_pre(execution.result)
-
-    @admin.display(description=_("last response"))
-    def last_response(self, execution: BatchLog) -> str:
-        attempt = (
-            execution.attempt_rows.exclude(http_status=None, response_excerpt="")
-            .order_by("-number")
-            .first()
-        )
-        if attempt is None:
-            return "-"
-        return format_html(
-            gettext("HTTP {status} (attempt {number}){excerpt}"),
-            status=attempt.http_status if attempt.http_status is not None else "-",
-            number=attempt.number,
-            excerpt=text_pre(attempt.response_excerpt) if attempt.response_excerpt else "",
-        )
-
-    @admin.display(description=_("error"))
-    def error_text(self, execution: BatchLog) -> str:
-        return text_pre(execution.error)
 
     @admin.display(description=_("execution context"))
     def execution_context_json(self, execution: BatchLog) -> str:

@@ -1,14 +1,23 @@
 """Executions: lists, one with its attempts and steps, counts by status, recent failures, and
 what an operator may do with one."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils.translation import gettext as _
 
 from batchjobs.errors import NotFound
-from batchjobs.models import BatchAttempt, BatchLog, ExecutionStatus, StepExecution
+from batchjobs.models import (
+    AttemptLogLine,
+    BatchAttempt,
+    BatchLog,
+    ExecutionStatus,
+    StepExecution,
+)
 from batchjobs.models.execution import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -110,3 +119,161 @@ def execution_operations(*, execution: BatchLog) -> list[str]:
     if execution.status in RESTARTABLE_STATUSES:
         operations += ["restart", "abandon"]
     return operations
+
+
+# --- the execution's page ----------------------------------------------------------------------
+
+# Log lines an attempt shows when the page opens (its last ones), and at most per later fetch.
+LOG_LINES_SHOWN = 200
+LOG_LINES_FETCHED = 500
+# Skipped items listed on the page: the readers record a capped number per step already.
+SKIPPED_ITEMS_SHOWN = 500
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt as the execution's page shows it: its last log lines (oldest first), how
+    many came before them, and how long after the previous attempt ended it started (the
+    backoff the operator wants to see)."""
+
+    attempt: BatchAttempt
+    lines: list[AttemptLogLine]
+    earlier_lines: int
+    gap_seconds: float | None
+
+    @property
+    def last_line(self) -> int:
+        return self.lines[-1].number if self.lines else self.earlier_lines
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An item a batch step skipped, as a skip listener recorded it (e.g. a CSV's bad line)."""
+
+    step: str
+    line: Any
+    reason: str
+    text: str
+
+
+def execution_for_page(
+    *, execution_id: int, queryset: QuerySet[BatchLog] | None = None
+) -> BatchLog | None:
+    """The execution with everything its header names (job, who, schedule, upstream, backfill,
+    restarted run) in one query."""
+    executions = queryset if queryset is not None else BatchLog.objects.all()
+    return (
+        executions.select_related(
+            "job", "created_by", "schedule", "triggered_by__job", "backfill", "restart_of"
+        )
+        .filter(pk=execution_id)
+        .first()
+    )
+
+
+def attempt_records(*, execution: BatchLog, after: int = 0) -> list[AttemptRecord]:
+    """The execution's attempts numbered above `after`, each with its last LOG_LINES_SHOWN log
+    lines: two queries whatever the number of attempts and lines."""
+    attempts = list(
+        BatchAttempt.objects.filter(execution=execution, number__gt=after).order_by("number")
+    )
+    if not attempts:
+        return []
+    newest_first = Window(RowNumber(), partition_by=[F("attempt_id")], order_by=F("number").desc())
+    lines: dict[int, list[AttemptLogLine]] = {attempt.pk: [] for attempt in attempts}
+    tail = (
+        AttemptLogLine.objects.filter(attempt__in=attempts)
+        .annotate(from_end=newest_first)
+        .filter(from_end__lte=LOG_LINES_SHOWN)
+        .order_by("attempt_id", "number")
+    )
+    for line in tail:
+        lines[line.attempt_id].append(line)
+    previous_end = None
+    if after:
+        previous_end = (
+            BatchAttempt.objects.filter(execution=execution, number=after)
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+    records = []
+    for attempt in attempts:
+        shown = lines[attempt.pk]
+        gap = None
+        if previous_end is not None:
+            gap = (attempt.started_at - previous_end).total_seconds()
+        records.append(
+            AttemptRecord(
+                attempt=attempt,
+                lines=shown,
+                # Lines are numbered from 1 without gaps: those before the first shown.
+                earlier_lines=shown[0].number - 1 if shown else 0,
+                gap_seconds=gap,
+            )
+        )
+        previous_end = attempt.finished_at
+    return records
+
+
+def attempt_log_after(
+    *, execution: BatchLog, number: int, after_line: int = 0, before_line: int | None = None
+) -> list[AttemptLogLine]:
+    """Lines of the execution's attempt `number` after line `after_line` (the live page asks
+    for what is new), or the LOG_LINES_FETCHED just before `before_line` ("show earlier");
+    oldest first, at most LOG_LINES_FETCHED."""
+    lines = AttemptLogLine.objects.filter(
+        attempt__execution=execution, attempt__number=number, number__gt=after_line
+    )
+    if before_line is None:
+        return list(lines.order_by("number")[:LOG_LINES_FETCHED])
+    earlier = lines.filter(number__lt=before_line).order_by("-number")[:LOG_LINES_FETCHED]
+    return list(reversed(earlier))
+
+
+def _recorded_skips(context: Any, depth: int = 2) -> Iterator[dict]:
+    """Entries a skip listener kept in an execution context: a list of objects with a
+    "reason" (BadLineReport's {"line", "reason", "text"}), under any key, up to `depth` deep
+    (a job's context may sum its steps' up under a key of its own)."""
+    if not isinstance(context, dict) or depth == 0:
+        return
+    for value in context.values():
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(entry, dict) and "reason" in entry for entry in value)
+        ):
+            yield from value
+        elif isinstance(value, dict):
+            yield from _recorded_skips(value, depth - 1)
+
+
+def _skipped_item(step: str, entry: dict) -> SkippedItem:
+    return SkippedItem(
+        step=step,
+        line=entry.get("line", entry.get("item", "")),
+        reason=str(entry.get("reason", "")),
+        text=str(entry.get("text", "")),
+    )
+
+
+def execution_skipped_items(*, execution: BatchLog) -> list[SkippedItem]:
+    """The items the execution's steps skipped and recorded (each partition its own), in
+    line order; or, with no step recording any, those the job's own context sums up."""
+    items = []
+    steps = StepExecution.objects.filter(execution=execution).order_by("pk")
+    for name, partition, context in steps.values_list(
+        "step_name", "partition", "execution_context"
+    ):
+        label = f"{name} [{partition}]" if partition else name
+        items += [_skipped_item(label, entry) for entry in _recorded_skips(context)]
+    if not items:
+        items = [_skipped_item("", entry) for entry in _recorded_skips(execution.execution_context)]
+    items.sort(key=_line_order)
+    return items[:SKIPPED_ITEMS_SHOWN]
+
+
+def _line_order(item: SkippedItem) -> tuple[int, int, str]:
+    """Numbered lines first, by number (partitions of one file interleave), then the rest."""
+    if isinstance(item.line, int):
+        return (0, item.line, "")
+    return (1, 0, str(item.line))

@@ -6,12 +6,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from batchjobs.models import (
+    AttemptLogLine,
     AttemptStatus,
     AuditEntry,
     BatchAttempt,
     BatchJob,
     BatchLog,
     ExecutionStatus,
+    JobTag,
     StepExecution,
     Trigger,
 )
@@ -139,7 +141,7 @@ def test_detail_shows_attempts_and_the_error_preformatted(admin_client, jobs):
 
     content = response.content.decode()
     assert response.status_code == 200
-    attempts = response.context["inline_admin_formsets"][0].formset.queryset
+    attempts = [shown["attempt"] for shown in response.context["attempts"]]
     assert [attempt.number for attempt in attempts] == [1, 2]
     for shown in ("celery@node-1", "celery@node-2", "503", "Service Unavailable", "HTTP 503"):
         assert shown in content
@@ -223,7 +225,7 @@ def test_a_running_batch_execution_shows_its_steps_and_a_progress_bar(admin_clie
     response = admin_client.get(change_url(running))
 
     content = response.content.decode()
-    steps = response.context["inline_admin_formsets"][1].formset.queryset
+    steps = response.context["inline_admin_formsets"][0].formset.queryset
     assert [step.step_name for step in steps] == ["extract", "load"]
     assert "0/0/2" in content and "12.0 s" in content  # skips and duration of extract
     progress = content[content.index("field-progress") :]
@@ -240,10 +242,9 @@ def test_the_last_response_and_the_error_with_its_traceback(admin_client, jobs):
 
     content = admin_client.get(change_url(failed)).content.decode()
 
-    last = content[content.index("field-last_response") :]
-    assert (
-        "HTTP 503 (attempt 1)" in last and "{&quot;detail&quot;: &quot;maintenance&quot;}" in last
-    )
+    attempt = content[content.index('id="attempt-1"') :]
+    assert "Response: HTTP 503" in attempt
+    assert "{&quot;detail&quot;: &quot;maintenance&quot;}" in attempt
     assert "Traceback ...\nValueError: no</pre>" in content
 
 
@@ -264,7 +265,7 @@ def test_buttons_fit_the_status_and_need_the_run_permission(staff_client, jobs, 
     viewer_page = staff_client("view_batchlog").get(change_url(shown))
 
     found = re.findall(
-        r'class="historylink bj-operation"[^>]*>(\w+)</button>', operator_page.content.decode()
+        r'class="bj-operation [^"]*"[^>]*>(\w+)</button>', operator_page.content.decode()
     )
     assert found == buttons
     assert "bj-operation" not in viewer_page.content.decode()
@@ -347,3 +348,290 @@ def test_bulk_actions_report_each_execution(admin_client, jobs):
     assert (statuses[queued.pk], statuses[done.pk], statuses[failed.pk]) == (
         "STOPPED", "COMPLETED", "ABANDONED",
     )  # fmt: skip
+
+
+# --- the "what happened?" header, attempts with their logs, the live endpoints ------------------
+
+
+def header_of(response) -> str:
+    content = response.content.decode()
+    return content[content.index('id="bj-header"') : content.index("</section>")]
+
+
+def attempt_row(run: BatchLog, number: int, **fields) -> BatchAttempt:
+    return BatchAttempt.objects.create(execution=run, number=number, **fields)
+
+
+def log(attempt: BatchAttempt, count: int, *, first: int = 1, level: int = 20) -> None:
+    now = timezone.now()
+    AttemptLogLine.objects.bulk_create(
+        AttemptLogLine(
+            attempt=attempt,
+            number=n,
+            logged_at=now,
+            level=level,
+            logger="jobs.export",
+            message=f"line {n} of attempt {attempt.number}",
+        )  # fmt: skip
+        for n in range(first, first + count)
+    )
+
+
+def test_a_failed_execution_says_what_happened_at_the_top(admin_client, jobs, django_user_model):
+    # given a run that failed on its last attempt, started by hand
+    user = django_user_model.objects.create_user(username="night-operator", password="x")
+    started = timezone.now() - timedelta(seconds=40)
+    failed = execution(
+        jobs[0], ExecutionStatus.FAILED, Trigger.MANUAL, attempts=3, created_by=user,
+        started_at=started, finished_at=started + timedelta(seconds=2.35),
+        next_attempt_at=started, logical_time=started,
+        error='Traceback (most recent call last):\n  File "x.py"\nConnectionError: warehouse down',
+    )  # fmt: skip
+
+    # when the operator opens it
+    response = admin_client.get(change_url(failed))
+
+    # then the header names the status, the error in one line, the attempt, the duration to the
+    # millisecond, who started it and the job; no retry is announced on a finished run
+    header = header_of(response)
+    assert 'class="field-status_badge"' in header and ">FAILED</span>" in header
+    assert '<span class="bj-error-line" title="ConnectionError: warehouse down">' in header
+    assert re.search(r"attempt</dt><dd>3 of 3</dd>", header)
+    assert "2.350 s" in header
+    assert "Manual (admin), by night-operator" in header
+    assert f'href="{reverse("admin:batchjobs_batchjob_change", args=[jobs[0].pk])}">alpha' in header
+    assert "next retry" not in header and "Next attempt at" not in response.content.decode()
+    assert response.context["ended"] is True and 'data-ended="true"' in response.content.decode()
+
+
+def test_a_run_waiting_to_retry_counts_down_to_the_second(admin_client, jobs):
+    now = timezone.now()
+    retrying = execution(
+        jobs[0], ExecutionStatus.QUEUED, attempts=1, next_attempt_at=now + timedelta(seconds=12),
+        error="RuntimeError: flaky",
+    )  # fmt: skip
+    first = attempt_row(
+        retrying, 1, status=AttemptStatus.FAILED, worker="celery@a",
+        started_at=now - timedelta(seconds=1.2), finished_at=now - timedelta(seconds=1.196),
+        error="RuntimeError: flaky",
+    )  # fmt: skip
+
+    response = admin_client.get(change_url(retrying))
+
+    header = header_of(response)
+    assert re.search(r"next retry</dt><dd><time[^>]*>in 1[12] s</time>", header), header
+    assert re.search(r"attempt</dt><dd>1 of 3</dd>", header)
+    assert "RuntimeError: flaky" in header
+    content = response.content.decode()
+    attempt = content[content.index('id="attempt-1"') :]
+    assert "0.004 s" in attempt  # a quick failure is not "0.0 s"
+    started = timezone.localtime(first.started_at)
+    assert f">{started:%H:%M:%S}.{started.microsecond // 1000:03d}</time>" in attempt
+    assert response.context["ended"] is False and 'data-ended="false"' in content
+
+
+def test_each_attempt_shows_when_it_started_after_the_one_before(admin_client, jobs):
+    now = timezone.now()
+    failed = execution(jobs[0], ExecutionStatus.FAILED, attempts=2)
+    attempt_row(
+        failed, 1, status=AttemptStatus.FAILED, started_at=now - timedelta(seconds=10),
+        finished_at=now - timedelta(seconds=9.9),
+    )  # fmt: skip
+    attempt_row(
+        failed, 2, status=AttemptStatus.FAILED, started_at=now - timedelta(seconds=5.9),
+        finished_at=now - timedelta(seconds=5.8),
+    )  # fmt: skip
+
+    content = admin_client.get(change_url(failed)).content.decode()
+
+    second = content[content.index('id="attempt-2"') :]
+    first = content[content.index('id="attempt-1"') : content.index('id="attempt-2"')]
+    assert 'class="bj-gap">4.000 s</dd>' in second
+    assert "bj-gap" not in first
+
+
+def test_a_running_execution_shows_progress_and_no_retry(admin_client, jobs):
+    running = execution(
+        jobs[0], ExecutionStatus.STARTED, started_at=timezone.now() - timedelta(seconds=30),
+        progress_done=30, progress_total=120,
+    )  # fmt: skip
+    attempt_row(running, 1, status=AttemptStatus.RUNNING, worker="celery@b",
+                started_at=timezone.now() - timedelta(seconds=30))  # fmt: skip
+
+    header = header_of(admin_client.get(change_url(running)))
+
+    assert ">STARTED</span>" in header
+    assert re.search(r"running for</dt><dd>3\d\.\d s</dd>", header), header
+    assert '<div class="field-progress' in header and "30 of 120 items" in header
+    assert "next retry" not in header and "bj-error-line" not in header
+
+
+def test_a_completed_execution_shows_its_duration_and_no_retry(admin_client, jobs):
+    started = timezone.now() - timedelta(minutes=5)
+    done = execution(
+        jobs[0], ExecutionStatus.COMPLETED, attempts=2, started_at=started,
+        finished_at=started + timedelta(seconds=75), next_attempt_at=started,
+    )  # fmt: skip
+
+    header = header_of(admin_client.get(change_url(done)))
+
+    assert ">COMPLETED</span>" in header and "1 min 15 s" in header
+    assert "next retry" not in header and "bj-error-line" not in header
+
+
+def test_an_attempt_shows_its_last_log_lines_request_and_response(admin_client, jobs):
+    failed = execution(jobs[0], ExecutionStatus.FAILED, attempts=1)
+    attempt = attempt_row(
+        failed, 1, status=AttemptStatus.FAILED, started_at=timezone.now(), http_status=502,
+        response_excerpt="Bad gateway", log_lines_dropped=7,
+        request={"method": "POST", "url": "https://api.example.com/run",
+                 "headers": {"Authorization": "********"}, "body": '{"day": "2026-12-03"}'},
+        error="Traceback ...\nHTTPError: 502",
+    )  # fmt: skip
+    log(attempt, 250)
+
+    response = admin_client.get(change_url(failed))
+
+    content = response.content.decode()
+    shown = response.context["attempts"][0]
+    assert [line.number for line in shown["lines"]] == list(range(51, 251))
+    assert "line 250 of attempt 1" in content and "line 50 of attempt 1" not in content
+    assert "Show 50 earlier lines" in content
+    assert "7 more lines were logged past the cap and not kept." in content
+    assert "<code>POST https://api.example.com/run</code>" in content
+    assert "<th>Authorization</th><td><code>********</code>" in content
+    assert "Response: HTTP 502" in content and "Bad gateway" in content
+    assert '<summary class="bj-error-line">HTTPError: 502</summary>' in content
+
+
+def test_the_page_costs_the_same_queries_whatever_its_attempts_and_lines(
+    admin_client, jobs, django_assert_max_num_queries
+):
+    small = execution(jobs[0], ExecutionStatus.FAILED, attempts=1)
+    log(attempt_row(small, 1, status=AttemptStatus.FAILED, started_at=timezone.now()), 3)
+    large = execution(jobs[0], ExecutionStatus.FAILED, attempts=3)
+    for number in (1, 2, 3):
+        attempt = attempt_row(large, number, status=AttemptStatus.FAILED,
+                              started_at=timezone.now())  # fmt: skip
+        log(attempt, 400)
+        StepExecution.objects.create(execution=large, step_name=f"s{number}", status="FAILED")
+    admin_client.get(change_url(small))  # the session and the user, read once
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as small_page:
+        admin_client.get(change_url(small))
+    with django_assert_max_num_queries(len(small_page.captured_queries)):
+        response = admin_client.get(change_url(large))
+    assert len(response.context["attempts"]) == 3
+
+
+def test_the_live_endpoint_sends_new_lines_and_new_attempts(admin_client, jobs):
+    running = execution(jobs[0], ExecutionStatus.STARTED, attempts=2,
+                        started_at=timezone.now())  # fmt: skip
+    first = attempt_row(running, 1, status=AttemptStatus.FAILED, started_at=timezone.now())
+    log(first, 3)
+    second = attempt_row(running, 2, status=AttemptStatus.RUNNING, started_at=timezone.now())
+    log(second, 5)
+    live = reverse("admin:batchjobs_batchlog_live", args=[running.pk])
+
+    # the page knows attempt 1 up to its line 3: the rest comes
+    response = admin_client.get(live, {"attempt": 1, "line": 3})
+    data = response.json()
+    assert response.status_code == 200 and "no-cache" in response["Cache-Control"]
+    assert data["ended"] is False and ">STARTED</span>" in data["header"]
+    assert data["lines"] == "" and data["last_line"] == 3
+    assert (
+        'id="attempt-2"' in data["new_attempts"] and "line 5 of attempt 2" in data["new_attempts"]
+    )
+    assert "Attempt 1" in data["summary"]
+
+    # the page knows attempt 2 up to line 2; the run ends meanwhile
+    BatchLog.objects.filter(pk=running.pk).update(status=ExecutionStatus.COMPLETED)
+    data = admin_client.get(live, {"attempt": 2, "line": 2}).json()
+    assert re.findall(r'data-line="(\d+)"', data["lines"]) == ["3", "4", "5"]
+    assert data["last_line"] == 5 and data["new_attempts"] == "" and data["ended"] is True
+
+    # bad numbers are the start, not a 500
+    assert admin_client.get(live, {"attempt": "x", "line": "-1"}).status_code == 200
+
+
+def test_show_earlier_lines_fetches_those_before_the_first_shown(admin_client, jobs):
+    failed = execution(jobs[0], ExecutionStatus.FAILED, attempts=1)
+    log(attempt_row(failed, 1, status=AttemptStatus.FAILED, started_at=timezone.now()), 700)
+    url = reverse("admin:batchjobs_batchlog_log", args=[failed.pk])
+
+    data = admin_client.get(url, {"attempt": 1, "before": 501}).json()
+
+    numbers = [int(n) for n in re.findall(r'data-line="(\d+)"', data["lines"])]
+    assert numbers == list(range(1, 501)) and data["first_line"] == 1
+
+
+def test_the_live_endpoints_need_the_view_permission(staff_client, jobs):
+    run = execution(jobs[0], ExecutionStatus.STARTED)
+    live = reverse("admin:batchjobs_batchlog_live", args=[run.pk])
+    earlier = reverse("admin:batchjobs_batchlog_log", args=[run.pk])
+    missing = reverse("admin:batchjobs_batchlog_live", args=[run.pk + 1000])
+
+    outsider = staff_client("view_batchjob")
+    assert outsider.get(live).status_code == 403
+    assert outsider.get(earlier).status_code == 403
+    viewer = staff_client("view_batchlog")
+    assert viewer.get(live).status_code == 200
+    assert viewer.get(missing).status_code == 404
+
+
+def test_skipped_items_are_a_table_in_line_order(admin_client, jobs):
+    run = execution(jobs[0], ExecutionStatus.COMPLETED)
+    for partition, lines in (("p1", [7, 2]), ("p0", [3])):
+        StepExecution.objects.create(
+            execution=run, step_name="import", partition=partition, status="COMPLETED",
+            execution_context={"file.position": 10, "bad_lines": [
+                {"line": n, "reason": "3 fields, expected 4", "text": f"a,b,{n}"} for n in lines
+            ]},
+        )  # fmt: skip
+
+    response = admin_client.get(change_url(run))
+
+    content = response.content.decode()
+    assert [item.line for item in response.context["skipped_items"]] == [2, 3, 7]
+    table = content[content.index('id="bj-skipped"') :]
+    assert "3 skipped items" in table
+    assert (
+        "<td>import [p1]</td><td>2</td><td>3 fields, expected 4</td><td><code>a,b,2</code>" in table
+    )
+    assert "&quot;bad_lines&quot;" not in table[: table.index("</table>")]
+
+
+# --- the list -----------------------------------------------------------------------------------
+
+
+def test_the_list_searches_the_error_text_and_filters_by_job_tag(admin_client, jobs):
+    alpha, beta = jobs
+    tag = JobTag.objects.create(name="nightly")
+    beta.tags.add(tag)
+    timeout = execution(alpha, ExecutionStatus.FAILED, error="Traceback\nTimeoutError: db slow")
+    other = execution(beta, ExecutionStatus.FAILED, error="ValueError: bad row")
+    execution(alpha, ExecutionStatus.COMPLETED)
+
+    searched = admin_client.get(CHANGELIST, {"q": "timeouterror"})
+    tagged = admin_client.get(CHANGELIST, {"job__tags__id__exact": tag.pk})
+    too_long = admin_client.get(CHANGELIST, {"q": "x" * 10_000})
+
+    assert listed_ids(searched) == {timeout.pk}
+    assert listed_ids(tagged) == {other.pk}
+    assert too_long.status_code == 200 and listed_ids(too_long) == set()
+
+
+def test_the_list_shows_compact_times_and_durations(admin_client, jobs):
+    started = timezone.now() - timedelta(seconds=3)
+    execution(jobs[0], started_at=started, finished_at=started + timedelta(seconds=0.25))
+
+    content = admin_client.get(CHANGELIST).content.decode()
+
+    assert "0.250 s" in content
+    local = timezone.localtime(BatchLog.objects.get().created_at)
+    assert re.search(
+        rf'<td class="field-created_when"><time [^>]*>{local:%H:%M:%S}</time>', content
+    )

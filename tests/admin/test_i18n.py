@@ -74,7 +74,7 @@ EXPECTED = {
             ["Retries and policy", "Run now…", "Audit trail"]),
     "executions": (["선택한 실행 중지", "대시보드", "소요 시간"],
                    ["Stop selected executions", "Duration"]),
-    "execution": (["진행 상황", "실행 컨텍스트", "소요 시간", "감사 기록"],
+    "execution": (["시도", "실행 컨텍스트", "소요 시간", "감사 기록"],
                   ["Execution context", "Audit trail", "Timing"]),
     "limits": (["대기 중", "실행 중"], ["Waiting", "Running"]),
 }  # fmt: skip
@@ -188,8 +188,10 @@ def test_times_show_to_the_second_in_the_display_zone(admin_client, pages, setti
     execution_page = text_of(admin_client.get(pages["execution"]))
     dashboard = text_of(admin_client.get(reverse("admin:batchjobs_dashboard_live")))
 
-    # 14:50:07 UTC is 23:50:07 in Seoul: the execution's start and its attempt's
-    assert execution_page.count(">2026-12-03 23:50:07 KST</time>") >= 2
+    # 14:50:07 UTC is 23:50:07 in Seoul: the execution's start, and its attempt's (to the
+    # millisecond, the date on hover)
+    assert ">2026-12-03 23:50:07 KST</time>" in execution_page
+    assert 'title="2026-12-03 23:50:07 KST">23:50:07.000</time>' in execution_page
     assert ">2026-12-03 23:50:19 KST</time>" in execution_page
     # the dashboard's time of its figures, and its chart's hours
     assert re.search(r'id="dashboard-updated">[^<]*<time datetime="[^"]+">[-\d: ]+ KST<', dashboard)
