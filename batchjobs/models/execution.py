@@ -369,6 +369,10 @@ class BatchLog(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["job", "-created_at"], name="execution_job_recent_idx"),
+            # The console's list, newest first (the ordering above), without sorting the table.
+            # On PostgreSQL, migration 0017 also adds trigram indexes on UPPER(error) and
+            # UPPER(worker) for the search in error text (icontains); SQLite has no such index.
+            models.Index(fields=["-created_at", "-id"], name="execution_recent_idx"),
             models.Index(
                 fields=["next_attempt_at"],
                 condition=Q(status=ExecutionStatus.QUEUED),
