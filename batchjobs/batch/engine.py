@@ -36,7 +36,7 @@ from .job import (
     TaskletStep,
 )
 from .policies import RetryPolicy, SkipLimitExceeded
-from .protocols import ItemStream
+from .protocols import CountingReader, ItemStream
 from .repository import READ_COUNTERS, WRITE_COUNTERS, JobRepository, StepRecord
 
 # The statuses a step or a job run ends with (the execution statuses: models/execution.py).
@@ -46,6 +46,9 @@ COMPLETED, FAILED, STOPPED = (
     ExecutionStatus.STOPPED,
 )
 PARTITION_POLL_SECONDS = 0.2
+# Where a chunk step's context keeps the number of items it reads in this run, if its reader
+# can count them (CountingReader): the total of the step's progress.
+ITEMS_TOTAL_KEY = "items_total"
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +215,7 @@ class JobRunner:
                 if isinstance(stream, ItemStream):
                     stream.open(record.context)
                     opened.append(stream)
+            _items_total_count(reader, record)
             _ChunkLoop(self, step, context, record, reader, processors, writer, opened).run()
         finally:
             for stream in opened:  # close what did open, even if a later open failed
@@ -273,6 +277,19 @@ class JobRunner:
             record, status=outcome.status, exit_status=outcome.exit_status, error=outcome.error
         )
         return outcome
+
+
+def _items_total_count(reader: Any, record: StepRecord) -> None:
+    """The step's total for its progress, saved in its context with the next chunk: what it
+    read so far (an earlier attempt of this execution) and what the reader has left, counted
+    now. Never a count carried from another run: a restart's context comes from the run it
+    resumes, whose input may differ, so the key is dropped unless counted again."""
+    record.context.pop(ITEMS_TOTAL_KEY, None)
+    if isinstance(reader, CountingReader):
+        remaining = reader.items_remaining()
+        if remaining is not None:
+            done = record.counts["read_count"] + record.counts["read_skip_count"]
+            record.context[ITEMS_TOTAL_KEY] = done + remaining
 
 
 def _step_ended_log(name: str, record: StepRecord, status: str) -> None:

@@ -43,3 +43,14 @@ class ItemWriter(Protocol):
     database: raising rolls the chunk back, and with it the checkpoint."""
 
     def write(self, items: list[Any]) -> None: ...
+
+
+@runtime_checkable
+class CountingReader(Protocol):
+    """A reader that can tell how many items it has left: items_remaining() is called once,
+    after open(context) (so from a restart's position, or within a partition's range), and
+    the step's progress then shows done of that many. Return None when it cannot tell
+    cheaply; a count a little off (a file's lines, for its records) is fine. Without it a
+    step shows what it did and its rate, with no total and no ETA."""
+
+    def items_remaining(self) -> int | None: ...

@@ -162,11 +162,13 @@ CLAIMED_FIELDS = ("id", "job_id", "attempts", "max_attempts", "exclusive", "para
 _CLAIMED_COLUMNS = ", ".join(getattr(LOG, name) for name in CLAIMED_FIELDS)
 
 # {now}: the database's clock; {worker}, {execution}: parameters, as the vendor writes them;
-# {also}: more conditions (a claim under limits).
+# {also}: more conditions (a claim under limits). A new attempt starts its progress afresh: the
+# count an earlier attempt reported is not this one's.
 CLAIM_UPDATE = f"""
     UPDATE {LOG} SET {LOG.status} = {STATUS.STARTED}, {LOG.attempts} = {LOG.attempts} + 1,
         {LOG.started_at} = COALESCE({LOG.started_at}, {{now}}), {LOG.heartbeat_at} = {{now}},
-        {LOG.worker} = {{worker}}, {LOG.held_by} = '', {LOG.held_reason} = ''
+        {LOG.worker} = {{worker}}, {LOG.held_by} = '', {LOG.held_reason} = '',
+        {LOG.progress_done} = NULL, {LOG.progress_total} = NULL
     WHERE {LOG.id} = {{execution}} AND {LOG.status} = {STATUS.QUEUED}
         AND {LOG.next_attempt_at} <= {{now}} AND {LOG.attempts} < {LOG.max_attempts}{{also}}
     RETURNING {_CLAIMED_COLUMNS}

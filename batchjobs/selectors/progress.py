@@ -4,24 +4,33 @@ page."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Subquery
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
-from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
+from batchjobs.batch.engine import ITEMS_TOTAL_KEY
+from batchjobs.models import BatchAttempt, BatchLog, StepExecution
 from batchjobs.models.clock import database_now
 from batchjobs.models.execution import RUNNING_STATUSES
 
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a running execution or step is: items done, of how many (reported by the job,
-    or estimated from the job's last completed run), at what rate, and when it should end."""
+    """How far a running execution or step is: items done, of how many (when this run knows:
+    its handler said so, or its step's reader counted its input), at what rate, and when it
+    should end (only with a total).
+
+    The rate is the items done over the time the attempt (or step) took to do them, up to the
+    moment the count was taken (its heartbeat or chunk commit), not up to now: a count is
+    seconds old when it is read, and dividing it by the time until now made the rate and the
+    ETA saw-tooth between samples. Averaged since the start, it settles as the run goes on
+    and moves with a change of pace only as fast as that change weighs in the whole."""
 
     label: str
     status: str
     done: int | None
     total: int | None
     total_estimated: bool
-    rate: float | None  # items per second since the start
+    rate: float | None  # items per second
     eta_seconds: float | None
 
     @property
@@ -33,32 +42,35 @@ class Progress:
 
 def _progress(
     *, label: str, status: str, done: int | None, total: int | None, estimated: bool,
-    started_at: datetime | None, now: datetime,
+    started_at: datetime | None, sampled_at: datetime | None, now: datetime,
 ) -> Progress:  # fmt: skip
+    """`done` as counted at `sampled_at` (None: now), by an attempt or step that started at
+    `started_at`."""
+    sampled_at = min(sampled_at or now, now)
     rate = eta = None
     if done is not None and started_at is not None:
-        elapsed = (now - started_at).total_seconds()
+        elapsed = (sampled_at - started_at).total_seconds()
         if elapsed > 0:
             rate = done / elapsed
-    if total is not None and done is not None and rate:
-        eta = max(0.0, (total - done) / rate)
+    running = status in RUNNING_STATUSES
+    if running and total is not None and done is not None and rate:
+        since_sample = (now - sampled_at).total_seconds()
+        eta = max(0.0, (total - done) / rate - since_sample)
     return Progress(label=label, status=status, done=done, total=total,
                     total_estimated=estimated, rate=rate, eta_seconds=eta)  # fmt: skip
 
 
-def _usual_step_sizes(execution: BatchLog) -> dict[tuple[str, str], int]:
-    """Items each step read in the job's latest completed execution: the estimate of a running
-    step's total when the reader cannot know it."""
-    latest = (
-        BatchLog.objects.filter(job_id=execution.job_id, status=ExecutionStatus.COMPLETED)
-        .exclude(pk=execution.pk)
-        .order_by("-created_at", "-pk")
-        .values("pk")[:1]
+def _attempt_started_at(execution: BatchLog) -> datetime | None:
+    """When the execution's latest attempt started: its progress is that attempt's (a claim
+    clears what an earlier attempt reported). Annotated by running_executions, else read."""
+    if hasattr(execution, "attempt_started_at"):
+        return execution.attempt_started_at
+    started = (
+        BatchAttempt.objects.filter(execution_id=execution.pk, number=execution.attempts)
+        .values_list("started_at", flat=True)
+        .first()
     )
-    rows = StepExecution.objects.filter(
-        execution_id=Subquery(latest), status=ExecutionStatus.COMPLETED
-    ).values_list("step_name", "partition", "read_count")
-    return {(name, partition): count for name, partition, count in rows}
+    return started or execution.started_at
 
 
 def execution_progress(*, execution: BatchLog, now: datetime | None = None) -> list[Progress]:
@@ -74,7 +86,9 @@ def execution_progress(*, execution: BatchLog, now: datetime | None = None) -> l
                 done=execution.progress_done,
                 total=execution.progress_total,
                 estimated=False,
-                started_at=execution.started_at,
+                started_at=_attempt_started_at(execution),
+                # The heartbeat that brought the count; the end, once ended.
+                sampled_at=execution.heartbeat_at or execution.finished_at,
                 now=now,
             )  # fmt: skip
         )
@@ -88,20 +102,22 @@ def execution_progress(*, execution: BatchLog, now: datetime | None = None) -> l
     # A partitioned step's own row counts nothing: its partitions do the reading.
     partitioned = {step.step_name for step in running if step.partition}
     running = [step for step in running if step.partition or step.step_name not in partitioned]
-    if not running:
-        return entries
-    usual = _usual_step_sizes(execution)
     for step in running:
-        total = usual.get((step.step_name, step.partition))
+        # Counted by the step's reader for this run (batch.engine); else there is none.
+        total = (step.execution_context or {}).get(ITEMS_TOTAL_KEY)
+        if not isinstance(total, int) or isinstance(total, bool):
+            total = None
         label = f"{step.step_name} [{step.partition}]" if step.partition else step.step_name
         entries.append(
             _progress(
                 label=label,
                 status=step.status,
-                done=step.read_count,
+                # Lines a reader skipped are items done, as its count of the input has them.
+                done=step.read_count + step.read_skip_count,
                 total=total,
                 estimated=total is not None,
                 started_at=step.started_at,
+                sampled_at=step.heartbeat_at,  # each chunk's commit sets it
                 now=now,
             )  # fmt: skip
         )
@@ -115,9 +131,13 @@ class RunningExecution:
 
 
 def running_executions(*, limit: int = 20) -> list[RunningExecution]:
+    latest_attempt = BatchAttempt.objects.filter(
+        execution_id=OuterRef("pk"), number=OuterRef("attempts")
+    ).values("started_at")[:1]
     executions = (
         BatchLog.objects.select_related("job")
         .filter(status__in=RUNNING_STATUSES)
+        .annotate(attempt_started_at=Coalesce(Subquery(latest_attempt), "started_at"))
         .order_by("started_at", "pk")[:limit]
     )
     now = database_now()

@@ -167,16 +167,18 @@ class TestContent:
         assert response.status_code == 200
         assert "unknown time zone &#x27;Nowhere/Land&#x27;" in response.content.decode()
 
-    def test_a_running_batch_step_shows_items_rate_and_an_eta_from_the_last_run(self):
+    def test_a_running_batch_step_shows_items_rate_and_an_eta_from_its_readers_count(self):
         job = handler_job("noop")
+        # (the last run's count is another input's: not this run's total)
         last = execution(job, ExecutionStatus.COMPLETED, minutes_ago=10, seconds=100)
         StepExecution.objects.create(execution=last, step_name="load", status="COMPLETED",
-                                     read_count=1000)  # fmt: skip
+                                     read_count=199_960)  # fmt: skip
         now = database_now()
         running = execution(job, ExecutionStatus.STARTED)
         StepExecution.objects.create(
             execution=running, step_name="load", status="STARTED", read_count=250,
-            started_at=now - timedelta(seconds=50),
+            started_at=now - timedelta(seconds=50), heartbeat_at=now,
+            execution_context={"items_total": 1000},
         )  # fmt: skip
 
         [step] = execution_progress(execution=running, now=now)

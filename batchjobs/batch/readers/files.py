@@ -21,6 +21,8 @@ EXCERPT_CHARS = 200
 # Flat files are read this many bytes of lines at a time: the per-line bookkeeping runs at C
 # speed over a batch, and memory stays flat whatever the file's size.
 LINE_BATCH_BYTES = 1 << 16
+# Lines left are counted (items_remaining) this many bytes at a time.
+COUNT_BLOCK_BYTES = 1 << 20
 
 
 # A bad line's reason, kept in the step's context, is in the deployment's language.
@@ -200,6 +202,18 @@ class _LineFile:
     def _seek(self, offset: int, line: int) -> None:
         self._open_file().seek(offset)
         self._restart(offset, line)
+
+    def items_remaining(self) -> int:
+        """The lines from the next record to the end of the file (or range), counted at C
+        speed on a handle of its own: the items this run will read (more than that if a
+        record spans lines or lines are blank). See protocols.CountingReader."""
+        count, last, left = 0, b"\n", self._end - self.position[0]
+        with open(self.path, "rb") as file:
+            file.seek(self.position[0])
+            while left > 0 and (block := file.read(int(min(COUNT_BLOCK_BYTES, left)))):
+                count += block.count(b"\n")
+                last, left = block[-1:], left - len(block)
+        return count + (last != b"\n")  # a last line without its line end
 
     def _source_changed(self) -> None:
         """Called when `_source` is a new iterator: the parser starts over on it."""
