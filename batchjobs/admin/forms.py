@@ -17,6 +17,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
@@ -28,15 +29,15 @@ from batchjobs.errors import InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchJob, BatchSchedule, JobNotification, UserPreference
 from batchjobs.models.job import HttpMethod
-from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
-from batchjobs.rules.zone import timezone_errors
+from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy, ScheduleKind
+from batchjobs.rules.zone import timezone_errors, zone_names
 from batchjobs.scheduling.fire_times import local_instants
 from batchjobs.secrets import SECRET_MASK, headers_masked, headers_unmasked
 from batchjobs.services.jobs import job_validate
 from batchjobs.services.notifications import notification_validate
 from batchjobs.services.permissions import job_handler_permission_check
-from batchjobs.services.preferences import preference_validate, time_zone_names
-from batchjobs.services.schedules import schedule_validate
+from batchjobs.services.preferences import preference_validate
+from batchjobs.services.schedules import schedule_run_after_delay, schedule_validate
 from batchjobs.services.validation import service_rules
 
 from .display import stamp
@@ -344,15 +345,28 @@ ZONE_LIST_ID = "bj-time-zones"
 
 
 class TimeZoneInput(forms.TextInput):
-    """A zone's name, typed with the tz database's names suggested as one types (a
-    <datalist>): a browser offers Asia/Seoul once "Seoul" is typed."""
+    """A zone's name, with a searchable list of zones under it as one types: what
+    rules.zone.zone_suggestions finds (time_zone_picker.js asks the admin's zones/ view), so
+    "Asia/Seul" offers Asia/Seoul. Without JavaScript a <datalist> of the tz database's names
+    is the browser's own list."""
+
+    class Media:
+        js = ["batchjobs/time_zone_picker.js"]
 
     def __init__(self, attrs: dict[str, Any] | None = None):
         super().__init__(
-            {"list": ZONE_LIST_ID, "autocomplete": "off", "spellcheck": "false", **(attrs or {})}
+            {
+                "list": ZONE_LIST_ID,
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "class": "bj-zone-input",
+                **(attrs or {}),
+            }
         )
 
     def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        # Reversed when a page is drawn: the URLconf is not loaded when the form module is.
+        attrs = {**(attrs or {}), "data-suggest-url": reverse("admin:batchjobs_zone_suggestions")}
         return format_html("{}{}", super().render(name, value, attrs, renderer), _zone_list())
 
 
@@ -360,7 +374,7 @@ class TimeZoneInput(forms.TextInput):
 def _zone_list() -> SafeString:
     # The same ~600 names on every page that has a zone box: built once per process. A page
     # with two boxes (a job's schedules) has the list twice; the first id wins, harmlessly.
-    options = format_html_join("", '<option value="{}">', ((name,) for name in time_zone_names()))
+    options = format_html_join("", '<option value="{}">', ((name,) for name in zone_names()))
     return format_html('<datalist id="{}">{}</datalist>', ZONE_LIST_ID, options)
 
 
@@ -505,12 +519,51 @@ def instant_of_local_time(local: datetime, zone: ZoneInfo) -> datetime:
     return instants[0]
 
 
+# The kinds as the forms offer them: "once" in its two ways, as an operator thinks of it
+# (both are saved as kind once; "after a delay" also keeps the delay it was given).
+ONCE_AFTER_DELAY = "delay"
+FORM_KINDS = [
+    ("", "---------"),
+    (ScheduleKind.ONCE, gettext_lazy("Once, at a date and time")),
+    (ONCE_AFTER_DELAY, gettext_lazy("Once, after a delay")),
+    (ScheduleKind.INTERVAL, ScheduleKind.INTERVAL.label),
+    (ScheduleKind.CRON, ScheduleKind.CRON.label),
+]
+# The fields each form kind reads: schedule_form.js shows only those of the chosen kind, and
+# a save empties the others, so an old cron does not linger under "Every N units".
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    ScheduleKind.ONCE: ("run_at",),
+    ONCE_AFTER_DELAY: ("delay",),
+    ScheduleKind.INTERVAL: ("interval_every", "interval_unit", "dst_gap_policy", "dst_fold_policy"),
+    ScheduleKind.CRON: ("cron_expression", "dst_gap_policy", "dst_fold_policy"),
+}
+KIND_EMPTY_VALUES = {"run_at": None, "interval_every": None, "cron_expression": ""}
+# The fields the live preview reads (SchedulePreviewForm's, and the delay).
+PREVIEW_FIELDS = [
+    "kind", "run_at", "interval_every", "interval_unit", "cron_expression", "timezone",
+    "start_at", "end_at", "max_runs", "dst_gap_policy", "dst_fold_policy", "jitter_seconds",
+]  # fmt: skip
+
+
 class ScheduleTimesForm(ServiceRulesForm):
-    """A schedule's run_at, start_at and end_at are typed and shown in the schedule's own time
+    """What a schedule's forms share. The kind, with "once" offered at a date and time or
+    after a delay, and only the fields of the chosen kind shown (schedule_form.js) and kept.
+    A schedule's run_at, start_at and end_at are typed and shown in the schedule's own time
     zone (a once-schedule at 23:50 in Asia/Seoul fires at 23:50 KST, 14:50 UTC); they are
     stored as instants."""
 
     ZONED = ("run_at", "start_at", "end_at")
+
+    delay = forms.FloatField(
+        required=False,
+        label=gettext_lazy("Delay (seconds)"),
+        help_text=gettext_lazy("Once, after a delay: the seconds from the save to the fire."),
+        widget=forms.NumberInput(attrs={"min": 0, "step": "any"}),
+    )
+
+    class Media:
+        js = ["batchjobs/schedule_form.js"]
+        css = {"all": ["batchjobs/schedule_form.css"]}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -536,22 +589,79 @@ class ScheduleTimesForm(ServiceRulesForm):
                     )
         if "timezone" in self.fields:
             self.fields["timezone"].widget = TimeZoneInput()
+        if "kind" in self.fields:
+            self._offer_form_kinds()
+
+    def _offer_form_kinds(self) -> None:
+        model_field = self.fields["kind"]
+        self.fields["kind"] = forms.ChoiceField(
+            choices=FORM_KINDS,
+            label=model_field.label,
+            help_text=model_field.help_text,
+            # What schedule_form.js needs: the fields of each kind, and where to preview.
+            widget=forms.Select(
+                attrs={
+                    "class": "bj-schedule-kind",
+                    "data-kind-fields": json.dumps(KIND_FIELDS),
+                    "data-preview-fields": json.dumps([*PREVIEW_FIELDS, "delay"]),
+                    "data-preview-url": reverse("admin:batchjobs_batchschedule_preview"),
+                    "data-schedule": self.instance.pk or "",
+                }
+            ),
+        )
+        if self.instance.kind == ScheduleKind.ONCE and self.instance.delay_seconds is not None:
+            self.initial["kind"] = ONCE_AFTER_DELAY
+            self.initial["delay"] = self.instance.delay_seconds
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}  # a ModelForm's is its cleaned_data, never None
+        kind = cleaned.get("kind")
+        if kind in KIND_FIELDS:
+            for name, empty in KIND_EMPTY_VALUES.items():
+                if name in self.fields and name not in KIND_FIELDS[kind]:
+                    cleaned[name] = empty
+                    self.errors.pop(name, None)  # a stale value of a kind not chosen
+        if kind == ONCE_AFTER_DELAY:
+            cleaned["kind"] = ScheduleKind.ONCE
+            self._clean_delay(cleaned)
+        elif kind == ScheduleKind.ONCE:
+            self.instance.delay_seconds = None  # now given as a date and time
         zone_name = cleaned.get("timezone", self.instance.timezone)
         # An unknown zone is the timezone field's error; the times are then read in UTC, so
         # that the other checks still run on them.
         zone = _zone_or_none(zone_name) or ZoneInfo("UTC")
         for name in self.ZONED:
             local = cleaned.get(name)
-            if local is None:
+            if local is None or (name == "run_at" and kind != ScheduleKind.ONCE):
                 continue
             try:
                 cleaned[name] = instant_of_local_time(local, zone)
             except ValidationError as error:
                 self.add_error(name, error)
         return cleaned
+
+    def _clean_delay(self, cleaned: dict[str, Any]) -> None:
+        """run_at from the delay, counted from this save; a delay not changed since the
+        schedule was saved keeps the instant it gave then."""
+        delay = cleaned.get("delay")
+        if delay is None:
+            if "delay" not in self.errors:
+                self.add_error("delay", _("Enter the seconds to wait before the fire."))
+            return
+        unchanged = (
+            self.instance.pk is not None
+            and self.instance.delay_seconds == delay
+            and not {"kind", "delay"} & set(self.changed_data)
+        )
+        if unchanged:
+            cleaned["run_at"] = self.instance.run_at
+            return
+        try:
+            schedule_run_after_delay(schedule=self.instance, delay_seconds=delay)
+        except InvalidInput as error:
+            self.add_error("delay", error.field_errors["delay_seconds"])
+            return
+        cleaned["run_at"] = self.instance.run_at
 
 
 def _zone_or_none(name: str) -> ZoneInfo | None:
@@ -584,6 +694,32 @@ class BatchScheduleInlineForm(ScheduleTimesForm):
 
     def service_validate(self) -> None:
         schedule_validate(schedule=self.instance)
+
+
+class SchedulePreviewForm(ScheduleTimesForm):
+    """A schedule's timing as typed in one of the schedule forms (its fields' names without
+    the inline's prefix), read as a save reads it, for the live preview. A field the page does
+    not have (the inline has no DST policy) keeps the schedule's value."""
+
+    class Meta:
+        model = BatchSchedule
+        fields = PREVIEW_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        for name in list(self.fields):
+            omitted = self.fields[name].widget.value_omitted_from_data(self.data, {}, name)
+            if omitted and name not in ("kind", "timezone", "delay"):
+                del self.fields[name]
+
+    def service_validate(self) -> None:
+        try:
+            schedule_validate(schedule=self.instance)
+        except ValidationError as error:
+            # Only what the page shows: a field it lacks was checked when it was saved.
+            shown = {f: m for f, m in error.message_dict.items() if f in self.fields}
+            if shown:
+                raise ValidationError(shown) from error
 
 
 class UserPreferenceForm(ServiceRulesForm):

@@ -72,18 +72,20 @@ else:
     ListedJob = BatchJob
 
 
-class BatchScheduleInline(admin.TabularInline):
+class BatchScheduleInline(admin.StackedInline):
+    """One stacked block per schedule, not a table row: a row of every kind's boxes was ~2,100
+    px wide. schedule_form.js shows only the fields of the row's kind, with its live preview."""
+
     model = BatchSchedule
     form = BatchScheduleInlineForm
     fields = (
-        "description",
         "kind",
-        "run_at",
-        "interval_every",
-        "interval_unit",
-        "cron_expression",
         "timezone",
-        "paused",
+        "run_at",
+        "delay",
+        ("interval_every", "interval_unit"),
+        "cron_expression",
+        ("description", "paused"),
         "next_fire",
     )
     readonly_fields = ("next_fire",)

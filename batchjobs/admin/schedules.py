@@ -1,7 +1,8 @@
 """Schedules: when each job runs. Saves, deletes, pauses and resumes go through the schedule
 services, which compute next_fire_at and wake beat; the fire state is beat's to write."""
 
-from typing import cast
+from collections.abc import Mapping
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.contrib import admin
@@ -14,19 +15,21 @@ from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from batchjobs.errors import InvalidInput
 from batchjobs.models import BatchSchedule, ScheduleKind
-from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy
 from batchjobs.models.set_aside import set_aside_reason
-from batchjobs.rules.cron import cron_errors
-from batchjobs.rules.zone import timezone_errors
+from batchjobs.rules.zone import MAX_ZONE_NAME, timezone_errors, zone_suggestions
 from batchjobs.scheduling.preview import PreviewFire
 from batchjobs.services.calendars import schedule_calendars_set
 from batchjobs.services.schedules import (
     cron_describe,
     schedule_delete,
+    schedule_describe,
+    schedule_draft_preview,
     schedule_pause,
     schedule_preview,
     schedule_resume,
@@ -39,14 +42,16 @@ from .display import (
     SetAsideFilter,
     moment,
     moment_in_zone,
+    relative_text,
     set_aside_marker,
     set_aside_text,
     stamp,
 )
-from .forms import BatchScheduleAdminForm
+from .forms import BatchScheduleAdminForm, SchedulePreviewForm, offset_text
 from .occurrences import schedule_occurrences_link
 
 PREVIEW_COUNT = 10
+ZONE_SUGGESTIONS = 12  # a picker's list: a screen's worth
 # Translated when a page shows it, not when the module is imported.
 UPCOMING_FIRES = lazy(
     lambda: (
@@ -88,22 +93,23 @@ class BatchScheduleAdmin(admin.ModelAdmin):
                     "kind",
                     "timezone",
                     "run_at",
+                    "delay",
                     ("interval_every", "interval_unit"),
                     "cron_expression",
+                    "dst_gap_policy",
+                    "dst_fold_policy",
                     "jitter_seconds",
                 )
             },
         ),
         (gettext_lazy("Window"), {"fields": ("start_at", "end_at", "max_runs")}),
         (
-            gettext_lazy("Missed fires and daylight saving time"),
+            gettext_lazy("Missed fires"),
             {
                 "fields": (
                     "misfire_policy",
                     "misfire_grace_seconds",
                     ("catch_up_window_seconds", "catch_up_max"),
-                    "dst_gap_policy",
-                    "dst_fold_policy",
                 )
             },
         ),
@@ -200,47 +206,61 @@ class BatchScheduleAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self):
-        preview = path(
-            "preview/",
-            self.admin_site.admin_view(self.cron_preview_view),
-            name="batchjobs_batchschedule_preview",
-        )
-        # Before the defaults: their "<path:object_id>/" pattern would swallow it.
-        return [preview, *super().get_urls()]
+        views = [
+            path(
+                "preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="batchjobs_batchschedule_preview",
+            ),
+            # Any signed-in operator's: the preferences page has a zone box too.
+            path(
+                "zones/",
+                self.admin_site.admin_view(zone_suggestions_view),
+                name="batchjobs_zone_suggestions",
+            ),
+        ]
+        # Before the defaults: their "<path:object_id>/" pattern would swallow them.
+        return [*views, *super().get_urls()]
 
-    def cron_preview_view(self, request: HttpRequest) -> JsonResponse:
-        """The form's live preview of a cron schedule being typed: its description in words
-        and its next fires in its time zone, or the errors the save would show."""
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """The forms' live preview of a schedule being typed (the schedule page, or a schedule
+        row of the job form, its fields named without the row's prefix), any kind: its timing
+        in words and its next fires in its zone and the operator's, or the errors a save would
+        show, by field. ?schedule=<id> previews the changes to a saved schedule (its interval
+        anchor, calendars, jitter and runs left)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        expression = request.GET.get("cron_expression", "").strip()
-        zone = request.GET.get("timezone", "").strip()
-        errors = {"cron_expression": cron_errors(expression), "timezone": timezone_errors(zone)}
-        errors = {field: messages for field, messages in errors.items() if messages}
-        if errors:
-            return JsonResponse({"errors": errors, "description": "", "fires": []})
-        schedule = BatchSchedule(
-            kind=ScheduleKind.CRON,
-            cron_expression=expression,
-            timezone=zone,
-            dst_gap_policy=_choice(request, "dst_gap_policy", DstGapPolicy),
-            dst_fold_policy=_choice(request, "dst_fold_policy", DstFoldPolicy),
-        )
-        fires = schedule_preview(schedule=schedule, count=PREVIEW_COUNT)
+        schedule = BatchSchedule()
+        if request.GET.get("schedule"):
+            found = self.get_object(request, request.GET["schedule"])
+            if found is None or not self.has_view_permission(request, found):
+                return JsonResponse({"errors": {"schedule": [_("No such schedule.")]}}, status=404)
+            schedule = found
+        form = SchedulePreviewForm(request.GET, instance=schedule)
+        if not form.is_valid():
+            return _preview_refused(form, form.errors.get_json_data())
+        try:
+            fires = schedule_draft_preview(schedule=form.instance, count=PREVIEW_COUNT)
+        except InvalidInput as error:
+            return _preview_refused(form, error.field_errors)
+        now = timezone.now()
         return JsonResponse(
             {
                 "errors": {},
-                "description": cron_describe(expression),
+                "description": schedule_describe(form.instance),
                 "fires": [
                     {
                         "local": stamp(fire.at, fire.local.tzinfo),
                         "utc": f"{fire.at:%Y-%m-%d %H:%M:%S}",
                         # In the operator's zone: the page shows it beside the local time.
                         "yours": stamp(fire.at),
+                        "relative": relative_text(fire.at, now=now),
                         "dst_change": fire.dst_change,
+                        "excluded": _calendar_note_text(fire),
                     }
                     for fire in fires
                 ],
+                "empty_text": _("None: the schedule has finished."),
                 "dst_change_text": _("daylight saving time changes before this fire"),
             }
         )
@@ -342,6 +362,36 @@ def _beside(yours: str, theirs: str) -> SafeString | str:
     return format_html(" <span class='quiet'>({})</span>", yours)
 
 
-def _choice(request: HttpRequest, name: str, choices) -> str:
-    value = request.GET.get(name, "")
-    return value if value in choices.values else choices.values[0]
+def _calendar_note_text(fire: PreviewFire) -> str:
+    if not fire.excluded:
+        return ""
+    if fire.moved_to is not None:
+        moved = _("moved to %(when)s") % {"when": stamp(fire.moved_to, fire.local.tzinfo)}
+        return f"{moved} ({fire.reason})"
+    return f"{_('excluded')} ({fire.reason})"
+
+
+def _preview_refused(form: SchedulePreviewForm, errors: Mapping[str, Any]) -> JsonResponse:
+    """The preview's errors by field, each message naming its field as the page labels it
+    ("Cron expression: minute field: 61 is out of range 0–59.")."""
+    named: dict[str, list[str]] = {}
+    for field, messages in errors.items():
+        texts = [m["message"] if isinstance(m, dict) else str(m) for m in messages]
+        label = form.fields[field].label if field in form.fields else field
+        named[field] = [f"{capfirst(label)}: {text}" if label else text for text in texts]
+    return JsonResponse({"errors": named, "description": "", "fires": []})
+
+
+def zone_suggestions_view(request: HttpRequest) -> JsonResponse:
+    """The zone picker's list for what is typed (?q=): rules.zone.zone_suggestions, the
+    ranking every zone check uses, each zone with its UTC offset now."""
+    typed = request.GET.get("q", "")[:MAX_ZONE_NAME]
+    now = timezone.now()
+    return JsonResponse(
+        {
+            "zones": [
+                {"name": name, "offset": offset_text(now.astimezone(ZoneInfo(name)))}
+                for name in zone_suggestions(typed, limit=ZONE_SUGGESTIONS)
+            ]
+        }
+    )

@@ -4,6 +4,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from batchjobs.rules import bounds
+from batchjobs.rules.interval import interval_phrase
 
 from .calendar import CalendarPolicy
 from .labels import labelled, named
@@ -340,10 +341,7 @@ class BatchSchedule(models.Model):
                 return gettext("once")
             return gettext("once at %(when)s") % {"when": f"{self.run_at:%Y-%m-%d %H:%M:%S %Z}"}
         if self.kind == ScheduleKind.INTERVAL:
-            return gettext("every %(every)s %(unit)s") % {
-                "every": self.interval_every,
-                "unit": bounds.UNIT_WORDS.get(self.interval_unit, self.interval_unit),
-            }
+            return interval_phrase(self.interval_every, self.interval_unit)
         return gettext("cron '%(expression)s' %(zone)s") % {
             "expression": self.cron_expression,
             "zone": self.timezone,

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils.translation import gettext
 
+from .zone import zone_suggestions
+
 VARIABLES = (
     "scheduled_for",
     "logical_time",
@@ -263,6 +265,12 @@ def _zone(name: str) -> ZoneInfo | None:
 
 def _zone_problem(name: str) -> str | None:
     if _zone(name) is None:
+        close = zone_suggestions(name, limit=3, typos_only=True)
+        if close:
+            return gettext("unknown time zone %(name)s; did you mean %(zones)s?") % {
+                "name": repr(name),
+                "zones": ", ".join(close),
+            }
         return gettext("unknown time zone %(name)s; use an IANA name such as Asia/Seoul") % {
             "name": repr(name)
         }

@@ -2,14 +2,9 @@
 
 An operator who chose none sees the deployment's zone, BATCHJOBS_TIME_ZONE."""
 
-from difflib import get_close_matches
-from functools import cache
-from zoneinfo import available_timezones
-
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils.translation import gettext as _
 
 from batchjobs.models import UserPreference
 from batchjobs.rules.zone import timezone_errors
@@ -17,41 +12,11 @@ from batchjobs.rules.zone import timezone_errors
 from .validation import instance_validate
 
 
-@cache
-def time_zone_names() -> list[str]:
-    """Every IANA zone name the tz database knows, sorted: the console's zone picker offers
-    them, and a mistyped name is matched against them."""
-    return sorted(available_timezones())
-
-
-def time_zone_problems(name: str) -> list[str]:
-    """Why `name` is not a usable time zone, with the closest real zones when it looks like a
-    typo ("Asia/Seul": Asia/Seoul), or nothing."""
-    problems = list(timezone_errors(name))
-    if problems and name:
-        known = _zones_by_folded_name()
-        close = get_close_matches(name.strip().casefold(), known, n=3, cutoff=0.85)
-        suggested = list(dict.fromkeys(known[match] for match in close))
-        if suggested:
-            problems.append(_("Did you mean %(zones)s?") % {"zones": ", ".join(suggested)})
-    return problems
-
-
-@cache
-def _zones_by_folded_name() -> dict[str, str]:
-    """Each zone under its case-folded name and its city alone ("seoul": Asia/Seoul), as
-    people type them. The cutoff above keeps "Europe/Berln" from also suggesting Dublin."""
-    by_name: dict[str, str] = {}
-    for zone in time_zone_names():
-        by_name.setdefault(zone.rsplit("/", 1)[-1].casefold(), zone)
-    return by_name | {zone.casefold(): zone for zone in time_zone_names()}
-
-
 def default_time_zone() -> str:
     """The deployment's display zone (BATCHJOBS_TIME_ZONE), checked: a misspelt zone stops
     the web process at start-up with the reason, rather than showing wrong times."""
     name = settings.BATCHJOBS_TIME_ZONE
-    problems = time_zone_problems(name)
+    problems = timezone_errors(name)
     if problems:
         raise ImproperlyConfigured(f"BATCHJOBS_TIME_ZONE={name!r}: {' '.join(problems)}")
     return name
@@ -74,7 +39,7 @@ def user_time_zone(*, user) -> str:
 def preference_validate(*, preference: UserPreference) -> None:
     """The rules of a preference, run by preference_set and by the console's form alike
     (services/validation.py). Raises Django's ValidationError by field."""
-    problems = time_zone_problems(preference.time_zone)
+    problems = timezone_errors(preference.time_zone)
     if problems:
         raise DjangoValidationError({"time_zone": problems})
 

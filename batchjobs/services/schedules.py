@@ -4,6 +4,7 @@ way in."""
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cron_descriptor import Options, get_description
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -186,25 +187,33 @@ def schedule_create(
     _assign(schedule, fields)
     now = database_now()
     if delay_seconds is not None:
-        if (
-            isinstance(delay_seconds, bool)
-            or not isinstance(delay_seconds, int | float)
-            or not 0 <= delay_seconds <= MAX_DELAY_SECONDS  # NaN compares false: refused too
-        ):
-            raise InvalidInput(
-                {
-                    "delay_seconds": _("Must be a number of seconds from 0 to %(max)s.")
-                    % {"max": MAX_DELAY_SECONDS}
-                }
-            )
-        schedule.kind = ScheduleKind.ONCE
-        schedule.run_at = now + timedelta(seconds=delay_seconds)
-        schedule.delay_seconds = delay_seconds
+        schedule_run_after_delay(schedule=schedule, delay_seconds=delay_seconds, now=now)
     with transaction.atomic():  # the schedule and its calendars, or neither
         schedule_save(schedule=schedule, run_now_if_past=run_now_if_past, now=now, user=user)
         if calendars:
             schedule_calendars_set(schedule=schedule, calendars=calendars, user=user)
     return schedule
+
+
+def schedule_run_after_delay(
+    *, schedule: BatchSchedule, delay_seconds: float, now: datetime | None = None
+) -> None:
+    """Make `schedule` (not saved here) a once-schedule firing `delay_seconds` from `now`
+    (0: immediately). A delay out of bounds is refused naming delay_seconds."""
+    if (
+        isinstance(delay_seconds, bool)
+        or not isinstance(delay_seconds, int | float)
+        or not 0 <= delay_seconds <= MAX_DELAY_SECONDS  # NaN compares false: refused too
+    ):
+        raise InvalidInput(
+            {
+                "delay_seconds": _("Must be a number of seconds from 0 to %(max)s.")
+                % {"max": MAX_DELAY_SECONDS}
+            }
+        )
+    schedule.kind = ScheduleKind.ONCE
+    schedule.run_at = (now or database_now()) + timedelta(seconds=delay_seconds)
+    schedule.delay_seconds = delay_seconds
 
 
 def schedule_update(
@@ -289,6 +298,28 @@ def schedule_delete(*, schedule: BatchSchedule, user=None) -> None:
         audit_record(action=AuditAction.DELETED, obj=schedule, user=user)
         schedule.delete()
         schedules_changed_notify()
+
+
+def schedule_draft_preview(*, schedule: BatchSchedule, count: int = 10) -> list[PreviewFire]:
+    """The next fires of a schedule as typed, before it is saved (the console's live preview),
+    counted as schedule_save would: a new interval's grid anchored now, a fire now included.
+    Refused naming the field, as the save would refuse it."""
+    now = database_now()
+    if schedule.kind == ScheduleKind.INTERVAL and schedule.start_at is None:
+        schedule.start_at = now
+    return schedule_preview(schedule=schedule, count=count, after=now - timedelta(microseconds=1))
+
+
+def schedule_describe(schedule: BatchSchedule) -> str:
+    """A schedule's timing in words, in the active language: "At 02:00 AM", "every 5 minutes",
+    "once at 2027-01-04 09:00:00 KST"."""
+    if schedule.kind == ScheduleKind.CRON:
+        return cron_describe(schedule.cron_expression)
+    if schedule.kind == ScheduleKind.ONCE and schedule.run_at is not None:
+        zone_name = "UTC" if timezone_errors(schedule.timezone) else schedule.timezone
+        local = schedule.run_at.astimezone(ZoneInfo(zone_name))
+        return _("once at %(when)s") % {"when": f"{local:%Y-%m-%d %H:%M:%S %Z}"}
+    return schedule.summary
 
 
 def schedule_preview(

@@ -119,7 +119,7 @@ def test_invalid_inline_schedule_saves_neither_job_nor_schedule(admin_client):
 
     assert response.status_code == 200
     inline_errors = response.context["inline_admin_formsets"][0].formset.errors
-    assert "Not a valid cron expression" in inline_errors[0]["cron_expression"][0]
+    assert "minute field: 61 is out of range 0–59" in inline_errors[0]["cron_expression"][0]
     assert not BatchJob.objects.exists()
     assert not BatchSchedule.objects.exists()
 

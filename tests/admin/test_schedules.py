@@ -207,7 +207,7 @@ def test_live_preview_describes_a_cron_and_lists_its_fires_in_its_zone(admin_cli
 
 def test_live_preview_says_what_a_save_would_refuse(admin_client):
     data = admin_client.get(
-        PREVIEW, {"cron_expression": "61 * * *", "timezone": "Mars/Olympus"}
+        PREVIEW, {"kind": "cron", "cron_expression": "61 * * *", "timezone": "Mars/Olympus"}
     ).json()
 
     assert data["fires"] == [] and data["description"] == ""
@@ -216,6 +216,205 @@ def test_live_preview_says_what_a_save_would_refuse(admin_client):
 
 
 def test_live_preview_needs_the_permission_to_view_schedules(staff_client):
-    query = {"cron_expression": "* * * * *", "timezone": "UTC"}
+    query = {"kind": "cron", "cron_expression": "* * * * *", "timezone": "UTC"}
     assert staff_client("view_batchjob").get(PREVIEW, query).status_code == 403
     assert staff_client("view_batchschedule").get(PREVIEW, query).status_code == 200
+
+
+# --- the live preview of every kind, as typed ------------------------------------------------
+
+
+def preview(client, **fields: str) -> dict:
+    response = client.get(PREVIEW, fields)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def fire_instants(data: dict) -> list[datetime]:
+    return [
+        datetime.strptime(fire["utc"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("UTC"))
+        for fire in data["fires"]
+    ]
+
+
+def test_preview_of_every_n_units_counts_from_now_in_words_with_a_plural(admin_client):
+    before = timezone.now().replace(microsecond=0)
+
+    data = preview(
+        admin_client, kind="interval", interval_every="5", interval_unit="minutes", timezone="UTC"
+    )
+    one = preview(
+        admin_client, kind="interval", interval_every="1", interval_unit="minutes", timezone="UTC"
+    )
+
+    assert data["errors"] == {} and data["description"] == "every 5 minutes"
+    assert one["description"] == "every minute"
+    fires = fire_instants(data)
+    assert len(fires) == 10 and before <= fires[0] <= before + timedelta(seconds=5)
+    steps = {later - earlier for earlier, later in zip(fires, fires[1:], strict=False)}
+    assert steps == {timedelta(minutes=5)}
+
+
+def test_preview_of_once_at_a_local_time_reads_it_in_the_schedules_zone(admin_client):
+    tomorrow = (timezone.now() + timedelta(days=1)).astimezone(ZoneInfo("Asia/Seoul")).date()
+
+    data = preview(
+        admin_client,
+        kind="once",
+        timezone="Asia/Seoul",
+        run_at_0=f"{tomorrow:%Y-%m-%d}",
+        run_at_1="02:00:00",
+    )
+
+    assert data["errors"] == {}
+    assert [fire["local"] for fire in data["fires"]] == [f"{tomorrow:%Y-%m-%d} 02:00:00 KST"]
+    assert data["description"] == f"once at {tomorrow:%Y-%m-%d} 02:00:00 KST"
+
+
+def test_preview_of_once_after_a_delay_fires_that_long_from_now(admin_client):
+    before = timezone.now()
+
+    data = preview(admin_client, kind="delay", delay="90", timezone="UTC")
+
+    assert data["errors"] == {}
+    (fire,) = fire_instants(data)
+    assert before + timedelta(seconds=89) <= fire <= timezone.now() + timedelta(seconds=90)
+    assert data["fires"][0]["relative"] in ("in 1 min", "in 89 s")
+
+
+def test_preview_of_a_cron_in_seoul_lists_2am_kst_and_the_operators_reading(admin_client):
+    data = preview(admin_client, kind="cron", cron_expression="0 2 * * *", timezone="Asia/Seoul")
+
+    assert data["description"] == "At 02:00 AM"
+    assert all(fire["local"].endswith(" 02:00:00 KST") for fire in data["fires"])
+    # The operator reads UTC here (the test settings' display zone): 17:00 the day before.
+    assert all(fire["yours"].endswith(" 17:00:00 UTC") for fire in data["fires"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"kind": "cron", "cron_expression": "61 * * * *"}, "cron_expression",
+         "Cron expression: minute field: 61 is out of range 0–59."),
+        ({"kind": "cron", "cron_expression": "0 24 * * *"}, "cron_expression",
+         "Cron expression: hour field: 24 is out of range 0–23."),
+        ({"kind": "interval", "interval_every": "0"}, "interval_every",
+         "Interval every: An interval must be more than 0."),
+        ({"kind": "interval", "interval_every": "36501", "interval_unit": "days"},
+         "interval_every", "At most 36500 days"),
+        ({"kind": "delay", "delay": "-1"}, "delay", "Delay (seconds): Must be a number of seconds"),
+        ({"kind": "delay", "delay": "1e400"}, "delay", "Delay (seconds): "),
+        ({"kind": "delay", "delay": ""}, "delay", "Enter the seconds to wait"),
+        ({"kind": "once", "run_at_0": "2001-01-01", "run_at_1": "00:00:00"}, "run_at",
+         "in the past"),
+        ({"kind": "once"}, "run_at", "needs the instant to run at"),
+        ({"kind": "cron", "cron_expression": "* * * * *", "timezone": "Asia/Seul"}, "timezone",
+         "Did you mean Asia/Seoul?"),
+        ({"kind": "sometimes"}, "kind", "Kind: Select a valid choice."),
+        ({}, "kind", "This field is required."),
+    ],
+)  # fmt: skip
+def test_preview_of_bad_input_names_the_field(admin_client, fields, field, message):
+    data = preview(admin_client, **{"timezone": "UTC", **fields})
+
+    assert data["fires"] == [] and data["description"] == ""
+    assert any(message in error for error in data["errors"][field]), data["errors"]
+
+
+def test_preview_of_a_saved_schedule_keeps_its_interval_grid(admin_client, job):
+    anchor = timezone.now().replace(microsecond=0) - timedelta(minutes=7, seconds=30)
+    schedule = schedule_create(job=job, kind="interval", interval_every=10, start_at=anchor)
+
+    data = preview(
+        admin_client,
+        schedule=str(schedule.pk),
+        kind="interval",
+        interval_every="5",
+        interval_unit="minutes",
+        timezone="UTC",
+    )
+
+    first = fire_instants(data)[0]
+    assert (first - anchor) % timedelta(minutes=5) == timedelta(0)  # on the stored grid
+    schedule.refresh_from_db()
+    assert schedule.interval_every == 10  # a preview saves nothing
+
+
+def test_preview_of_a_schedule_the_operator_cannot_see_is_not_found(admin_client):
+    response = admin_client.get(PREVIEW, {"schedule": "999999", "kind": "cron", "timezone": "UTC"})
+
+    assert response.status_code == 404 and "schedule" in response.json()["errors"]
+
+
+# --- the schedule page: the kind's fields, after a delay ---------------------------------------
+
+
+def test_the_page_offers_after_a_delay_and_the_fields_of_each_kind(admin_client, job):
+    page = admin_client.get(ADD).content.decode()
+
+    assert 'name="delay"' in page and '<option value="delay">Once, after a delay</option>' in page
+    assert "data-kind-fields=" in page and "batchjobs/schedule_form.js" in page
+
+
+def test_a_schedule_after_a_delay_fires_that_long_after_the_save(admin_client, job):
+    before = timezone.now()
+
+    response = admin_client.post(ADD, schedule_form_data(job, kind="delay", delay="600"))
+
+    assert response.status_code == 302, form_errors(response)
+    schedule = BatchSchedule.objects.get()
+    assert (schedule.kind, schedule.delay_seconds, schedule.cron_expression) == ("once", 600, "")
+    assert (
+        before + timedelta(seconds=600)
+        <= schedule.next_fire_at
+        <= timezone.now() + timedelta(seconds=600)
+    )
+    # Shown again as a delay; saved again unchanged, it keeps its instant.
+    page = admin_client.get(change_url(schedule))
+    assert page.context["adminform"].form.initial["kind"] == "delay"
+    again = admin_client.post(
+        change_url(schedule), schedule_form_data(job, kind="delay", delay="600", description="x")
+    )
+    assert again.status_code == 302, form_errors(again)
+    schedule.refresh_from_db()
+    assert schedule.description == "x" and schedule.run_at == schedule.next_fire_at
+    assert schedule.run_at <= timezone.now() + timedelta(seconds=600)
+
+
+def test_switching_a_cron_schedule_to_every_n_units_drops_the_old_cron(admin_client, job):
+    schedule = schedule_create(job=job, kind="cron", cron_expression="30 2 * * *")
+
+    # The old cron is still in its (hidden) box when the form is sent, even a bad one.
+    response = admin_client.post(
+        change_url(schedule),
+        schedule_form_data(job, kind="interval", interval_every="5", cron_expression="61 * * * *"),
+    )
+
+    assert response.status_code == 302, form_errors(response)
+    schedule.refresh_from_db()
+    assert (schedule.kind, schedule.interval_every, schedule.cron_expression) == (
+        "interval", 5, "")  # fmt: skip
+    assert schedule.summary == "every 5 minutes"
+
+
+# --- the zone picker's suggestions --------------------------------------------------------------
+
+ZONES = reverse("admin:batchjobs_zone_suggestions")
+
+
+def test_the_zone_picker_suggests_asia_seoul_for_a_typo(staff_client):
+    client = staff_client()  # any operator: the preferences page has a zone box too
+
+    typo = client.get(ZONES, {"q": "Asia/Seul"}).json()["zones"]
+    city = client.get(ZONES, {"q": "seoul"}).json()["zones"]
+    long = client.get(ZONES, {"q": "x" * 10_000})
+
+    assert typo == [{"name": "Asia/Seoul", "offset": "+09:00"}]
+    assert [zone["name"] for zone in city] == ["Asia/Seoul"]
+    assert long.status_code == 200 and long.json()["zones"] == []
+
+
+def test_the_zone_picker_needs_a_signed_in_operator(client):
+    response = client.get(ZONES, {"q": "Asia"})
+
+    assert response.status_code == 302 and "/login/" in response["Location"]

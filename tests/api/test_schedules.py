@@ -60,7 +60,7 @@ def test_create_once_after_a_delay(api, job):
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"kind": "cron", "cron_expression": "61 * * * *"}, "cron_expression", "valid cron"),
+        ({"kind": "cron", "cron_expression": "61 * * * *"}, "cron_expression", "minute field"),
         ({"kind": "cron", "cron_expression": "* *"}, "cron_expression", "5 fields"),
         ({"kind": "cron", "cron_expression": "0 3 * * *", "timezone": "Europe/Atlantis"},
          "timezone", "Unknown time zone"),

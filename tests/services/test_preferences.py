@@ -5,10 +5,10 @@ from django.test.utils import CaptureQueriesContext
 
 from batchjobs.errors import InvalidInput
 from batchjobs.models import UserPreference
+from batchjobs.rules.zone import timezone_errors
 from batchjobs.services.preferences import (
     default_time_zone,
     preference_set,
-    time_zone_problems,
     user_time_zone,
 )
 
@@ -53,10 +53,10 @@ def test_a_zone_the_tz_database_does_not_know_is_refused_naming_time_zone(user, 
 
 
 def test_a_typo_is_told_only_the_close_real_zones():
-    problems = time_zone_problems("Europe/Berln")
+    problems = timezone_errors("Europe/Berln")
 
     assert problems[-1] == "Did you mean Europe/Berlin?"
-    assert time_zone_problems("Asia/Seoul") == []
+    assert timezone_errors("Asia/Seoul") == []
 
 
 def test_an_operator_who_chose_nothing_gets_the_deployments_zone(user, settings):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"kind": "cron", "cron_expression": "61 * * * *"}, "cron_expression", "Not a valid"),
+        ({"kind": "cron", "cron_expression": "61 * * * *"}, "cron_expression", "out of range 0–59"),
         ({"kind": "cron", "cron_expression": "* * *"}, "cron_expression", "5 fields"),
         ({"kind": "cron", "cron_expression": ""}, "cron_expression", "5 fields"),
         (
