@@ -17,6 +17,7 @@ from . import (
     notifications,
     occurrences,
     schedules,
+    tags,
 )
 
 admin.site.site_header = _("batchjobs")
@@ -38,4 +39,5 @@ __all__ = [
     "notifications",
     "occurrences",
     "schedules",
+    "tags",
 ]

@@ -46,7 +46,9 @@ from .columns import moment_column
 from .dependencies import UpstreamInline, job_dependency_graph
 from .display import change_link, json_pre, status_badge
 from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
+from .job_tools import JOB_TOOL_ACTIONS, JobToolsAdmin
 from .notifications import JobNotificationInline
+from .tags import TagFilter
 
 if TYPE_CHECKING:  # django-stubs is a development dependency
     from django_stubs_ext import WithAnnotations
@@ -95,22 +97,22 @@ class BatchScheduleInline(admin.StackedInline):
 
 
 @admin.register(BatchJob)
-class BatchJobAdmin(admin.ModelAdmin):
+class BatchJobAdmin(JobToolsAdmin):
     form = BatchJobAdminForm
     list_display = (
         "name", "kind", "target", "enabled", "queue_with_consumer", "last_execution",
-        "schedule_count",
+        "schedule_count", "tag_list",
     )  # fmt: skip
-    list_filter = ("kind", "enabled", "overlap_policy", "queue")
+    list_filter = ("kind", "enabled", TagFilter, "overlap_policy", "queue")
     search_fields = ("name", "description", "http_url", "handler_name")
     readonly_fields = (
         "created", "updated", "created_by", MASKED_HEADERS_FIELD, "dependency_graph",
     )  # fmt: skip
     inlines = [BatchScheduleInline, JobNotificationInline, UpstreamInline]
-    actions = ["run_now", "enable", "disable"]
+    actions = ["run_now", "enable", "disable", *JOB_TOOL_ACTIONS]
     # The kind-* classes let job_form.js show only the fieldsets of the chosen kind.
     fieldsets = [
-        (None, {"fields": ("name", "description", "kind", "enabled")}),
+        (None, {"fields": ("name", "description", "kind", "enabled", "tags")}),
         (
             _("HTTP call"),
             {

@@ -275,9 +275,7 @@ def job_create(*, user=None, tags: Any = None, **fields: Any) -> BatchJob:
     job = BatchJob()
     _assign(job, fields)
     with transaction.atomic():  # the job and its tags, or neither
-        job_save(job=job, user=user)
-        if tags:
-            job_tags_set(job=job, names=tags, user=user)
+        _job_save_with_tags(job, tags, user=user)
     return job
 
 
@@ -285,10 +283,26 @@ def job_update(*, job: BatchJob, user=None, tags: Any = None, **fields: Any) -> 
     """Change a job; `tags`, when given, replaces the names of its tags."""
     _assign(job, fields)
     with transaction.atomic():
-        job_save(job=job, user=user)
-        if tags is not None:
-            job_tags_set(job=job, names=tags, user=user)
+        _job_save_with_tags(job, tags, user=user)
     return job
+
+
+def _job_save_with_tags(job: BatchJob, tags: Any, *, user) -> None:
+    """job_save, then the tags set if given; bad tags are reported with the job's own errors."""
+    tag_errors: dict[str, list[str]] = {}
+    if tags is not None:
+        try:
+            tag_names_clean(tags)
+        except InvalidInput as exc:
+            tag_errors = exc.field_errors
+    try:
+        job_save(job=job, user=user)
+    except InvalidInput as exc:
+        raise InvalidInput({**exc.field_errors, **tag_errors}) from exc
+    if tag_errors:
+        raise InvalidInput(tag_errors)
+    if tags is not None:
+        job_tags_set(job=job, names=tags, user=user)
 
 
 # A tag is a label, not a hierarchy: a few per job are plenty, and a list page shows them all.
