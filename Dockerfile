@@ -27,5 +27,6 @@ RUN useradd --system --no-create-home --uid 10001 batchjobs
 USER batchjobs
 
 EXPOSE 8000
-# gunicorn reads WEB_CONCURRENCY for its number of worker processes.
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# gunicorn reads WEB_CONCURRENCY for its number of worker processes; config/gunicorn.py runs
+# each with threads, so that a connection that sends nothing holds no process.
+CMD ["gunicorn", "-c", "config/gunicorn.py", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]

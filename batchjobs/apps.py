@@ -6,7 +6,8 @@ from django.utils.translation import gettext_lazy as _
 
 class BatchJobsConfig(AppConfig):
     name = "batchjobs"
-    verbose_name = _("Batch jobs")
+    # The admin's breadcrumbs read "Home › <this> › Batch jobs": not the model's name again.
+    verbose_name = _("Console")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -2,7 +2,6 @@
 Importing the modules registers them."""
 
 from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
 
 from batchjobs.auth import LockoutAdminLoginForm
 
@@ -17,16 +16,11 @@ from . import (
     notifications,
     occurrences,
     schedules,
-    tags,
 )
 
-admin.site.site_header = _("batchjobs")
-admin.site.site_title = _("batchjobs")
-admin.site.index_title = _("Jobs, schedules and executions")
+# The site (its home, its menu, the upcoming runs) is batchjobs.admin_site's.
 # Says why a login is refused when the login lockout cannot be checked.
 admin.site.login_form = LockoutAdminLoginForm
-# The index leads with a link to the dashboard (executions admin: dashboard/).
-admin.site.index_template = "admin/batchjobs/index.html"
 
 __all__ = [
     "audit",
@@ -39,5 +33,4 @@ __all__ = [
     "notifications",
     "occurrences",
     "schedules",
-    "tags",
 ]

@@ -1,5 +1,10 @@
-"""Server-rendered SVG charts for the dashboard: no script, no CDN, readable without colour
-(every bar has a <title> tooltip with its figures). Hours are labelled in the display zone."""
+"""Server-rendered charts for the dashboard: no script, no CDN, readable without colour (every
+bar has a <title> tooltip with its figures). Hours are labelled in the display zone.
+
+They scale to their box: the hourly chart is an SVG with a viewBox whose text takes its size
+from console.css (larger in viewBox units on a narrow screen, where the chart is drawn
+smaller, so that it stays readable); the run-time chart is rows of HTML text, each with a small
+SVG bar, so that its names and figures wrap as text does."""
 
 from collections.abc import Iterable
 
@@ -24,7 +29,8 @@ STACK_ORDER = (
     ExecutionStatus.STARTED,
     ExecutionStatus.QUEUED,
 )
-FONT = "font-family:system-ui,sans-serif;font-size:11px;fill:#555"
+# Hour labels every LABEL_EVERY_HOURS: 8 labels fit a 390 px screen at console.css's size.
+LABEL_EVERY_HOURS = 3
 
 
 def _nice_ceiling(value: float) -> float:
@@ -43,7 +49,7 @@ def _nice_ceiling(value: float) -> float:
 def _svg(width: int, height: int, label: str, body: Iterable[SafeString]) -> SafeString:
     return format_html(
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="100%" '
-        'role="img" aria-label="{}" style="max-width:{}px">{}</svg>',
+        'role="img" aria-label="{}" class="bj-svg-chart" style="max-width:{}px">{}</svg>',
         width,
         height,
         label,
@@ -54,7 +60,7 @@ def _svg(width: int, height: int, label: str, body: Iterable[SafeString]) -> Saf
 
 def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
     """Stacked bars: executions created per hour, by status."""
-    width, height, left, bottom, top = 720, 210, 36, 24, 8
+    width, height, left, bottom, top = 720, 230, 48, 36, 12
     plot_width, plot_height = width - left - 8, height - bottom - top
     ceiling = _nice_ceiling(max((hour.total for hour in hours), default=0))
     slot = plot_width / max(len(hours), 1)
@@ -64,14 +70,13 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
         parts.append(
             format_html(
                 '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
-                '<text x="{}" y="{}" text-anchor="end" style="{}">{}</text>',
+                '<text x="{}" y="{}" text-anchor="end">{}</text>',
                 left,
                 width - 8,
                 y,
                 y,
-                left - 4,
+                left - 6,
                 round(y + 4, 1),
-                FONT,
                 f"{ceiling * fraction:g}",
             )
         )
@@ -99,13 +104,12 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
                     status,
                 )
             )
-        if index % 3 == 0:
+        if index % LABEL_EVERY_HOURS == 0:
             parts.append(
                 format_html(
-                    '<text x="{}" y="{}" text-anchor="middle" style="{}">{}</text>',
+                    '<text x="{}" y="{}" text-anchor="middle">{}</text>',
                     round(x + slot / 2, 1),
                     height - 8,
-                    FONT,
                     f"{shown:%H:%M}",
                 )
             )
@@ -113,46 +117,36 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
     return _svg(width, height, label, parts)
 
 
-def durations_svg(durations: list[JobDurations]) -> SafeString:
-    """Per job, p95 (light) with p50 (dark) over it, on one linear scale."""
-    row, label_width, width = 22, 170, 720
-    height = max(row * len(durations), row) + 6
-    plot_width = width - label_width - 190
+def durations_chart(durations: list[JobDurations]) -> SafeString:
+    """Per job, p95 (light) with p50 (dark) over it, on one linear scale: a row each, the
+    name and figures as text and the bars as a small SVG stretched to the row's width."""
     longest = max((d.p95 for d in durations), default=0) or 1
-    parts: list[SafeString] = []
-    for index, item in enumerate(durations):
-        y = 3 + index * row
-        p95 = round(max(1.0, plot_width * item.p95 / longest), 1)
-        p50 = round(max(1.0, plot_width * item.p50 / longest), 1)
-        name = item.job_name if len(item.job_name) <= 26 else item.job_name[:25] + "…"
+    rows = []
+    for item in durations:
+        p95 = round(max(0.5, 100 * item.p95 / longest), 2)
+        p50 = round(max(0.5, 100 * item.p50 / longest), 2)
         p50_text, p95_text = duration_text(item.p50), duration_text(item.p95)
-        figures = f"p50 {p50_text} · p95 {p95_text} · n={item.samples}"
-        parts.append(
+        rows.append(
             format_html(
-                '<text x="{}" y="{}" text-anchor="end" style="{}">{}</text>'
-                '<rect class="p95" x="{}" y="{}" width="{}" height="14" fill="#9ec5f0">'
+                '<div class="bj-duration-row"><span class="bj-duration-name" title="{}">{}</span>'
+                '<svg class="bj-duration-bar" viewBox="0 0 100 14" preserveAspectRatio="none" '
+                'aria-hidden="true">'
+                '<rect class="p95" x="0" y="0" width="{}" height="14" fill="#9ec5f0">'
                 "<title>{}: p95 {}</title></rect>"
-                '<rect class="p50" x="{}" y="{}" width="{}" height="14" fill="#1f6fd1">'
-                "<title>{}: p50 {}</title></rect>"
-                '<text x="{}" y="{}" style="{}">{}</text>',
-                label_width - 6,
-                y + 11,
-                FONT,
-                name,
-                label_width,
-                y,
+                '<rect class="p50" x="0" y="0" width="{}" height="14" fill="#1f6fd1">'
+                "<title>{}: p50 {}</title></rect></svg>"
+                '<span class="bj-duration-figures">{}</span></div>',
+                item.job_name,
+                item.job_name,
                 p95,
                 item.job_name,
-                duration_text(item.p95),
-                label_width,
-                y,
+                p95_text,
                 p50,
                 item.job_name,
-                duration_text(item.p50),
-                round(label_width + p95 + 6, 1),
-                y + 11,
-                FONT,
-                figures,
+                p50_text,
+                f"p50 {p50_text} · p95 {p95_text} · n={item.samples}",
             )
         )
-    return _svg(width, height, _("Run time percentiles per job over the last 24 hours"), parts)
+    return format_html(
+        '<div class="bj-durations">{}</div>', format_html_join("", "{}", ((row,) for row in rows))
+    )

@@ -1,7 +1,8 @@
-"""The dashboard: scheduler health, executions by status, what runs now (with progress) and
-what is due next, recent failures, rows set aside, and two charts. The page fetches its live
-part again every REFRESH_SECONDS without reloading; ?refresh=N changes the period (a wall
-display, a test)."""
+"""The dashboard, the console's home (/admin/; its first address, under the executions, serves
+the same): the scheduler's status card, health of beat and workers, executions by status, what
+runs now (with progress) and what is due next, recent failures, rows set aside, and two charts.
+The page fetches its live part again every REFRESH_SECONDS without reloading; ?refresh=N
+changes the period (a wall display, a test)."""
 
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from batchjobs.models.execution import ACTIVE_STATUSES, RUNNING_STATUSES
 from batchjobs.selectors.dashboard import Dashboard, dashboard
 from batchjobs.selectors.executions import error_summary
 
-from .charts import durations_svg, executions_per_hour_svg
+from .charts import durations_chart, executions_per_hour_svg
 from .display import STATUS_COLOURS, duration_text, moment, progress_bars, status_badge
 
 REFRESH_SECONDS = 30
@@ -53,10 +54,31 @@ def set_aside_list_url(model: type[Model]) -> str:
     return f"{reverse(f'admin:{opts.app_label}_{opts.model_name}_changelist')}?set_aside=yes"
 
 
+def status_card(data: Dashboard) -> dict[str, Any]:
+    """GET /api/scheduler's card: is the scheduler running, the totals, the next job to fire."""
+    status = data.status
+    due = status.next_due
+    return {
+        "running": status.beat_alive,
+        "known": status.broker_reachable,
+        "totals": [
+            (_("Jobs"), status.total_jobs),
+            (_("Waiting"), status.waiting),
+            (_("Running"), status.running),
+            (_("Completed"), status.counts[ExecutionStatus.COMPLETED]),
+            (_("Failed"), status.counts[ExecutionStatus.FAILED]),
+        ],
+        "next_due": due,
+        "next_due_moment": moment(due.at) if due else "",
+        "next_due_late": bool(due and due.at <= data.now),
+    }
+
+
 def live_context(data: Dashboard) -> dict[str, Any]:
     """What the live part shows, ready for the template."""
     return {
         "data": data,
+        "card": status_card(data),
         "counts_now": [(status_badge(s), data.counts[s]) for s in NOW_ORDER],
         "counts_recent": [
             (status_badge(s), data.counts[s])
@@ -95,15 +117,29 @@ def live_context(data: Dashboard) -> dict[str, Any]:
         "set_aside_executions_url": set_aside_list_url(BatchLog),
         "failures": [{"execution": e, "summary": error_summary(e.error)} for e in data.failures],
         "per_hour_svg": executions_per_hour_svg(data.per_hour),
-        "durations_svg": durations_svg(data.durations) if data.durations else "",
+        "durations_chart": durations_chart(data.durations) if data.durations else "",
         "legend": [(status_badge(status), status) for status in STATUS_COLOURS],
         "as_of": moment(data.now),
     }
 
 
+def home_context(request: HttpRequest, site: admin.AdminSite) -> dict[str, Any]:
+    """The home's context: the dashboard for whoever may view executions (it shows them);
+    for anyone else the home is the menu alone."""
+    if not site.get_model_admin(BatchLog).has_view_permission(request):
+        return {"dashboard_allowed": False}
+    return {
+        "dashboard_allowed": True,
+        "refresh_seconds": refresh_seconds(request),
+        "live_url": reverse("admin:batchjobs_dashboard_live"),
+        **live_context(dashboard()),
+    }
+
+
 class DashboardViews:
-    """The page and its live fragment, served under the executions admin (whose view
-    permission they need: they show executions). admin_view() makes both uncacheable."""
+    """The dashboard's first address and its live fragment, served under the executions admin
+    (whose view permission they need: they show executions). admin_view() makes both
+    uncacheable."""
 
     def __init__(self, model_admin: admin.ModelAdmin):
         self.model_admin = model_admin
@@ -113,17 +149,9 @@ class DashboardViews:
             raise PermissionDenied
 
     def page(self, request: HttpRequest) -> HttpResponse:
+        """The home, as before it was the home (old links, ?refresh=N included)."""
         self._check(request)
-        every = refresh_seconds(request)
-        context = {
-            **self.model_admin.admin_site.each_context(request),
-            "title": _("Dashboard"),
-            "opts": BatchLog._meta,
-            "refresh_seconds": every,
-            "live_url": reverse("admin:batchjobs_dashboard_live"),
-            **live_context(dashboard()),
-        }
-        return TemplateResponse(request, "admin/batchjobs/dashboard.html", context)
+        return self.model_admin.admin_site.index(request)
 
     def live(self, request: HttpRequest) -> HttpResponse:
         self._check(request)

@@ -43,12 +43,14 @@ def _verdict(calendars: ScheduleCalendars | None, nominal: datetime) -> Calendar
         return CalendarVerdict(allowed=False, reason=str(exc))
 
 
-def fires_preview(*, schedule: BatchSchedule, count: int, after: datetime) -> list[PreviewFire]:
+def fires_preview(
+    *, schedule: BatchSchedule, count: int, after: datetime, until: datetime | None = None
+) -> list[PreviewFire]:
     """The next `count` fire times after `after` (with jitter, within the runs the schedule
-    has left), marking where a DST transition falls and which fires its calendars exclude or
-    move (those count among the `count` listed, not among the runs left). The schedule's
-    timing must be one that can be worked out (services.schedules checks it first); fires past
-    year 9999 do not exist and are not listed."""
+    has left; none past `until` if given), marking where a DST transition falls and which
+    fires its calendars exclude or move (those count among the `count` listed, not among the
+    runs left). The schedule's timing must be one that can be worked out (services.schedules
+    checks it first); fires past year 9999 do not exist and are not listed."""
     zone = ZoneInfo(schedule.timezone)
     cursor = after
     fires: list[PreviewFire] = []
@@ -67,7 +69,7 @@ def fires_preview(*, schedule: BatchSchedule, count: int, after: datetime) -> li
     while len(fires) < count and (runs_left is None or runs < runs_left):
         nominal = next_fire_after(timing, cursor)
         at = None if nominal is None else jittered(nominal, jitter)
-        if nominal is None or at is None:
+        if nominal is None or at is None or (until is not None and at > until):
             break
         try:
             offset = _utc_offset(nominal, zone)

@@ -1,6 +1,7 @@
-"""The admin dashboard's read: scheduler health, executions by status, what runs now (with
-progress) and what is due next, recent failures, rows set aside, queues no worker consumes, and
-the series the charts draw. Every query is bounded: by an index, a time window or a limit."""
+"""The admin dashboard's read: the scheduler's status card, health, executions by status, what
+runs now (with progress) and what is due next, recent failures, rows set aside, queues no worker
+consumes, and the series the charts draw. Every query is bounded: by an index, a time window or
+a limit."""
 
 import math
 import statistics
@@ -15,8 +16,9 @@ from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
 from batchjobs.models.clock import database_now
 
 from .executions import execution_counts, recent_failures
-from .liveness import Liveness, liveness
+from .liveness import Liveness
 from .progress import RunningExecution, running_executions
+from .scheduler import SchedulerStatus, scheduler_status
 from .schedules import upcoming_fires
 from .set_aside import SetAsideCounts, set_aside_counts
 from .workers import (
@@ -114,6 +116,8 @@ def duration_percentiles(*, since: datetime | None = None, limit: int = 15) -> l
 @dataclass(frozen=True)
 class Dashboard:
     now: datetime
+    # The status card: beat, totals of every execution, the next fire (GET /api/scheduler's).
+    status: SchedulerStatus
     health: Liveness
     counts: dict[str, int]
     running: list[RunningExecution]
@@ -130,12 +134,16 @@ class Dashboard:
 
 def dashboard(*, now: datetime | None = None) -> Dashboard:
     now = now or database_now()
-    health = liveness()
+    status = scheduler_status()
+    health = Liveness(
+        broker_reachable=status.broker_reachable, beats=status.beats, workers=status.workers
+    )
     # The broker did not answer the liveness read: do not wait for it a second time.
     workers = workers_present() if health.broker_reachable else None
     consumed = queues_consumed_by(workers)
     return Dashboard(
         now=now,
+        status=status,
         health=health,
         counts=execution_counts(since=now - WINDOW),
         running=running_executions(),

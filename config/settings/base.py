@@ -35,7 +35,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 BATCHJOBS_EXAMPLES = env.bool("BATCHJOBS_EXAMPLES", default=False)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the console's site (its home, its menu): batchjobs/admin_site.py
+    "batchjobs.admin_site.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -71,7 +71,7 @@ def test_an_operator_in_a_real_browser(worker, beat, live_server, browser_page, 
 
     # --- log in --------------------------------------------------------------------------
     log_in(page, base)
-    expect(page.locator("#dashboard-link")).to_be_visible()
+    expect(page.locator("#status-card")).to_be_visible()  # the home is the dashboard
 
     # --- an HTTP job with a cron schedule in Europe/Berlin ----------------------------------
     page.goto(f"{base}/admin/batchjobs/batchjob/add/")

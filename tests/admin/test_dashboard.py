@@ -62,12 +62,22 @@ def execution(job, status=ExecutionStatus.COMPLETED, *, minutes_ago=0.0, seconds
 
 @pytest.mark.django_db
 class TestPage:
-    def test_the_admin_index_links_to_it_for_those_who_may_see_executions(self, staff_client):
+    def test_the_home_is_the_dashboard_for_those_who_may_see_executions(self, staff_client):
         allowed = staff_client("view_batchlog").get(reverse("admin:index")).content.decode()
         refused = staff_client("view_batchjob").get(reverse("admin:index")).content.decode()
 
-        assert f'href="{DASHBOARD}"' in allowed
-        assert DASHBOARD not in refused
+        assert 'id="status-card"' in allowed and 'id="dashboard-live"' in allowed
+        assert f'data-url="{LIVE}"' in allowed
+        assert 'id="dashboard-live"' not in refused and 'id="status-card"' not in refused
+        assert 'id="dashboard-hidden"' in refused and 'id="home-menu"' in refused
+
+    def test_its_first_address_serves_the_home(self, admin_client):
+        home = admin_client.get(reverse("admin:index"), {"refresh": "7"})
+        old = admin_client.get(DASHBOARD, {"refresh": "7"})
+
+        assert old.status_code == home.status_code == 200
+        assert old.templates[0].name == home.templates[0].name == "admin/batchjobs/dashboard.html"
+        assert 'data-refresh-seconds="7"' in old.content.decode()
 
     def test_it_needs_the_permission_to_view_executions(self, staff_client):
         without = staff_client("view_batchjob")
@@ -128,6 +138,32 @@ class TestContent:
         assert f"{local:%Y-%m-%d} 02:30:00 E" in content  # EST or EDT
         assert "ConnectionError: warehouse down" in content
         assert f'href="{reverse("admin:batchjobs_batchlog_change", args=[failed.pk])}"' in content
+
+    def test_the_status_card_has_the_scheduler_totals_and_the_next_job(self, admin_client):
+        # given two jobs, one with a schedule, and executions of every age
+        job, other = handler_job("noop", name="card-next"), handler_job("noop", name="card-idle")
+        execution(job, ExecutionStatus.COMPLETED, minutes_ago=60 * 30)  # counted: all time
+        execution(other, ExecutionStatus.FAILED, minutes_ago=5)
+        execution(other, ExecutionStatus.QUEUED)
+        schedule = schedule_create(
+            job=job, kind="once", run_at=timezone.now() + timedelta(minutes=10, seconds=30)
+        )
+
+        # when
+        response = admin_client.get(LIVE)
+        content = response.content.decode()
+
+        # then: the card's figures are GET /api/scheduler's (all time, not the last 24 h)
+        card = response.context["card"]
+        assert dict(card["totals"]) == {
+            "Jobs": 2, "Waiting": 2, "Running": 0, "Completed": 1, "Failed": 1,
+        }  # fmt: skip
+        assert card["next_due"].schedule_id == schedule.pk and not card["next_due_late"]
+        status = content[content.index('id="status-card"') : content.index("</section>")]
+        text = " ".join(re.sub("<[^>]+>", " ", status).split())
+        assert re.search(r"Next to fire: card-next \d{4}-\d\d-\d\d [\d:]+ UTC \(in 10 min\)", text)
+        assert f'href="{reverse("admin:batchjobs_batchjob_change", args=[job.pk])}"' in status
+        assert "Jobs 2 Waiting 2 Running 0 Completed 1 Failed 1" in text
 
     def test_rows_set_aside_are_counted_with_links_to_them_only_when_there_are_some(
         self, admin_client

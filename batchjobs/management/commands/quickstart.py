@@ -140,6 +140,9 @@ def _port_is_free(host: str, port: int) -> bool:
 
 def _child_commands(*, bind: str, lane_concurrency: int) -> dict[str, list[str]]:
     python = sys.executable
+    # Two processes (of gunicorn.py's threads) unless WEB_CONCURRENCY says otherwise, as it
+    # does for gunicorn elsewhere.
+    web_workers = os.environ.get("WEB_CONCURRENCY", "2")
     celery_worker = [python, *"-m celery -A config worker -l INFO".split()]
     # No neighbours to synchronise with or to gossip to; each worker names its queue, so that
     # HTTP jobs go to the lane alone.
@@ -147,8 +150,8 @@ def _child_commands(*, bind: str, lane_concurrency: int) -> dict[str, list[str]]
     return {
         "web": [
             python,
-            *"-m gunicorn config.wsgi --workers 2 --graceful-timeout 5 --bind".split(),
-            bind,
+            *"-m gunicorn -c config/gunicorn.py --graceful-timeout 5".split(),
+            *["--workers", web_workers, "--bind", bind],
         ],
         "worker": [
             *celery_worker,
