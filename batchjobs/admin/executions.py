@@ -23,10 +23,12 @@ from django.views.decorators.http import require_POST
 
 from batchjobs.errors import BatchJobsError
 from batchjobs.execution.limits import held_reason_shown
-from batchjobs.models import BatchLog, ExecutionStatus, StepExecution
+from batchjobs.models import BatchLog, ExecutionStatus, JobKind, StepExecution
 from batchjobs.models.execution import ACTIVE_STATUSES
+from batchjobs.selectors.attempt_log import attempt_log_lines
 from batchjobs.selectors.executions import (
-    attempt_log_after,
+    LOG_LINES_FETCHED,
+    attempt_log_before,
     attempt_records,
     execution_for_page,
     execution_operations,
@@ -187,7 +189,11 @@ class ExecutionPageViews:
         known = attempt_records(execution=execution, after=max(attempt - 1, 0))
         current = [record for record in known if record.attempt.number == attempt]
         new = [record for record in known if record.attempt.number > attempt]
-        lines = attempt_log_after(execution=execution, number=attempt, after_line=line)
+        lines = (
+            attempt_log_lines(current[0].attempt.pk, after_number=line, limit=LOG_LINES_FETCHED)
+            if current
+            else []
+        )
         return JsonResponse(
             {
                 "ended": execution.status not in ACTIVE_STATUSES,
@@ -204,7 +210,7 @@ class ExecutionPageViews:
         page's "show earlier")."""
         execution = self._execution(request, object_id)
         before = query_number(request, "before")
-        lines = attempt_log_after(
+        lines = attempt_log_before(
             execution=execution, number=query_number(request, "attempt"), before_line=before
         )
         return JsonResponse(
@@ -345,6 +351,12 @@ class BatchLogAdmin(admin.ModelAdmin):
         if obj is not None and obj.set_aside_at is not None:  # first: it explains the page
             return [(_("Set aside by housekeeping"), {"fields": ("set_aside_state",)}), *fieldsets]
         return fieldsets
+
+    def get_inlines(self, request: HttpRequest, obj: BatchLog | None):
+        """Steps only for a batch job: an HTTP call or a handler has none."""
+        if obj is not None and obj.job.kind != JobKind.BATCH:
+            return []
+        return super().get_inlines(request, obj)
 
     def get_object(self, request: HttpRequest, object_id: str, from_field=None):
         """With what the page's header names, in the same query."""

@@ -215,18 +215,14 @@ def attempt_records(*, execution: BatchLog, after: int = 0) -> list[AttemptRecor
     return records
 
 
-def attempt_log_after(
-    *, execution: BatchLog, number: int, after_line: int = 0, before_line: int | None = None
+def attempt_log_before(
+    *, execution: BatchLog, number: int, before_line: int
 ) -> list[AttemptLogLine]:
-    """Lines of the execution's attempt `number` after line `after_line` (the live page asks
-    for what is new), or the LOG_LINES_FETCHED just before `before_line` ("show earlier");
-    oldest first, at most LOG_LINES_FETCHED."""
-    lines = AttemptLogLine.objects.filter(
-        attempt__execution=execution, attempt__number=number, number__gt=after_line
-    )
-    if before_line is None:
-        return list(lines.order_by("number")[:LOG_LINES_FETCHED])
-    earlier = lines.filter(number__lt=before_line).order_by("-number")[:LOG_LINES_FETCHED]
+    """The LOG_LINES_FETCHED lines of the execution's attempt `number` just before line
+    `before_line` (the page's "show earlier"), oldest first."""
+    earlier = AttemptLogLine.objects.filter(
+        attempt__execution=execution, attempt__number=number, number__lt=before_line
+    ).order_by("-number")[:LOG_LINES_FETCHED]
     return list(reversed(earlier))
 
 

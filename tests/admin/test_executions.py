@@ -13,6 +13,7 @@ from batchjobs.models import (
     BatchJob,
     BatchLog,
     ExecutionStatus,
+    JobKind,
     JobTag,
     StepExecution,
     Trigger,
@@ -209,8 +210,14 @@ def shown_messages(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
 
+def as_batch_job(job: BatchJob) -> BatchJob:
+    """The job as a batch job's, steps and all (the rows say so; nothing runs it)."""
+    BatchJob.objects.filter(pk=job.pk).update(kind=JobKind.BATCH, batch_job_name="tests.numbers")
+    return job
+
+
 def test_a_running_batch_execution_shows_its_steps_and_a_progress_bar(admin_client, jobs):
-    running = execution(jobs[0], ExecutionStatus.STARTED, started_at=timezone.now())
+    running = execution(as_batch_job(jobs[0]), ExecutionStatus.STARTED, started_at=timezone.now())
     StepExecution.objects.create(
         execution=running, step_name="extract", status="COMPLETED", read_count=500,
         write_count=498, write_skip_count=2, commit_count=50, started_at=timezone.now(),
@@ -507,6 +514,7 @@ def test_an_attempt_shows_its_last_log_lines_request_and_response(admin_client, 
 def test_the_page_costs_the_same_queries_whatever_its_attempts_and_lines(
     admin_client, jobs, django_assert_max_num_queries
 ):
+    as_batch_job(jobs[0])
     small = execution(jobs[0], ExecutionStatus.FAILED, attempts=1)
     log(attempt_row(small, 1, status=AttemptStatus.FAILED, started_at=timezone.now()), 3)
     large = execution(jobs[0], ExecutionStatus.FAILED, attempts=3)
@@ -525,6 +533,15 @@ def test_the_page_costs_the_same_queries_whatever_its_attempts_and_lines(
     with django_assert_max_num_queries(len(small_page.captured_queries)):
         response = admin_client.get(change_url(large))
     assert len(response.context["attempts"]) == 3
+    assert len(response.context["inline_admin_formsets"][0].formset.queryset) == 3  # steps
+
+
+def test_steps_are_shown_for_batch_jobs_only(admin_client, jobs):
+    handler_run = execution(jobs[0])
+
+    response = admin_client.get(change_url(handler_run))
+
+    assert response.context["inline_admin_formsets"] == []
 
 
 def test_the_live_endpoint_sends_new_lines_and_new_attempts(admin_client, jobs):

@@ -1,0 +1,128 @@
+"""The execution page in Debian's Chromium (Playwright) against a live server and a real worker:
+a failed run's error is readable without scrolling at 1400x900 and at 390 px, and a running
+run's header, progress and log lines update without a reload until it ends. Screenshots go to
+test-artifacts/; any console error or failed request fails the test."""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from batchjobs.models import AttemptLogLine, BatchAttempt, BatchLog, ExecutionStatus
+from tests.support.factories import handler_job, start
+from tests.support.processes import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "a-long-browser-password"
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    """A page at 1400x900 that records console errors, uncaught exceptions and failed
+    responses (4xx/5xx) in page.problems."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport=DESKTOP)
+        context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and problems.append(f"HTTP {r.status} {r.url}"),
+        )
+        page.problems = problems  # type: ignore[attr-defined]
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def log_in(page: Page, base: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#user-tools")).to_be_visible()
+
+
+def status_of(execution_id: int) -> str:
+    return BatchLog.objects.filter(pk=execution_id).values_list("status", flat=True).first()
+
+
+def test_the_execution_page_in_a_real_browser(
+    worker, beat, live_server, browser_page, django_user_model
+):
+    page, base = browser_page, live_server.url
+    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
+    log_in(page, base)
+
+    # --- a run that failed twice, 2 s apart: why, without scrolling ---------------------------
+    failing = handler_job(
+        "fail", params={"message": "warehouse down"}, max_attempts=2, retry_backoff_seconds=2
+    )
+    failed = start(failing)
+    wait_until(lambda: status_of(failed.pk) == ExecutionStatus.FAILED, timeout=60)
+    page.goto(f"{base}/admin/batchjobs/batchlog/{failed.pk}/change/")
+    error = page.locator("#bj-header .bj-error-line")
+    expect(error).to_have_text("RuntimeError: warehouse down")
+    box = error.bounding_box()
+    assert box is not None and box["y"] + box["height"] < DESKTOP["height"], box
+    expect(page.locator("#bj-header .field-status_badge")).to_contain_text("FAILED")
+    expect(page.locator("#bj-header .bj-fact-attempt dd")).to_have_text("2 of 2")
+    expect(page.locator("#bj-header .bj-fact-next_retry")).to_have_count(0)
+    expect(page.locator(".bj-attempt")).to_have_count(2)
+    gap = page.locator("#attempt-2 .bj-gap").inner_text()
+    assert gap.endswith(" s") and float(gap.split()[0]) >= 1.5, gap  # the backoff shows
+    expect(page.locator("button.bj-operation:has-text('Restart')")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "execution-failed-1400.png")
+
+    page.set_viewport_size(PHONE)
+    page.reload()
+    box = error.bounding_box()
+    assert box is not None and box["y"] + box["height"] < PHONE["height"], box
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide at 390 px"
+    page.screenshot(path=ARTIFACTS / "execution-failed-390.png")
+    page.set_viewport_size(DESKTOP)
+
+    # --- a running run: the header, progress and log lines follow it live --------------------
+    running = start(handler_job("sleep", params={"seconds": 12}))
+    wait_until(lambda: BatchAttempt.objects.filter(execution=running).exists(), timeout=60)
+    page.goto(f"{base}/admin/batchjobs/batchlog/{running.pk}/change/")
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("#bj-header .field-status_badge")).to_contain_text("STARTED")
+    expect(page.locator("#bj-header .field-progress progress")).to_have_count(1)
+    attempt = BatchAttempt.objects.get(execution=running)
+    # Lines as the attempt's log capture writes them while it runs (numbered past any it
+    # writes itself), after the page was loaded.
+    AttemptLogLine.objects.bulk_create(
+        AttemptLogLine(attempt=attempt, number=10_000 + n, logged_at=attempt.started_at,
+                       level=20, logger="tests.live", message=f"live line {n}")
+        for n in (1, 2, 3)
+    )  # fmt: skip
+    lines = page.locator("#attempt-1 .bj-log-message")
+    expect(lines.filter(has_text="live line 3")).to_have_count(1, timeout=10_000)
+    page.screenshot(path=ARTIFACTS / "execution-running.png", full_page=True)
+    wait_until(lambda: status_of(running.pk) == ExecutionStatus.COMPLETED, timeout=60)
+    expect(page.locator("#bj-header .field-status_badge")).to_contain_text("COMPLETED")
+    expect(page.locator("#bj-live-state")).to_contain_text("has ended")
+    assert page.evaluate("window.notReloaded") is True
+    assert lines.filter(has_text="live line").count() == 3  # appended once each
+    page.screenshot(path=ARTIFACTS / "execution-completed.png", full_page=True)
+
+    assert page.problems == []  # type: ignore[attr-defined]
