@@ -221,10 +221,13 @@ def _errors_collected(errors: dict[str, list[str]]) -> Iterator[None]:
 
 
 def _entries_by_name(names: list[str]) -> dict[str, dict[str, Any]]:
-    """The stored jobs of these names as document entries, secrets in clear: compared, never
-    shown."""
+    """The stored jobs of these names as document entries, to compare. Headers are taken as
+    stored: a secret value changed differs, and nothing needs decrypting."""
     jobs = list(jobs_with_schedules(names=names))
-    return {entry["name"]: entry for entry in _job_entries(jobs, include_secrets=True)}
+    entries = _job_entries(jobs, include_secrets=False)
+    for job, entry in zip(jobs, entries, strict=True):
+        entry["http_headers"] = job.http_headers
+    return {entry["name"]: entry for entry in entries}
 
 
 def _outcome(name: str, before: dict[str, Any] | None, after: dict[str, Any]) -> JobOutcome:
