@@ -144,14 +144,13 @@ class HeaderRows(forms.Widget):
             '<div class="bj-header-rows" data-name="{name}">'
             '<input type="hidden" name="{name}-rows" value="{count}">'
             '<div class="bj-header-row bj-header-titles" aria-hidden="true"><span>{name_title}'
-            "</span><span>{value_title}</span><span>{secret_title}</span></div>"
+            "</span><span>{value_title}</span></div>"
             '{rows}<template class="bj-header-template">{template}</template>'
             '<button type="button" class="button bj-header-add">{add}</button></div>',
             name=name,
             count=len(rows),
             name_title=_("Name"),
             value_title=_("Value"),
-            secret_title=_("Secret"),
             rows=format_html_join("", "{}", ((row,) for row in rows)),
             template=self._row(name, "__index__", {}),
             add=_("Add a header"),
@@ -293,11 +292,9 @@ class BatchJobAdminForm(ServiceRulesForm):
                 "minLength": _("Enter at least %(limit)s characters."),
                 "maxLength": _("Enter at most %(limit)s characters."),
                 "invalidJson": _("Enter valid JSON."),
-                "notObject": _("Enter a JSON object."),
                 "yes": _("yes"),
                 "no": _("no"),
                 "unset": _("(not set)"),
-                "fix": _("Correct the parameters marked below."),
                 "asJson": _("As JSON"),
             },
         }

@@ -99,8 +99,10 @@ class BatchScheduleInline(admin.StackedInline):
 @admin.register(BatchJob)
 class BatchJobAdmin(JobToolsAdmin):
     form = BatchJobAdminForm
+    # The last run's status next to the name: a long target wraps, and the columns past it
+    # may go out of sight at 1,400 px with the navigation sidebar open.
     list_display = (
-        "name", "kind", "target", "enabled", "queue_with_consumer", "last_execution",
+        "name", "last_execution", "kind", "target", "enabled", "queue_with_consumer",
         "schedule_count", "tag_list",
     )  # fmt: skip
     list_filter = ("kind", "enabled", TagFilter, "overlap_policy", "queue")

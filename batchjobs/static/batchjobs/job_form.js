@@ -169,10 +169,17 @@
       if (help) {
         row.appendChild(element("div", { class: "help", text: help }));
       }
-      input.addEventListener("input", writeParams);
-      input.addEventListener("change", writeParams);
+      const field = { name: name, schema: property, required: isRequired, input: input, error: error };
+      function changed() {
+        writeParams();
+        if (row.classList.contains("errors")) {
+          checkField(field); // a problem shown goes as soon as it is put right
+        }
+      }
+      input.addEventListener("input", changed);
+      input.addEventListener("change", changed);
       panel.appendChild(row);
-      fields.push({ name: name, schema: property, required: isRequired, input: input, error: error });
+      fields.push(field);
     });
   }
 
@@ -262,19 +269,21 @@
     paramsBox.value = JSON.stringify(params, null, 2);
   }
 
+  // Shows the field's problem (or clears it); true when it has one.
+  function checkField(field) {
+    const problem = problemOf(field, readField(field));
+    field.error.replaceChildren();
+    field.error.hidden = !problem;
+    field.input.closest(".form-row").classList.toggle("errors", Boolean(problem));
+    if (problem) {
+      field.error.appendChild(element("li", { text: problem }));
+    }
+    return Boolean(problem);
+  }
+
+  // The first field with a problem, each one's shown; null when all are right.
   function validateParams() {
-    let first = null;
-    fields.forEach(function (field) {
-      const problem = problemOf(field, readField(field));
-      field.error.replaceChildren();
-      field.error.hidden = !problem;
-      field.input.closest(".form-row").classList.toggle("errors", Boolean(problem));
-      if (problem) {
-        field.error.appendChild(element("li", { text: problem }));
-        first = first || field.input;
-      }
-    });
-    return first;
+    return fields.filter(checkField).map(function (field) { return field.input; })[0] || null;
   }
 
   let shownEntry;
