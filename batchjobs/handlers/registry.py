@@ -12,6 +12,9 @@ Contract:
   max_attempts) unless the exception is a :class:`NonRetryableError`.
 - It must tolerate running more than once for the same execution (a retry after a lost
   worker): ``ctx.execution_id`` is stable across attempts and serves as an idempotency key.
+- What it logs (``ctx.log``, or any logger, from INFO up) is kept as its attempt's log lines,
+  secrets masked, shown live in the console; ``ctx.progress(done, total)`` reports how far
+  it got (a total only if it knows one).
 - It should process the period it is given, not "now": ``ctx.data_interval_start`` to
   ``ctx.data_interval_end`` (aware datetimes; from the schedule's previous nominal fire to
   this one, ``ctx.logical_time``), which a retry the next morning or a restart keeps, and a
