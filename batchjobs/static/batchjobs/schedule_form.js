@@ -86,7 +86,8 @@
 
     function query() {
       const values = new URLSearchParams();
-      scope.querySelectorAll("[name^='" + prefix + "']").forEach(function (input) {
+      // [name^=''] would match nothing: the schedule page's fields have no prefix.
+      scope.querySelectorAll(prefix ? "[name^='" + prefix + "']" : "[name]").forEach(function (input) {
         const name = input.name.slice(prefix.length);
         if (previewFields.has(name.replace(/_[01]$/, ""))) {
           values.set(name, input.value);
