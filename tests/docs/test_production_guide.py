@@ -49,7 +49,7 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # Run here, by the test that calls guide_shell(KEY): the guide's text, run by bash in the
 # project directory, with the variables it uses pointed at this run's databases and Redis.
 RUN_HERE: dict[str, str] = {
-    "gunicorn-check": "gunicorn config.wsgi --workers 3 --check-config",
+    "gunicorn-check": "gunicorn -c config/gunicorn.py --workers 3 --check-config",
     "status": "python manage.py batchjobs status",
     "inspect-ping": "celery -A config inspect ping --timeout 5",
     "collectstatic": "python manage.py collectstatic --noinput",
@@ -111,9 +111,9 @@ WORKER_COMMAND = "celery -A config worker -Q batchjobs -n worker@%h -c 4 -l INFO
 
 # Exercised by an existing test (node id, checked to exist), and why that test is the same thing.
 PROVED_BY: dict[str, tuple[str, str]] = {
-    "gunicorn config.wsgi --bind 0.0.0.0:8000 --workers 3 --access-logfile -": (
+    "gunicorn -c config/gunicorn.py --bind 0.0.0.0:8000 --workers 3 --access-logfile -": (
         "tests/integration/test_quickstart.py::test_quickstart_runs_the_demo_and_stops_cleanly_on_ctrl_c",
-        "quickstart serves the site with gunicorn config.wsgi and checks it answers",
+        "quickstart serves the site with gunicorn -c config/gunicorn.py and checks it answers",
     ),
     WORKER_COMMAND: (
         "tests/integration/test_worker_path.py::test_handler_job_completes_on_a_worker",
@@ -289,6 +289,7 @@ READ_ELSEWHERE = {
     "DJANGO_SUPERUSER_EMAIL": (CREATESUPERUSER, '"DJANGO_SUPERUSER_" + field_name.upper()'),
     "DJANGO_SUPERUSER_PASSWORD": (CREATESUPERUSER, '"DJANGO_SUPERUSER_PASSWORD"'),
     "BATCHJOBS_LANE_CONCURRENCY": ("docker-compose.yml", "${BATCHJOBS_LANE_CONCURRENCY:-500}"),
+    "BATCHJOBS_WEB_THREADS": ("config/gunicorn.py", '"BATCHJOBS_WEB_THREADS"'),
 }
 
 
