@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, F, Prefetch, QuerySet, Window
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils.translation import gettext as _
 
@@ -14,6 +14,7 @@ from batchjobs.errors import NotFound
 from batchjobs.models import (
     AttemptLogLine,
     BatchAttempt,
+    BatchJob,
     BatchLog,
     ExecutionStatus,
     StepExecution,
@@ -59,6 +60,31 @@ def execution_list(
     if set_aside is not None:
         executions = executions.filter(set_aside_at__isnull=not set_aside)
     return executions.order_by("-created_at", "-id")
+
+
+# A search's words are matched against at most this many job names (their ids go in the query).
+SEARCH_JOBS_MAX = 1000
+
+
+def execution_search(*, queryset: QuerySet[BatchLog], words: Iterable[str]) -> QuerySet[BatchLog]:
+    """Executions whose error, worker or job name contains each word (any case), or whose id
+    or idempotency key is the word. Each condition is on the executions' own columns, so
+    PostgreSQL answers the OR from one index per column (the trigram indexes on error and
+    worker, the job index) instead of scanning every row: a job name matches by the ids of the
+    jobs it names, looked up first."""
+    for word in words:
+        job_ids = BatchJob.objects.filter(name__icontains=word).values_list("pk", flat=True)
+        condition = (
+            Q(error__icontains=word)
+            | Q(worker__icontains=word)
+            | Q(idempotency_key=word)
+            | Q(job_id__in=list(job_ids[:SEARCH_JOBS_MAX]))
+        )
+        number = word.removeprefix("#")
+        if number.isascii() and number.isdigit() and len(number) <= 18:
+            condition |= Q(pk=int(number))
+        queryset = queryset.filter(condition)
+    return queryset
 
 
 def execution_get(*, execution_id: int) -> BatchLog:

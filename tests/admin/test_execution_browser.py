@@ -125,4 +125,20 @@ def test_the_execution_page_in_a_real_browser(
     assert lines.filter(has_text="live line").count() == 3  # appended once each
     page.screenshot(path=ARTIFACTS / "execution-completed.png", full_page=True)
 
+    # --- the list: every column in view at 1400 px; at 390 px the table scrolls in its box ---
+    page.goto(f"{base}/admin/batchjobs/batchlog/?q=warehouse")
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)  # searched in error text
+    page.goto(f"{base}/admin/batchjobs/batchlog/")
+    headers = page.locator("#result_list thead th")
+    expect(headers.last).to_contain_text("Created")
+    for header in headers.all():
+        box = header.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= DESKTOP["width"], header.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+    page.screenshot(path=ARTIFACTS / "executions-1400.png")
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the list is {width} px wide at 390 px"
+    page.screenshot(path=ARTIFACTS / "executions-390.png", full_page=True)
+
     assert page.problems == []  # type: ignore[attr-defined]
