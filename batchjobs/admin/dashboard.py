@@ -22,7 +22,14 @@ from batchjobs.selectors.dashboard import Dashboard, dashboard
 from batchjobs.selectors.executions import error_summary
 
 from .charts import durations_chart, executions_per_hour_svg
-from .display import STATUS_COLOURS, duration_text, moment, progress_bars, status_badge
+from .display import (
+    STATUS_COLOURS,
+    duration_text,
+    moment,
+    progress_bars,
+    relative_text,
+    status_badge,
+)
 
 REFRESH_SECONDS = 30
 REFRESH_RANGE = (2, 3600)
@@ -109,13 +116,25 @@ def live_context(data: Dashboard) -> dict[str, Any]:
                 "schedule": s,
                 "due": moment(s.next_fire_at),
                 "local": local_time(s.next_fire_at, s.timezone),
+                # "in 19 s", not timeuntil's "0 minutes"
+                "until": relative_text(s.next_fire_at, now=data.now) if s.next_fire_at else "-",
+                "late": duration_text(
+                    (data.now - s.next_fire_at).total_seconds() if s.next_fire_at else None
+                ),
             }
             for s in data.upcoming
         ],
         "set_aside": data.set_aside,
         "set_aside_schedules_url": set_aside_list_url(BatchSchedule),
         "set_aside_executions_url": set_aside_list_url(BatchLog),
-        "failures": [{"execution": e, "summary": error_summary(e.error)} for e in data.failures],
+        "failures": [
+            {
+                "execution": e,
+                "summary": error_summary(e.error),
+                "ended": relative_text(e.finished_at, now=data.now) if e.finished_at else "-",
+            }
+            for e in data.failures
+        ],
         "per_hour_svg": executions_per_hour_svg(data.per_hour),
         "durations_chart": durations_chart(data.durations) if data.durations else "",
         "legend": [(status_badge(status), status) for status in STATUS_COLOURS],
