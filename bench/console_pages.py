@@ -27,7 +27,7 @@ Django's own templates (not the console's overrides of them). The ratio is ours 
 Run (PostgreSQL and Redis required):
 
     .venv/bin/python bench/console_pages.py [--reuse] [--requests 20] [--no-fail]
-                                            [--queries N] [--explain]
+                                            [--queries N] [--explain] [--only NAME]
 
 DATABASE_URL (default postgres://postgres@127.0.0.1:5432/bj_console_bench) must name a
 database called bj_console_bench*: the bench creates it, migrates it and seeds it (about a
@@ -35,7 +35,8 @@ minute), and keeps it. --reuse keeps the data when the database already holds a 
 seeding from the last --max-age-hours (12: the dashboard counts the last 24 hours), and only
 migrates it. REDIS_URL defaults to redis://127.0.0.1:6379/11 (the dashboard reads the beat's and
 workers' heartbeats there). --queries N prints each page's N slowest queries; --explain also
-runs EXPLAIN ANALYZE on the slowest one of each page.
+runs EXPLAIN ANALYZE on the slowest one of each page; --only measures the pages whose name
+holds NAME (while working on one page).
 
 Exits 1 when a page's p95 exceeds the budget (--budget-ms, 300), unless --no-fail. The last
 line is `RESULT pages=<n> over_budget=<n> worst=<page> worst_p95_ms=<x> median_ratio=<y>`.
@@ -43,6 +44,7 @@ line is `RESULT pages=<n> over_budget=<n> worst=<page> worst_p95_ms=<x> median_r
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -345,7 +347,9 @@ def _print_queries(page: Page, count: int, explain: bool) -> None:
     ranked = sorted(page.queries, key=lambda q: float(q["time"] or 0), reverse=True)
     print(f"\n== {page.name}: the slowest of its {len(page.queries)} queries")
     for query in ranked[:count]:
-        print(f"  {float(query['time']) * 1000:6.1f} ms  {query['sql'][:600]}")
+        # The column list says little and hides the rest: the FROM and WHERE tell the query.
+        sql = re.sub(r"^SELECT .*? FROM ", "SELECT ... FROM ", query["sql"], count=1, flags=re.S)
+        print(f"  {float(query['time']) * 1000:6.1f} ms  {sql[:700]}")
     if explain and ranked and float(ranked[0]["time"]) * 1000 >= EXPLAIN_MIN_MS:
         with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {ranked[0]['sql']}")
@@ -365,6 +369,7 @@ def main() -> int:
     parser.add_argument("--no-fail", action="store_true", help="exit 0 even over budget")
     parser.add_argument("--queries", type=int, default=0, help="print N slowest queries/page")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest")
+    parser.add_argument("--only", default="", help="pages whose name holds this, e.g. execution")
     args = parser.parse_args()
     if args.requests < 1 or args.warmup < 0:
         parser.error("--requests must be at least 1 and --warmup at least 0")
@@ -393,7 +398,9 @@ def _bench(args: argparse.Namespace, config: dict) -> int:
     since = str(
         (database_now() - timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
     )
-    page_list = pages(seeded, since)
+    page_list = [page for page in pages(seeded, since) if args.only in page.name]
+    if not page_list:
+        raise BenchError(f"no page's name holds {args.only!r}")
     started = time.perf_counter()
     measure(client_logged_in(), page_list, requests=args.requests, warmup=args.warmup)
     print(f"  measured {len(page_list)} pages in {time.perf_counter() - started:.1f} s")
