@@ -135,8 +135,9 @@ class HeaderRows(forms.Widget):
 
     def render(self, name: str, value: Any, attrs=None, renderer=None) -> SafeString:
         headers = value if isinstance(value, list) else []
+        base_id = (attrs or {}).get("id", f"id_{name}")
         rows = [
-            self._row(name, index, header)
+            self._row(name, base_id, index, header)
             for index, header in enumerate([*headers, {}])
             if isinstance(header, dict)
         ]
@@ -152,11 +153,14 @@ class HeaderRows(forms.Widget):
             name_title=_("Name"),
             value_title=_("Value"),
             rows=format_html_join("", "{}", ((row,) for row in rows)),
-            template=self._row(name, "__index__", {}),
+            template=self._row(name, base_id, "__index__", {}),
             add=_("Add a header"),
         )
 
-    def _row(self, name: str, index: int | str, header: dict[str, Any]) -> SafeString:
+    def id_for_label(self, id_: str) -> str:
+        return f"{id_}-0-name"  # the label "Headers" names the first row's name
+
+    def _row(self, name: str, base_id: str, index: int | str, header: dict[str, Any]) -> SafeString:
         secret = header.get("secret") is True
         shown = header.get("value", "")
         if secret and shown != SECRET_MASK:
@@ -164,9 +168,9 @@ class HeaderRows(forms.Widget):
         prefix = f"{name}-{index}-"
         return format_html(
             '<div class="bj-header-row">'
-            '<input type="text" name="{prefix}name" value="{header_name}" aria-label="{name_label}"'
-            ' placeholder="{name_label}" class="bj-header-name" maxlength="200"'
-            ' autocomplete="off" spellcheck="false">'
+            '<input type="text" name="{prefix}name" id="{base_id}-{index}-name"'
+            ' value="{header_name}" aria-label="{name_label}" placeholder="{name_label}"'
+            ' class="bj-header-name" maxlength="200" autocomplete="off" spellcheck="false">'
             '<input type="{input_type}" name="{prefix}value" value="{value}"'
             ' aria-label="{value_label}" placeholder="{value_label}" class="bj-header-value"'
             ' autocomplete="{autocomplete}" spellcheck="false">'
@@ -175,6 +179,8 @@ class HeaderRows(forms.Widget):
             '<button type="button" class="button bj-header-remove" title="{remove}"'
             ' aria-label="{remove}">&times;</button></div>',
             prefix=prefix,
+            base_id=base_id,
+            index=index,
             header_name=header.get("name", ""),
             name_label=_("Name"),
             input_type="password" if secret else "text",

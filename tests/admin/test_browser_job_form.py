@@ -60,6 +60,19 @@ def test_a_handler_is_picked_from_a_list_and_its_parameters_typed_in_a_form(
     expect(page.locator(".field-params__older_than_days label")).to_have_class("required")
     expect(page.locator("#id_params")).to_be_hidden()  # the JSON box, behind the form
 
+    # --- sent without the form's own check (form.submit() skips it), the server refuses it,
+    # and its error shows at the field it names --------------------------------------------
+    page.evaluate("document.getElementById('batchjob_form').submit()")
+    expect(page.locator(".field-params__older_than_days .errorlist")).to_contain_text(
+        "'older_than_days' is a required property"
+    )
+    expect(page.locator("#id_handler_name")).to_have_value("purge_logs")
+    assert not BatchJob.objects.exists()
+    days, batch_size = (
+        page.locator("#id_params__older_than_days"),
+        page.locator("#id_params__batch_size"),
+    )
+
     # --- the required parameter left empty: refused before the page is sent ---------------
     page.click("input[name=_continue]")
     expect(page.locator(".field-params__older_than_days .errorlist")).to_contain_text("Required.")

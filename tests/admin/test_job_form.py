@@ -217,7 +217,7 @@ def test_a_secret_typed_into_a_refused_form_is_not_sent_back(admin_client):
     assert "http_url" in form_errors(response)
     content = response.content.decode()
     assert "typed-s3cret" not in content
-    assert 'name="http_headers-0-name" value="X-Key"' in content
+    assert 'id="id_http_headers-0-name" value="X-Key"' in content  # the row, to type again
 
 
 def test_a_bad_header_row_is_an_error_of_the_headers_and_saves_nothing(admin_client):

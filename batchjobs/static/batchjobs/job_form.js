@@ -323,9 +323,27 @@
     } else if (schema && values && isFlat(schema)) {
       buildForm(schema, values);
       showJsonBox(paramsRow, false);
+      if (!previous) {
+        showServerErrorsAtFields(paramsRow);
+      }
     } else {
       showJsonBox(paramsRow, true); // any other schema, or a box that is not a JSON object
     }
+  }
+
+  // The server's errors on the parameters ("days: 0 is less than the minimum of 1", "'file' is
+  // a required property") shown at the field they name as well.
+  function showServerErrorsAtFields(paramsRow) {
+    paramsRow.querySelectorAll(".errorlist li").forEach(function (item) {
+      const message = item.textContent;
+      const named = /^([^.:\s]+): /.exec(message) || /^'([^']+)' is a required property/.exec(message);
+      const field = named && fields.find(function (each) { return each.name === named[1]; });
+      if (field) {
+        field.error.appendChild(element("li", { text: message }));
+        field.error.hidden = false;
+        field.input.closest(".form-row").classList.add("errors");
+      }
+    });
   }
 
   // The JSON box hidden behind a generated form; the server's errors on it stay in sight.
