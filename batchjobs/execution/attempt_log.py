@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import connection, connections, transaction
 
 from batchjobs.models import AttemptLogLine, BatchAttempt, BatchJob
 from batchjobs.rules.masking import SECRET_MASK, secret_param_values
@@ -73,6 +73,9 @@ class AttemptLog:
         self._job, self._params = job, params
         self._secrets: list[str] | None = None  # read at the first line: most attempts have none
         self._lock = threading.Lock()
+        # Held while a batch is written: the last flush waits for the writer thread's, so
+        # that every line is in before the attempt's outcome.
+        self._writing = threading.Lock()
         self._pending: list[_Line] = []
         self._numbered = 0
         self._max_lines = max_lines()
@@ -125,6 +128,10 @@ class AttemptLog:
     def flush(self) -> None:
         """Write the lines waiting (and the count of dropped ones, if it grew), on this
         thread's connection, outside any transaction of the job. Never raises."""
+        with self._writing:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
         with self._lock:
             lines, self._pending = self._pending, []
             dropped = self.dropped if self.dropped != self._dropped_written else None
@@ -261,16 +268,21 @@ class _Writer:
         while True:
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
-            with self._lock:
-                logs = list(self._logs)
-            now = time.monotonic()
-            due = [log for log in logs if log.due(now)]
-            for log in due:
-                log.flush()
-            if not logs or due:
-                # Hold no database session between batches (an I/O lane's pool is small).
-                with suppress(DatabaseError):
-                    connections.close_all()
+            try:
+                self._flush_due()
+            except Exception:  # whatever happens, the thread must go on for the next batch
+                logger.exception("writing attempt log lines failed")
+
+    def _flush_due(self) -> None:
+        with self._lock:
+            logs = list(self._logs)
+        now = time.monotonic()
+        due = [log for log in logs if log.due(now)]
+        for log in due:
+            log.flush()
+        if not logs or due:
+            # Hold no database session between batches (an I/O lane's pool is small).
+            connections.close_all()
 
 
 _writer = _Writer()

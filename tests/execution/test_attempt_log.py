@@ -350,6 +350,7 @@ def test_retention_deletes_lines_in_bounded_statements():
     with CaptureQueriesContext(connection) as queries:
         deleted = execution_purge_finished(older_than=timedelta(days=30))
     elapsed = time.monotonic() - started
+    print(f"\npurged 5 executions and 25,000 log lines in {elapsed:.2f}s")
     # then
     assert deleted == 5
     assert list(AttemptLogLine.objects.values_list("message", flat=True)) == ["kept"]
