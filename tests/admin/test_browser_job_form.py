@@ -45,6 +45,7 @@ def test_a_handler_is_picked_from_a_list_and_its_parameters_typed_in_a_form(
     # --- a handler job: the HTTP fields go, the handler's list and parameters come ---------
     page.goto(f"{base}/admin/batchjobs/batchjob/add/")
     page.fill("#id_name", "purge-old-runs")
+    expect(page.locator("fieldset.kind-http")).to_be_hidden()  # no kind chosen yet
     page.select_option("#id_kind", "handler")
     expect(page.locator("fieldset.kind-http")).to_be_hidden()
     expect(page.locator("fieldset.kind-batch:not(.kind-handler)")).to_be_hidden()

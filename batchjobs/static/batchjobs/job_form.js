@@ -47,7 +47,8 @@
 
   function showFieldsetsOfKind() {
     document.querySelectorAll("fieldset[class*='kind-']").forEach(function (fieldset) {
-      fieldset.hidden = kind.value !== "" && !fieldset.classList.contains("kind-" + kind.value);
+      // No kind chosen yet (a new job): none of them applies.
+      fieldset.hidden = !fieldset.classList.contains("kind-" + kind.value);
     });
   }
 
@@ -322,7 +323,10 @@
       showJsonBox(paramsRow, false);
     } else if (schema && values && isFlat(schema)) {
       buildForm(schema, values);
-      showJsonBox(paramsRow, false);
+      // Stored keys the schema does not name stay editable in the JSON box, shown beside.
+      showJsonBox(paramsRow, Object.keys(values).some(function (name) {
+        return !(name in schema.properties);
+      }));
       if (!previous) {
         showServerErrorsAtFields(paramsRow);
       }
