@@ -355,6 +355,7 @@ class TimeZoneInput(forms.TextInput):
 
     class Media:
         js = ["batchjobs/time_zone_picker.js"]
+        css = {"all": ["batchjobs/time_zone_picker.css"]}
 
     def __init__(self, attrs: dict[str, Any] | None = None):
         super().__init__(

@@ -145,3 +145,17 @@ def test_a_schedule_row_is_typed_with_its_kind_a_zone_picked_and_its_fires_previ
     expect(page.locator("#schedule-preview-fires li")).to_contain_text("in 1 min")
     assert page_width(page) <= 1400
     page.screenshot(path=ARTIFACTS / "schedule-page-after-a-delay.png", full_page=True)
+
+    # --- the picker by keyboard, at 390 px: a city's name, Enter --------------------------
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.select_option("#id_kind", "cron")
+    page.fill("#id_cron_expression", "0 2 * * *")
+    zone = page.locator("#id_timezone")
+    zone.fill("")
+    zone.press_sequentially("kolkatta")
+    expect(page.locator(".bj-zone-list li").first).to_contain_text("Asia/Kolkata")
+    zone.press("Enter")  # picks the first suggestion, does not send the form
+    expect(zone).to_have_value("Asia/Kolkata")
+    expect(page.locator("#schedule-preview-fires li").first).to_contain_text(" 02:00:00 IST")
+    assert page_width(page) <= 390
+    page.screenshot(path=ARTIFACTS / "schedule-page-390.png", full_page=True)
