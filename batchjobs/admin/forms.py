@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy
 from batchjobs.batch.registry import batch_job_get, batch_job_names
 from batchjobs.errors import InvalidInput, PermissionRequired
 from batchjobs.handlers.registry import handlers_all
-from batchjobs.models import BatchJob, BatchSchedule, JobNotification, UserPreference
+from batchjobs.models import BatchJob, BatchSchedule, JobKind, JobNotification, UserPreference
 from batchjobs.models.job import HttpMethod
 from batchjobs.models.schedule import DstFoldPolicy, DstGapPolicy, ScheduleKind
 from batchjobs.rules.zone import timezone_errors, zone_names
@@ -285,24 +285,7 @@ class BatchJobAdminForm(ServiceRulesForm):
         return {
             "handler": handler_catalogue(),
             "batch": batch_job_catalogue(),
-            "text": {
-                "noParameters": _("Takes no parameters."),
-                "required": _("Required."),
-                "default": _("Default: %(value)s"),
-                "enterNumber": _("Enter a number."),
-                "enterInteger": _("Enter a whole number."),
-                "atLeast": _("Must be at least %(limit)s."),
-                "atMost": _("Must be at most %(limit)s."),
-                "moreThan": _("Must be more than %(limit)s."),
-                "lessThan": _("Must be less than %(limit)s."),
-                "minLength": _("Enter at least %(limit)s characters."),
-                "maxLength": _("Enter at most %(limit)s characters."),
-                "invalidJson": _("Enter valid JSON."),
-                "yes": _("yes"),
-                "no": _("no"),
-                "unset": _("(not set)"),
-                "asJson": _("As JSON"),
-            },
+            "text": parameter_form_text(),
         }
 
     def clean_http_headers(self) -> Any:
@@ -334,6 +317,42 @@ def batch_job_catalogue() -> list[dict[str, Any]]:
         for name in batch_job_names()
         if (entry := batch_job_get(name)) is not None
     ]
+
+
+def parameter_form_text() -> dict[str, str]:
+    """The parameter form's words (job_form.js), in the operator's language."""
+    return {
+        "noParameters": _("Takes no parameters."),
+        "required": _("Required."),
+        "default": _("Default: %(value)s"),
+        "enterNumber": _("Enter a number."),
+        "enterInteger": _("Enter a whole number."),
+        "atLeast": _("Must be at least %(limit)s."),
+        "atMost": _("Must be at most %(limit)s."),
+        "moreThan": _("Must be more than %(limit)s."),
+        "lessThan": _("Must be less than %(limit)s."),
+        "minLength": _("Enter at least %(limit)s characters."),
+        "maxLength": _("Enter at most %(limit)s characters."),
+        "invalidJson": _("Enter valid JSON."),
+        "yes": _("yes"),
+        "no": _("no"),
+        "unset": _("(not set)"),
+        "asJson": _("As JSON"),
+    }
+
+
+def run_parameter_catalogue(job: BatchJob) -> dict[str, Any]:
+    """What job_form.js builds the run page's parameter form from: the job's own handler or
+    batch job ("fixed"), and its saved parameters, the defaults a run's go over (a parameter
+    the schema requires is not required of a run when the job has it)."""
+    name = job.handler_name if job.kind == JobKind.HANDLER else job.batch_job_name
+    return {
+        "handler": [e for e in handler_catalogue() if e["name"] == name],
+        "batch": [e for e in batch_job_catalogue() if e["name"] == name],
+        "text": parameter_form_text(),
+        "fixed": {"kind": job.kind, "name": name},
+        "defaults": job.params,
+    }
 
 
 def _registered_choices(catalogue: list[dict[str, Any]], current: str) -> list[tuple[str, str]]:

@@ -45,7 +45,13 @@ from batchjobs.services.schedules import schedule_delete, schedule_save
 from .columns import moment_column
 from .dependencies import UpstreamInline, job_dependency_graph
 from .display import change_link, json_pre, status_badge
-from .forms import BatchJobAdminForm, BatchScheduleInlineForm, RunJobForm, form_add_service_errors
+from .forms import (
+    BatchJobAdminForm,
+    BatchScheduleInlineForm,
+    RunJobForm,
+    form_add_service_errors,
+    run_parameter_catalogue,
+)
 from .job_tools import JOB_TOOL_ACTIONS, JobToolsAdmin
 from .notifications import JobNotificationInline
 from .tags import TagFilter
@@ -395,6 +401,7 @@ class BatchJobAdmin(JobToolsAdmin):
             "title": gettext("Run %(name)s") % {"name": job.name},
             "original": job,
             "default_params": json_pre(job.params),
+            "parameter_catalogue": run_parameter_catalogue(job),
             "form": form,
             "media": self.media + form.media,
         }

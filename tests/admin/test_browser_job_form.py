@@ -97,6 +97,22 @@ def test_a_handler_is_picked_from_a_list_and_its_parameters_typed_in_a_form(
     job = BatchJob.objects.get(name="purge-old-runs")
     assert job.params == {"older_than_days": 30, "batch_size": 500}
 
+    # --- its run page: the same form, the job's parameters the defaults a run goes over ----
+    page.goto(f"{base}/admin/batchjobs/batchjob/{job.pk}/run/")
+    run_days = page.locator("#id_params__older_than_days")
+    expect(run_days).to_have_value("")
+    expect(page.locator(".field-params__older_than_days")).to_contain_text("Default: 30")
+    expect(page.locator(".field-params__older_than_days label")).not_to_have_class("required")
+    page.fill("#id_params__batch_size", "many")
+    page.click("input[type=submit]")
+    expect(page.locator(".field-params__batch_size .errorlist")).to_contain_text("Enter a number.")
+    assert not job.executions.exists()
+    page.fill("#id_params__batch_size", "100")
+    page.click("input[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("Queued execution")
+    assert job.executions.get().params == {"older_than_days": 30, "batch_size": 100}
+    page.goto(f"{base}/admin/batchjobs/batchjob/{job.pk}/change/")
+
     # --- the saved job shows its parameters in the form; another handler keeps what fits ---
     expect(page.locator("#id_params__older_than_days")).to_have_value("30")
     page.select_option("#id_handler_name", "noop")

@@ -13,7 +13,7 @@ from batchjobs.handlers.registry import handler_get
 from batchjobs.models import BatchJob
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
 from tests.support.admin_forms import form_errors, job_form_data
-from tests.support.factories import http_job
+from tests.support.factories import handler_job, http_job
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +251,18 @@ def test_retry_on_4xx_is_with_the_http_fields_and_each_help_text_is_its_own(admi
     assert "retry_on_4xx" in fieldsets["HTTP call"]
     assert "retry_jitter" in fieldsets["Retries and policy"]
     assert "handler_parameters" not in str(fieldsets)
+
+
+def test_the_run_page_carries_the_jobs_schema_and_its_defaults_for_the_parameter_form(
+    admin_client,
+):
+    job = handler_job("sleep", name="sleeper", params={"seconds": 5})
+
+    response = admin_client.get(reverse("admin:batchjobs_batchjob_run", args=[job.pk]))
+
+    catalogue = response.context["parameter_catalogue"]
+    assert catalogue["fixed"] == {"kind": "handler", "name": "sleep"}
+    assert catalogue["defaults"] == {"seconds": 5}
+    assert [entry["name"] for entry in catalogue["handler"]] == ["sleep"]
+    assert catalogue["batch"] == []
+    assert 'id="bj-job-form-data"' in response.content.decode()

@@ -1,6 +1,7 @@
 // The job form fitted to its kind: only the fieldsets of the chosen kind are shown; a handler
 // or batch job is picked from a list, with its description and a parameter form generated from
-// its JSON Schema; HTTP headers are rows added and removed in place.
+// its JSON Schema; HTTP headers are rows added and removed in place. The job's run page has the
+// same parameter form, over the job's saved parameters.
 //
 // The parameter form is our own, for flat object schemas (string, integer, number, boolean,
 // enum; required and defaults); a property of any other type is edited as JSON in its own box,
@@ -13,14 +14,25 @@
 (function () {
   "use strict";
 
-  const form = document.getElementById("batchjob_form");
+  // The job's form, or its run page (run_form), where the handler or batch job is the job's
+  // own ("fixed") and its saved parameters are the defaults a run's go over.
+  const form = document.getElementById("batchjob_form") || document.getElementById("run_form");
   const kind = document.getElementById("id_kind");
   const dataNode = document.getElementById("bj-job-form-data");
-  if (!form || !kind || !dataNode) {
+  if (!form || !dataNode) {
     return;
   }
   const catalogue = JSON.parse(dataNode.textContent);
   const text = catalogue.text;
+  const fixed = catalogue.fixed || null;
+  const defaults = catalogue.defaults || {};
+  if (!kind && !fixed) {
+    return; // a job shown read-only
+  }
+
+  function currentKind() {
+    return kind ? kind.value : fixed.kind;
+  }
 
   function format(message, values) {
     return message.replace(/%\((\w+)\)s/g, function (_, name) {
@@ -48,7 +60,7 @@
   function showFieldsetsOfKind() {
     document.querySelectorAll("fieldset[class*='kind-']").forEach(function (fieldset) {
       // No kind chosen yet (a new job): none of them applies.
-      fieldset.hidden = !fieldset.classList.contains("kind-" + kind.value);
+      fieldset.hidden = !fieldset.classList.contains("kind-" + currentKind());
     });
   }
 
@@ -64,12 +76,10 @@
   let fields = []; // the generated inputs: {name, schema, input, error, json}
 
   function entryOfKind() {
-    const picker = pickers[kind.value];
-    if (!picker) {
-      return null;
-    }
-    return (catalogue[kind.value] || []).find(function (entry) {
-      return entry.name === picker.value;
+    const picker = pickers[currentKind()];
+    const name = picker ? picker.value : fixed && fixed.name;
+    return (catalogue[currentKind()] || []).find(function (entry) {
+      return entry.name === name;
     }) || null;
   }
 
@@ -156,13 +166,14 @@
     fields = [];
     const required = schema.required || [];
     Object.entries(schema.properties).forEach(function ([name, property]) {
-      const isRequired = required.includes(name);
+      const isRequired = required.includes(name) && !(name in defaults);
       const input = inputFor(name, property, values[name], isRequired);
       const error = element("ul", { class: "errorlist", hidden: true });
       const label = element("label", {
         for: input.id, class: isRequired ? "required" : null, text: name + ":",
       });
-      const help = helpFor(property, isRequired);
+      const help = helpFor(name in defaults ? { ...property, default: defaults[name] } : property,
+        isRequired);
       const row = element("div", { class: "form-row bj-param-row field-params__" + name }, [
         error,
         element("div", { class: "flex-container" }, [label, input]),
@@ -297,7 +308,7 @@
     }
     const previous = shownEntry;
     shownEntry = entry;
-    const picker = pickers[kind.value];
+    const picker = pickers[currentKind()];
     if (picker) {
       picker.closest(".form-row").appendChild(description);
     }
@@ -401,7 +412,9 @@
     }
   }
 
-  kind.addEventListener("change", kindChanged);
+  if (kind) {
+    kind.addEventListener("change", kindChanged);
+  }
   Object.values(pickers).forEach(function (picker) {
     if (picker) {
       picker.addEventListener("change", kindChanged);
@@ -409,7 +422,7 @@
   });
   document.querySelectorAll(".bj-header-rows").forEach(setUpHeaderRows);
   form.addEventListener("submit", function (event) {
-    if (!fields.length || !pickers[kind.value]) {
+    if (!fields.length || !entryOfKind()) {
       return;
     }
     writeParams();
