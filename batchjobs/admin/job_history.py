@@ -68,11 +68,13 @@ def runs_per_day_svg(days: list[DayCounts]) -> SafeString:
                 )
             )
         if (len(days) - 1 - index) % LABEL_EVERY_DAYS == 0:  # today always labelled
+            last = index == len(days) - 1  # ends at the plot's edge, not cut off past it
             parts.append(
                 format_html(
-                    '<text x="{}" y="{}" text-anchor="middle">{}</text>',
-                    round(x + slot / 2, 1),
+                    '<text x="{}" y="{}" text-anchor="{}">{}</text>',
+                    round(x + slot - 2 if last else x + slot / 2, 1),
                     height - 8,
+                    "end" if last else "middle",
                     f"{day.day:%m-%d}",
                 )
             )

@@ -114,3 +114,16 @@ def test_a_job_that_never_ran_has_empty_figures():
         (0, None, None, None), (0, None, None, None),
     ]  # fmt: skip
     assert history.recent == []
+
+
+def test_percentiles_read_only_the_latest_runs_past_the_bound(job, monkeypatch):
+    monkeypatch.setattr("batchjobs.selectors.job_history.DURATION_SAMPLE_LIMIT", 2)
+
+    history = job_history(job_id=job.pk, zone=UTC, now=NOW)
+
+    # the two latest completed runs took 30 s and 20 s; the counts stay exact
+    week, month = history.windows
+    assert (month.p50, month.p95, month.sampled) == (
+        pytest.approx(25.0), pytest.approx(29.5), True,
+    )  # fmt: skip
+    assert (week.runs, month.runs, month.completed) == (6, 10, 6)

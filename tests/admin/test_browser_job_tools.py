@@ -1,0 +1,105 @@
+"""The job tools in Debian's Chromium (Playwright) against a live server: filter the jobs list
+by a tag, read a job's history, clone the job from its page and land on the copy, at 1400 and
+390 px wide. Screenshots go to test-artifacts/; any browser console error or server error
+fails the test."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, Trigger
+from batchjobs.services.jobs import job_tags_set
+from batchjobs.services.schedules import schedule_create
+from tests.admin.test_browser import ARTIFACTS, PASSWORD, browser_page, log_in
+from tests.support.factories import http_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+__all__ = ["browser_page"]  # the fixture, used by name
+
+
+def watch_for_errors(page: Page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page: {e}"))
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None,
+    )
+    return errors
+
+
+def test_filter_by_tag_read_the_history_and_clone_a_job(
+    live_server, browser_page, django_user_model
+):
+    page, base = browser_page, live_server.url
+    errors = watch_for_errors(page)
+    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
+    report = http_job(f"{base}/demo/ping", name="nightly-report")
+    job_tags_set(job=report, names=["team-a", "reports"])
+    schedule_create(job=report, kind="cron", cron_expression="0 2 * * *", timezone="Asia/Seoul")
+    job_tags_set(job=http_job(f"{base}/demo/ping", name="hourly-sync"), names=["team-b"])
+    now = timezone.now()
+    for days, status in ((0, ExecutionStatus.COMPLETED), (1, ExecutionStatus.FAILED),
+                         (2, ExecutionStatus.COMPLETED)):  # fmt: skip
+        run = BatchLog.objects.create(
+            job=report, trigger=Trigger.SCHEDULE, status=status, attempts=1, max_attempts=1,
+            started_at=now - timedelta(days=days, seconds=20),
+            finished_at=now - timedelta(days=days),
+            error="TimeoutError: upstream too slow" if status == ExecutionStatus.FAILED else "",
+        )  # fmt: skip
+        BatchLog.objects.filter(pk=run.pk).update(created_at=now - timedelta(days=days, seconds=30))
+
+    log_in(page, base)
+
+    # --- the jobs list, filtered by a tag clicked in it -------------------------------------
+    page.goto(f"{base}/admin/batchjobs/batchjob/")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)
+    page.locator("#result_list a.bj-tag", has_text="team-a").click()
+    expect(page).to_have_url(f"{base}/admin/batchjobs/batchjob/?tags__name=team-a")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("nightly-report")
+    expect(page.locator("#changelist-filter")).to_contain_text("team-a")
+    page.screenshot(path=ARTIFACTS / "jobs-filtered-by-tag.png", full_page=True)
+
+    # --- the job's page: its history ------------------------------------------------------
+    page.click("#result_list a:has-text('nightly-report')")
+    history = page.locator("#job-history")
+    expect(history).to_be_visible()
+    expect(history.locator("#job-history-chart rect.bar")).to_have_count(3)
+    expect(history.locator("#job-history-runs tbody tr")).to_have_count(3)
+    expect(history.locator("#job-history-stats")).to_contain_text("66.7%")
+    expect(history).to_contain_text("TimeoutError: upstream too slow")
+    history.screenshot(path=ARTIFACTS / "job-history.png")
+
+    # --- clone it from its page -----------------------------------------------------------
+    page.click("#clone-job-link")
+    expect(page.locator("#id_name")).to_have_value("copy of nightly-report")
+    expect(page.locator("#clone-disabled-note")).to_contain_text("paused")
+    page.fill("#id_name", "nightly-report-v2")
+    page.screenshot(path=ARTIFACTS / "job-clone.png", full_page=True)
+    page.click("input[name=_clone]")
+    expect(page.locator(".messagelist")).to_contain_text("cloned as 'nightly-report-v2'")
+    clone = BatchJob.objects.get(name="nightly-report-v2")
+    expect(page).to_have_url(f"{base}/admin/batchjobs/batchjob/{clone.pk}/change/")
+    expect(page.locator("#id_name")).to_have_value("nightly-report-v2")
+    assert clone.enabled is False
+    assert list(clone.schedules.values_list("paused", flat=True)) == [True]
+    assert sorted(clone.tags.values_list("name", flat=True)) == ["reports", "team-a"]
+    page.screenshot(path=ARTIFACTS / "job-cloned.png", full_page=True)
+
+    # --- the same pages on a phone -------------------------------------------------------
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/admin/batchjobs/batchjob/?tags__name=team-a")
+    expect(rows).to_have_count(2)  # the copy carries the tag too
+    page.screenshot(path=ARTIFACTS / "jobs-filtered-by-tag-390.png", full_page=True)
+    page.goto(f"{base}/admin/batchjobs/batchjob/{report.pk}/change/")
+    expect(history).to_be_visible()
+    width = page.evaluate("document.getElementById('job-history').getBoundingClientRect().width")
+    assert width <= 390
+    history.screenshot(path=ARTIFACTS / "job-history-390.png")
+
+    assert errors == []
