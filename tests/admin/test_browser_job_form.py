@@ -121,6 +121,13 @@ def test_a_handler_is_picked_from_a_list_and_its_parameters_typed_in_a_form(
     expect(page.locator("#id_params__seconds")).to_have_value("")
     assert "older_than_days" not in page.input_value("#id_params")
 
+    # --- at 390 px the handler's list, description and parameters fit the screen ----------
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.select_option("#id_handler_name", "purge_logs")
+    expect(page.locator("#id_params__older_than_days")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "job-form-handler-390.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+
 
 def test_http_headers_are_rows_and_the_kind_switches_the_fields(
     live_server, watched_page, django_user_model
