@@ -267,14 +267,11 @@ class BatchScheduleAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("summary"))
     def summary(self, schedule: BatchSchedule) -> str:
-        if schedule.kind == ScheduleKind.ONCE and schedule.run_at is not None:
-            # Its time as it was typed: in the schedule's zone.
-            return _("once at %(when)s") % {"when": _stamp_in(schedule.run_at, schedule)}
-        if schedule.kind == ScheduleKind.CRON:
+        if schedule.kind == ScheduleKind.CRON:  # the expression, and what it means
             description = cron_describe(schedule.cron_expression)
-            if description:
-                return f"{schedule.summary} ({description})"
-        return schedule.summary
+            return f"{schedule.summary} ({description})" if description else schedule.summary
+        # A once-schedule's time as it was typed: in the schedule's zone.
+        return schedule_describe(schedule)
 
     @admin.display(description=gettext_lazy("next fire"), ordering="next_fire_at")
     def next_fire(self, schedule: BatchSchedule) -> SafeString | str:
@@ -335,11 +332,6 @@ class BatchScheduleAdmin(admin.ModelAdmin):
             ),
         )
         return format_html('<ul style="margin:0;padding-left:1.2em">{}</ul>', rows)
-
-
-def _stamp_in(value, schedule: BatchSchedule) -> str:
-    zone = None if timezone_errors(schedule.timezone) else ZoneInfo(schedule.timezone)
-    return stamp(value, zone)
 
 
 def _calendar_note(fire: PreviewFire) -> SafeString | str:
