@@ -62,7 +62,8 @@ def set_aside_list_url(model: type[Model]) -> str:
 
 
 def status_card(data: Dashboard) -> dict[str, Any]:
-    """GET /api/scheduler's card: is the scheduler running, the totals, the next job to fire."""
+    """GET /api/scheduler's card: is the scheduler running, the totals (of executions: the
+    last 24 hours'), the next job to fire."""
     status = data.status
     due = status.next_due
     return {
@@ -72,8 +73,8 @@ def status_card(data: Dashboard) -> dict[str, Any]:
             (_("Jobs"), status.total_jobs),
             (_("Waiting"), status.waiting),
             (_("Running"), status.running),
-            (_("Completed"), status.counts[ExecutionStatus.COMPLETED]),
-            (_("Failed"), status.counts[ExecutionStatus.FAILED]),
+            (_("Completed, 24 h"), status.counts[ExecutionStatus.COMPLETED]),
+            (_("Failed, 24 h"), status.counts[ExecutionStatus.FAILED]),
         ],
         "next_due": due,
         "next_due_moment": moment(due.at) if due else "",

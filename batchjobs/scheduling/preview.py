@@ -43,21 +43,12 @@ def _verdict(calendars: ScheduleCalendars | None, nominal: datetime) -> Calendar
         return CalendarVerdict(allowed=False, reason=str(exc))
 
 
-def fires_preview(
-    *, schedule: BatchSchedule, count: int, after: datetime, until: datetime | None = None
-) -> list[PreviewFire]:
+def fires_preview(*, schedule: BatchSchedule, count: int, after: datetime) -> list[PreviewFire]:
     """The next `count` fire times after `after` (with jitter, within the runs the schedule
-    has left; none past `until` if given), marking where a DST transition falls and which
-    fires its calendars exclude or move (those count among the `count` listed, not among the
-    runs left). The schedule's timing must be one that can be worked out (services.schedules
-    checks it first); fires past year 9999 do not exist and are not listed."""
-    zone = ZoneInfo(schedule.timezone)
-    cursor = after
-    fires: list[PreviewFire] = []
-    previous_offset = _utc_offset(cursor, zone)
-    runs_left = None if schedule.max_runs is None else schedule.max_runs - schedule.run_count
-    jitter = jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
-    timing = Timing.of(schedule)
+    has left), marking where a DST transition falls and which fires its calendars exclude or
+    move (those count among the `count` listed, not among the runs left). The schedule's
+    timing must be one that can be worked out (services.schedules checks it first); fires past
+    year 9999 do not exist and are not listed."""
     calendars = (
         schedules_calendars([(schedule.pk, schedule.timezone, schedule.calendar_policy)]).get(
             schedule.pk
@@ -65,6 +56,26 @@ def fires_preview(
         if schedule.pk
         else None
     )
+    return schedule_fires(schedule=schedule, calendars=calendars, count=count, after=after)
+
+
+def schedule_fires(
+    *,
+    schedule: BatchSchedule,
+    calendars: ScheduleCalendars | None,
+    count: int,
+    after: datetime,
+    until: datetime | None = None,
+) -> list[PreviewFire]:
+    """fires_preview's fires with the schedule's calendars given (schedules_calendars reads
+    many schedules' at once), none past `until` if given."""
+    zone = ZoneInfo(schedule.timezone)
+    cursor = after
+    fires: list[PreviewFire] = []
+    previous_offset = _utc_offset(cursor, zone)
+    runs_left = None if schedule.max_runs is None else schedule.max_runs - schedule.run_count
+    jitter = jitter_offset(schedule.pk or 0, schedule.jitter_seconds)
+    timing = Timing.of(schedule)
     runs = 0
     while len(fires) < count and (runs_left is None or runs < runs_left):
         nominal = next_fire_after(timing, cursor)

@@ -15,7 +15,7 @@ from django.db.models.functions import TruncHour
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
 from batchjobs.models.clock import database_now
 
-from .executions import execution_counts, recent_failures
+from .executions import recent_failures
 from .liveness import Liveness
 from .progress import RunningExecution, running_executions
 from .scheduler import SchedulerStatus, scheduler_status
@@ -116,7 +116,8 @@ def duration_percentiles(*, since: datetime | None = None, limit: int = 15) -> l
 @dataclass(frozen=True)
 class Dashboard:
     now: datetime
-    # The status card: beat, totals of every execution, the next fire (GET /api/scheduler's).
+    # The status card (GET /api/scheduler's, with the executions of the last 24 h): beat,
+    # totals, the next fire.
     status: SchedulerStatus
     health: Liveness
     counts: dict[str, int]
@@ -134,7 +135,9 @@ class Dashboard:
 
 def dashboard(*, now: datetime | None = None) -> Dashboard:
     now = now or database_now()
-    status = scheduler_status()
+    # Executions ended in the last 24 h, not all of them: counting 100,000 rows by status
+    # took ~0.1 s of the page's 0.3 s.
+    status = scheduler_status(since=now - WINDOW)
     health = Liveness(
         broker_reachable=status.broker_reachable, beats=status.beats, workers=status.workers
     )
@@ -145,7 +148,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
         now=now,
         status=status,
         health=health,
-        counts=execution_counts(since=now - WINDOW),
+        counts=status.counts,
         running=running_executions(),
         upcoming=upcoming_fires(),
         failures=recent_failures(),

@@ -89,8 +89,10 @@ def _next_due_with_timing() -> tuple[NextDue | None, FireTiming | None]:
     return due, timing
 
 
-def scheduler_status(*, ask_workers: bool = True) -> SchedulerStatus:
-    """Beat alive, workers seen, executions by status, the fires to come and the next one."""
+def scheduler_status(*, ask_workers: bool = True, since: datetime | None = None) -> SchedulerStatus:
+    """Beat alive, workers seen, executions by status (all of them; with `since`, those
+    waiting or running and those that ended since: execution_counts), the fires to come and
+    the next one."""
     alive = liveness(ask_workers=ask_workers)
     due, timing = _next_due_with_timing()
     return SchedulerStatus(
@@ -98,7 +100,7 @@ def scheduler_status(*, ask_workers: bool = True) -> SchedulerStatus:
         broker_reachable=alive.broker_reachable,
         workers=alive.workers,
         total_jobs=BatchJob.objects.count(),
-        counts=execution_counts(),
+        counts=execution_counts(since=since),
         next_due=due,
         next_due_timing=timing,
         # upcoming_fires' filter (selectors.schedules), counted.

@@ -142,7 +142,8 @@ class TestContent:
     def test_the_status_card_has_the_scheduler_totals_and_the_next_job(self, admin_client):
         # given two jobs, one with a schedule, and executions of every age
         job, other = handler_job("noop", name="card-next"), handler_job("noop", name="card-idle")
-        execution(job, ExecutionStatus.COMPLETED, minutes_ago=60 * 30)  # counted: all time
+        execution(job, ExecutionStatus.COMPLETED, minutes_ago=60 * 30)  # not counted: > 24 h
+        execution(job, ExecutionStatus.COMPLETED, minutes_ago=60 * 23)
         execution(other, ExecutionStatus.FAILED, minutes_ago=5)
         execution(other, ExecutionStatus.QUEUED)
         schedule = schedule_create(
@@ -153,17 +154,17 @@ class TestContent:
         response = admin_client.get(LIVE)
         content = response.content.decode()
 
-        # then: the card's figures are GET /api/scheduler's (all time, not the last 24 h)
+        # then: the card's figures are GET /api/scheduler's, over the dashboard's 24 hours
         card = response.context["card"]
         assert dict(card["totals"]) == {
-            "Jobs": 2, "Waiting": 2, "Running": 0, "Completed": 1, "Failed": 1,
+            "Jobs": 2, "Waiting": 2, "Running": 0, "Completed, 24 h": 1, "Failed, 24 h": 1,
         }  # fmt: skip
         assert card["next_due"].schedule_id == schedule.pk and not card["next_due_late"]
         status = content[content.index('id="status-card"') : content.index("</section>")]
         text = " ".join(re.sub("<[^>]+>", " ", status).split())
         assert re.search(r"Next to fire: card-next \d{4}-\d\d-\d\d [\d:]+ UTC \(in 10 min\)", text)
         assert f'href="{reverse("admin:batchjobs_batchjob_change", args=[job.pk])}"' in status
-        assert "Jobs 2 Waiting 2 Running 0 Completed 1 Failed 1" in text
+        assert "Jobs 2 Waiting 2 Running 0 Completed, 24 h 1 Failed, 24 h 1" in text
 
     def test_rows_set_aside_are_counted_with_links_to_them_only_when_there_are_some(
         self, admin_client
