@@ -1,7 +1,7 @@
 """The job tools in Debian's Chromium (Playwright) against a live server: filter the jobs list
-by a tag, read a job's history, clone the job from its page and land on the copy, at 1400 and
-390 px wide. Screenshots go to test-artifacts/; any browser console error or server error
-fails the test."""
+by a tag, read a job's history, clone the job from its page and land on the copy, import a file
+(dry run, then confirm), at 1400 and 390 px wide. Screenshots go to test-artifacts/; any
+browser console error or server error fails the test."""
 
 from datetime import timedelta
 
@@ -10,6 +10,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, Trigger
+from batchjobs.services.definitions import definitions_export, document_dump
 from batchjobs.services.jobs import job_tags_set
 from batchjobs.services.schedules import schedule_create
 from tests.admin.test_browser import ARTIFACTS, PASSWORD, browser_page, log_in
@@ -31,7 +32,7 @@ def watch_for_errors(page: Page) -> list[str]:
     return errors
 
 
-def test_filter_by_tag_read_the_history_and_clone_a_job(
+def test_filter_by_tag_read_the_history_clone_and_import(
     live_server, browser_page, django_user_model
 ):
     page, base = browser_page, live_server.url
@@ -91,10 +92,30 @@ def test_filter_by_tag_read_the_history_and_clone_a_job(
     assert sorted(clone.tags.values_list("name", flat=True)) == ["reports", "team-a"]
     page.screenshot(path=ARTIFACTS / "job-cloned.png", full_page=True)
 
+    # --- import: a file with a changed job and a new one; the dry run, then confirm ---------
+    document = definitions_export(names=["nightly-report"], include_limits=False)
+    document["jobs"][0]["timeout_seconds"] = 42
+    document["jobs"].append({**document["jobs"][0], "name": "imported-report", "schedules": []})
+    page.goto(f"{base}/admin/batchjobs/batchjob/")
+    page.click("#import-jobs-link")
+    page.set_input_files(
+        "#id_file",
+        files=[{"name": "jobs.yaml", "mimeType": "application/yaml",
+                "buffer": document_dump(document, "yaml").encode()}],
+    )  # fmt: skip
+    page.click("#import_form input[type=submit]")
+    expect(page.locator("#import-jobs tr.import-updated")).to_contain_text("timeout_seconds")
+    expect(page.locator("#import-jobs tr.import-created")).to_contain_text("imported-report")
+    page.screenshot(path=ARTIFACTS / "job-import-dry-run.png", full_page=True)
+    assert not BatchJob.objects.filter(name="imported-report").exists()
+    page.click("#import_confirm_form input[name=confirm]")
+    expect(page.locator(".messagelist")).to_contain_text("1 created, 1 updated")
+    assert BatchJob.objects.get(name="nightly-report").timeout_seconds == 42
+
     # --- the same pages on a phone -------------------------------------------------------
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{base}/admin/batchjobs/batchjob/?tags__name=team-a")
-    expect(rows).to_have_count(2)  # the copy carries the tag too
+    expect(rows).to_have_count(3)  # the copy and the imported job carry the tag too
     page.screenshot(path=ARTIFACTS / "jobs-filtered-by-tag-390.png", full_page=True)
     page.goto(f"{base}/admin/batchjobs/batchjob/{report.pk}/change/")
     expect(history).to_be_visible()
