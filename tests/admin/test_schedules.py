@@ -340,8 +340,9 @@ def test_preview_of_a_saved_schedule_keeps_its_interval_grid(admin_client, job):
     assert schedule.interval_every == 10  # a preview saves nothing
 
 
-def test_preview_of_a_schedule_the_operator_cannot_see_is_not_found(admin_client):
-    response = admin_client.get(PREVIEW, {"schedule": "999999", "kind": "cron", "timezone": "UTC"})
+@pytest.mark.parametrize("schedule", ["999999", "99999999999999999999999", "abc"])
+def test_preview_of_a_schedule_that_is_not_there_is_not_found(admin_client, schedule):
+    response = admin_client.get(PREVIEW, {"schedule": schedule, "kind": "cron", "timezone": "UTC"})
 
     assert response.status_code == 404 and "schedule" in response.json()["errors"]
 
@@ -418,3 +419,22 @@ def test_the_zone_picker_needs_a_signed_in_operator(client):
     response = client.get(ZONES, {"q": "Asia"})
 
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_preview_in_korean_names_the_field_and_counts_the_interval(admin_client):
+    korean = {"HTTP_ACCEPT_LANGUAGE": "ko"}
+
+    bad = admin_client.get(
+        PREVIEW, {"kind": "cron", "cron_expression": "61 * * * *", "timezone": "UTC"}, **korean
+    ).json()
+    every = admin_client.get(
+        PREVIEW,
+        {"kind": "interval", "interval_every": "1", "interval_unit": "minutes", "timezone": "UTC"},
+        **korean,
+    ).json()
+
+    assert bad["errors"]["cron_expression"] == [
+        "Cron 표현식: 분 필드: 61은(는) 범위 0–59를 벗어났습니다."
+    ]
+    assert every["description"] == "1분마다"
+    assert every["fires"][1]["relative"] == "1분 후"
