@@ -22,7 +22,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from batchjobs.errors import InvalidInput, NotFound
+from batchjobs.errors import InvalidInput, NotFound, PermissionRequired
 from batchjobs.models import BatchJob, BatchLog, JobTag
 from batchjobs.services.definitions import (
     DOCUMENT_FORMATS,
@@ -338,6 +338,9 @@ class JobToolsAdmin(admin.ModelAdmin):
         except InvalidInput as error:
             context["errors"] = _error_rows(error.field_errors, names)
             return None
+        except PermissionRequired as error:  # e.g. a job of the sql handler
+            context["errors"] = _error_rows({error.field: [str(error)]}, names)
+            return None
         context["result"] = result
         context["summary"] = _import_summary(result)
         context["confirm"] = ImportConfirmForm(initial={"document": text, "format": fmt})
@@ -364,6 +367,8 @@ class JobToolsAdmin(admin.ModelAdmin):
                     cloned = job_clone(job=job, name=form.cleaned_data["name"], user=request.user)
                 except InvalidInput as error:
                     form_add_service_errors(form, error)
+                except PermissionRequired as error:  # e.g. a job of the sql handler
+                    form.add_error(None, str(error))
                 else:
                     self.message_user(request, _clone_summary(job, cloned), messages.SUCCESS)
                     return HttpResponseRedirect(

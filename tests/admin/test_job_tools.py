@@ -23,8 +23,9 @@ from batchjobs.models import (
 )
 from batchjobs.services.jobs import job_tags_set
 from batchjobs.services.schedules import schedule_create
+from tests.admin.test_sql_permission import NEEDS_IT, SQL_PARAMS
 from tests.support.admin_forms import job_form_data
-from tests.support.factories import http_job
+from tests.support.factories import handler_job, http_job
 
 pytestmark = pytest.mark.django_db
 
@@ -295,3 +296,28 @@ def test_the_job_page_shows_its_history(admin_client, jobs):
     assert "50.0%" in html  # 1 of 2 ended runs completed
     assert "Boom: it broke" in html
     assert html.count('<tr data-execution="') == 2
+
+
+# --- a job only some may save -------------------------------------------------------------
+
+
+def test_cloning_or_importing_a_sql_job_without_its_permission_is_refused_not_a_500(
+    staff_client,
+):
+    sql_job = handler_job("sql", name="sql-report", params=SQL_PARAMS)
+    client = staff_client(
+        "add_batchjob", "change_batchjob", "view_batchjob", "add_batchschedule",
+        "change_batchschedule", "delete_batchschedule", "view_batchschedule",
+    )  # fmt: skip
+
+    refused = client.post(f"{LIST}{sql_job.pk}/clone/", {"name": "sql-copy"})
+    assert refused.status_code == 200
+    assert NEEDS_IT in " ".join(refused.context["form"].non_field_errors())
+
+    document = {"jobs": [{"name": "sql-imported", "kind": "handler", "handler_name": "sql",
+                          "params": SQL_PARAMS}]}  # fmt: skip
+    file = SimpleUploadedFile("jobs.json", json.dumps(document).encode())
+    refused = client.post(f"{LIST}import/", {"file": file, "format": ""})
+    assert refused.status_code == 200
+    assert any(NEEDS_IT in message for _owner, _field, message in refused.context["errors"])
+    assert BatchJob.objects.filter(name__startswith="sql-").count() == 1
