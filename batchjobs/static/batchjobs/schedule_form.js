@@ -105,9 +105,14 @@
         return;
       }
       const mine = ++asked;
-      const response = await fetch(kind.dataset.previewUrl + "?" + query(), {
-        credentials: "same-origin", headers: {"X-Requested-With": "fetch"},
-      });
+      let response;
+      try {
+        response = await fetch(kind.dataset.previewUrl + "?" + query(), {
+          credentials: "same-origin", headers: {"X-Requested-With": "fetch"},
+        });
+      } catch (error) {
+        return; // the page is being left, or the network is down: the preview waits
+      }
       // Only the latest answer is shown: an earlier one may arrive after it.
       if (mine === asked && !response.redirected && response.headers.get("content-type") === "application/json") {
         show(await response.json());

@@ -57,9 +57,14 @@
 
     async function suggest() {
       const mine = ++asked;
-      const response = await fetch(input.dataset.suggestUrl + "?" + new URLSearchParams({q: input.value}), {
-        credentials: "same-origin", headers: {"X-Requested-With": "fetch"},
-      });
+      let response;
+      try {
+        response = await fetch(input.dataset.suggestUrl + "?" + new URLSearchParams({q: input.value}), {
+          credentials: "same-origin", headers: {"X-Requested-With": "fetch"},
+        });
+      } catch (error) {
+        return; // the page is being left, or the network is down: the box still takes a name
+      }
       if (mine !== asked || !response.ok || response.redirected) {
         return;
       }
@@ -80,7 +85,8 @@
         });
         list.appendChild(item);
       });
-      const exact = zones.length === 1 && zones[0].name === input.value;
+      // A zone's exact name needs no list (a box opened on its saved value stays quiet).
+      const exact = zones.length > 0 && zones[0].name === input.value;
       list.hidden = !zones.length || exact || document.activeElement !== input;
       input.setAttribute("aria-expanded", String(!list.hidden));
       highlight(zones.length && !exact ? 0 : -1);
