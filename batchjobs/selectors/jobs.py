@@ -45,7 +45,7 @@ def jobs_with_schedules(*, names: Iterable[str] | None = None) -> QuerySet[Batch
         "tags",
         Prefetch(
             "schedules", queryset=BatchSchedule.objects.order_by("pk").prefetch_related("calendars")
-        )
+        ),
     ).order_by("name")
     if names is not None:
         jobs = jobs.filter(name__in=list(names))
