@@ -29,6 +29,7 @@ PRODUCT_MENU: tuple[tuple[str, Any], ...] = (
     ("batchschedule", _("Schedules")),
     ("batchlog", _("Executions")),
     ("upcoming", _("Upcoming runs")),
+    ("jobtag", _("Tags")),
     ("calendar", _("Calendars")),
     ("scheduleoccurrence", _("Occurrences")),
     ("jobdependency", _("Dependencies")),

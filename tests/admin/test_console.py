@@ -15,8 +15,9 @@ from tests.support.factories import handler_job
 pytestmark = pytest.mark.django_db
 
 PRODUCT_MENU = [
-    "Dashboard", "Jobs", "Schedules", "Executions", "Upcoming runs", "Calendars", "Occurrences",
-    "Dependencies", "Backfills", "Run limits", "Notifications", "Audit", "Preferences",
+    "Dashboard", "Jobs", "Schedules", "Executions", "Upcoming runs", "Tags", "Calendars",
+    "Occurrences", "Dependencies", "Backfills", "Run limits", "Notifications", "Audit",
+    "Preferences",
 ]  # fmt: skip
 UPCOMING = reverse("admin:batchjobs_upcoming")
 
