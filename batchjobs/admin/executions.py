@@ -18,7 +18,7 @@ from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -216,9 +216,12 @@ class ExecutionPageViews:
         lines = attempt_log_before(
             execution=execution, number=query_number(request, "attempt"), before_line=before
         )
-        return JsonResponse(
-            {"lines": log_lines_html(lines), "first_line": lines[0].number if lines else before}
-        )
+        first = lines[0].number if lines else before
+        earlier = max(first - 1, 0)
+        more = ngettext(
+            "Show %(counter)s earlier line", "Show %(counter)s earlier lines", earlier
+        ) % {"counter": earlier}
+        return JsonResponse({"lines": log_lines_html(lines), "first_line": first, "more": more})
 
 
 def query_number(request: HttpRequest, name: str) -> int:

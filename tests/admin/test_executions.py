@@ -583,6 +583,8 @@ def test_show_earlier_lines_fetches_those_before_the_first_shown(admin_client, j
 
     numbers = [int(n) for n in re.findall(r'data-line="(\d+)"', data["lines"])]
     assert numbers == list(range(1, 501)) and data["first_line"] == 1
+    more = admin_client.get(url, {"attempt": 1, "before": 601}).json()
+    assert more["first_line"] == 101 and more["more"] == "Show 100 earlier lines"
 
 
 def test_the_live_endpoints_need_the_view_permission(staff_client, jobs):

@@ -99,6 +99,7 @@
         button.remove();
         return;
       }
+      button.textContent = data.more;
     } catch (error) {
       state.textContent = error.message;
     }
