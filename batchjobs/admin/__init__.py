@@ -16,6 +16,7 @@ from . import (
     notifications,
     occurrences,
     schedules,
+    tags,
 )
 
 # The site (its home, its menu, the upcoming runs) is batchjobs.admin_site's.
@@ -33,4 +34,5 @@ __all__ = [
     "notifications",
     "occurrences",
     "schedules",
+    "tags",
 ]
