@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Response, Viewpor
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, Trigger
 from batchjobs.services.jobs import job_tags_set
 from batchjobs.services.schedules import schedule_create
+from batchjobs_examples.models import ExampleCustomer
 from tests.admin.test_browser import ARTIFACTS, PASSWORD, log_in
 from tests.admin.test_browser_console import browser
 from tests.support.factories import handler_job, http_job
@@ -223,7 +224,7 @@ def test_the_operators_tasks_in_a_real_browser(
     page.fill("#id_name", "numbers-load")
     page.select_option("#id_kind", "batch")
     page.select_option("#id_batch_job_name", "tests.numbers")
-    page.fill("#batchjob_form #id_params", '{"count": 400, "delay": 0.02}')
+    page.fill("#batchjob_form #id_params", '{"count": 600, "delay": 0.02}')
     page.click("input[name=_continue]")
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
     batch_run = run_now(page, '{"run": 1}')
@@ -242,6 +243,7 @@ def test_the_operators_tasks_in_a_real_browser(
         "STOPPED", timeout=30_000
     )
     assert status_of(batch_run) == ExecutionStatus.STOPPED
+    assert 0 < ExampleCustomer.objects.count() < 600  # stopped part way
     # The operator's buttons are drawn with the page, not updated live: Restart shows once
     # the page is loaded again (the page says so when it saw the run end).
     page.reload()
@@ -255,6 +257,7 @@ def test_the_operators_tasks_in_a_real_browser(
         "COMPLETED", timeout=60_000
     )
     assert status_of(restarted.pk) == ExecutionStatus.COMPLETED
+    assert ExampleCustomer.objects.count() == 600  # resumed: every number written once
     shot(page, "10-batch-restarted-completed")
 
     # --- two jobs tagged by a bulk action, the list filtered by the tag --------------------
