@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,17 +139,17 @@ class AttemptLog:
         if not lines and dropped is None:
             return
         try:
-            # A transaction of its own (a savepoint inside a caller's): a failed write leaves
-            # the connection usable for the outcome that follows.
-            with transaction.atomic():
+            # Each statement on its own in autocommit (a worker's case: one round trip for the
+            # lines of an HTTP attempt, not three); within a caller's transaction, a savepoint,
+            # so that a failed write leaves it usable for the outcome that follows.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 if lines:
                     _lines_insert(self.execution_id, self.attempt, lines)
                 if dropped is not None:
                     BatchAttempt.objects.filter(
                         execution_id=self.execution_id, number=self.attempt
                     ).update(log_lines_dropped=dropped)
-            if dropped is not None:
-                self._dropped_written = dropped
+                    self._dropped_written = dropped
         except Exception:  # a log line must never cost a run
             logger.warning(
                 "execution %s attempt %s: %s log line(s) could not be written",
@@ -176,14 +176,18 @@ def _run_secrets(job: BatchJob, params: Any) -> list[str]:
 
 def _lines_insert(execution_id: int, attempt: int, lines: list[_Line]) -> None:
     """One INSERT for the lines, the attempt's id found by the statement itself (the claim
-    does not read it back, and an attempt without lines never needs it)."""
+    does not read it back, and an attempt without lines never needs it); on PostgreSQL its
+    commit does not wait for the disk."""
     columns = (LINE.number, LINE.logged_at, LINE.level, LINE.logger, LINE.message)
     if connection.vendor == "postgresql":
         sql = (
             f"INSERT INTO {LINE} ({LINE.attempt}, {', '.join(columns)}) "
             f"SELECT a.{ATTEMPT.id}, v.* FROM {ATTEMPT} a, "
             "unnest(%s::integer[], %s::timestamptz[], %s::smallint[], %s::text[], %s::text[]) "
-            f"AS v WHERE a.{ATTEMPT.execution} = %s AND a.{ATTEMPT.number} = %s"
+            f"AS v WHERE a.{ATTEMPT.execution} = %s AND a.{ATTEMPT.number} = %s "
+            # Committed without waiting for the disk (as a chunk's checkpoint is): a crash
+            # may lose the last moment's lines, never the run's own record.
+            "AND set_config('synchronous_commit', 'off', true) = 'off'"
         )
         values: list[Any] = [
             [line.number for line in lines],
