@@ -59,13 +59,14 @@ def test_every_model_name_help_text_and_choice_reads_in_korean():
 
 
 def test_the_english_labels_are_the_ones_django_derived():
-    # A field's label is its name, spaced, as Django called it before the label was marked.
+    # A field's label is its name, spaced, as Django called it before the label was marked; a
+    # job is a "job" as the console's menu calls it (Django derived "batch job").
     with translation.override("en"):
         assert str(BatchJob._meta.get_field("http_url").verbose_name) == "http url"
-        assert str(BatchJob._meta.verbose_name_plural) == "batch jobs"
+        assert str(BatchJob._meta.verbose_name_plural) == "jobs"
     with translation.override("ko"):
         assert str(BatchJob._meta.get_field("http_url").verbose_name) == "HTTP URL"
-        assert str(BatchJob._meta.verbose_name_plural) == "배치 작업"
+        assert str(BatchJob._meta.verbose_name_plural) == "작업"
 
 
 def _field_errors(instance, validate) -> dict[str, list[str]]:

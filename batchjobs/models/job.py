@@ -63,7 +63,7 @@ job_name_validator = RegexValidator(
 )
 
 
-@named(_("batch job"), _("batch jobs"))
+@named(_("job"), _("jobs"))
 class BatchJob(models.Model):
     """What to run (an HTTP call, a handler or a batch job) and how: the run policy."""
 

@@ -39,7 +39,7 @@ class DstFoldPolicy(models.TextChoices):
     BOTH = "both", _("Run at both occurrences")
 
 
-@named(_("batch schedule"), _("batch schedules"))
+@named(_("schedule"), _("schedules"))
 class BatchSchedule(models.Model):
     """When a job runs. Beat turns each due fire into one execution (one per scheduled_for)."""
 
