@@ -73,9 +73,16 @@ def _attempt_started_at(execution: BatchLog) -> datetime | None:
     return started or execution.started_at
 
 
-def execution_progress(*, execution: BatchLog, now: datetime | None = None) -> list[Progress]:
+def execution_progress(
+    *,
+    execution: BatchLog,
+    now: datetime | None = None,
+    running_steps: list[StepExecution] | None = None,
+) -> list[Progress]:
     """The execution's own progress (as its handler reports it), then one entry per running
-    step or partition of a batch job, with its counters."""
+    step or partition of a batch job, with its counters. `running_steps`: its running steps
+    when the caller read them already (running_executions reads them for the whole list in
+    one query)."""
     now = now or database_now()
     entries = []
     if execution.progress_done is not None:
@@ -94,10 +101,10 @@ def execution_progress(*, execution: BatchLog, now: datetime | None = None) -> l
         )
     if execution.status not in RUNNING_STATUSES:
         return entries
-    running = list(
-        StepExecution.objects.filter(execution=execution, status__in=RUNNING_STATUSES).order_by(
-            "pk"
-        )
+    running = (
+        running_steps
+        if running_steps is not None
+        else list(_running_steps().filter(execution=execution))
     )
     # A partitioned step's own row counts nothing: its partitions do the reading.
     partitioned = {step.step_name for step in running if step.partition}
@@ -124,6 +131,10 @@ def execution_progress(*, execution: BatchLog, now: datetime | None = None) -> l
     return entries
 
 
+def _running_steps():
+    return StepExecution.objects.filter(status__in=RUNNING_STATUSES).order_by("pk")
+
+
 @dataclass(frozen=True)
 class RunningExecution:
     execution: BatchLog
@@ -134,14 +145,20 @@ def running_executions(*, limit: int = 20) -> list[RunningExecution]:
     latest_attempt = BatchAttempt.objects.filter(
         execution_id=OuterRef("pk"), number=OuterRef("attempts")
     ).values("started_at")[:1]
-    executions = (
+    executions = list(
         BatchLog.objects.select_related("job")
         .filter(status__in=RUNNING_STATUSES)
         .annotate(attempt_started_at=Coalesce(Subquery(latest_attempt), "started_at"))
         .order_by("started_at", "pk")[:limit]
     )
+    steps: dict[int, list[StepExecution]] = {e.pk: [] for e in executions}
+    for step in _running_steps().filter(execution_id__in=list(steps)):
+        steps[step.execution_id].append(step)
     now = database_now()
     return [
-        RunningExecution(execution=e, progress=execution_progress(execution=e, now=now))
+        RunningExecution(
+            execution=e,
+            progress=execution_progress(execution=e, now=now, running_steps=steps[e.pk]),
+        )
         for e in executions
     ]

@@ -151,3 +151,33 @@ def test_a_finished_execution_keeps_its_rate_and_has_no_eta():
     [entry] = execution_progress(execution=execution, now=now + timedelta(hours=1))
     assert entry.rate == pytest.approx(5.0)
     assert entry.eta_seconds is None
+
+
+def test_the_dashboards_running_list_reads_its_steps_in_one_query_however_many_run(
+    django_assert_max_num_queries,
+):
+    # given: running executions of a batch job, each with a running step
+    from batchjobs.models import StepExecution
+    from batchjobs.selectors.progress import running_executions
+
+    def running(count: int) -> None:
+        for _ in range(count):
+            execution = start(handler_job("noop"))
+            BatchLog.objects.filter(pk=execution.pk).update(
+                status=ExecutionStatus.STARTED, started_at=database_now(), attempts=1
+            )
+            StepExecution.objects.create(
+                execution=execution, step_name="load", status=ExecutionStatus.STARTED,
+                started_at=database_now(), read_count=5,
+            )  # fmt: skip
+
+    running(2)
+    with django_assert_max_num_queries(3) as few:
+        listed = running_executions()
+    running(8)
+    # when: five times as many run
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        many = running_executions()
+    # then: the same queries, and each execution has its step's progress
+    assert len(listed) == 2 and len(many) == 10
+    assert all([p.label for p in row.progress] == ["load"] for row in many)
