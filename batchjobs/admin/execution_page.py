@@ -24,10 +24,11 @@ from batchjobs.models import (
     BatchLog,
     BatchSchedule,
     ExecutionStatus,
+    StepExecution,
     Trigger,
 )
 from batchjobs.models.execution import ACTIVE_STATUSES, RUNNING_STATUSES
-from batchjobs.selectors.executions import AttemptRecord, error_summary
+from batchjobs.selectors.executions import AttemptRecord, error_summary, execution_steps
 from batchjobs.selectors.progress import execution_progress
 
 from .display import (
@@ -243,6 +244,34 @@ def attempt_summary_html(record: AttemptRecord, request: HttpRequest) -> str:
     return render_to_string(
         "admin/batchjobs/batchlog/attempt_summary.html",
         {"shown": attempt_context(record)},
+        request=request,
+    )
+
+
+def step_context(step: StepExecution, now: datetime) -> dict[str, Any]:
+    if step.started_at is None:
+        duration = "-"
+    elif step.finished_at is None:
+        duration = duration_text((now - step.started_at).total_seconds())  # so far
+    else:
+        duration = precise_duration((step.finished_at - step.started_at).total_seconds())
+    return {
+        "step": step,
+        "badge": status_badge(step.status),
+        "skips": f"{step.read_skip_count}/{step.process_skip_count}/{step.write_skip_count}",
+        "started": clock_time(step.started_at),
+        "duration": duration,
+        "error_line": error_summary(step.error),
+    }
+
+
+def steps_html(execution: BatchLog, request: HttpRequest) -> str:
+    """The batch job's steps table with their counters, on the page and in each live update."""
+    steps, total = execution_steps(execution=execution)
+    now = timezone.now()
+    return render_to_string(
+        "admin/batchjobs/batchlog/steps.html",
+        {"steps": [step_context(step, now) for step in steps], "more": total - len(steps)},
         request=request,
     )
 

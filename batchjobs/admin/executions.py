@@ -12,6 +12,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -24,11 +25,9 @@ from django.views.decorators.http import require_POST
 
 from batchjobs.errors import BatchJobsError
 from batchjobs.execution.limits import held_reason_shown
-from batchjobs.models import BatchLog, ExecutionStatus, JobKind, StepExecution
+from batchjobs.models import BatchLog, ExecutionStatus, JobKind
 from batchjobs.models.execution import ACTIVE_STATUSES
-from batchjobs.selectors.attempt_log import attempt_log_lines
 from batchjobs.selectors.executions import (
-    LOG_LINES_FETCHED,
     attempt_log_before,
     attempt_records,
     execution_for_page,
@@ -44,14 +43,12 @@ from .dependencies import execution_triggered_by, execution_triggered_runs
 from .display import (
     SetAsideFilter,
     change_link,
-    duration_text,
     json_pre,
     relative_text,
     set_aside_marker,
     set_aside_text,
     stamp,
     status_badge,
-    text_pre,
 )
 from .execution_page import (
     attempt_context,
@@ -62,6 +59,7 @@ from .execution_page import (
     log_lines_html,
     page_urls,
     precise_duration,
+    steps_html,
 )
 
 RUN_PERMISSION = "batchjobs.run_batchjob"
@@ -105,67 +103,6 @@ OPERATIONS = {
 }
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """Rows that belong to the execution: whoever may see the execution sees them, nobody
-    edits them."""
-
-    extra = 0
-    can_delete = False
-
-    def has_view_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        return self.admin_site.get_model_admin(self.parent_model).has_view_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: BatchLog | None = None) -> bool:
-        return False
-
-
-class StepExecutionInline(ReadOnlyInline):
-    model = StepExecution
-    verbose_name = _("step")
-    verbose_name_plural = _("steps")
-    fields = (
-        "step_name",
-        "partition",
-        "step_status",
-        "exit_status",
-        "read_count",
-        "write_count",
-        "filter_count",
-        "skips",
-        "commit_count",
-        "rollback_count",
-        "started",
-        "duration",
-        "error_text",
-    )
-    readonly_fields = fields
-    started = moment_column(StepExecution, "started_at")
-
-    @admin.display(description=_("status"))
-    def step_status(self, step: StepExecution) -> str:
-        return status_badge(step.status)
-
-    @admin.display(description=_("skips (read/process/write)"))
-    def skips(self, step: StepExecution) -> str:
-        return f"{step.read_skip_count}/{step.process_skip_count}/{step.write_skip_count}"
-
-    @admin.display(description=_("duration"))
-    def duration(self, step: StepExecution) -> str:
-        if step.started_at and step.finished_at:
-            return duration_text((step.finished_at - step.started_at).total_seconds())
-        return "-"
-
-    @admin.display(description=_("error"))
-    def error_text(self, step: StepExecution) -> str:
-        return text_pre(step.error)
-
-
 class ExecutionPageViews:
     """The execution page's live endpoints, under the executions admin and its view
     permission; admin_view() makes them uncacheable."""
@@ -185,28 +122,32 @@ class ExecutionPageViews:
         return execution
 
     def live(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """GET <id>/live/?attempt=N&line=L: the header and progress now, the summary of attempt
-        N (the page's last) and its lines after L, and the attempts after N in full."""
+        """GET <id>/live/?attempt=N&line=L: what the page shows that changes while the execution
+        runs, drawn by the code that draws it on the page: the header with its progress, the
+        status in the breadcrumb, the operator's buttons, a batch job's steps, the summary of
+        attempt N (the page's last) with its lines after L, and the attempts after N in full."""
         execution = self._execution(request, object_id)
         attempt, line = query_number(request, "attempt"), query_number(request, "line")
-        known = attempt_records(execution=execution, after=max(attempt - 1, 0))
-        current = [record for record in known if record.attempt.number == attempt]
-        new = [record for record in known if record.attempt.number > attempt]
-        lines = (
-            attempt_log_lines(current[0].attempt.pk, after_number=line, limit=LOG_LINES_FETCHED)
-            if current
-            else []
+        records = attempt_records(
+            execution=execution,
+            after=max(attempt - 1, 0),
+            shown_up_to=line if attempt else None,
         )
-        return JsonResponse(
-            {
-                "ended": execution.status not in ACTIVE_STATUSES,
-                "header": header_html(execution, request),
-                "summary": attempt_summary_html(current[0], request) if current else "",
-                "lines": log_lines_html(lines),
-                "last_line": lines[-1].number if lines else line,
-                "new_attempts": attempts_html(new, request),
-            }
-        )
+        current = next((record for record in records if record.attempt.number == attempt), None)
+        new = [record for record in records if record is not current]
+        answer = {
+            "ended": execution.status not in ACTIVE_STATUSES,
+            "status": execution.status,
+            "header": header_html(execution, request),
+            "operations": self.model_admin.operations_html(request, execution),
+            "summary": attempt_summary_html(current, request) if current else "",
+            "lines": log_lines_html(current.lines) if current else "",
+            "last_line": current.last_line if current else line,
+            "new_attempts": attempts_html(new, request),
+        }
+        if execution.job.kind == JobKind.BATCH:
+            answer["steps"] = steps_html(execution, request)
+        return JsonResponse(answer)
 
     def log(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """GET <id>/log/?attempt=N&before=L: the lines of attempt N just before line L (the
@@ -278,7 +219,6 @@ class BatchLogAdmin(admin.ModelAdmin):
     search_help_text = _("Words in the error, the worker or the job's name; an id; a key.")
     # Counting a table that grows with every run on each page view costs more than it tells.
     show_full_result_count = False
-    inlines = [StepExecutionInline]
     actions = ["stop_selected", "restart_selected", "abandon_selected"]
     readonly_fields = (
         "scheduled",
@@ -359,12 +299,6 @@ class BatchLogAdmin(admin.ModelAdmin):
         if obj is not None and obj.set_aside_at is not None:  # first: it explains the page
             return [(_("Set aside by housekeeping"), {"fields": ("set_aside_state",)}), *fieldsets]
         return fieldsets
-
-    def get_inlines(self, request: HttpRequest, obj: BatchLog | None):
-        """Steps only for a batch job: an HTTP call or a handler has none."""
-        if obj is not None and obj.job.kind != JobKind.BATCH:
-            return []
-        return super().get_inlines(request, obj)
 
     def get_object(self, request: HttpRequest, object_id: str, from_field=None):
         """With what the page's header names, in the same query."""
@@ -463,23 +397,33 @@ class BatchLogAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def operations_html(self, request: HttpRequest, execution: BatchLog) -> str:
+        """The operator's buttons that the execution's status allows, for those who may run."""
+        operations = []
+        if self.has_run_permission(request):
+            operations = [
+                (name, OPERATIONS[name].label, OPERATION_CLASSES[name])
+                for name in execution_operations(execution=execution)
+            ]
+        return render_to_string(
+            "admin/batchjobs/batchlog/operations.html",
+            {"operations": operations, "execution": execution},
+            request=request,
+        )
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            operations = []
-            if self.has_run_permission(request):
-                operations = [
-                    (name, OPERATIONS[name].label, OPERATION_CLASSES[name])
-                    for name in execution_operations(execution=obj)
-                ]
             context.update(
                 {
                     "title": gettext("Execution #%(id)s") % {"id": obj.pk},
                     "subtitle": None,
                     "header": header_context(obj),
-                    "operations": operations,
+                    "may_run": self.has_run_permission(request),
+                    "operations_html": self.operations_html(request, obj),
                     "attempts": [
                         attempt_context(record) for record in attempt_records(execution=obj)
                     ],
+                    "steps_html": steps_html(obj, request) if obj.job.kind == JobKind.BATCH else "",
                     "skipped_items": execution_skipped_items(execution=obj),
                     "ended": obj.status not in ACTIVE_STATUSES,
                     **page_urls(obj),

@@ -26,6 +26,8 @@ from batchjobs.models.execution import (
     STOPPABLE_STATUSES,
 )
 
+from .attempt_log import attempt_log_lines
+
 
 def execution_list(
     *,
@@ -118,7 +120,9 @@ def execution_counts(*, since: datetime | None = None) -> dict[str, int]:
     counts = dict.fromkeys(ExecutionStatus.values, 0)
     for rows in groups:
         counts.update(
-            rows.order_by().values("status").annotate(n=Count("pk")).values_list("status", "n")
+            # count(*), not count(id): PostgreSQL answers it from the (status, created_at) index
+            # alone (an index-only scan) instead of reading every row for its id.
+            rows.order_by().values("status").annotate(n=Count("*")).values_list("status", "n")
         )
     return counts
 
@@ -131,10 +135,19 @@ def recent_failures(*, limit: int = 10) -> list[BatchLog]:
     )
 
 
+# A one-line error is cut here (an ellipsis ends it): a line with no spaces, say a URL or a
+# payload, otherwise fills a phone's screen. The error in full is shown beside it.
+ERROR_LINE_MAX_CHARS = 200
+
+
 def error_summary(error: str) -> str:
-    """The line of an execution's error that names it: a traceback's last line."""
+    """The line of an execution's error that names it: a traceback's last line, at most
+    ERROR_LINE_MAX_CHARS long."""
     lines = (error or "").strip().splitlines()
-    return lines[-1] if lines else ""
+    line = lines[-1] if lines else ""
+    if len(line) > ERROR_LINE_MAX_CHARS:
+        return line[: ERROR_LINE_MAX_CHARS - 1].rstrip() + "…"
+    return line
 
 
 def execution_operations(*, execution: BatchLog) -> list[str]:
@@ -154,6 +167,8 @@ LOG_LINES_SHOWN = 200
 LOG_LINES_FETCHED = 500
 # Skipped items listed on the page: the readers record a capped number per step already.
 SKIPPED_ITEMS_SHOWN = 500
+# Steps (partitions included) listed on the page and in each live update.
+STEPS_SHOWN = 100
 
 
 @dataclass(frozen=True)
@@ -197,24 +212,38 @@ def execution_for_page(
     )
 
 
-def attempt_records(*, execution: BatchLog, after: int = 0) -> list[AttemptRecord]:
+def attempt_records(
+    *, execution: BatchLog, after: int = 0, shown_up_to: int | None = None
+) -> list[AttemptRecord]:
     """The execution's attempts numbered above `after`, each with its last LOG_LINES_SHOWN log
-    lines: two queries whatever the number of attempts and lines."""
+    lines: two queries whatever the number of attempts and lines (three with the gap before the
+    first). With `shown_up_to`, a page already shows the first of them (number `after` + 1) up
+    to that line: it comes with its lines after that one instead (at most LOG_LINES_FETCHED), so
+    a live update reads only what is new, not the attempt's tail again."""
     attempts = list(
         BatchAttempt.objects.filter(execution=execution, number__gt=after).order_by("number")
     )
     if not attempts:
         return []
-    newest_first = Window(RowNumber(), partition_by=[F("attempt_id")], order_by=F("number").desc())
     lines: dict[int, list[AttemptLogLine]] = {attempt.pk: [] for attempt in attempts}
-    tail = (
-        AttemptLogLine.objects.filter(attempt__in=attempts)
-        .annotate(from_end=newest_first)
-        .filter(from_end__lte=LOG_LINES_SHOWN)
-        .order_by("attempt_id", "number")
-    )
-    for line in tail:
-        lines[line.attempt_id].append(line)
+    shown = attempts[0] if shown_up_to is not None and attempts[0].number == after + 1 else None
+    if shown is not None:
+        lines[shown.pk] = attempt_log_lines(
+            shown.pk, after_number=shown_up_to or 0, limit=LOG_LINES_FETCHED
+        )
+    tailed = [attempt for attempt in attempts if attempt is not shown]
+    if tailed:
+        newest_first = Window(
+            RowNumber(), partition_by=[F("attempt_id")], order_by=F("number").desc()
+        )
+        tail = (
+            AttemptLogLine.objects.filter(attempt__in=tailed)
+            .annotate(from_end=newest_first)
+            .filter(from_end__lte=LOG_LINES_SHOWN)
+            .order_by("attempt_id", "number")
+        )
+        for line in tail:
+            lines[line.attempt_id].append(line)
     previous_end = None
     if after:
         previous_end = (
@@ -224,18 +253,17 @@ def attempt_records(*, execution: BatchLog, after: int = 0) -> list[AttemptRecor
         )
     records = []
     for attempt in attempts:
-        shown = lines[attempt.pk]
+        given = lines[attempt.pk]
         gap = None
         if previous_end is not None:
             gap = (attempt.started_at - previous_end).total_seconds()
+        if attempt is shown:
+            earlier = shown_up_to or 0
+        else:
+            # Lines are numbered from 1 without gaps: those before the first given.
+            earlier = given[0].number - 1 if given else 0
         records.append(
-            AttemptRecord(
-                attempt=attempt,
-                lines=shown,
-                # Lines are numbered from 1 without gaps: those before the first shown.
-                earlier_lines=shown[0].number - 1 if shown else 0,
-                gap_seconds=gap,
-            )
+            AttemptRecord(attempt=attempt, lines=given, earlier_lines=earlier, gap_seconds=gap)
         )
         previous_end = attempt.finished_at
     return records
@@ -250,6 +278,19 @@ def attempt_log_before(
         attempt__execution=execution, attempt__number=number, number__lt=before_line
     ).order_by("-number")[:LOG_LINES_FETCHED]
     return list(reversed(earlier))
+
+
+def execution_steps(*, execution: BatchLog) -> tuple[list[StepExecution], int]:
+    """The execution's first STEPS_SHOWN steps in the order they started (without their
+    execution contexts, which may be large), and how many it has in all."""
+    steps = list(
+        StepExecution.objects.filter(execution=execution)
+        .defer("execution_context")
+        .order_by("pk")[: STEPS_SHOWN + 1]
+    )
+    if len(steps) <= STEPS_SHOWN:
+        return steps, len(steps)
+    return steps[:STEPS_SHOWN], StepExecution.objects.filter(execution=execution).count()
 
 
 def _recorded_skips(context: Any, depth: int = 2) -> Iterator[dict]:

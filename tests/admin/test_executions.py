@@ -2,6 +2,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from batchjobs.models import (
     StepExecution,
     Trigger,
 )
+from batchjobs.selectors.executions import ERROR_LINE_MAX_CHARS, STEPS_SHOWN
 from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db
@@ -232,8 +234,7 @@ def test_a_running_batch_execution_shows_its_steps_and_a_progress_bar(admin_clie
     response = admin_client.get(change_url(running))
 
     content = response.content.decode()
-    steps = response.context["inline_admin_formsets"][0].formset.queryset
-    assert [step.step_name for step in steps] == ["extract", "load"]
+    assert re.findall(r'<td class="bj-step-name">([^<]*)</td>', content) == ["extract", "load"]
     assert "0/0/2" in content and "12.0 s" in content  # skips and duration of extract
     progress = content[content.index("field-progress") :]
     assert "<progress" in progress and "load: 120 items" in progress
@@ -275,7 +276,9 @@ def test_buttons_fit_the_status_and_need_the_run_permission(staff_client, jobs, 
         r'class="bj-operation [^"]*"[^>]*>(\w+)</button>', operator_page.content.decode()
     )
     assert found == buttons
-    assert "bj-operation" not in viewer_page.content.decode()
+    viewer_content = viewer_page.content.decode()
+    assert 'class="bj-operation ' not in viewer_content
+    assert "bj-operator-form" not in viewer_content
 
 
 def test_the_actions_are_offered_only_to_those_who_may_run(staff_client):
@@ -533,15 +536,18 @@ def test_the_page_costs_the_same_queries_whatever_its_attempts_and_lines(
     with django_assert_max_num_queries(len(small_page.captured_queries)):
         response = admin_client.get(change_url(large))
     assert len(response.context["attempts"]) == 3
-    assert len(response.context["inline_admin_formsets"][0].formset.queryset) == 3  # steps
+    assert response.content.decode().count('<tr class="bj-step"') == 3
 
 
 def test_steps_are_shown_for_batch_jobs_only(admin_client, jobs):
-    handler_run = execution(jobs[0])
+    handler_run = execution(jobs[1])
+    batch_run = execution(as_batch_job(jobs[0]), ExecutionStatus.QUEUED, attempts=0)
 
-    response = admin_client.get(change_url(handler_run))
+    handler_page = admin_client.get(change_url(handler_run)).content.decode()
+    batch_page = admin_client.get(change_url(batch_run)).content.decode()
 
-    assert response.context["inline_admin_formsets"] == []
+    assert 'id="bj-steps"' not in handler_page
+    assert 'id="bj-steps"' in batch_page and "No step has started yet." in batch_page
 
 
 def test_the_live_endpoint_sends_new_lines_and_new_attempts(admin_client, jobs):
@@ -660,3 +666,118 @@ def test_the_list_shows_compact_times_and_durations(admin_client, jobs):
     assert re.search(
         rf'<td class="field-created_when"><time [^>]*>{local:%H:%M:%S}</time>', content
     )
+
+
+# --- what the live answer redraws: buttons, breadcrumb, steps; a long error; incremental lines ---
+
+
+def live_url(run: BatchLog) -> str:
+    return reverse("admin:batchjobs_batchlog_live", args=[run.pk])
+
+
+def buttons(html: str) -> list[str]:
+    return re.findall(r'class="bj-operation [^"]*"[^>]*>(\w+)</button>', html)
+
+
+def test_the_live_answer_brings_the_buttons_and_status_of_now(staff_client, jobs):
+    # given a page opened while the run ran, by an operator and by a viewer
+    running = execution(jobs[0], ExecutionStatus.STARTED, started_at=timezone.now())
+    operator, viewer = staff_client("view_batchlog", "run_batchjob"), staff_client("view_batchlog")
+    page = operator.get(change_url(running)).content.decode()
+    assert buttons(page) == ["Stop"] and 'id="bj-crumb-status">STARTED</span>' in page
+
+    # when the run has ended stopped
+    before = operator.get(live_url(running)).json()
+    BatchLog.objects.filter(pk=running.pk).update(status=ExecutionStatus.STOPPED)
+    after = operator.get(live_url(running)).json()
+
+    # then the answer offers what the page offers a stopped run, the markup of the page's own
+    assert (before["status"], buttons(before["operations"])) == ("STARTED", ["Stop"])
+    assert (after["status"], after["ended"]) == ("STOPPED", True)
+    assert buttons(after["operations"]) == ["Restart", "Abandon"]
+    assert 'data-operations="restart abandon ' in after["operations"]
+    reloaded = operator.get(change_url(running)).content.decode()
+    start = reloaded.index('<div id="bj-operations"')
+    assert buttons(reloaded[start:]) == buttons(after["operations"])
+    assert 'id="bj-crumb-status">STOPPED</span>' in reloaded
+    assert buttons(viewer.get(live_url(running)).json()["operations"]) == []
+
+
+def test_a_button_drawn_by_the_live_answer_posts_with_a_valid_token(django_user_model, jobs):
+    # given an operator whose requests are checked for their CSRF token, as a browser's are
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "x"))
+    stopped = execution(jobs[0], ExecutionStatus.STOPPED)
+    operations = client.get(live_url(stopped)).json()["operations"]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)" form="bj-operator-form"',
+                      operations)  # fmt: skip
+    assert token is not None
+
+    refused = client.post(operate_url(stopped, "restart"))
+    restarted = client.post(operate_url(stopped, "restart"),
+                            {"csrfmiddlewaretoken": token.group(1)})  # fmt: skip
+
+    assert refused.status_code == 403
+    assert restarted.status_code == 302
+    assert BatchLog.objects.filter(restart_of=stopped).count() == 1
+
+
+def test_the_live_answer_of_a_batch_job_brings_its_steps_bounded(admin_client, jobs):
+    running = execution(as_batch_job(jobs[0]), ExecutionStatus.STARTED, started_at=timezone.now())
+    step = StepExecution.objects.create(
+        execution=running, step_name="load", status="STARTED", read_count=10,
+        started_at=timezone.now(),
+    )  # fmt: skip
+    assert '<td class="bj-step-read">10</td>' in admin_client.get(live_url(running)).json()["steps"]
+
+    StepExecution.objects.filter(pk=step.pk).update(read_count=4200, error="x" * 500)
+    StepExecution.objects.bulk_create(
+        StepExecution(execution=running, step_name="load", partition=f"p{n:03}", status="STARTED")
+        for n in range(STEPS_SHOWN)
+    )
+    steps = admin_client.get(live_url(running)).json()["steps"]
+
+    assert '<td class="bj-step-read">4200</td>' in steps
+    assert steps.count('<tr class="bj-step"') == STEPS_SHOWN
+    assert "1 more step is not listed." in steps
+    assert "x" * 199 + "…</summary>" in steps and "x" * 500 + "</pre>" in steps
+    handler_run = execution(jobs[1], ExecutionStatus.STARTED)
+    assert "steps" not in admin_client.get(live_url(handler_run)).json()
+
+
+def test_a_long_error_is_cut_to_one_short_line_and_shown_in_full_below(admin_client, jobs):
+    endless = "E" * 1_000
+    failed = execution(jobs[0], ExecutionStatus.FAILED, error=f"Traceback\nValueError: {endless}")
+    attempt_row(failed, 1, status=AttemptStatus.FAILED, started_at=timezone.now(),
+                error=f"ValueError: {endless}")  # fmt: skip
+
+    content = admin_client.get(change_url(failed)).content.decode()
+
+    one_liners = re.findall(r'class="bj-error-line"[^>]*>([^<]*)<', content)
+    assert len(one_liners) == 2  # the header's and the attempt's
+    for line in one_liners:
+        assert len(line) == ERROR_LINE_MAX_CHARS and line.startswith("ValueError: EEE")
+        assert line.endswith("…")
+    assert content.count(f"ValueError: {endless}</pre>") == 2  # in full, folded
+
+
+def test_a_live_update_reads_only_the_lines_after_those_shown(admin_client, jobs):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    running = execution(jobs[0], ExecutionStatus.STARTED, attempts=1, started_at=timezone.now())
+    attempt = attempt_row(running, 1, status=AttemptStatus.RUNNING, started_at=timezone.now())
+    log(attempt, 300)
+
+    with CaptureQueriesContext(connection) as nothing_new:
+        idle = admin_client.get(live_url(running), {"attempt": 1, "line": 300}).json()
+    log(attempt, 2, first=301)
+    with CaptureQueriesContext(connection) as two_new:
+        moved = admin_client.get(live_url(running), {"attempt": 1, "line": 300}).json()
+
+    assert (idle["lines"], idle["last_line"]) == ("", 300)
+    assert re.findall(r'data-line="(\d+)"', moved["lines"]) == ["301", "302"]
+    assert moved["last_line"] == 302 and "Attempt 1" in moved["summary"]
+    # the attempt's tail (its last 200 lines) is read once, when the page opens, not per update
+    for queries in (nothing_new, two_new):
+        assert not any("ROW_NUMBER" in query["sql"].upper() for query in queries.captured_queries)

@@ -1,6 +1,8 @@
 // The execution page while the execution runs: every 2 s, fetch what changed (the header with
-// its progress, the last attempt's summary and its new log lines, attempts that started since)
-// and stop once the execution has ended. "Show earlier" fetches a page of older lines.
+// its progress, the breadcrumb's status, the operator's buttons, a batch job's steps, the last
+// attempt's summary and its new log lines, attempts that started since) and stop after the
+// answer that says the execution has ended, which brings its final state (Restart, say).
+// "Show earlier" fetches a page of older lines.
 (function () {
   "use strict";
   const page = document.getElementById("bj-execution");
@@ -11,6 +13,19 @@
   const header = document.getElementById("bj-header");
   const attempts = document.getElementById("bj-attempts");
   const state = document.getElementById("bj-live-state");
+  const crumbStatus = document.getElementById("bj-crumb-status");
+  const steps = document.getElementById("bj-steps");
+
+  // Drawn again only when the operations change: a button being pressed stays where it is.
+  function swapOperations(html) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    const fresh = holder.content.firstElementChild;
+    const shown = document.getElementById("bj-operations");
+    if (fresh && shown && fresh.dataset.operations !== shown.dataset.operations) {
+      shown.replaceWith(fresh);
+    }
+  }
 
   function lastAttempt() {
     const blocks = attempts.querySelectorAll(".bj-attempt");
@@ -60,6 +75,13 @@
     page.classList.remove("bj-stale");
     state.textContent = "";
     header.innerHTML = data.header;
+    swapOperations(data.operations);
+    if (crumbStatus) {
+      crumbStatus.textContent = data.status;
+    }
+    if (steps && data.steps !== undefined) {
+      steps.innerHTML = data.steps;
+    }
     if (block) {
       if (data.summary) {
         block.querySelector(".bj-attempt-summary").innerHTML = data.summary;
