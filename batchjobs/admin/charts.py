@@ -6,7 +6,8 @@ from console.css (larger in viewBox units on a narrow screen, where the chart is
 smaller, so that it stays readable); the run-time chart is rows of HTML text, each with a small
 SVG bar, so that its names and figures wrap as text does."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -58,12 +59,23 @@ def _svg(width: int, height: int, label: str, body: Iterable[SafeString]) -> Saf
     )
 
 
-def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
-    """Stacked bars: executions created per hour, by status."""
-    width, height, left, bottom, top = 720, 230, 48, 36, 12
+@dataclass(frozen=True)
+class StackedBar:
+    """One bar of stacked_bars_svg: its counts by status, the name its tooltips give it and
+    the label under it (None: not labelled)."""
+
+    counts: Mapping[str, int]
+    title: str
+    label: str | None = None
+
+
+def stacked_bars_svg(bars: Sequence[StackedBar], *, height: int, label: str) -> SafeString:
+    """Stacked bars by status (STACK_ORDER bottom to top) on one scale, with rules at 0, half
+    and the top. The last bar's label ends at the plot's edge, so that it is not cut off."""
+    width, left, bottom, top = 720, 48, 36, 12
     plot_width, plot_height = width - left - 8, height - bottom - top
-    ceiling = _nice_ceiling(max((hour.total for hour in hours), default=0))
-    slot = plot_width / max(len(hours), 1)
+    ceiling = _nice_ceiling(max((sum(bar.counts.values()) for bar in bars), default=0))
+    slot = plot_width / max(len(bars), 1)
     parts: list[SafeString] = []
     for fraction in (0, 0.5, 1):
         y = round(top + plot_height * (1 - fraction), 1)
@@ -80,41 +92,59 @@ def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
                 f"{ceiling * fraction:g}",
             )
         )
-    for index, hour in enumerate(hours):
-        shown = timezone.localtime(hour.hour)
+    for index, bar in enumerate(bars):
         x = left + index * slot + 1
-        base: float = top + plot_height  # each bar stacked lowers it by a fractional height
+        base: float = top + plot_height  # each status stacked lowers it by its height
         for status in STACK_ORDER:
-            count = hour.counts.get(status, 0)
+            count = bar.counts.get(status, 0)
             if not count:
                 continue
-            bar = plot_height * count / ceiling
-            base -= bar
+            bar_height = plot_height * count / ceiling
+            base -= bar_height
             parts.append(
                 format_html(
-                    '<rect class="bar" x="{}" y="{}" width="{}" height="{}" '
+                    '<rect class="bar" data-status="{}" x="{}" y="{}" width="{}" height="{}" '
                     'fill="{}"><title>{}: {} {}</title></rect>',
+                    status,
                     round(x, 1),
                     round(base, 1),
                     round(slot - 2, 1),
-                    round(bar, 1),
+                    round(bar_height, 1),
                     STATUS_COLOURS[status],
-                    f"{shown:%H:%M %Z}",
+                    bar.title,
                     count,
                     status,
                 )
             )
-        if index % LABEL_EVERY_HOURS == 0:
+        if bar.label is not None:
+            last = index == len(bars) - 1
             parts.append(
                 format_html(
-                    '<text x="{}" y="{}" text-anchor="middle">{}</text>',
-                    round(x + slot / 2, 1),
+                    '<text x="{}" y="{}" text-anchor="{}">{}</text>',
+                    round(x + slot - 2 if last else x + slot / 2, 1),
                     height - 8,
-                    f"{shown:%H:%M}",
+                    "end" if last else "middle",
+                    bar.label,
                 )
             )
-    label = _("Executions per hour over the last 24 hours, by status")
     return _svg(width, height, label, parts)
+
+
+def executions_per_hour_svg(hours: list[HourCounts]) -> SafeString:
+    """Stacked bars: executions created per hour, by status."""
+    bars = []
+    for index, hour in enumerate(hours):
+        shown = timezone.localtime(hour.hour)
+        labelled = index % LABEL_EVERY_HOURS == 0
+        bars.append(
+            StackedBar(
+                counts=hour.counts,
+                title=f"{shown:%H:%M %Z}",
+                label=f"{shown:%H:%M}" if labelled else None,
+            )
+        )
+    label = _("Executions per hour over the last 24 hours, by status")
+    return stacked_bars_svg(bars, height=230, label=label)
 
 
 def durations_chart(durations: list[JobDurations]) -> SafeString:

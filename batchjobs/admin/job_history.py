@@ -5,7 +5,6 @@ runs. The figures are batchjobs.selectors.job_history's."""
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -13,7 +12,7 @@ from django.utils.translation import ngettext
 from batchjobs.models import BatchJob
 from batchjobs.selectors.job_history import HISTORY_DAYS, DayCounts, WindowStats, job_history
 
-from .charts import STACK_ORDER, _nice_ceiling, _svg
+from .charts import STACK_ORDER, StackedBar, stacked_bars_svg
 from .display import STATUS_COLOURS, duration_text, moment, status_badge
 
 # Day labels every LABEL_EVERY_DAYS: they fit a 390 px screen.
@@ -22,66 +21,19 @@ LABEL_EVERY_DAYS = 5
 
 def runs_per_day_svg(days: list[DayCounts]) -> SafeString:
     """Stacked bars: the job's executions created per day, by status, the oldest day first."""
-    width, height, left, bottom, top = 720, 200, 48, 36, 12
-    plot_width, plot_height = width - left - 8, height - bottom - top
-    ceiling = _nice_ceiling(max((day.total for day in days), default=0))
-    slot = plot_width / max(len(days), 1)
-    parts: list[SafeString] = []
-    for fraction in (0, 0.5, 1):
-        y = round(top + plot_height * (1 - fraction), 1)
-        parts.append(
-            format_html(
-                '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
-                '<text x="{}" y="{}" text-anchor="end">{}</text>',
-                left,
-                width - 8,
-                y,
-                y,
-                left - 6,
-                round(y + 4, 1),
-                f"{ceiling * fraction:g}",
-            )
+    bars = [
+        StackedBar(
+            counts=day.counts,
+            title=formats.date_format(day.day, "SHORT_DATE_FORMAT"),
+            # Counted back from today, so that today is always labelled.
+            label=f"{day.day:%m-%d}" if (len(days) - 1 - index) % LABEL_EVERY_DAYS == 0 else None,
         )
-    for index, day in enumerate(days):
-        x = left + index * slot + 1
-        shown = formats.date_format(day.day, "SHORT_DATE_FORMAT")
-        base: float = top + plot_height  # each bar stacked lowers it by its height
-        for status in STACK_ORDER:
-            count = day.counts.get(status, 0)
-            if not count:
-                continue
-            bar = plot_height * count / ceiling
-            base -= bar
-            parts.append(
-                format_html(
-                    '<rect class="bar" data-status="{}" x="{}" y="{}" width="{}" height="{}" '
-                    'fill="{}"><title>{}: {} {}</title></rect>',
-                    status,
-                    round(x, 1),
-                    round(base, 1),
-                    round(slot - 2, 1),
-                    round(bar, 1),
-                    STATUS_COLOURS[status],
-                    shown,
-                    count,
-                    status,
-                )
-            )
-        if (len(days) - 1 - index) % LABEL_EVERY_DAYS == 0:  # today always labelled
-            last = index == len(days) - 1  # ends at the plot's edge, not cut off past it
-            parts.append(
-                format_html(
-                    '<text x="{}" y="{}" text-anchor="{}">{}</text>',
-                    round(x + slot - 2 if last else x + slot / 2, 1),
-                    height - 8,
-                    "end" if last else "middle",
-                    f"{day.day:%m-%d}",
-                )
-            )
+        for index, day in enumerate(days)
+    ]
     label = _("Executions of this job per day over the last %(days)d days, by status") % {
         "days": len(days)
     }
-    return _svg(width, height, label, parts)
+    return stacked_bars_svg(bars, height=200, label=label)
 
 
 def _window_row(window: WindowStats) -> dict[str, str]:

@@ -21,6 +21,7 @@ from .progress import RunningExecution, running_executions
 from .scheduler import SchedulerStatus, scheduler_status
 from .schedules import upcoming_fires
 from .set_aside import SetAsideCounts, set_aside_counts
+from .status_counts import StatusCounts
 from .workers import (
     QueueWithoutConsumer,
     WorkerSeen,
@@ -35,13 +36,8 @@ DURATION_ROWS_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
-class HourCounts:
+class HourCounts(StatusCounts):
     hour: datetime
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
 
 def executions_per_hour(*, now: datetime | None = None, hours: int = 24) -> list[HourCounts]:

@@ -21,6 +21,8 @@ from django.utils import timezone
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.clock import database_now
 
+from .status_counts import StatusCounts
+
 HISTORY_DAYS = 30
 # The windows the percentiles and the success rate are given for, in days (ending today).
 WINDOWS = (7, 30)
@@ -39,13 +41,8 @@ ERROR_HEAD_LENGTH = 200
 
 
 @dataclass(frozen=True)
-class DayCounts:
+class DayCounts(StatusCounts):
     day: date
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
