@@ -131,6 +131,17 @@ class JobToolsAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
         return super().get_queryset(request).prefetch_related("tags")
 
+    def _job_or_redirect(self, request: HttpRequest, object_id: str) -> BatchJob | HttpResponse:
+        """The job of a tool page's URL, or Django's not-found redirect (to the jobs list, with
+        a message) for a job that is not there or not visible."""
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            # Django's own not-found redirect (ModelAdmin), missing from django-stubs.
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
+        return job
+
     def get_urls(self):
         tools = [
             path("import/", self.admin_site.admin_view(self.import_view),
@@ -352,12 +363,9 @@ class JobToolsAdmin(admin.ModelAdmin):
         """Ask the copy's name, then copy the job and open the copy's page."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        job = self.get_object(request, unquote(object_id))
-        if job is None:
-            # Django's own not-found redirect (ModelAdmin), missing from django-stubs.
-            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
-                request, self.opts, object_id
-            )
+        job = self._job_or_redirect(request, object_id)
+        if isinstance(job, HttpResponse):
+            return job
         if not self.has_view_or_change_permission(request, job):
             raise PermissionDenied
         if request.method == "POST":

@@ -5,7 +5,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     BooleanField,
@@ -350,12 +349,9 @@ class BatchJobAdmin(JobToolsAdmin):
         """One real call of an HTTP job, request and response shown, nothing recorded."""
         if not self.has_run_permission(request):
             raise PermissionDenied
-        job = self.get_object(request, unquote(object_id))
-        if job is None:
-            # Django's own not-found redirect (ModelAdmin), missing from django-stubs.
-            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
-                request, self.opts, object_id
-            )
+        job = self._job_or_redirect(request, object_id)
+        if isinstance(job, HttpResponse):
+            return job
         context = {**self.admin_site.each_context(request), "opts": self.opts, "job": job,
                    "title": gettext("Test fire %(name)s") % {"name": job.name}}  # fmt: skip
         if request.method == "POST":
@@ -369,12 +365,9 @@ class BatchJobAdmin(JobToolsAdmin):
         """Run one job now with parameters typed as JSON; errors show next to the field."""
         if not self.has_run_permission(request):
             raise PermissionDenied
-        job = self.get_object(request, unquote(object_id))
-        if job is None:
-            # Django's own not-found redirect (ModelAdmin), missing from django-stubs.
-            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
-                request, self.opts, object_id
-            )
+        job = self._job_or_redirect(request, object_id)
+        if isinstance(job, HttpResponse):
+            return job
         # The page shows the job's target and defaults: as much as its change page shows.
         if not self.has_view_permission(request, job):
             raise PermissionDenied
