@@ -4,10 +4,10 @@ short), and a running run's header, breadcrumb, buttons, steps, progress and log
 without a reload until it ends. Screenshots go to
 test-artifacts/; any console error or failed request fails the test."""
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from batchjobs.models import (
     AttemptLogLine,
@@ -20,55 +20,29 @@ from batchjobs.models import (
 from batchjobs.selectors.executions import ERROR_LINE_MAX_CHARS
 from batchjobs.services import operator
 from batchjobs.services.jobs import job_create
+from tests.support.browser import (
+    ARTIFACTS,
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    log_in,
+    new_page,
+    watch_for_problems,
+)
 from tests.support.factories import handler_job, start
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "a-long-browser-password"
-DESKTOP = {"width": 1400, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
 
 @pytest.fixture
-def browser_page(monkeypatch):
+def browser_page(browser: Browser) -> Iterator[Page]:
     """A page at 1400x900 that records console errors, uncaught exceptions and failed
     responses (4xx/5xx) in page.problems."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport=DESKTOP)
-        context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
-        context.set_default_timeout(20_000)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on(
-            "response",
-            lambda r: r.status >= 400 and problems.append(f"HTTP {r.status} {r.url}"),
-        )
-        page.problems = problems  # type: ignore[attr-defined]
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def log_in(page: Page, base: str) -> None:
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#user-tools")).to_be_visible()
+    page = new_page(browser, DESKTOP, sidebar_closed=True)
+    page.problems = watch_for_problems(page, from_status=400)  # type: ignore[attr-defined]
+    yield page
+    page.context.close()
 
 
 def status_of(execution_id: int) -> str:
@@ -184,6 +158,12 @@ def test_the_execution_page_in_a_real_browser(
     expect(badge).to_contain_text("COMPLETED", timeout=60_000)
     expect(crumb).to_have_text("COMPLETED")
     expect(buttons).to_have_count(0)
+    page.set_viewport_size(PHONE)  # the steps table scrolls inside its box
+    expect(page.locator("#bj-steps tr.bj-step")).to_have_count(2)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the batch run's page is {width} px wide at 390 px"
+    page.screenshot(path=ARTIFACTS / "execution-batch-390.png", full_page=True)
+    page.set_viewport_size(DESKTOP)
 
     # --- the list: every column in view at 1400 px; at 390 px the table scrolls in its box ---
     page.goto(f"{base}/admin/batchjobs/batchlog/?q=warehouse")
