@@ -3,62 +3,19 @@ server with a real worker and beat: log in, create an HTTP job with a cron sched
 non-UTC zone and see its preview, run it now and watch it finish on the dashboard, stop a
 running batch job, restart it, and read the audit trail. Screenshots go to test-artifacts/.
 
-Needs /usr/bin/chromium (CI: `apt-get install -y chromium`) and the playwright package; no
-browser is downloaded."""
+Needs /usr/bin/chromium and the playwright package, as tests/support/browser.py says."""
 
 import re
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from batchjobs.models import AuditAction, AuditEntry, BatchJob, BatchLog, ExecutionStatus
 from batchjobs.services import operator
+from tests.support.browser import ARTIFACTS, PASSWORD, log_in
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "a-long-browser-password"
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between page actions are still plain synchronous calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        # The admin's navigation sidebar closed: full-page screenshots of the content alone.
-        context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
-        context.set_default_timeout(20_000)
-        page = context.new_page()
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def log_in(page: Page, base: str) -> None:
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_contain_text("batchjobs")
 
 
 def execution_status(execution_id: int) -> str:

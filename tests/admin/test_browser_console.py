@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from batchjobs.models import BatchLog, ExecutionStatus, Trigger
 from batchjobs.services.schedules import schedule_create
-from tests.admin.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, log_in
+from tests.support.browser import ARTIFACTS, PASSWORD, log_in, new_page, watch_for_problems
 from tests.support.factories import handler_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -21,31 +21,11 @@ WIDTHS = (390, 1400)
 PRODUCT_FIRST = ["Dashboard", "Jobs", "Schedules", "Executions", "Upcoming runs"]
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 def watched_page(browser: Browser, width: int, problems: list[str]) -> Page:
-    """A page at `width` px that records console errors, script errors and answers >= 400."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("pageerror", lambda error: problems.append(f"script: {error}"))
-    page.on(
-        "response",
-        lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"),
-    )
+    """A page at `width` px whose console errors, script errors and answers >= 400 go to
+    `problems`."""
+    page = new_page(browser, ViewportSize(width=width, height=900))
+    watch_for_problems(page, from_status=400, problems=problems)
     return page
 
 

@@ -5,42 +5,17 @@ hides the other kinds' fields; headers are rows added, removed and kept secret. 
 1400 and 390 px go to test-artifacts/; any console error or server error fails the test."""
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from batchjobs.models import BatchJob
 from batchjobs.secrets import SECRET_MASK, secret_decrypt
-from tests.admin.test_browser import ARTIFACTS, PASSWORD, browser_page, log_in
+from tests.support.browser import ARTIFACTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-__all__ = ["browser_page"]  # the fixture, used by name
 
-
-@pytest.fixture
-def watched_page(browser_page: Page) -> Page:
-    """The page; any console error, page error or server error (5xx) it sees fails the test
-    at its end."""
-    problems: list[str] = []
-    browser_page.on(
-        "console", lambda message: message.type == "error" and problems.append(message.text)
-    )
-    browser_page.on("pageerror", lambda error: problems.append(str(error)))
-    browser_page.on(
-        "response",
-        lambda response: (
-            response.status >= 500 and problems.append(f"{response.status} {response.url}")
-        ),
-    )
-    yield browser_page
-    assert problems == []
-
-
-def test_a_handler_is_picked_from_a_list_and_its_parameters_typed_in_a_form(
-    live_server, watched_page, django_user_model
-):
-    page, base = watched_page, live_server.url
-    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
-    log_in(page, base)
+def test_a_handler_is_picked_from_a_list_and_its_parameters_typed_in_a_form(logged_in):
+    page, base = logged_in
 
     # --- a handler job: the HTTP fields go, the handler's list and parameters come ---------
     page.goto(f"{base}/admin/batchjobs/batchjob/add/")
@@ -129,12 +104,8 @@ def test_a_handler_is_picked_from_a_list_and_its_parameters_typed_in_a_form(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
 
 
-def test_http_headers_are_rows_and_the_kind_switches_the_fields(
-    live_server, watched_page, django_user_model
-):
-    page, base = watched_page, live_server.url
-    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
-    log_in(page, base)
+def test_http_headers_are_rows_and_the_kind_switches_the_fields(logged_in):
+    page, base = logged_in
     page.goto(f"{base}/admin/batchjobs/batchjob/add/")
 
     # --- switching the kind shows only that kind's fields -----------------------------------

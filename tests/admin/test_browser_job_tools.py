@@ -7,36 +7,23 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, Trigger
 from batchjobs.services.definitions import definitions_export, document_dump
 from batchjobs.services.jobs import job_tags_set
 from batchjobs.services.schedules import schedule_create
-from tests.admin.test_browser import ARTIFACTS, PASSWORD, browser_page, log_in
+from tests.support.browser import ARTIFACTS, PASSWORD, log_in, watch_for_problems
 from tests.support.factories import http_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-__all__ = ["browser_page"]  # the fixture, used by name
-
-
-def watch_for_errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page: {e}"))
-    page.on(
-        "response",
-        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None,
-    )
-    return errors
 
 
 def test_filter_by_tag_read_the_history_clone_and_import(
     live_server, browser_page, django_user_model
 ):
     page, base = browser_page, live_server.url
-    errors = watch_for_errors(page)
+    errors = watch_for_problems(page)
     django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
     report = http_job(f"{base}/demo/ping", name="nightly-report")
     job_tags_set(job=report, names=["team-a", "reports"])

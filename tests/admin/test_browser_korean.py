@@ -4,7 +4,7 @@ product's catalogue is left in the visible text. The check reads the catalogue i
 (locale/ko/LC_MESSAGES/django.po): every English text of the product that a page can show
 is one of its msgids. Screenshots go to test-artifacts/ko-*.png.
 
-Needs /usr/bin/chromium and the playwright package, as tests/admin/test_browser.py."""
+Needs /usr/bin/chromium and the playwright package, as tests/support/browser.py says."""
 
 import re
 from collections.abc import Iterator
@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from batchjobs.handlers.registry import handlers_all
 from batchjobs.models import BatchAttempt, BatchLog, ExecutionStatus, Trigger
 from batchjobs.services.limits import limit_create
 from batchjobs.services.schedules import schedule_create
-from tests.admin.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, log_in
+from tests.support.browser import ARTIFACTS, PASSWORD, log_in, new_page
 from tests.support.factories import handler_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,27 +118,10 @@ def catalogue_texts() -> set[str]:
     return texts
 
 
-@pytest.fixture
-def browser(monkeypatch) -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between page actions are still plain synchronous calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 def page_in(browser: Browser, locale: str) -> Page:
-    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
-    context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
-    context.set_default_timeout(20_000)
-    return context.new_page()
+    return new_page(
+        browser, ViewportSize(width=1400, height=1000), sidebar_closed=True, locale=locale
+    )
 
 
 @pytest.fixture

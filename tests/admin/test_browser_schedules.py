@@ -11,11 +11,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from batchjobs.models import BatchJob
-from tests.admin.test_browser import ARTIFACTS, PASSWORD, browser_page, log_in
+from tests.support.browser import ARTIFACTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-__all__ = ["browser_page"]  # the fixture, used by name
 
 KIND_ROWS = {
     "once": ".form-row.field-run_at",
@@ -23,24 +21,6 @@ KIND_ROWS = {
     "interval": ".form-row.field-interval_every",
     "cron": ".form-row.field-cron_expression",
 }
-
-
-@pytest.fixture
-def watched_page(browser_page: Page) -> Page:
-    """The page, failing the test on any console error, page error or server error (5xx)."""
-    problems: list[str] = []
-    browser_page.on(
-        "console", lambda message: message.type == "error" and problems.append(message.text)
-    )
-    browser_page.on("pageerror", lambda error: problems.append(str(error)))
-    browser_page.on(
-        "response",
-        lambda response: (
-            response.status >= 500 and problems.append(f"{response.status} {response.url}")
-        ),
-    )
-    yield browser_page
-    assert problems == []
 
 
 def expect_only_kind_rows(scope, kind: str) -> None:
@@ -56,12 +36,8 @@ def page_width(page: Page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
 
 
-def test_a_schedule_row_is_typed_with_its_kind_a_zone_picked_and_its_fires_previewed(
-    live_server, watched_page, django_user_model
-):
-    page, base = watched_page, live_server.url
-    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
-    log_in(page, base)
+def test_a_schedule_row_is_typed_with_its_kind_a_zone_picked_and_its_fires_previewed(logged_in):
+    page, base = logged_in
 
     # --- an HTTP job with retries and a schedule row ------------------------------------------
     page.goto(f"{base}/admin/batchjobs/batchjob/add/")

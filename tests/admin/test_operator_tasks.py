@@ -13,23 +13,26 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, ViewportSize, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from batchjobs.models import BatchJob, BatchLog, ExecutionStatus, Trigger
 from batchjobs.services.jobs import job_tags_set
 from batchjobs.services.schedules import schedule_create
 from batchjobs_examples.models import ExampleCustomer
-from tests.admin.test_browser import ARTIFACTS, PASSWORD, log_in
-from tests.admin.test_browser_console import browser
+from tests.support.browser import (
+    ARTIFACTS,
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    log_in,
+    new_page,
+    watch_for_problems,
+)
 from tests.support.factories import handler_job, http_job
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-__all__ = ["browser"]  # the fixture, used by name
-
-DESKTOP = ViewportSize(width=1400, height=900)
-PHONE = ViewportSize(width=390, height=844)
 EXECUTION_PAGE = re.compile(r"/admin/batchjobs/batchlog/(\d+)/change/$")
 
 
@@ -38,21 +41,9 @@ class WatchedPage:
     error (5xx) it sees in `problems`; the navigation sidebar as a first visit has it."""
 
     def __init__(self, browser: Browser, viewport: ViewportSize):
-        self.problems: list[str] = []
-        self.context = browser.new_context(viewport=viewport)
-        self.context.set_default_timeout(20_000)
-        self.page = self.context.new_page()
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.problems.append(f"script: {error}"))
-        self.page.on("response", self._response)
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.problems.append(f"console: {message.text} {message.location}")
-
-    def _response(self, response: Response) -> None:
-        if response.status >= 500:
-            self.problems.append(f"HTTP {response.status} {response.url}")
+        self.page = new_page(browser, viewport)
+        self.context = self.page.context
+        self.problems = watch_for_problems(self.page)
 
 
 @pytest.fixture
