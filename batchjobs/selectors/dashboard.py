@@ -9,7 +9,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count
 from django.db.models.functions import TruncHour
 
 from batchjobs.models import BatchLog, BatchSchedule, ExecutionStatus
@@ -21,7 +20,7 @@ from .progress import RunningExecution, running_executions
 from .scheduler import SchedulerStatus, scheduler_status
 from .schedules import upcoming_fires
 from .set_aside import SetAsideCounts, set_aside_counts
-from .status_counts import StatusCounts
+from .status_counts import StatusCounts, counts_per_period
 from .workers import (
     QueueWithoutConsumer,
     WorkerSeen,
@@ -45,17 +44,10 @@ def executions_per_hour(*, now: datetime | None = None, hours: int = 24) -> list
     now = now or database_now()
     current = now.replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=hours - 1)
-    rows = (
-        BatchLog.objects.filter(status__in=ExecutionStatus.values, created_at__gte=first)
-        .annotate(hour=TruncHour("created_at"))
-        .order_by()
-        .values("hour", "status")
-        .annotate(n=Count("pk"))
-        .values_list("hour", "status", "n")
+    by_hour: dict[datetime, dict[str, int]] = counts_per_period(
+        BatchLog.objects.filter(status__in=ExecutionStatus.values, created_at__gte=first),
+        TruncHour("created_at"),
     )
-    by_hour: dict[datetime, dict[str, int]] = defaultdict(dict)
-    for hour, status, n in rows:
-        by_hour[hour][status] = n
     hours_shown = [first + timedelta(hours=i) for i in range(hours)]
     return [HourCounts(hour=hour, counts=by_hour.get(hour, {})) for hour in hours_shown]
 

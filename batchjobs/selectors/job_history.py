@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from django.db import connection
-from django.db.models import Count
 from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
 from batchjobs.models import BatchLog, ExecutionStatus
 from batchjobs.models.clock import database_now
 
-from .status_counts import StatusCounts
+from .status_counts import StatusCounts, counts_per_period
 
 HISTORY_DAYS = 30
 # The windows the percentiles and the success rate are given for, in days (ending today).
@@ -161,17 +160,10 @@ def job_history(
     def midnight(day: date) -> datetime:
         return datetime.combine(day, datetime.min.time(), tzinfo=zone)
 
-    rows = (
-        BatchLog.objects.filter(job_id=job_id, created_at__gte=midnight(days[0]))
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .order_by()
-        .values("day", "status")
-        .annotate(n=Count("pk"))
-        .values_list("day", "status", "n")
+    by_day: dict[date, dict[str, int]] = counts_per_period(
+        BatchLog.objects.filter(job_id=job_id, created_at__gte=midnight(days[0])),
+        TruncDate("created_at", tzinfo=zone),
     )
-    by_day: dict[date, dict[str, int]] = defaultdict(dict)
-    for day, status, n in rows:
-        by_day[day][status] = n
 
     starts = [midnight(today - timedelta(days=window - 1)) for window in WINDOWS]
     if connection.vendor == "postgresql":
