@@ -98,8 +98,8 @@ def test_an_operator_in_a_real_browser(worker, beat, live_server, browser_page, 
     wait_until(lambda: execution_status(batch.pk) == ExecutionStatus.STOPPED, timeout=30)
     page.reload()
     expect(page.locator(".field-status_badge")).to_contain_text("STOPPED")
-    load = page.locator(".field-step_name", has_text="load")
-    expect(load).to_have_count(1)  # the steps inline, with the step that was stopped
+    load = page.locator(".bj-step-name", has_text="load")
+    expect(load).to_have_count(1)  # the steps table, with the step that was stopped
     page.screenshot(path=ARTIFACTS / "execution-stopped.png", full_page=True)
 
     # --- restarted from the same page: it resumes and completes ----------------------------
