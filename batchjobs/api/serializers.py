@@ -695,7 +695,8 @@ class SchedulerStatusSerializer(serializers.Serializer):
         child=serializers.CharField(),
         allow_null=True,
         help_text=gettext_lazy(
-            "Workers that answered a ping; null if the broker could not be asked."
+            "Workers present (announced within the presence timeout); null if the broker could not "
+            "be asked."
         ),
     )
     total_jobs = serializers.IntegerField()

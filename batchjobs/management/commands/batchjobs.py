@@ -388,7 +388,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write("beat: not running (no heartbeat)")
         if status.workers is not None:
-            self.stdout.write(f"workers: {', '.join(status.workers) or 'none answered'}")
+            self.stdout.write(f"workers: {', '.join(status.workers) or 'none present'}")
         self.stdout.write(f"jobs: {status.total_jobs}")
         counts = ", ".join(f"{name} {count}" for name, count in status.counts.items())
         self.stdout.write(f"executions: {counts}")
