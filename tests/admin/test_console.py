@@ -88,7 +88,7 @@ def test_breadcrumbs_do_not_repeat_the_models_name(admin_client):
         crumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', admin_client.get(url)
                            .content.decode(), re.S).group(1)  # fmt: skip
         text = " ".join(html.unescape(re.sub("<[^>]+>", " ", crumbs)).split())
-        assert text.startswith("Home › Console › Batch jobs"), text
+        assert text.startswith("Home › Console › Jobs"), text
 
 
 def test_every_page_loads_the_console_stylesheet_and_icon(admin_client, client):

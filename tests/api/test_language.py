@@ -108,7 +108,7 @@ def test_drf_own_messages_are_in_korean(api):
     [
         (
             reverse("api:job-detail", args=[MISSING]),
-            f"no batch job {MISSING}",
+            f"no job {MISSING}",
             "no %(object)s %(id)s",
             {"object": BatchJob._meta.verbose_name, "id": MISSING},
         ),
